@@ -1,0 +1,314 @@
+/*
+ * alyx.h - the public C API of libalyx.
+ *
+ * This header is the contract: anything not declared here is not API.
+ * It includes only <stddef.h>, <stdint.h> and Alyx's own generated
+ * <alyx/version.h>; no sqlite3, libwebsockets, cJSON or OpenSSL type ever
+ * crosses it.
+ *
+ * CONVENTIONS
+ *
+ *  Status codes.  Every function that can fail returns an int status:
+ *  ALYX_OK (0) on success, or one of the ALYX_E_* codes below.  The numbers
+ *  are stable: they are never reused or renumbered.
+ *
+ *  Error triple.  After a failing call on a handle, the calling thread can
+ *  read the failure as the same triple the HTTP layer puts in its error
+ *  envelope:
+ *    alyx_errcode(a)     the ALYX_E_* code,
+ *    alyx_errname(code)  its stable upper-case name ("VALIDATION_ERROR"),
+ *    alyx_errmsg(a)      a human message,
+ *    alyx_errdetails(a)  details as JSON text ("{}" when there are none),
+ *                        e.g. {"fields":[{"field":"title","code":...}]}.
+ *  The last error is kept per handle *and per thread*, so several threads
+ *  can share one handle and each sees its own failures.  The strings are
+ *  owned by the library and stay valid until the next call on the same
+ *  handle from the same thread.
+ *
+ *  Ownership.  A returned `char *` (always through an OUT parameter) is
+ *  owned by the caller and must be released with alyx_free(), never with
+ *  free().  A returned `const char *` is borrowed; each function says for
+ *  how long.  Input pointers are borrowed: the library copies what it
+ *  keeps.  On failure, OUT parameters are set to NULL.
+ *
+ *  JSON at the boundary.  Documents go in and come out as UTF-8 JSON text,
+ *  typed per schema: bool as true/false, int and float as numbers,
+ *  timestamp as ISO-8601 UTC with milliseconds ("2026-01-02T03:04:05.006Z"),
+ *  json as JSON, blob as base64 text, uuid/string/text as strings.
+ *  Fields marked `internal` are never returned by reads.
+ *
+ *  Threads.  An alyx handle may be used from several threads at once.
+ *  libalyx starts no hidden threads (the HTTP server, when asked for, is
+ *  the one exception and says so).  alyx_close() must not race with other
+ *  calls on the same handle.
+ *
+ *  Access context.  Data functions take an `const alyx_ctx *ctx`.  NULL
+ *  means the system: trusted code, no access rules apply (the CLI, seeds,
+ *  migrations).  Auth contexts are added by a later release.
+ */
+#ifndef ALYX_H
+#define ALYX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <alyx/version.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define ALYX_API __declspec(dllexport)
+#elif defined(__GNUC__)
+#define ALYX_API __attribute__((visibility("default")))
+#else
+#define ALYX_API
+#endif
+
+/* Status codes.  Stable numbers; never reused. */
+enum alyx_status {
+	ALYX_OK = 0,
+	ALYX_E_MISUSE = 1,	/* NULL/closed handle, bad argument */
+	ALYX_E_NOMEM = 2,	/* out of memory */
+	ALYX_E_IO = 3,		/* file system or database I/O */
+	ALYX_E_CONFIG = 4,	/* alyx.yaml is invalid */
+	ALYX_E_SCHEMA = 5,	/* schema.yaml is invalid */
+	ALYX_E_MIGRATION = 6,	/* a change needs a migration file, or a
+				 * migration failed (nothing was changed) */
+	ALYX_E_NOTFOUND = 7,	/* unknown collection, document or file */
+	ALYX_E_VALIDATION = 8,	/* a document failed validation */
+	ALYX_E_CONFLICT = 9,	/* unique or foreign-key conflict */
+	ALYX_E_BADQUERY = 10,	/* bad filter, sort, limit, expand, ... */
+	ALYX_E_BADJSON = 11,	/* input is not valid JSON of the right shape */
+	ALYX_E_TOOBIG = 12,	/* an input or result exceeds a limit */
+	ALYX_E_FORBIDDEN = 13,	/* an access rule denied the operation */
+	ALYX_E_UNAUTHORIZED = 14, /* missing or invalid credentials */
+	ALYX_E_INTERNAL = 15,	/* a real fault inside libalyx */
+	ALYX_E_BUSY = 16,	/* the database stayed locked too long */
+	ALYX_E_RULE = 17,	/* an access rule failed to compile or run */
+	ALYX_E_RATELIMIT = 18,	/* too many requests */
+	ALYX_E_UNAVAILABLE = 19, /* a resource (pool, server) is unavailable */
+	ALYX_E_TIMEOUT = 20,	/* an operation ran out of time */
+	ALYX_E_CHECKSUM = 21,	/* an applied migration file was edited */
+	ALYX_E_EXISTS = 22,	/* the thing to create exists already */
+	ALYX_E_UNSUPPORTED = 23 /* the build lacks an optional feature */
+};
+
+/* Opaque handles. */
+typedef struct alyx alyx;
+typedef struct alyx_ctx alyx_ctx;	/* access context; NULL = system */
+
+/* ---- versions ----------------------------------------------------- */
+
+/* The linked library's version as ALYX_VERSION_NUM would give it
+ * (0xMMmmpp).  Compare with ALYX_VERSION_NUM to see what you compiled
+ * with.  Thread-safe.  Since 0.1. */
+ALYX_API uint32_t alyx_version(void);
+/* "0.1.0"; static storage.  Thread-safe.  Since 0.1. */
+ALYX_API const char *alyx_version_string(void);
+
+/* ---- errors ------------------------------------------------------- */
+
+/* Stable upper-case name of a status code ("NOT_FOUND"); static storage;
+ * "UNKNOWN_ERROR" for a number that is not a code.  Thread-safe. */
+ALYX_API const char *alyx_errname(int code);
+/* Short generic English description of a code; static storage. */
+ALYX_API const char *alyx_strerror(int code);
+/* The last failure of a call on `a` made by this thread (see the top of
+ * this file).  alyx_errcode returns ALYX_OK if the last call succeeded.
+ * `a` may be NULL: then the failure of the last alyx_open() of this
+ * thread that could not return a handle is reported. */
+ALYX_API int alyx_errcode(const alyx *a);
+ALYX_API const char *alyx_errmsg(const alyx *a);
+ALYX_API const char *alyx_errdetails(const alyx *a);
+/* The last failure as one JSON object {"code":"NAME","message":...,
+ * "details":{...}}; caller frees with alyx_free(); NULL when out of
+ * memory. */
+ALYX_API char *alyx_error_json(const alyx *a);
+
+/* ---- memory ------------------------------------------------------- */
+
+/* Releases memory returned by libalyx.  NULL is a no-op. */
+ALYX_API void alyx_free(void *p);
+
+/* ---- projects ----------------------------------------------------- */
+
+/* Flags for alyx_open(). */
+#define ALYX_OPEN_CREATE 0x1u	/* create the data directory and the
+				 * database if missing (default: both must
+				 * exist) */
+#define ALYX_OPEN_READONLY 0x2u	/* open the database read-only */
+
+/*
+ * Opens the project in directory `dir`: alyx.yaml (optional; defaults
+ * apply), schema.yaml, migrations/ and the data directory (alyx.yaml
+ * `database.path`, default "data/alyx.db").  The database schema is the
+ * one last applied; opening never changes it (see alyx_migrate_apply()).
+ *
+ * On success *out is a new handle (release with alyx_close()).  On failure
+ * *out is NULL and the error is read with alyx_errmsg(NULL) on this thread.
+ * Returns ALYX_OK, ALYX_E_MISUSE, ALYX_E_NOMEM, ALYX_E_IO, ALYX_E_CONFIG,
+ * ALYX_E_SCHEMA, ALYX_E_NOTFOUND.
+ */
+ALYX_API int alyx_open(const char *dir, unsigned flags, alyx **out);
+/* Closes the handle (checkpoints the WAL).  NULL is a no-op. */
+ALYX_API void alyx_close(alyx *a);
+
+/* The project directory and the database file path; borrowed, valid
+ * until alyx_close(). */
+ALYX_API const char *alyx_project_dir(const alyx *a);
+ALYX_API const char *alyx_db_path(const alyx *a);
+
+/* The effective configuration (alyx.yaml after ${ENV} expansion and
+ * defaults) as JSON, secrets masked.  Caller frees with alyx_free(). */
+ALYX_API int alyx_config_json(alyx *a, char **out);
+
+/* ---- schema and migrations --------------------------------------- */
+
+#define ALYX_APPLY_DRY_RUN 0x1u	/* compute the plan, change nothing */
+
+/*
+ * Applies schema YAML text (`yaml`, `len` bytes; len may be (size_t)-1 for
+ * a NUL-terminated string) to the database.  The schema is validated; its
+ * difference from the applied schema becomes a plan.  Safe changes (new
+ * collection, new nullable or defaulted field, new index, loosened
+ * constraint) are applied in one transaction, with triggers regenerated.
+ * If any change is destructive (remove collection or field, rename, type
+ * change, stricter constraint) nothing changes and ALYX_E_MIGRATION is
+ * returned; its details list each change that needs a migration file.
+ *
+ * *plan_out (may be NULL) receives the plan as JSON:
+ *   {"changes":[{"op":"add_field","collection":"posts","field":"x",
+ *                "safe":true,"description":"..."},...],"applied":true}
+ * On failure *plan_out is NULL.  Caller frees with alyx_free().
+ * `filename` (may be NULL) names the source in error messages.
+ */
+ALYX_API int alyx_apply_schema(alyx *a, const char *yaml, size_t len,
+			       const char *filename, unsigned flags,
+			       char **plan_out);
+
+/* The applied schema as canonical JSON ({"version":..,"collections":{..}}).
+ * Caller frees with alyx_free(). */
+ALYX_API int alyx_schema_json(alyx *a, char **out);
+
+/*
+ * Migration files (migrations/NNN_name.yaml).  All report JSON that the
+ * caller frees with alyx_free().
+ *  status:   {"applied":[{"version","name","applied_at","checksum",
+ *             "modified":bool}],"pending":[...],"schema_changes":[...]}
+ *  apply:    applies every pending migration file, each in its own
+ *            transaction, then the project's schema.yaml (safe changes
+ *            only).  Stops at the first failure, which changes nothing of
+ *            that migration.
+ *  rollback: undoes the last `n` applied migrations (their `down`).
+ *  create:   writes migrations/NNN_<name>.yaml from a template and returns
+ *            {"path":...}.
+ */
+ALYX_API int alyx_migrate_status(alyx *a, char **out);
+ALYX_API int alyx_migrate_apply(alyx *a, char **out);
+ALYX_API int alyx_migrate_rollback(alyx *a, int n, char **out);
+ALYX_API int alyx_migrate_create(alyx *a, const char *name, char **out);
+
+/* ---- documents ---------------------------------------------------- */
+
+/*
+ * Creates one document in `collection` from a JSON object.  Defaults
+ * (literal, auto uuid, now) are filled in; every field is validated and
+ * every failing field is reported (ALYX_E_VALIDATION, details.fields).
+ * *out receives the stored document as JSON (caller frees).
+ * Returns ALYX_OK, ALYX_E_NOTFOUND (collection), ALYX_E_BADJSON,
+ * ALYX_E_VALIDATION, ALYX_E_CONFLICT, ALYX_E_FORBIDDEN, ALYX_E_TOOBIG,
+ * ALYX_E_BUSY, ALYX_E_IO.
+ */
+ALYX_API int alyx_doc_create(alyx *a, const alyx_ctx *ctx,
+			     const char *collection, const char *json,
+			     size_t len, char **out);
+
+/*
+ * Reads one document by primary key.  `opts` (may be NULL) is a URL query
+ * string with `expand=` and `fields=` as for alyx_query_str().
+ * Returns ALYX_OK or ALYX_E_NOTFOUND (collection or id), ALYX_E_BADQUERY.
+ */
+ALYX_API int alyx_doc_get(alyx *a, const alyx_ctx *ctx,
+			  const char *collection, const char *id,
+			  const char *opts, char **out);
+
+/* Updates the given fields of one document (a JSON object; a partial
+ * document).  onUpdate fields are refreshed.  *out is the updated
+ * document.  Errors as alyx_doc_create() plus ALYX_E_NOTFOUND for the id. */
+ALYX_API int alyx_doc_update(alyx *a, const alyx_ctx *ctx,
+			     const char *collection, const char *id,
+			     const char *json, size_t len, char **out);
+
+/* Deletes one document (onDelete actions apply).  ALYX_E_NOTFOUND if it
+ * does not exist; ALYX_E_CONFLICT if a `restrict` reference holds it. */
+ALYX_API int alyx_doc_delete(alyx *a, const alyx_ctx *ctx,
+			     const char *collection, const char *id);
+
+/*
+ * An atomic batch of writes, all or nothing, in one transaction:
+ *   {"requests":[{"method":"POST","url":"/api/collections/posts",
+ *                 "body":{...}},
+ *                {"method":"PATCH","url":"/api/collections/posts/ID",
+ *                 "body":{...}},
+ *                {"method":"DELETE","url":"/api/collections/posts/ID"}]}
+ * On success *out is {"results":[{"status":201,"body":{...}},...]}.
+ * On failure nothing is written, *out is NULL, and the error details carry
+ * {"index":N,...} naming the first failing request.
+ */
+ALYX_API int alyx_batch(alyx *a, const alyx_ctx *ctx, const char *json,
+			size_t len, char **out);
+
+/* ---- queries ------------------------------------------------------ */
+
+/*
+ * Runs a query given as a URL query string, exactly the REST syntax:
+ *   filter=field:op:value   (repeatable, ANDed; op is eq ne gt gte lt lte
+ *                            like in contains; `in` takes a comma list;
+ *                            values are URL-decoded)
+ *   sort=-created_at,title  limit=N  offset=N  after=CURSOR
+ *   expand=author_id,post_id.author_id  fields=id,title  total=true
+ * *out receives {"docs":[...]} plus "total" when total=true was asked and
+ * "next" (a cursor for after=) when more documents remain.
+ * Returns ALYX_OK, ALYX_E_NOTFOUND (collection), ALYX_E_BADQUERY.
+ */
+ALYX_API int alyx_query_str(alyx *a, const alyx_ctx *ctx,
+			    const char *collection, const char *qs,
+			    char **out);
+
+/*
+ * The same query given as JSON (the realtime protocol's shape):
+ *   {"filter":{"author_id":{"$eq":"u1"},"views":{"$gte":10}},
+ *    "sort":["-created_at"],"limit":20,"offset":0,"after":"...",
+ *    "expand":["author_id"],"fields":["id"],"total":true}
+ * Operators: $eq $ne $gt $gte $lt $lte $like $in $contains; a field given a
+ * plain value means $eq; {"$or":[{...},{...}]} groups alternatives.
+ * `query_json` may be NULL for "everything".  Output as alyx_query_str().
+ */
+ALYX_API int alyx_query(alyx *a, const alyx_ctx *ctx, const char *collection,
+			const char *query_json, char **out);
+
+/* ---- data utilities (trusted; used by `alyx db`) ------------------ */
+
+/* Writes documents from {"collection":[{...},...],...} in one transaction
+ * (all or nothing).  *out (may be NULL) gets {"inserted":{"posts":N,..}}. */
+ALYX_API int alyx_db_seed(alyx *a, const char *json, size_t len, char **out);
+/* Every collection's documents (including internal fields) in the seed
+ * format.  Caller frees. */
+ALYX_API int alyx_db_dump(alyx *a, char **out);
+/* Deletes every document of every collection and the change feed, in one
+ * transaction; the schema stays. */
+ALYX_API int alyx_db_reset(alyx *a);
+
+/* ---- change feed -------------------------------------------------- */
+
+/* Changes with id > since, oldest first, at most `limit` (1..10000):
+ * {"changes":[{"id":N,"collection":..,"operation":"INSERT|UPDATE|DELETE",
+ *   "doc_id":..,"changed_fields":[..]|null,"timestamp":..}],"last_id":N} */
+ALYX_API int alyx_changes(alyx *a, int64_t since, int limit, char **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ALYX_H */

@@ -1,0 +1,130 @@
+/*
+ * query.h - one query model, two evaluators (DESIGN.md principle 2).
+ *
+ * A filter is parsed once into one AST, whichever door it came through:
+ * the REST query string (filter=field:op:value), the JSON form of the
+ * realtime protocol ({"field":{"$eq":v}}) or the C API.  The AST compiles
+ * to parametrised SQL (identifiers only ever taken from the schema) *and*
+ * evaluates in memory against a document (realtime matching).
+ * Internal to libalyx.
+ */
+#ifndef ALYX_QUERY_H
+#define ALYX_QUERY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+#include <sqlite3.h>
+
+#include "doc/doc.h"
+#include "schema/schema.h"
+#include "util/util.h"
+
+#define ALYX_QUERY_DEFAULT_LIMIT 50
+#define ALYX_QUERY_MAX_LIMIT 1000
+#define ALYX_QUERY_MAX_EXPAND_DEPTH 3
+#define ALYX_QUERY_MAX_FILTERS 64
+
+typedef enum alyx__op {
+	ALYX_OP_EQ,
+	ALYX_OP_NE,
+	ALYX_OP_GT,
+	ALYX_OP_GTE,
+	ALYX_OP_LT,
+	ALYX_OP_LTE,
+	ALYX_OP_LIKE,	/* SQL LIKE pattern (% and _), case-insensitive ASCII */
+	ALYX_OP_IN,	/* value list */
+	ALYX_OP_CONTAINS /* substring for text; element for json arrays */
+} alyx__op;
+
+const char *alyx__op_name(alyx__op op);	/* "eq", ... */
+
+typedef enum alyx__fkind { ALYX_F_AND, ALYX_F_OR, ALYX_F_COND } alyx__fkind;
+
+typedef struct alyx__filter {
+	alyx__fkind kind;
+	/* AND / OR */
+	struct alyx__filter **kids;
+	size_t n_kids;
+	/* COND */
+	int field;		/* index into coll->fields */
+	alyx__op op;
+	alyx__value *vals;	/* 1 value, or the list for IN */
+	size_t n_vals;
+	/* For CONTAINS on a json field, the element as compact JSON text. */
+	char *json_elem;
+} alyx__filter;
+
+typedef struct alyx__sortkey {
+	int field;
+	bool desc;
+} alyx__sortkey;
+
+typedef struct alyx__query {
+	const alyx__schema *schema;
+	const alyx__collection *coll;
+	alyx__filter *where;	/* NULL = everything */
+	alyx__sortkey *sort;	/* the primary key is always appended as the
+				 * final tie-breaker (for stable cursors) */
+	size_t n_sort;
+	int64_t limit;		/* 1..ALYX_QUERY_MAX_LIMIT */
+	int64_t offset;
+	char *after;		/* opaque cursor from a previous "next" */
+	char **expand;		/* dotted paths of reference fields */
+	size_t n_expand;
+	char **fields;		/* projection; NULL = all non-internal */
+	size_t n_fields;
+	bool total;
+} alyx__query;
+
+/* Parses the REST query string (see alyx_query_str in alyx.h).  Unknown
+ * parameters are an error (ALYX_E_BADQUERY, details {"param":..}); so are
+ * unknown fields, bad operators, values of the wrong type ({"field":..,
+ * "op":..}), limit out of range, bad cursors, expand of a non-reference
+ * field or deeper than the cap, internal fields in filter/sort/fields. */
+int alyx__query_parse_str(const alyx__schema *s, const alyx__collection *c,
+			  const char *qs, alyx__query **out, alyx__err *err);
+/* Parses the JSON form (see alyx_query in alyx.h). */
+int alyx__query_parse_json(const alyx__schema *s, const alyx__collection *c,
+			   const cJSON *q, alyx__query **out, alyx__err *err);
+void alyx__query_free(alyx__query *q);
+void alyx__filter_free(alyx__filter *f);
+
+/* An extra SQL condition ANDed into the WHERE clause (rule push-down):
+ * `sql` uses only `?` parameters, bound in order from `binds`. */
+typedef struct alyx__sqlcond {
+	const char *sql;
+	const alyx__value *binds;
+	size_t n_binds;
+} alyx__sqlcond;
+
+/*
+ * Runs the query on `db` (the caller provides a connection and, if it
+ * wants one, a read transaction) and appends
+ * {"docs":[...],"total":N,"next":"cursor"} to `out` ("total" only if
+ * q->total; "next" only when more documents remain).  `extra` may be NULL.
+ * Expanded references appear in each document under
+ * "expand":{"author_id":{...}} (nested for dotted paths).
+ */
+int alyx__query_exec(sqlite3 *db, const alyx__query *q,
+		     const alyx__sqlcond *extra, alyx_buf *out,
+		     alyx__err *err);
+
+/* Builds the SQL text of the WHERE/ORDER BY/LIMIT part, for tests and
+ * EXPLAIN QUERY PLAN checks. */
+int alyx__query_sql(const alyx__query *q, const alyx__sqlcond *extra,
+		    alyx_buf *sql, alyx__err *err);
+
+/* In-memory evaluation: does `doc` (a document in the JSON boundary form,
+ * as returned by reads) match filter f?  NULL f matches everything.
+ * Must agree with the SQL evaluation for every document and filter. */
+bool alyx__filter_match(const alyx__collection *c, const alyx__filter *f,
+			const cJSON *doc);
+/* Compares two documents by the query's sort keys (then the primary key):
+ * <0, 0, >0.  Agrees with the SQL ORDER BY. */
+int alyx__query_doc_cmp(const alyx__query *q, const cJSON *a,
+			const cJSON *b);
+
+#endif

@@ -1,0 +1,326 @@
+/* misc.c - ids, randomness, hashing, base64, URL decoding, files, names. */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "util.h"
+
+bool alyx__random(void *p, size_t n)
+{
+	return RAND_bytes(p, (int)n) == 1;
+}
+
+void alyx__uuid_v4(char out[37])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char r[16];
+	int i, j = 0;
+
+	if (!alyx__random(r, sizeof(r))) {
+		/* RAND_bytes only fails if the CSPRNG cannot seed; fall back
+		 * to the kernel directly rather than produce a weak id. */
+		int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+
+		if (fd < 0 || read(fd, r, sizeof(r)) != (ssize_t)sizeof(r))
+			memset(r, 0, sizeof(r));
+		if (fd >= 0)
+			close(fd);
+	}
+	r[6] = (unsigned char)((r[6] & 0x0F) | 0x40);
+	r[8] = (unsigned char)((r[8] & 0x3F) | 0x80);
+	for (i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[j++] = '-';
+		out[j++] = hex[r[i] >> 4];
+		out[j++] = hex[r[i] & 15];
+	}
+	out[j] = '\0';
+}
+
+bool alyx__uuid_valid(const char *s, size_t n)
+{
+	size_t i;
+
+	if (n != 36)
+		return false;
+	for (i = 0; i < 36; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return false;
+		} else if (!isxdigit((unsigned char)s[i])) {
+			return false;
+		}
+	}
+	return true;
+}
+
+void alyx__sha256_hex(const void *p, size_t n, char out[65])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[32];
+	unsigned int mdlen = 0, i;
+
+	EVP_Digest(p, n, md, &mdlen, EVP_sha256(), NULL);
+	for (i = 0; i < 32; i++) {
+		out[i * 2] = hex[md[i] >> 4];
+		out[i * 2 + 1] = hex[md[i] & 15];
+	}
+	out[64] = '\0';
+}
+
+static const char b64[] =
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+void alyx__base64_enc(alyx_buf *b, const void *p, size_t n)
+{
+	const unsigned char *s = p;
+	size_t i;
+	char q[4];
+
+	for (i = 0; i + 2 < n; i += 3) {
+		q[0] = b64[s[i] >> 2];
+		q[1] = b64[((s[i] & 3) << 4) | (s[i + 1] >> 4)];
+		q[2] = b64[((s[i + 1] & 15) << 2) | (s[i + 2] >> 6)];
+		q[3] = b64[s[i + 2] & 63];
+		alyx__buf_add(b, q, 4);
+	}
+	if (i < n) {
+		q[0] = b64[s[i] >> 2];
+		if (i + 1 < n) {
+			q[1] = b64[((s[i] & 3) << 4) | (s[i + 1] >> 4)];
+			q[2] = b64[(s[i + 1] & 15) << 2];
+		} else {
+			q[1] = b64[(s[i] & 3) << 4];
+			q[2] = '=';
+		}
+		q[3] = '=';
+		alyx__buf_add(b, q, 4);
+	}
+}
+
+static int b64val(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+' || c == '-')
+		return 62;
+	if (c == '/' || c == '_')
+		return 63;
+	return -1;
+}
+
+bool alyx__base64_dec(const char *s, size_t n, unsigned char **out,
+		      size_t *outlen)
+{
+	unsigned char *d;
+	size_t i, o = 0, pad = 0;
+	unsigned acc = 0;
+	int bits = 0, v;
+
+	while (n > 0 && s[n - 1] == '=' && pad < 2) {
+		n--;
+		pad++;
+	}
+	if ((n + pad) % 4 == 1)
+		return false;
+	d = alyx__malloc(n * 3 / 4 + 3);
+	if (!d)
+		return false;
+	for (i = 0; i < n; i++) {
+		v = b64val((unsigned char)s[i]);
+		if (v < 0) {
+			alyx__free(d);
+			return false;
+		}
+		acc = (acc << 6) | (unsigned)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			d[o++] = (unsigned char)(acc >> bits);
+		}
+	}
+	*out = d;
+	*outlen = o;
+	return true;
+}
+
+static int hexval(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+bool alyx__url_decode(const char *s, size_t n, char **out, size_t *outlen)
+{
+	char *d = alyx__malloc(n + 1);
+	size_t i, o = 0;
+
+	if (!d)
+		return false;
+	for (i = 0; i < n; i++) {
+		if (s[i] == '%') {
+			int h = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
+			int l = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
+
+			if (h < 0 || l < 0) {
+				alyx__free(d);
+				return false;
+			}
+			d[o++] = (char)(h * 16 + l);
+			i += 2;
+		} else if (s[i] == '+') {
+			d[o++] = ' ';
+		} else {
+			d[o++] = s[i];
+		}
+	}
+	d[o] = '\0';
+	*out = d;
+	*outlen = o;
+	return true;
+}
+
+int alyx__read_file(const char *path, size_t max, char **out, size_t *len,
+		    alyx__err *err)
+{
+	FILE *f = fopen(path, "rb");
+	alyx_buf b;
+	char tmp[8192];
+	size_t n;
+
+	*out = NULL;
+	if (len)
+		*len = 0;
+	if (!f) {
+		int e = errno;
+
+		return alyx__err_set(err,
+				     e == ENOENT ? ALYX_E_NOTFOUND : ALYX_E_IO,
+				     NULL, "%s: %s", path, strerror(e));
+	}
+	alyx__buf_init(&b, max);
+	while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
+		alyx__buf_add(&b, tmp, n);
+	if (ferror(f)) {
+		fclose(f);
+		alyx__buf_free(&b);
+		return alyx__err_set(err, ALYX_E_IO, NULL, "%s: read error",
+				     path);
+	}
+	fclose(f);
+	if (b.err) {
+		int code = b.err;
+
+		alyx__buf_free(&b);
+		return alyx__err_set(err, code, NULL,
+				     "%s: file is larger than %zu bytes", path,
+				     max);
+	}
+	if (len)
+		*len = b.len;
+	*out = alyx__buf_take(&b);
+	if (!*out)
+		return alyx__err_set(err, ALYX_E_NOMEM, NULL, "out of memory");
+	return ALYX_OK;
+}
+
+int alyx__write_file(const char *path, const void *p, size_t n,
+		     alyx__err *err)
+{
+	char *tmp = alyx__asprintf("%s.tmp%ld", path, (long)getpid());
+	FILE *f;
+	int rc = ALYX_OK;
+
+	if (!tmp)
+		return alyx__err_set(err, ALYX_E_NOMEM, NULL, "out of memory");
+	f = fopen(tmp, "wb");
+	if (!f) {
+		rc = alyx__err_set(err, ALYX_E_IO, NULL, "%s: %s", tmp,
+				   strerror(errno));
+		goto out;
+	}
+	if (fwrite(p, 1, n, f) != n || fflush(f) != 0 ||
+	    fsync(fileno(f)) != 0) {
+		rc = alyx__err_set(err, ALYX_E_IO, NULL, "%s: %s", tmp,
+				   strerror(errno));
+		fclose(f);
+		unlink(tmp);
+		goto out;
+	}
+	fclose(f);
+	if (rename(tmp, path) != 0) {
+		rc = alyx__err_set(err, ALYX_E_IO, NULL, "%s: %s", path,
+				   strerror(errno));
+		unlink(tmp);
+	}
+out:
+	alyx__free(tmp);
+	return rc;
+}
+
+int alyx__mkdirs(const char *path, int mode, alyx__err *err)
+{
+	char *p = alyx__strdup(path);
+	char *s;
+	int rc = ALYX_OK;
+
+	if (!p)
+		return alyx__err_set(err, ALYX_E_NOMEM, NULL, "out of memory");
+	for (s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, (mode_t)mode) != 0 && errno != EEXIST) {
+			rc = alyx__err_set(err, ALYX_E_IO, NULL, "%s: %s", p,
+					   strerror(errno));
+			goto out;
+		}
+		*s = '/';
+	}
+	if (mkdir(p, (mode_t)mode) != 0 && errno != EEXIST)
+		rc = alyx__err_set(err, ALYX_E_IO, NULL, "%s: %s", p,
+				   strerror(errno));
+out:
+	alyx__free(p);
+	return rc;
+}
+
+char *alyx__path_join(const char *a, const char *b)
+{
+	size_t la;
+
+	if (!a || !*a || b[0] == '/')
+		return alyx__strdup(b);
+	la = strlen(a);
+	return alyx__asprintf("%s%s%s", a, a[la - 1] == '/' ? "" : "/", b);
+}
+
+bool alyx__ident_valid(const char *s)
+{
+	size_t i;
+
+	if (!s || !(isalpha((unsigned char)s[0]) || s[0] == '_'))
+		return false;
+	for (i = 1; s[i]; i++) {
+		if (i >= 63 ||
+		    !(isalnum((unsigned char)s[i]) || s[i] == '_'))
+			return false;
+	}
+	return true;
+}

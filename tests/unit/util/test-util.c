@@ -1,0 +1,124 @@
+/* Unit tests of lib/util: buffers, JSON writer, time, ids, encodings. */
+#include "harness.h"
+#include "util/util.h"
+
+TEST(buf_cap_is_sticky)
+{
+	alyx_buf b;
+
+	alyx__buf_init(&b, 8);
+	alyx__buf_adds(&b, "12345678");
+	ASSERT_EQ(b.err, ALYX_OK);
+	alyx__buf_addc(&b, '9');
+	ASSERT_EQ(b.err, ALYX_E_TOOBIG);
+	ASSERT(alyx__buf_take(&b) == NULL);
+	alyx__buf_free(&b);
+}
+
+TEST(json_escapes_and_utf8)
+{
+	alyx_buf b;
+	char *s;
+
+	alyx__buf_init(&b, 0);
+	alyx__json_str(&b, "a\"b\\\n\x01\xC3\xA9\xFF", 9);
+	s = alyx__buf_take(&b);
+	ASSERT_STR_EQ(s, "\"a\\\"b\\\\\\n\\u0001\xC3\xA9\xEF\xBF\xBD\"");
+	alyx__free(s);
+	ASSERT(alyx__utf8_valid("\xC3\xA9", 2));
+	ASSERT(!alyx__utf8_valid("\xC0\xAF", 2));
+	ASSERT(!alyx__utf8_valid("\xED\xA0\x80", 3));
+}
+
+TEST(json_numbers)
+{
+	alyx_buf b;
+	char *s;
+
+	alyx__buf_init(&b, 0);
+	alyx__json_i64(&b, INT64_MIN);
+	alyx__buf_addc(&b, ' ');
+	alyx__json_f64(&b, 0.1);
+	alyx__buf_addc(&b, ' ');
+	alyx__json_f64(&b, 2.0);
+	s = alyx__buf_take(&b);
+	ASSERT_STR_EQ(s, "-9223372036854775808 0.1 2.0");
+	alyx__free(s);
+}
+
+TEST(iso8601_round_trip)
+{
+	int64_t ms;
+	char out[25];
+
+	ASSERT(alyx__parse_iso8601("2026-01-02T03:04:05.006Z", 24, &ms));
+	alyx__iso8601_ms(ms, out);
+	ASSERT_STR_EQ(out, "2026-01-02T03:04:05.006Z");
+	ASSERT(alyx__parse_iso8601("2026-01-02T05:04:05+02:00", 25, &ms));
+	alyx__iso8601_ms(ms, out);
+	ASSERT_STR_EQ(out, "2026-01-02T03:04:05.000Z");
+	ASSERT(alyx__parse_iso8601("1969-12-31", 10, &ms));
+	ASSERT_EQ(ms, -86400000);
+	ASSERT(!alyx__parse_iso8601("2026-02-30", 10, &ms));
+	ASSERT(!alyx__parse_iso8601("2026-01-02T25:00", 16, &ms));
+	ASSERT(!alyx__parse_iso8601("yesterday", 9, &ms));
+}
+
+TEST(uuid_and_base64)
+{
+	char u[37];
+	alyx_buf b;
+	unsigned char *d;
+	size_t n;
+	char *s;
+
+	alyx__uuid_v4(u);
+	ASSERT(alyx__uuid_valid(u, 36));
+	ASSERT_EQ(u[14], '4');
+	alyx__buf_init(&b, 0);
+	alyx__base64_enc(&b, "hello!?", 7);
+	s = alyx__buf_take(&b);
+	ASSERT_STR_EQ(s, "aGVsbG8hPw==");
+	ASSERT(alyx__base64_dec(s, strlen(s), &d, &n));
+	ASSERT_EQ(n, 7);
+	ASSERT(memcmp(d, "hello!?", 7) == 0);
+	alyx__free(d);
+	alyx__free(s);
+	ASSERT(!alyx__base64_dec("a$==", 4, &d, &n));
+}
+
+TEST(url_decode)
+{
+	char *s;
+	size_t n;
+
+	ASSERT(alyx__url_decode("a%20b+c%2C", 10, &s, &n));
+	ASSERT_STR_EQ(s, "a b c,");
+	alyx__free(s);
+	ASSERT(!alyx__url_decode("%2", 2, &s, &n));
+	ASSERT(!alyx__url_decode("%zz", 3, &s, &n));
+}
+
+TEST(idents)
+{
+	ASSERT(alyx__ident_valid("posts"));
+	ASSERT(alyx__ident_valid("_x1"));
+	ASSERT(!alyx__ident_valid("1x"));
+	ASSERT(!alyx__ident_valid("a-b"));
+	ASSERT(!alyx__ident_valid("a\"b"));
+	ASSERT(!alyx__ident_valid(""));
+}
+
+TEST(alloc_failure_is_reported)
+{
+	alyx_buf b;
+
+	alyx__buf_init(&b, 0);
+	alyx__fail_alloc_after(1);
+	alyx__buf_adds(&b, "x");
+	ASSERT_EQ(b.err, ALYX_E_NOMEM);
+	alyx__fail_alloc_after(0);
+	alyx__buf_free(&b);
+}
+
+TEST_MAIN()
