@@ -269,9 +269,9 @@ void alyx__json_f64(alyx_buf *b, double v)
 			break;
 	}
 	/* Keep floats recognisable as floats ("1.0", not "1"). */
-	if (!strpbrk(tmp, ".eEn"))
-		strcat(tmp, ".0");
 	alyx__buf_adds(b, tmp);
+	if (!strpbrk(tmp, ".eEn"))
+		alyx__buf_add(b, ".0", 2);
 }
 
 void alyx__json_bool(alyx_buf *b, bool v)
