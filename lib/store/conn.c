@@ -1,0 +1,181 @@
+/* conn.c - SQLite connections, pragmas and transaction statements. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "store/store.h"
+
+void alyx__conn_opts_default(alyx__conn_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->busy_timeout_ms = 5000;
+	o->cache_size = -64000;
+	o->mmap_size = 256 << 20;
+}
+
+int alyx__conn_err(sqlite3 *db, int rc, const char *what, alyx__err *err)
+{
+	const char *m = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+	int code;
+
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		code = ALYX_E_BUSY;
+		break;
+	case SQLITE_NOMEM:
+		code = ALYX_E_NOMEM;
+		break;
+	case SQLITE_CONSTRAINT:
+		code = ALYX_E_CONFLICT;
+		break;
+	case SQLITE_CANTOPEN:
+		code = ALYX_E_NOTFOUND;
+		break;
+	case SQLITE_TOOBIG:
+		code = ALYX_E_TOOBIG;
+		break;
+	case SQLITE_READONLY:
+		code = ALYX_E_MISUSE;
+		break;
+	case SQLITE_IOERR:
+	case SQLITE_CORRUPT:
+	case SQLITE_FULL:
+	case SQLITE_NOTADB:
+	case SQLITE_PERM:
+		code = ALYX_E_IO;
+		break;
+	default:
+		code = ALYX_E_INTERNAL;
+		break;
+	}
+	return alyx__err_set(err, code, NULL, "%s: %s", what, m);
+}
+
+int alyx__exec(sqlite3 *db, const char *sql, alyx__err *err)
+{
+	int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+
+	if (rc != SQLITE_OK)
+		return alyx__conn_err(db, rc, "database", err);
+	return ALYX_OK;
+}
+
+static int pragma_i64(sqlite3 *db, const char *name, int64_t v,
+		      alyx__err *err)
+{
+	char sql[96];
+
+	snprintf(sql, sizeof(sql), "PRAGMA %s=%lld", name, (long long)v);
+	return alyx__exec(db, sql, err);
+}
+
+int alyx__conn_open(const char *path, const alyx__conn_opts *o,
+		    sqlite3 **out, alyx__err *err)
+{
+	sqlite3 *db = NULL;
+	struct stat st;
+	int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
+	int rc = ALYX_OK;
+
+	*out = NULL;
+	if (!o->create && stat(path, &st) != 0) {
+		rc = alyx__err_set(err, ALYX_E_NOTFOUND, NULL,
+				   "database %s does not exist", path);
+		goto out;
+	}
+	if (o->readonly)
+		flags |= SQLITE_OPEN_READONLY;
+	else
+		flags |= SQLITE_OPEN_READWRITE |
+			 (o->create ? SQLITE_OPEN_CREATE : 0);
+	if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
+		rc = alyx__err_set(err, db ? ALYX_E_IO : ALYX_E_NOMEM, NULL,
+				   "cannot open database %s: %s", path,
+				   db ? sqlite3_errmsg(db) : "out of memory");
+		goto out;
+	}
+	sqlite3_extended_result_codes(db, 1);
+	rc = pragma_i64(db, "busy_timeout", o->busy_timeout_ms, err);
+	if (rc == ALYX_OK && !o->readonly && !o->reader)
+		rc = alyx__exec(db, "PRAGMA journal_mode=WAL", err);
+	if (rc == ALYX_OK)
+		rc = alyx__exec(db, "PRAGMA synchronous=NORMAL;"
+				    "PRAGMA foreign_keys=ON", err);
+	if (rc == ALYX_OK)
+		rc = pragma_i64(db, "cache_size", o->cache_size, err);
+	if (rc == ALYX_OK)
+		rc = pragma_i64(db, "mmap_size", o->mmap_size, err);
+	if (rc == ALYX_OK && (o->readonly || o->reader))
+		rc = alyx__exec(db, "PRAGMA query_only=1", err);
+	if (rc != ALYX_OK)
+		goto out;
+	*out = db;
+	db = NULL;
+out:
+	alyx__conn_close(db);
+	return rc;
+}
+
+void alyx__conn_close(sqlite3 *db)
+{
+	sqlite3_stmt *st;
+
+	if (!db)
+		return;
+	/* Statements cached with SQLITE_PREPARE_PERSISTENT by other modules
+	 * would keep sqlite3_close() from closing; finalize what is left. */
+	while ((st = sqlite3_next_stmt(db, NULL)) != NULL)
+		sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+int alyx__tx_begin(sqlite3 *db, bool write, alyx__err *err)
+{
+	return alyx__exec(db, write ? "BEGIN IMMEDIATE" : "BEGIN", err);
+}
+
+int alyx__tx_commit(sqlite3 *db, alyx__err *err)
+{
+	int rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+
+	if (rc == SQLITE_OK)
+		return ALYX_OK;
+	alyx__conn_err(db, rc, "commit", err);
+	alyx__tx_rollback(db);
+	return err->code;
+}
+
+void alyx__tx_rollback(sqlite3 *db)
+{
+	if (!sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+int alyx__sp_begin(sqlite3 *db, alyx__err *err)
+{
+	return alyx__exec(db, "SAVEPOINT alyx_sp", err);
+}
+
+int alyx__sp_release(sqlite3 *db, alyx__err *err)
+{
+	return alyx__exec(db, "RELEASE alyx_sp", err);
+}
+
+void alyx__sp_rollback(sqlite3 *db)
+{
+	/* ROLLBACK TO keeps the savepoint open; RELEASE then drops it. */
+	sqlite3_exec(db, "ROLLBACK TO alyx_sp; RELEASE alyx_sp", NULL, NULL,
+		     NULL);
+}
+
+int alyx__wal_checkpoint(sqlite3 *db, alyx__err *err)
+{
+	int rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
+					   NULL, NULL);
+
+	if (rc != SQLITE_OK)
+		return alyx__conn_err(db, rc, "checkpoint", err);
+	return ALYX_OK;
+}
