@@ -26,6 +26,15 @@
 #include "schema/schema.h"
 #include "util/util.h"
 
+/* Caps on one value at the boundary (the caller caps whole documents). */
+#define ALYX_DOC_MAX_STRING ((size_t)16 << 20)	/* bytes of a string, text,
+						 * json or decoded blob */
+#define ALYX_DOC_JSON_DEPTH 64	/* nesting of a json field's value */
+/* cJSON keeps numbers as doubles, so integers read from JSON are exact
+ * only up to 2^53-1; larger magnitudes are refused, not rounded.  Text
+ * input (alyx__value_from_text) takes the full int64 range. */
+#define ALYX_DOC_INT_EXACT 9007199254740991.0
+
 typedef enum alyx__vkind {
 	ALYX_V_NULL,
 	ALYX_V_INT,	/* int, bool (0/1) */

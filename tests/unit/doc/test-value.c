@@ -1,0 +1,358 @@
+/* test-value.c - typed values: JSON/text in, storage form, JSON out. */
+#include <math.h>
+
+#include "harness.h"
+#include "doc/doc.h"
+
+static alyx__field fld(alyx__type t)
+{
+	alyx__field f;
+
+	memset(&f, 0, sizeof(f));
+	f.name = "f";
+	f.type = t;
+	return f;
+}
+
+/* Writes v in the boundary form of type t into a static buffer. */
+static const char *show(alyx__type t, alyx__value *v)
+{
+	static char out[4096];
+	alyx__field f = fld(t);
+	alyx_buf b;
+
+	alyx__buf_init(&b, 0);
+	alyx__value_write(&b, &f, v);
+	snprintf(out, sizeof(out), "%s", b.data ? b.data : "");
+	alyx__buf_free(&b);
+	alyx__value_clear(v);
+	return out;
+}
+
+static const char *fail(const char *why)
+{
+	static char out[160];
+
+	snprintf(out, sizeof(out), "ERR:%s", why);
+	return out;
+}
+
+/* JSON text -> value -> JSON text; "ERR:<why>" on a refusal. */
+static const char *rt(alyx__type t, const char *json)
+{
+	alyx__field f = fld(t);
+	alyx__value v;
+	char why[128];
+	cJSON *j = cJSON_Parse(json);
+	bool ok;
+
+	if (!j)
+		return "BADJSON";
+	ok = alyx__value_from_json(&f, j, &v, why);
+	cJSON_Delete(j);
+	return ok ? show(t, &v) : fail(why);
+}
+
+/* Text -> value -> JSON text. */
+static const char *rt_text(alyx__type t, const char *s)
+{
+	alyx__field f = fld(t);
+	alyx__value v;
+	char why[128];
+
+	if (!alyx__value_from_text(&f, s, strlen(s), &v, why))
+		return fail(why);
+	return show(t, &v);
+}
+
+#define ERR(x) ASSERT(strncmp((x), "ERR:", 4) == 0)
+
+TEST(uuid)
+{
+	ASSERT_STR_EQ(rt(ALYX_T_UUID,
+			 "\"6F9619FF-8B86-D011-B42D-00C04FC964FF\""),
+		      "\"6f9619ff-8b86-d011-b42d-00c04fc964ff\"");
+	ERR(rt(ALYX_T_UUID, "\"not-a-uuid\""));
+	ERR(rt(ALYX_T_UUID, "12"));
+	ASSERT_STR_EQ(rt(ALYX_T_UUID, "null"), "null");
+}
+
+TEST(strings)
+{
+	ASSERT_STR_EQ(rt(ALYX_T_STRING, "\"h\\u00e9llo \\\"q\\\"\\n\""),
+		      "\"h\xc3\xa9llo \\\"q\\\"\\n\"");
+	ASSERT_STR_EQ(rt(ALYX_T_TEXT, "\"\""), "\"\"");
+	ERR(rt(ALYX_T_STRING, "1"));
+	ERR(rt(ALYX_T_STRING, "true"));
+	/* cJSON passes raw invalid UTF-8 through; the value layer refuses. */
+	ERR(rt(ALYX_T_STRING, "\"a\xff" "b\""));
+	ASSERT_CONTAINS(rt(ALYX_T_TEXT, "\"\xc0\xaf\""), "UTF-8");
+}
+
+TEST(ints)
+{
+	ASSERT_STR_EQ(rt(ALYX_T_INT, "42"), "42");
+	ASSERT_STR_EQ(rt(ALYX_T_INT, "-7"), "-7");
+	ASSERT_STR_EQ(rt(ALYX_T_INT, "1.0"), "1");
+	ASSERT_STR_EQ(rt(ALYX_T_INT, "9007199254740991"), "9007199254740991");
+	ASSERT_STR_EQ(rt(ALYX_T_INT, "-9007199254740991"),
+		      "-9007199254740991");
+	ERR(rt(ALYX_T_INT, "9007199254740993"));
+	ERR(rt(ALYX_T_INT, "9223372036854775808"));
+	ERR(rt(ALYX_T_INT, "1e300"));
+	ERR(rt(ALYX_T_INT, "1.5"));
+	ERR(rt(ALYX_T_INT, "\"1\""));
+	ERR(rt(ALYX_T_INT, "true"));
+}
+
+TEST(ints_from_text_full_range)
+{
+	ASSERT_STR_EQ(rt_text(ALYX_T_INT, "9223372036854775807"),
+		      "9223372036854775807");
+	ASSERT_STR_EQ(rt_text(ALYX_T_INT, "-9223372036854775808"),
+		      "-9223372036854775808");
+	ASSERT_CONTAINS(rt_text(ALYX_T_INT, "9223372036854775808"), "range");
+	ASSERT_CONTAINS(rt_text(ALYX_T_INT, "-9223372036854775809"), "range");
+	ASSERT_STR_EQ(rt_text(ALYX_T_INT, "1e3"), "1000");
+	ERR(rt_text(ALYX_T_INT, "1.5"));
+	ERR(rt_text(ALYX_T_INT, ""));
+	ERR(rt_text(ALYX_T_INT, "12abc"));
+	ERR(rt_text(ALYX_T_INT, " 12"));
+}
+
+TEST(floats)
+{
+	ASSERT_STR_EQ(rt(ALYX_T_FLOAT, "1.5"), "1.5");
+	ASSERT_STR_EQ(rt(ALYX_T_FLOAT, "2"), "2.0");
+	ASSERT_STR_EQ(rt(ALYX_T_FLOAT, "0.1"), "0.1");
+	ASSERT_STR_EQ(rt(ALYX_T_FLOAT, "1e300"), "1e+300");
+	ERR(rt(ALYX_T_FLOAT, "1e400"));
+	ERR(rt(ALYX_T_FLOAT, "\"1.5\""));
+	ASSERT_STR_EQ(rt_text(ALYX_T_FLOAT, "-2.25e2"), "-225.0");
+	ERR(rt_text(ALYX_T_FLOAT, "nan"));
+	ERR(rt_text(ALYX_T_FLOAT, "inf"));
+	ERR(rt_text(ALYX_T_FLOAT, "1e999"));
+	ERR(rt_text(ALYX_T_FLOAT, "0x10"));
+}
+
+TEST(bools)
+{
+	ASSERT_STR_EQ(rt(ALYX_T_BOOL, "true"), "true");
+	ASSERT_STR_EQ(rt(ALYX_T_BOOL, "false"), "false");
+	ERR(rt(ALYX_T_BOOL, "1"));
+	ERR(rt(ALYX_T_BOOL, "\"true\""));
+	ASSERT_STR_EQ(rt_text(ALYX_T_BOOL, "1"), "true");
+	ASSERT_STR_EQ(rt_text(ALYX_T_BOOL, "false"), "false");
+	ERR(rt_text(ALYX_T_BOOL, "yes"));
+}
+
+TEST(timestamps_normalised)
+{
+	ASSERT_STR_EQ(rt(ALYX_T_TIMESTAMP, "\"2026-01-02T03:04:05Z\""),
+		      "\"2026-01-02T03:04:05.000Z\"");
+	ASSERT_STR_EQ(rt(ALYX_T_TIMESTAMP, "\"2026-01-02T03:04:05.123456+02:00\""),
+		      "\"2026-01-02T01:04:05.123Z\"");
+	ASSERT_STR_EQ(rt(ALYX_T_TIMESTAMP, "\"2026-01-02\""),
+		      "\"2026-01-02T00:00:00.000Z\"");
+	ASSERT_STR_EQ(rt(ALYX_T_TIMESTAMP, "0"),
+		      "\"1970-01-01T00:00:00.000Z\"");
+	ASSERT_STR_EQ(rt(ALYX_T_TIMESTAMP, "1767323045006"),
+		      "\"2026-01-02T03:04:05.006Z\"");
+	ERR(rt(ALYX_T_TIMESTAMP, "\"2026-02-30\""));
+	ERR(rt(ALYX_T_TIMESTAMP, "\"yesterday\""));
+	ERR(rt(ALYX_T_TIMESTAMP, "1.5"));
+	ERR(rt(ALYX_T_TIMESTAMP, "1e20"));
+	ERR(rt(ALYX_T_TIMESTAMP, "true"));
+	ASSERT_STR_EQ(rt_text(ALYX_T_TIMESTAMP, "2026-01-02 03:04:05"),
+		      "\"2026-01-02T03:04:05.000Z\"");
+	ASSERT_STR_EQ(rt_text(ALYX_T_TIMESTAMP, "1000"),
+		      "\"1970-01-01T00:00:01.000Z\"");
+}
+
+TEST(json_values)
+{
+	ASSERT_STR_EQ(rt(ALYX_T_JSON, "{ \"a\" : [1, 2.5, \"x\", null, true] }"),
+		      "{\"a\":[1,2.5,\"x\",null,true]}");
+	ASSERT_STR_EQ(rt(ALYX_T_JSON, "\"s\""), "\"s\"");
+	ASSERT_STR_EQ(rt(ALYX_T_JSON, "[]"), "[]");
+	ERR(rt(ALYX_T_JSON, "[\"\xff\"]"));
+	ASSERT_STR_EQ(rt_text(ALYX_T_JSON, "[1,2]"), "[1,2]");
+	ASSERT_STR_EQ(rt_text(ALYX_T_JSON, "hello \"w\""),
+		      "\"hello \\\"w\\\"\"");
+}
+
+TEST(json_depth_cap)
+{
+	char deep[400];
+	int i;
+
+	for (i = 0; i < 100; i++)
+		deep[i] = '[';
+	for (i = 0; i < 100; i++)
+		deep[100 + i] = ']';
+	deep[200] = '\0';
+	ASSERT_CONTAINS(rt(ALYX_T_JSON, deep), "deeper");
+	deep[0] = '\0';
+	for (i = 0; i < ALYX_DOC_JSON_DEPTH; i++)
+		deep[i] = '[';
+	for (i = 0; i < ALYX_DOC_JSON_DEPTH; i++)
+		deep[ALYX_DOC_JSON_DEPTH + i] = ']';
+	deep[2 * ALYX_DOC_JSON_DEPTH] = '\0';
+	ASSERT_STR_EQ(rt(ALYX_T_JSON, deep), deep);
+}
+
+TEST(blobs)
+{
+	ASSERT_STR_EQ(rt(ALYX_T_BLOB, "\"aGVsbG8=\""), "\"aGVsbG8=\"");
+	ASSERT_STR_EQ(rt(ALYX_T_BLOB, "\"\""), "\"\"");
+	ERR(rt(ALYX_T_BLOB, "\"@@@\""));
+	ERR(rt(ALYX_T_BLOB, "[1]"));
+}
+
+TEST(huge_string_refused)
+{
+	size_t n = ALYX_DOC_MAX_STRING + 1;
+	char *s = malloc(n + 3);
+	alyx__field f = fld(ALYX_T_TEXT);
+	alyx__value v;
+	char why[128];
+	cJSON *j;
+
+	memset(s, 'a', n);
+	ASSERT(!alyx__value_from_text(&f, s, n, &v, why));
+	ASSERT_CONTAINS(why, "16 MiB");
+	ASSERT(alyx__value_from_text(&f, s, n - 1, &v, why));
+	ASSERT_EQ(v.n, n - 1);
+	alyx__value_clear(&v);
+	s[n] = '\0';
+	j = cJSON_CreateString(s);
+	ASSERT(!alyx__value_from_json(&f, j, &v, why));
+	cJSON_Delete(j);
+	free(s);
+}
+
+/* Round trip through a real SQLite column of every type. */
+TEST(column_round_trip)
+{
+	static const struct {
+		alyx__type t;
+		const char *decl, *in, *out;
+	} cases[] = {
+		{ALYX_T_UUID, "TEXT", "\"6f9619ff-8b86-d011-b42d-00c04fc964ff\"",
+		 "\"6f9619ff-8b86-d011-b42d-00c04fc964ff\""},
+		{ALYX_T_STRING, "TEXT", "\"a\\tb\"", "\"a\\tb\""},
+		{ALYX_T_INT, "INTEGER", "-9007199254740991",
+		 "-9007199254740991"},
+		{ALYX_T_FLOAT, "REAL", "3", "3.0"},
+		{ALYX_T_FLOAT, "REAL", "-0.125", "-0.125"},
+		{ALYX_T_BOOL, "INTEGER", "true", "true"},
+		{ALYX_T_BOOL, "INTEGER", "false", "false"},
+		{ALYX_T_TIMESTAMP, "TEXT", "\"2026-01-02T03:04:05.6Z\"",
+		 "\"2026-01-02T03:04:05.600Z\""},
+		{ALYX_T_JSON, "TEXT", "{\"k\":[1,{\"z\":null}]}",
+		 "{\"k\":[1,{\"z\":null}]}"},
+		{ALYX_T_BLOB, "BLOB", "\"AAEC/w==\"", "\"AAEC/w==\""},
+		{ALYX_T_BLOB, "BLOB", "\"\"", "\"\""},
+		{ALYX_T_TEXT, "TEXT", "null", "null"},
+	};
+	size_t k;
+	sqlite3 *db;
+
+	ASSERT_OK(sqlite3_open(":memory:", &db));
+	for (k = 0; k < ALYX_ARRAY_LEN(cases); k++) {
+		alyx__field f = fld(cases[k].t);
+		alyx__value v, back;
+		char why[128], sql[128];
+		cJSON *j = cJSON_Parse(cases[k].in);
+		sqlite3_stmt *st;
+		alyx_buf b;
+
+		snprintf(sql, sizeof(sql), "CREATE TABLE t%zu (c %s)", k,
+			 cases[k].decl);
+		ASSERT_OK(sqlite3_exec(db, sql, NULL, NULL, NULL));
+		ASSERT(alyx__value_from_json(&f, j, &v, why));
+		cJSON_Delete(j);
+		snprintf(sql, sizeof(sql), "INSERT INTO t%zu VALUES (?)", k);
+		ASSERT_OK(sqlite3_prepare_v2(db, sql, -1, &st, NULL));
+		ASSERT_OK(alyx__value_bind(st, 1, &v));
+		ASSERT_EQ(sqlite3_step(st), SQLITE_DONE);
+		sqlite3_finalize(st);
+		snprintf(sql, sizeof(sql), "SELECT c FROM t%zu", k);
+		ASSERT_OK(sqlite3_prepare_v2(db, sql, -1, &st, NULL));
+		ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+		alyx__buf_init(&b, 0);
+		alyx__value_write_column(&b, &f, st, 0);
+		ASSERT_STR_EQ(b.data, cases[k].out);
+		ASSERT_OK(alyx__value_from_column(st, 0, &back));
+		ASSERT_EQ(alyx__value_cmp(&v, &back), 0);
+		alyx__buf_free(&b);
+		alyx__value_clear(&back);
+		alyx__value_clear(&v);
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+}
+
+/* Columns written by other tools still come out as valid JSON. */
+TEST(foreign_column_values)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	alyx__field fj = fld(ALYX_T_JSON), fb = fld(ALYX_T_BOOL),
+		    ft = fld(ALYX_T_TIMESTAMP), fs = fld(ALYX_T_STRING);
+	alyx_buf b;
+
+	ASSERT_OK(sqlite3_open(":memory:", &db));
+	ASSERT_OK(sqlite3_prepare_v2(db,
+		"SELECT '{bad', 2, 0, x'41ff', '[1, 2 ]'", -1, &st, NULL));
+	ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+	alyx__buf_init(&b, 0);
+	alyx__value_write_column(&b, &fj, st, 0);
+	alyx__buf_addc(&b, ' ');
+	alyx__value_write_column(&b, &fb, st, 1);
+	alyx__buf_addc(&b, ' ');
+	alyx__value_write_column(&b, &ft, st, 2);
+	alyx__buf_addc(&b, ' ');
+	alyx__value_write_column(&b, &fs, st, 3);
+	alyx__buf_addc(&b, ' ');
+	alyx__value_write_column(&b, &fj, st, 4);
+	ASSERT_STR_EQ(b.data, "\"{bad\" true \"1970-01-01T00:00:00.000Z\" "
+		      "\"Qf8=\" [1, 2 ]");
+	alyx__buf_free(&b);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+TEST(cmp_order)
+{
+	alyx__value n = {.kind = ALYX_V_NULL}, i1 = {.kind = ALYX_V_INT, .i = 1},
+		    f15 = {.kind = ALYX_V_FLOAT, .f = 1.5},
+		    big = {.kind = ALYX_V_INT, .i = INT64_MAX},
+		    fbig = {.kind = ALYX_V_FLOAT, .f = 9223372036854775807.0},
+		    ta = {.kind = ALYX_V_TEXT, .s = "a", .n = 1},
+		    tab = {.kind = ALYX_V_TEXT, .s = "ab", .n = 2},
+		    bl = {.kind = ALYX_V_BLOB, .s = "", .n = 0};
+
+	ASSERT(alyx__value_cmp(&n, &i1) < 0);
+	ASSERT(alyx__value_cmp(&i1, &f15) < 0);
+	ASSERT(alyx__value_cmp(&f15, &i1) > 0);
+	ASSERT(alyx__value_cmp(&big, &fbig) < 0);
+	ASSERT(alyx__value_cmp(&f15, &ta) < 0);
+	ASSERT(alyx__value_cmp(&ta, &tab) < 0);
+	ASSERT(alyx__value_cmp(&tab, &bl) < 0);
+	ASSERT_EQ(alyx__value_cmp(&ta, &ta), 0);
+}
+
+TEST(copy)
+{
+	alyx__value a = {.kind = ALYX_V_TEXT, .s = "xyz", .n = 3}, c;
+
+	ASSERT_OK(alyx__value_copy(&c, &a));
+	ASSERT(c.s != a.s);
+	ASSERT_EQ(alyx__value_cmp(&a, &c), 0);
+	alyx__value_clear(&c);
+	ASSERT_EQ(c.kind, ALYX_V_NULL);
+	ASSERT(c.s == NULL);
+}
+
+TEST_MAIN()
