@@ -15,6 +15,7 @@
 
 #include <sqlite3.h>
 
+#include "schema/schema.h"
 #include "util/util.h"
 
 /* ---- connections (lib/store/conn.c) ---- */
@@ -63,5 +64,111 @@ int alyx__wal_checkpoint(sqlite3 *db, alyx__err *err);
  * NOMEM, CONFLICT for constraints, NOTFOUND for CANTOPEN, IO) with
  * SQLite's message, prefixed by `what`.  Returns the code. */
 int alyx__conn_err(sqlite3 *db, int rc, const char *what, alyx__err *err);
+
+/* ---- internal tables, applied schema, schema application (ddl.c) ---- */
+
+/* alyx__store_apply_schema flag: perform destructive changes (drop, type
+ * change, stricter constraint) instead of refusing them.  Only the
+ * migration runner and explicit callers set it. */
+#define ALYX_STORE_ALLOW_DESTRUCTIVE 0x1u
+
+/* Creates the internal tables if missing (idempotent): _alyx_migrations,
+ * _alyx_changes (+ index), _alyx_schema, _alyx_users, _alyx_sessions,
+ * _alyx_oauth_accounts.  Runs in its own savepoint. */
+int alyx__store_init(sqlite3 *db, alyx__err *err);
+/* The applied schema: the latest row of _alyx_schema, parsed; *out is
+ * NULL when none was ever applied.  Free with alyx__schema_free(). */
+int alyx__store_load_schema(sqlite3 *db, alyx__schema **out,
+			    alyx__err *err);
+/* The latest applied schema JSON (alyx__malloc'd) or NULL in *out. */
+int alyx__store_load_schema_json(sqlite3 *db, char **out, alyx__err *err);
+/* Appends `s` to _alyx_schema unless it equals the latest row. */
+int alyx__store_save_schema(sqlite3 *db, const alyx__schema *s,
+			    alyx__err *err);
+/*
+ * Applies `plan` (the diff from `old`, the applied schema or NULL, to
+ * `new_`; computed here when plan is NULL) and records new_ as the applied
+ * schema.  Everything happens in one savepoint: on any failure the
+ * database is exactly as before.  A destructive plan is refused with
+ * ALYX_E_MIGRATION and details {"changes":[...every destructive change]}
+ * unless flags has ALYX_STORE_ALLOW_DESTRUCTIVE.  Called in autocommit
+ * mode it switches foreign_keys off for the duration (table rebuilds need
+ * it) and runs PRAGMA foreign_key_check before committing; called inside
+ * the caller's transaction with foreign_keys on, a change that needs a
+ * table rebuild or a DROP TABLE fails with ALYX_E_MISUSE.
+ */
+int alyx__store_apply_schema(sqlite3 *db, const alyx__schema *old,
+			     const alyx__schema *new_,
+			     const alyx__plan *plan, unsigned flags,
+			     alyx__err *err);
+
+/* Building blocks shared by ddl.c and migrate.c. */
+typedef struct alyx__ddl_tx {
+	bool open;		/* savepoint open */
+	bool fk_restore;	/* foreign_keys was on and is switched off */
+} alyx__ddl_tx;
+/* foreign_keys off (when in autocommit mode) + SAVEPOINT. */
+int alyx__ddl_begin(sqlite3 *db, alyx__ddl_tx *tx, alyx__err *err);
+/* PRAGMA foreign_key_check (violations: ALYX_E_MIGRATION, rolled back),
+ * RELEASE, foreign_keys back on.  On failure everything is undone. */
+int alyx__ddl_commit(sqlite3 *db, alyx__ddl_tx *tx, alyx__err *err);
+void alyx__ddl_rollback(sqlite3 *db, alyx__ddl_tx *tx);
+
+/* A conversion for a table rebuild: the new column `field` of
+ * `collection` is computed by the SQL expression `expr` over the old row
+ * (e.g. CAST("age" AS INTEGER)). */
+typedef struct alyx__ddl_conv {
+	const char *collection;
+	const char *field;
+	const char *expr;
+} alyx__ddl_conv;
+/* Brings the tables from `old` to `new_` (no savepoint, no destructive
+ * check, _alyx_schema untouched): CREATE/DROP TABLE, ADD COLUMN or a
+ * 12-step table rebuild (rows copied, new columns defaulted, `conv`
+ * applied, other triggers and indexes kept), index sync, every
+ * collection's change-feed triggers regenerated.  `plan` may be NULL. */
+int alyx__ddl_sync(sqlite3 *db, const alyx__schema *old,
+		   const alyx__schema *new_, const alyx__plan *plan,
+		   const alyx__ddl_conv *conv, size_t n_conv,
+		   alyx__err *err);
+
+/* ---- migration files (migrate.c) ---- */
+
+/* Caps: a migration file's size and the number of files in a directory. */
+#define ALYX_MIGRATION_MAX_BYTES (1u << 20)
+#define ALYX_MIGRATION_MAX_FILES 10000
+
+/*
+ * migrations/NNN_name.yaml runner (docs/migrations.md).  `dir` is the
+ * migrations directory (a missing directory has no files).
+ * `project_schema` is schema.yaml parsed, or NULL to consider files only.
+ *
+ * status: {"applied":[{"version","name","file","applied_at","checksum",
+ *   "modified","missing"}],"pending":[{"version","name","file"}],
+ *   "schema":{plan JSON of the changes to schema.yaml after the pending
+ *   files}} (schema is null without project_schema).
+ * apply: every pending file in its own transaction, then the safe diff to
+ *   project_schema; stops at the first failure (that migration changed
+ *   nothing; earlier ones stay applied).  ALYX_E_CHECKSUM if an applied
+ *   file was edited (before anything runs).  report:
+ *   {"applied":[{"version","name","file"}],"baseline":bool,
+ *    "schema":{plan JSON}|null}
+ * rollback: undoes the last n applied migrations, newest first, each in
+ *   its own transaction.  report: {"rolled_back":[{"version","name",
+ *   "notes":[...]}]}
+ * create: writes dir/NNN_name.yaml (next number, 3 digits at least) from
+ *   a commented template; out_path_json: {"path":..,"version":N}.
+ *   ALYX_E_MISUSE for a bad name ([a-z0-9_], starts with a letter).
+ */
+int alyx__migrate_status(sqlite3 *db, const char *dir,
+			 const alyx__schema *project_schema, alyx_buf *out_json,
+			 alyx__err *err);
+int alyx__migrate_apply(sqlite3 *db, const char *dir,
+			const alyx__schema *project_schema, alyx_buf *report,
+			alyx__err *err);
+int alyx__migrate_rollback(sqlite3 *db, const char *dir, int n,
+			   alyx_buf *report, alyx__err *err);
+int alyx__migrate_create(const char *dir, const char *name,
+			 alyx_buf *out_path_json, alyx__err *err);
 
 #endif
