@@ -308,6 +308,111 @@ ALYX_API int alyx_db_reset(alyx *a);
  *   "doc_id":..,"changed_fields":[..]|null,"timestamp":..}],"last_id":N} */
 ALYX_API int alyx_changes(alyx *a, int64_t since, int limit, char **out);
 
+/* ---- HTTP server (alyxd's engine; since 0.1) ------------------------ */
+
+/*
+ * The REST server: libwebsockets serving HTTP/1.1 on one port, routes as
+ * docs/http-api.md.  alyx_server_start() is THE ONE PLACE libalyx starts
+ * threads: `threads` network service threads (one libwebsockets context
+ * each, sharing the port through SO_REUSEPORT) that run reads, plus one
+ * writer thread that group-commits queued writes.  All of them are joined
+ * by alyx_server_stop().  The handle `a` must outlive the server.
+ */
+typedef struct alyx_server alyx_server;
+
+/* Log levels passed to alyx_log_cb. */
+enum alyx_log_level {
+	ALYX_LOG_ERROR = 0,
+	ALYX_LOG_WARN = 1,
+	ALYX_LOG_INFO = 2	/* one line per request */
+};
+
+/* Receives one complete log line (no trailing newline; `len` bytes, also
+ * NUL-terminated).  Called from the server's threads, possibly several
+ * at once: it must be thread-safe and must not call back into the
+ * server. */
+typedef void (*alyx_log_cb)(void *user_data, int level, const char *line,
+			    size_t len);
+
+/* alyx_server_options.log_format */
+#define ALYX_LOG_JSON 0		/* one JSON object per line */
+#define ALYX_LOG_LOGFMT 1	/* key=value pairs */
+
+/* alyx_server_options.loop */
+#define ALYX_SERVER_LOOP_DEFAULT (-1)	/* config server.loop, else poll */
+#define ALYX_SERVER_LOOP_POLL 0	/* poll(): fastest for plain HTTP */
+#define ALYX_SERVER_LOOP_EV 1	/* libev (epoll) plugin: flat with many
+				 * idle connections */
+
+/* alyx_server_options.flags */
+#define ALYX_SERVER_BENCH_ROUTES 0x1u	/* serve GET /bench/hello (a fixed
+					 * tiny JSON reply, for benchmarks) */
+
+#define ALYX_SERVER_OPTIONS_VERSION 1
+
+/*
+ * Server options.  Fill with alyx_server_options_init(), then set what
+ * you need.  "config" below means the project's alyx.yaml `server:`
+ * section (alyx_config_json()); what neither sets gets the default.
+ * Strings are borrowed for the duration of alyx_server_start().
+ */
+typedef struct alyx_server_options {
+	uint32_t version;	/* ALYX_SERVER_OPTIONS_VERSION */
+	const char *host;	/* bind address; NULL: config, "127.0.0.1" */
+	int port;		/* -1: config, 8090; 0: any free port (see
+				 * alyx_server_port()) */
+	int threads;		/* service threads; 0: config, else one per
+				 * online CPU */
+	const char *tls_cert;	/* PEM certificate and key paths; both or
+				 * neither; NULL: config (none = plain) */
+	const char *tls_key;
+	const char *cors_origins; /* comma-separated allowed origins, "*" for
+				   * any, "" for none; NULL: config */
+	size_t max_body;	/* request body cap (413 above); 0: config,
+				 * 1 MiB */
+	size_t max_header;	/* request header cap; 0: config, 8 KiB */
+	int request_timeout_ms;	/* per-request bound (slow clients are
+				 * dropped); 0: config, 10000 */
+	int loop;		/* ALYX_SERVER_LOOP_* */
+	int log_fd;		/* log lines are written here (buffered, one
+				 * write per loop pass); -1: none */
+	int log_format;		/* ALYX_LOG_JSON or ALYX_LOG_LOGFMT */
+	alyx_log_cb log_cb;	/* called per line; NULL: none */
+	void *log_user_data;
+	unsigned flags;		/* ALYX_SERVER_* */
+} alyx_server_options;
+
+/* Sets every field to its "use config / default" value. */
+ALYX_API void alyx_server_options_init(alyx_server_options *o);
+
+/*
+ * Binds the port and starts serving `a` (see the top of this section for
+ * the threads).  `o` may be NULL (all defaults).  On success *out is the
+ * running server.  Start-up problems are reported synchronously, with a
+ * message naming the cause: port in use or bind failure (ALYX_E_IO), bad
+ * options or config (ALYX_E_CONFIG, ALYX_E_MISUSE), TLS files that cannot
+ * be loaded (ALYX_E_CONFIG), out of memory.  Errors are read with
+ * alyx_errmsg(a) on this thread.
+ */
+ALYX_API int alyx_server_start(alyx *a, const alyx_server_options *o,
+			       alyx_server **out);
+/* The port actually bound (useful with port 0).  Thread-safe. */
+ALYX_API int alyx_server_port(const alyx_server *s);
+/*
+ * Graceful stop: stops accepting connections, answers new requests on
+ * open connections with 503, lets in-flight requests finish for at most
+ * `grace_ms` milliseconds, lets the writer commit every write it has
+ * queued, closes every connection and joins all the server's threads.
+ * Returns ALYX_OK, or ALYX_E_TIMEOUT if requests were still in flight
+ * when the bound ran out (their connections were closed; writes already
+ * queued were still committed).  Idempotent.  Must not be called from a
+ * log callback.
+ */
+ALYX_API int alyx_server_stop(alyx_server *s, int grace_ms);
+/* Stops (with a 5 s grace) if still running, then releases.  NULL is a
+ * no-op. */
+ALYX_API void alyx_server_free(alyx_server *s);
+
 #ifdef __cplusplus
 }
 #endif
