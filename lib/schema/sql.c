@@ -1,0 +1,267 @@
+/*
+ * sql.c - DDL and change-feed triggers for a collection.
+ *
+ * Identifiers come only from a validated schema (alyx__ident_valid), and
+ * are double-quoted anyway; literals are quoted SQL literals.
+ */
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "schema/schema-int.h"
+
+/* json_array() takes at most SQLITE_MAX_FUNCTION_ARG (127 by default)
+ * arguments; the changed-fields list is built from chunks this size. */
+#define TRIGGER_CHUNK 100
+
+static void ident(alyx_buf *b, const char *name)
+{
+	const char *p;
+
+	alyx__buf_addc(b, '"');
+	for (p = name; *p; p++) {
+		if (*p == '"')
+			alyx__buf_addc(b, '"');
+		alyx__buf_addc(b, *p);
+	}
+	alyx__buf_addc(b, '"');
+}
+
+static void str_literal(alyx_buf *b, const char *s, size_t n)
+{
+	size_t i;
+
+	alyx__buf_addc(b, '\'');
+	for (i = 0; i < n; i++) {
+		if (s[i] == '\'')
+			alyx__buf_addc(b, '\'');
+		alyx__buf_addc(b, s[i]);
+	}
+	alyx__buf_addc(b, '\'');
+}
+
+void alyx__sql_default_literal(alyx_buf *b, const alyx__field *f)
+{
+	cJSON *j = cJSON_Parse(f->default_json);
+	static const char hex[] = "0123456789ABCDEF";
+
+	if (!j) {
+		alyx__buf_adds(b, "NULL");
+		return;
+	}
+	switch (f->type) {
+	case ALYX_T_BOOL:
+		alyx__buf_addc(b, cJSON_IsTrue(j) ? '1' : '0');
+		break;
+	case ALYX_T_INT:
+	case ALYX_T_FLOAT:
+		/* The JSON number text is also a valid SQL number. */
+		alyx__buf_adds(b, f->default_json);
+		break;
+	case ALYX_T_JSON:
+		str_literal(b, f->default_json, strlen(f->default_json));
+		break;
+	case ALYX_T_BLOB: {
+		unsigned char *bin = NULL;
+		size_t n = 0, i;
+		const char *s = cJSON_GetStringValue(j);
+
+		if (!s || !alyx__base64_dec(s, strlen(s), &bin, &n)) {
+			alyx__buf_adds(b, "NULL");
+			break;
+		}
+		alyx__buf_adds(b, "X'");
+		for (i = 0; i < n; i++) {
+			alyx__buf_addc(b, hex[bin[i] >> 4]);
+			alyx__buf_addc(b, hex[bin[i] & 15]);
+		}
+		alyx__buf_addc(b, '\'');
+		alyx__free(bin);
+		break;
+	}
+	default: {
+		const char *s = cJSON_GetStringValue(j);
+
+		if (s)
+			str_literal(b, s, strlen(s));
+		else
+			alyx__buf_adds(b, "NULL");
+		break;
+	}
+	}
+	cJSON_Delete(j);
+}
+
+static const char *on_delete_sql(alyx__on_delete od)
+{
+	switch (od) {
+	case ALYX_ONDEL_CASCADE:
+		return "CASCADE";
+	case ALYX_ONDEL_SET_NULL:
+		return "SET NULL";
+	default:
+		return "RESTRICT";
+	}
+}
+
+char *alyx__sql_create_table(const alyx__collection *c, const char *table)
+{
+	alyx_buf b;
+	size_t i;
+
+	alyx__buf_init(&b, 0);
+	alyx__buf_adds(&b, "CREATE TABLE ");
+	ident(&b, table ? table : c->name);
+	alyx__buf_adds(&b, " (");
+	for (i = 0; i < c->n_fields; i++) {
+		const alyx__field *f = &c->fields[i];
+
+		alyx__buf_adds(&b, i ? ",\n  " : "\n  ");
+		ident(&b, f->name);
+		alyx__buf_addc(&b, ' ');
+		alyx__buf_adds(&b, alyx__type_sql(f->type));
+		if (!f->nullable)
+			alyx__buf_adds(&b, " NOT NULL");
+		if (f->primary)
+			alyx__buf_adds(&b, " PRIMARY KEY");
+		else if (f->unique)
+			alyx__buf_adds(&b, " UNIQUE");
+		if (f->default_kind == ALYX_DEF_LITERAL) {
+			alyx__buf_adds(&b, " DEFAULT ");
+			alyx__sql_default_literal(&b, f);
+		}
+		if (f->ref_collection) {
+			alyx__buf_adds(&b, " REFERENCES ");
+			ident(&b, f->ref_collection);
+			alyx__buf_addc(&b, '(');
+			ident(&b, f->ref_field);
+			alyx__buf_adds(&b, ") ON DELETE ");
+			alyx__buf_adds(&b, on_delete_sql(f->on_delete));
+		}
+	}
+	alyx__buf_adds(&b, "\n)");
+	return alyx__buf_take(&b);
+}
+
+char *alyx__sql_create_indexes(const alyx__collection *c)
+{
+	alyx_buf b;
+	size_t i, j;
+
+	alyx__buf_init(&b, 0);
+	alyx__buf_adds(&b, "");	/* "" rather than NULL when none */
+	for (i = 0; i < c->n_fields; i++) {
+		const alyx__field *f = &c->fields[i];
+		char *name;
+
+		if (!f->index)
+			continue;
+		name = alyx__asprintf("idx_%s_%s", c->name, f->name);
+		if (!name) {
+			alyx__buf_free(&b);
+			return NULL;
+		}
+		alyx__buf_adds(&b, "CREATE INDEX IF NOT EXISTS ");
+		ident(&b, name);
+		alyx__buf_adds(&b, " ON ");
+		ident(&b, c->name);
+		alyx__buf_adds(&b, " (");
+		ident(&b, f->name);
+		alyx__buf_adds(&b, ");\n");
+		alyx__free(name);
+	}
+	for (i = 0; i < c->n_indexes; i++) {
+		const alyx__index *ix = &c->indexes[i];
+
+		alyx__buf_adds(&b, ix->unique ? "CREATE UNIQUE INDEX "
+					      : "CREATE INDEX ");
+		alyx__buf_adds(&b, "IF NOT EXISTS ");
+		ident(&b, ix->name);
+		alyx__buf_adds(&b, " ON ");
+		ident(&b, c->name);
+		alyx__buf_adds(&b, " (");
+		for (j = 0; j < ix->n_fields; j++) {
+			if (j)
+				alyx__buf_adds(&b, ", ");
+			ident(&b, ix->fields[j]);
+			if (ix->desc)
+				alyx__buf_adds(&b, " DESC");
+		}
+		alyx__buf_adds(&b, ");\n");
+	}
+	return alyx__buf_take(&b);
+}
+
+static void trigger_head(alyx_buf *b, const alyx__collection *c,
+			 const char *suffix, const char *event)
+{
+	char *name = alyx__asprintf("%s_alyx_%s", c->name, suffix);
+
+	alyx__buf_adds(b, "DROP TRIGGER IF EXISTS ");
+	ident(b, name ? name : "");
+	alyx__buf_adds(b, ";\nCREATE TRIGGER ");
+	ident(b, name ? name : "");
+	alyx__buf_adds(b, " AFTER ");
+	alyx__buf_adds(b, event);
+	alyx__buf_adds(b, " ON ");
+	ident(b, c->name);
+	alyx__buf_adds(b, " BEGIN INSERT INTO \"_alyx_changes\" "
+		       "(collection, operation, doc_id, changed_fields, "
+		       "timestamp) VALUES (");
+	str_literal(b, c->name, strlen(c->name));
+	alyx__buf_adds(b, ", '");
+	alyx__buf_adds(b, event);
+	alyx__buf_adds(b, "', ");
+	alyx__buf_adds(b, strcmp(event, "DELETE") ? "NEW." : "OLD.");
+	ident(b, c->fields[c->pk].name);
+	alyx__buf_adds(b, ", ");
+	if (!name)
+		b->err = b->err ? b->err : ALYX_E_NOMEM;
+	alyx__free(name);
+}
+
+static void trigger_tail(alyx_buf *b)
+{
+	alyx__buf_adds(b, ", strftime('%Y-%m-%dT%H:%M:%fZ', 'now')); END;\n");
+}
+
+char *alyx__sql_triggers(const alyx__collection *c)
+{
+	alyx_buf b;
+	size_t i;
+
+	alyx__buf_init(&b, 0);
+	trigger_head(&b, c, "ins", "INSERT");
+	alyx__buf_adds(&b, "NULL");
+	trigger_tail(&b);
+
+	/* changed_fields: the names of the columns whose value changed
+	 * (IS NOT also compares NULLs), in field order. */
+	trigger_head(&b, c, "upd", "UPDATE");
+	alyx__buf_adds(&b, "(SELECT json_group_array(value) FROM (");
+	for (i = 0; i < c->n_fields; i++) {
+		const alyx__field *f = &c->fields[i];
+
+		if (i % TRIGGER_CHUNK == 0)
+			alyx__buf_adds(&b, i ? ")) UNION ALL SELECT value "
+					       "FROM json_each(json_array("
+					     : "SELECT value FROM "
+					       "json_each(json_array(");
+		else
+			alyx__buf_adds(&b, ", ");
+		alyx__buf_adds(&b, "CASE WHEN OLD.");
+		ident(&b, f->name);
+		alyx__buf_adds(&b, " IS NOT NEW.");
+		ident(&b, f->name);
+		alyx__buf_adds(&b, " THEN ");
+		str_literal(&b, f->name, strlen(f->name));
+		alyx__buf_adds(&b, " END");
+	}
+	alyx__buf_adds(&b, "))) WHERE value IS NOT NULL)");
+	trigger_tail(&b);
+
+	trigger_head(&b, c, "del", "DELETE");
+	alyx__buf_adds(&b, "NULL");
+	trigger_tail(&b);
+	return alyx__buf_take(&b);
+}
