@@ -125,7 +125,8 @@ int alyx__doc_prepare(const alyx__collection *c, const cJSON *in, int mode,
  * caller owns transactions).  On a SQLite constraint failure the error is
  * ALYX_E_CONFLICT with details {"field":..,"constraint":"unique"|
  * "foreign_key"} when it can be told.  *out receives the stored document
- * (re-read after the write) as JSON, without internal fields. */
+ * (re-read after the write) as JSON, without internal fields; the JSON is
+ * appended to `out`. */
 int alyx__doc_insert(sqlite3 *db, const alyx__collection *c,
 		     const alyx__row *row, alyx_buf *out, alyx__err *err);
 int alyx__doc_update(sqlite3 *db, const alyx__collection *c,
@@ -140,6 +141,22 @@ int alyx__doc_read(sqlite3 *db, const alyx__collection *c, const char *id,
 /* Converts an id given as text into the primary key's storage value. */
 bool alyx__doc_pk_value(const alyx__collection *c, const char *id,
 			alyx__value *out, char why[128]);
+
+/* ---- prepared-statement cache ----
+ * Statements are cached on the connection itself (prepared with
+ * SQLITE_PREPARE_PERSISTENT, found again through sqlite3_next_stmt by
+ * their SQL text), at most ALYX_STMT_CACHE_MAX per connection, oldest
+ * idle one evicted.  get: an idle cached statement for `sql` or a newly
+ * prepared one (returns a SQLite result code).  put: reset + clear
+ * bindings; never finalize a statement obtained here.  Between get and
+ * put, do not call get for the same SQL on the same connection (a bound
+ * but not yet stepped statement looks idle).  alyx__conn_close()
+ * finalizes whatever is cached; alyx__stmt_cache_clear() drops the idle
+ * cached statements earlier (e.g. after a schema change). */
+#define ALYX_STMT_CACHE_MAX 64
+int alyx__stmt_get(sqlite3 *db, const char *sql, sqlite3_stmt **out);
+void alyx__stmt_put(sqlite3_stmt *st);
+void alyx__stmt_cache_clear(sqlite3 *db);
 
 /* Maps a SQLite error on `db` to an alyx error (CONFLICT for constraint
  * violations, BUSY, IO, INTERNAL) with SQLite's message. */
