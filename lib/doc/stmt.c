@@ -398,6 +398,56 @@ static int write_err(sqlite3 *db, const alyx__collection *c,
 	return err->code;
 }
 
+/* Checks the collection and converts `id` to the primary key's value;
+ * an id that cannot be a key names no document. */
+static int key_of(const alyx__collection *c, const char *id,
+		  alyx__value *key, alyx__err *err)
+{
+	char why[128];
+	int rc = check_idents(c, err);
+
+	if (rc != ALYX_OK)
+		return rc;
+	if (!alyx__doc_pk_value(c, id, key, why))
+		return not_found(c, id, err);
+	return ALYX_OK;
+}
+
+static void add_where_pk(alyx_buf *sql, const alyx__collection *c)
+{
+	alyx__buf_adds(sql, " WHERE ");
+	add_ident(sql, c->fields[c->pk].name);
+	alyx__buf_adds(sql, "=?");
+}
+
+/* The (cached) statement for the SQL text in `sql`. */
+static int get_stmt(sqlite3 *db, alyx_buf *sql, sqlite3_stmt **st,
+		    alyx__err *err)
+{
+	int rc = sql_ready(sql, err);
+
+	if (rc != ALYX_OK)
+		return rc;
+	rc = alyx__stmt_get(db, sql->data, st);
+	if (rc != SQLITE_OK)
+		return alyx__sqlite_err(db, rc, err);
+	return ALYX_OK;
+}
+
+/* Binds the values the row sets, skipping the key when `skip_pk`;
+ * returns the last parameter index used. */
+static int bind_row(sqlite3_stmt *st, const alyx__collection *c,
+		    const alyx__row *row, bool skip_pk)
+{
+	size_t i;
+	int p = 0;
+
+	for (i = 0; i < row->n && i < c->n_fields; i++)
+		if (row->set[i] && !(skip_pk && i == c->pk))
+			alyx__value_bind(st, ++p, &row->vals[i]);
+	return p;
+}
+
 int alyx__doc_insert(sqlite3 *db, const alyx__collection *c,
 		     const alyx__row *row, alyx_buf *out, alyx__err *err)
 {
@@ -429,17 +479,10 @@ int alyx__doc_insert(sqlite3 *db, const alyx__collection *c,
 	}
 	alyx__buf_adds(&sql, " RETURNING ");
 	add_cols(&sql, c, false);
-	rc = sql_ready(&sql, err);
+	rc = get_stmt(db, &sql, &st, err);
 	if (rc != ALYX_OK)
 		goto out;
-	rc = alyx__stmt_get(db, sql.data, &st);
-	if (rc != SQLITE_OK) {
-		rc = alyx__sqlite_err(db, rc, err);
-		goto out;
-	}
-	for (i = 0, p = 0; i < row->n && i < c->n_fields; i++)
-		if (row->set[i])
-			alyx__value_bind(st, ++p, &row->vals[i]);
+	bind_row(st, c, row, false);
 	rc = step_one(db, st, c, false, out, &found, err);
 	alyx__stmt_put(st);
 	if (rc != ALYX_OK)
@@ -456,19 +499,14 @@ int alyx__doc_update(sqlite3 *db, const alyx__collection *c,
 	alyx_buf sql;
 	alyx__value key = {0};
 	sqlite3_stmt *st = NULL;
-	char why[128];
 	size_t i;
 	int rc, p = 0;
 	bool found;
 
 	alyx__buf_init(&sql, 1 << 20);
-	rc = check_idents(c, err);
+	rc = key_of(c, id, &key, err);
 	if (rc != ALYX_OK)
 		goto out;
-	if (!alyx__doc_pk_value(c, id, &key, why)) {
-		rc = not_found(c, id, err);
-		goto out;
-	}
 	alyx__buf_adds(&sql, "UPDATE ");
 	add_ident(&sql, c->name);
 	for (i = 0; i < row->n && i < c->n_fields; i++) {
@@ -483,22 +521,14 @@ int alyx__doc_update(sqlite3 *db, const alyx__collection *c,
 		rc = alyx__doc_read(db, c, id, false, out, err);
 		goto out;
 	}
-	alyx__buf_adds(&sql, " WHERE ");
-	add_ident(&sql, c->fields[c->pk].name);
-	alyx__buf_adds(&sql, "=? RETURNING ");
+	add_where_pk(&sql, c);
+	alyx__buf_adds(&sql, " RETURNING ");
 	add_cols(&sql, c, false);
-	rc = sql_ready(&sql, err);
+	rc = get_stmt(db, &sql, &st, err);
 	if (rc != ALYX_OK)
 		goto out;
-	rc = alyx__stmt_get(db, sql.data, &st);
-	if (rc != SQLITE_OK) {
-		rc = alyx__sqlite_err(db, rc, err);
-		goto out;
-	}
-	for (i = 0, p = 0; i < row->n && i < c->n_fields; i++)
-		if (row->set[i] && i != c->pk)
-			alyx__value_bind(st, ++p, &row->vals[i]);
-	alyx__value_bind(st, ++p, &key);
+	p = bind_row(st, c, row, true);
+	alyx__value_bind(st, p + 1, &key);
 	rc = step_one(db, st, c, false, out, &found, err);
 	alyx__stmt_put(st);
 	if (rc != ALYX_OK)
@@ -583,30 +613,18 @@ int alyx__doc_delete(sqlite3 *db, const alyx__collection *c, const char *id,
 	alyx_buf sql;
 	alyx__value key = {0};
 	sqlite3_stmt *st = NULL;
-	char why[128];
 	int rc;
 
 	alyx__buf_init(&sql, 4096);
-	rc = check_idents(c, err);
+	rc = key_of(c, id, &key, err);
 	if (rc != ALYX_OK)
 		goto out;
-	if (!alyx__doc_pk_value(c, id, &key, why)) {
-		rc = not_found(c, id, err);
-		goto out;
-	}
 	alyx__buf_adds(&sql, "DELETE FROM ");
 	add_ident(&sql, c->name);
-	alyx__buf_adds(&sql, " WHERE ");
-	add_ident(&sql, c->fields[c->pk].name);
-	alyx__buf_adds(&sql, "=?");
-	rc = sql_ready(&sql, err);
+	add_where_pk(&sql, c);
+	rc = get_stmt(db, &sql, &st, err);
 	if (rc != ALYX_OK)
 		goto out;
-	rc = alyx__stmt_get(db, sql.data, &st);
-	if (rc != SQLITE_OK) {
-		rc = alyx__sqlite_err(db, rc, err);
-		goto out;
-	}
 	alyx__value_bind(st, 1, &key);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE) {
@@ -631,33 +649,21 @@ int alyx__doc_read(sqlite3 *db, const alyx__collection *c, const char *id,
 	alyx_buf sql;
 	alyx__value key = {0};
 	sqlite3_stmt *st = NULL;
-	char why[128];
 	int rc;
 	bool found;
 
 	alyx__buf_init(&sql, 1 << 20);
-	rc = check_idents(c, err);
+	rc = key_of(c, id, &key, err);
 	if (rc != ALYX_OK)
 		goto out;
-	if (!alyx__doc_pk_value(c, id, &key, why)) {
-		rc = not_found(c, id, err);
-		goto out;
-	}
 	alyx__buf_adds(&sql, "SELECT ");
 	add_cols(&sql, c, with_internal);
 	alyx__buf_adds(&sql, " FROM ");
 	add_ident(&sql, c->name);
-	alyx__buf_adds(&sql, " WHERE ");
-	add_ident(&sql, c->fields[c->pk].name);
-	alyx__buf_adds(&sql, "=?");
-	rc = sql_ready(&sql, err);
+	add_where_pk(&sql, c);
+	rc = get_stmt(db, &sql, &st, err);
 	if (rc != ALYX_OK)
 		goto out;
-	rc = alyx__stmt_get(db, sql.data, &st);
-	if (rc != SQLITE_OK) {
-		rc = alyx__sqlite_err(db, rc, err);
-		goto out;
-	}
 	alyx__value_bind(st, 1, &key);
 	rc = step_one(db, st, c, with_internal, out, &found, err);
 	alyx__stmt_put(st);

@@ -219,8 +219,9 @@ static int pattern_match(const alyx__field *f, const alyx__value *v)
 	md = pcre2_match_data_create_from_pattern(f->pattern_code, NULL);
 	if (!md)
 		return -1;
-	rc = pcre2_match(f->pattern_code, (PCRE2_SPTR)v->s, v->n, 0, 0, md,
-			 NULL);
+	/* Every text value was checked as UTF-8 on its way in. */
+	rc = pcre2_match(f->pattern_code, (PCRE2_SPTR)v->s, v->n, 0,
+			 PCRE2_NO_UTF_CHECK, md, NULL);
 	pcre2_match_data_free(md);
 	if (rc >= 0)
 		return 1;
