@@ -301,6 +301,23 @@ ALYX_API int alyx_db_dump(alyx *a, char **out);
  * transaction; the schema stays. */
 ALYX_API int alyx_db_reset(alyx *a);
 
+/*
+ * Converts YAML text (`len` bytes, or (size_t)-1 for a NUL-terminated
+ * string) holding one document into JSON text, e.g. a seed file for
+ * alyx_db_seed().  Mappings become objects (keys as strings), sequences
+ * arrays; plain scalars are read with the YAML 1.2 core schema (null, ~,
+ * true/false, decimal/0x/0o integers, floats); quoted or !!str-tagged
+ * scalars stay strings; an empty document is null.  Aliases, several
+ * documents, nesting deeper than 64 levels and invalid UTF-8 are refused:
+ * ALYX_E_BADJSON (or ALYX_E_TOOBIG) with details {"file","line","column"}
+ * and the message "FILE:LINE:COL: problem"; `filename` (may be NULL)
+ * names the source.  `a` may be NULL: the error is then read with
+ * alyx_errmsg(NULL) on this thread.  *out is caller-owned (alyx_free()).
+ * Thread-safe.  Since 0.1.
+ */
+ALYX_API int alyx_yaml_to_json(alyx *a, const char *yaml, size_t len,
+			       const char *filename, char **out);
+
 /* ---- change feed -------------------------------------------------- */
 
 /* Changes with id > since, oldest first, at most `limit` (1..10000):
