@@ -113,6 +113,11 @@ int alyx__ddl_begin(sqlite3 *db, alyx__ddl_tx *tx, alyx__err *err);
  * RELEASE, foreign_keys back on.  On failure everything is undone. */
 int alyx__ddl_commit(sqlite3 *db, alyx__ddl_tx *tx, alyx__err *err);
 void alyx__ddl_rollback(sqlite3 *db, alyx__ddl_tx *tx);
+/* alyx__exec for schema work: a failing statement (constraint, SQL
+ * error) becomes ALYX_E_MIGRATION "<what>: <sqlite message>"; BUSY,
+ * NOMEM and I/O errors keep their codes. */
+int alyx__ddl_exec(sqlite3 *db, const char *sql, const char *what,
+		   alyx__err *err);
 
 /* A conversion for a table rebuild: the new column `field` of
  * `collection` is computed by the SQL expression `expr` over the old row
