@@ -15,6 +15,17 @@
 #include "cli.h"
 #include "json.h"
 
+#define SERVER_OPTIONS \
+"Options:\n" \
+"  -H, --host H      bind address (default: alyx.yaml server.host,\n" \
+"                    127.0.0.1)\n" \
+"  -p, --port P      port (default: alyx.yaml server.port, 8090; 0 picks\n" \
+"                    a free port, printed at start)\n" \
+"      --threads N   network threads (default: one per CPU)\n" \
+"  -q, --quiet       no request log\n" \
+"  -C, --dir DIR     the project directory (default: the current one)\n" \
+"  -h, --help        show this help\n"
+
 static const char dev_usage[] =
 "Usage: alyx dev [--host H] [--port P] [options]\n"
 "\n"
@@ -23,15 +34,7 @@ static const char dev_usage[] =
 "and runs the REST server in the foreground until Ctrl-C.  Request logs\n"
 "go to standard error.\n"
 "\n"
-"Options:\n"
-"  -H, --host H      bind address (default: alyx.yaml server.host,\n"
-"                    127.0.0.1)\n"
-"  -p, --port P      port (default: alyx.yaml server.port, 8090; 0 picks\n"
-"                    a free port, printed at start)\n"
-"      --threads N   network threads (default: one per CPU)\n"
-"  -q, --quiet       no request log\n"
-"  -C, --dir DIR     the project directory (default: the current one)\n"
-"  -h, --help        show this help\n";
+SERVER_OPTIONS;
 
 static const char serve_usage[] =
 "Usage: alyx serve [--host H] [--port P] [options]\n"
@@ -40,15 +43,7 @@ static const char serve_usage[] =
 "SIGTERM, with the schema as last applied (see 'alyx migrate apply').\n"
 "Request logs go to standard error as JSON lines.\n"
 "\n"
-"Options:\n"
-"  -H, --host H      bind address (default: alyx.yaml server.host,\n"
-"                    127.0.0.1)\n"
-"  -p, --port P      port (default: alyx.yaml server.port, 8090; 0 picks\n"
-"                    a free port, printed at start)\n"
-"      --threads N   network threads (default: one per CPU)\n"
-"  -q, --quiet       no request log\n"
-"  -C, --dir DIR     the project directory (default: the current one)\n"
-"  -h, --help        show this help\n";
+SERVER_OPTIONS;
 
 enum { O_HOST = 1, O_PORT, O_THREADS, O_QUIET };
 
