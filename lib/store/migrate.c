@@ -294,24 +294,37 @@ static int load_file(const mig_file *mf, mig_doc **out, char **text,
 			       &doc_schema, (cyaml_data_t **)out, NULL);
 	if (cerr != CYAML_OK) {
 		alyx_buf d;
-		char *m = log.data ? log.data : "";
-		size_t ml = strlen(m);
+		char *m = log.data ? log.data : "", *nl, *at;
+		unsigned line = 0, col = 0;
 
-		while (ml && (m[ml - 1] == '\n' || m[ml - 1] == ' '))
-			m[--ml] = 0;
-		for (char *c = m; *c; c++)
-			if (*c == '\n')
-				*c = ';';
+		/* "Load: <problem>\nLoad: Backtrace:\n  in mapping (line: 5,
+		 * column: 17)\n...": the problem and the innermost place */
+		at = strstr(m, "(line: ");
+		if (at && sscanf(at, "(line: %u, column: %u)", &line, &col) < 1)
+			line = 0;
+		if (strncmp(m, "Load: ", 6) == 0)
+			m += 6;
+		if ((nl = strchr(m, '\n')))
+			*nl = 0;
 		alyx__buf_init(&d, 0);
 		alyx__buf_adds(&d, "{\"file\":");
 		alyx__json_strz(&d, mf->path);
-		alyx__buf_adds(&d, ",\"cause\":");
+		alyx__buf_addf(&d, ",\"line\":%u,\"column\":%u,\"cause\":",
+			       line, col);
 		alyx__json_strz(&d, cyaml_strerror(cerr));
 		alyx__buf_addc(&d, '}');
-		rc = alyx__err_setd(err, cerr == CYAML_ERR_OOM ?
-				    ALYX_E_NOMEM : ALYX_E_MIGRATION,
-				    alyx__buf_take(&d), "%s: %s%s%s", mf->path,
-				    cyaml_strerror(cerr), ml ? ": " : "", m);
+		if (!*m)
+			m = (char *)cyaml_strerror(cerr);
+		if (line)
+			rc = alyx__err_setd(err, cerr == CYAML_ERR_OOM ?
+					    ALYX_E_NOMEM : ALYX_E_MIGRATION,
+					    alyx__buf_take(&d), "%s:%u:%u: %s",
+					    mf->path, line, col, m);
+		else
+			rc = alyx__err_setd(err, cerr == CYAML_ERR_OOM ?
+					    ALYX_E_NOMEM : ALYX_E_MIGRATION,
+					    alyx__buf_take(&d), "%s: %s",
+					    mf->path, m);
 		*out = NULL;
 	} else {
 		op_lines(*text, *out);
@@ -1865,6 +1878,9 @@ static int rollback_one(sqlite3 *db, const applied *a, alyx_buf *report,
 	if (rc != ALYX_OK)
 		goto out;
 	steps = cJSON_Parse((const char *)sqlite3_column_text(st, 1));
+	/* a pending read would lock the tables the undo steps rebuild */
+	sqlite3_finalize(st);
+	st = NULL;
 	if (!cJSON_IsArray(steps)) {
 		rc = alyx__err_set(err, ALYX_E_INTERNAL, NULL,
 				   "migration %lld has no readable undo steps",

@@ -1,0 +1,659 @@
+/*
+ * Unit tests of lib/store/migrate.c: migration files (rename_field,
+ * drop_field, drop_collection, change_type, sql), history with checksums,
+ * status, apply, rollback and create.  Every structural change is checked
+ * to keep every row and value.
+ */
+#include "store-helpers.h"
+
+#define NROWS 40
+
+/* The schema every test starts from (all nine types). */
+#define BASE_USERS                                                      \
+	"collections:\n"                                                \
+	"  users:\n"                                                    \
+	"    fields:\n"                                                 \
+	"      id: {type: uuid, primary: true, default: auto}\n"        \
+	"      email: {type: string, unique: true}\n"
+
+static const char *V1 =
+	BASE_USERS
+	"      name: {type: string, nullable: true, index: true}\n"
+	"  posts:\n"
+	"    fields:\n"
+	"      id: {type: uuid, primary: true, default: auto}\n"
+	"      title: {type: string, maxLength: 200, index: true}\n"
+	"      body: {type: text, nullable: true}\n"
+	"      views: {type: int, default: 0}\n"
+	"      score: {type: float, nullable: true}\n"
+	"      published: {type: bool, default: false}\n"
+	"      created_at: {type: timestamp, default: now}\n"
+	"      meta: {type: json, nullable: true}\n"
+	"      data: {type: blob, nullable: true}\n"
+	"      legacy: {type: string, nullable: true}\n"
+	"      author_id: {type: uuid, references: users.id, "
+	"onDelete: cascade}\n"
+	"    indexes:\n"
+	"      - name: posts_title_views\n"
+	"        fields: [title, views]\n"
+	"  logs:\n"
+	"    fields:\n"
+	"      id: {type: int, primary: true}\n"
+	"      line: {type: text}\n";
+
+typedef struct env {
+	char *dir;
+	char *mdir;
+	sqlite3 *db;
+} env;
+
+static env setup(void)
+{
+	env e;
+	alyx__schema *s = parse(V1);
+	alyx__err err = {0};
+
+	e.dir = tmp_dir();
+	e.mdir = alyx__path_join(e.dir, "migrations");
+	ASSERT_EQ(mkdir(e.mdir, 0755), 0);
+	e.db = open_db(e.dir);
+	ASSERT_EQ(alyx__store_apply_schema(e.db, NULL, s, NULL, 0, &err),
+		  ALYX_OK);
+	alyx__schema_free(s);
+	exec_ok(e.db, "BEGIN");
+	for (int i = 0; i < NROWS; i++) {
+		char *sql = alyx__asprintf(
+			"INSERT INTO users VALUES ('u%02d', 'u%d@x.io', %s);"
+			"INSERT INTO posts VALUES ('p%02d', 'title %d', %s, "
+			"%d, %s, %d, '2026-02-03T04:05:06.%03dZ', %s, %s, "
+			"'old %d', 'u%02d');"
+			"INSERT INTO logs VALUES (%d, 'line %d');",
+			i, i, i % 3 ? "'name'" : "NULL", i, i,
+			i % 4 ? "'body'" : "NULL", i * 7,
+			i % 5 ? "2.5" : "NULL", i % 2, i,
+			i % 2 ? "'{\"k\":[1,2]}'" : "NULL",
+			i % 3 ? "x'00ff10'" : "NULL", i, i, i, i);
+
+		exec_ok(e.db, sql);
+		alyx__free(sql);
+	}
+	exec_ok(e.db, "COMMIT");
+	return e;
+}
+
+static void teardown(env *e)
+{
+	alyx__conn_close(e->db);
+	alyx__free(e->mdir);
+	rm_tree(e->dir);
+}
+
+/* V1 with `from` replaced by `to` (first occurrence each time). */
+static char *schema_edit(const char *base, const char *from, const char *to)
+{
+	const char *p = strstr(base, from);
+	char *r;
+
+	ASSERT(p != NULL);
+	r = alyx__asprintf("%.*s%s%s", (int)(p - base), base, to,
+			   p + strlen(from));
+	ASSERT(r != NULL);
+	return r;
+}
+
+static int migrate(env *e, const char *project_yaml, char **report,
+		   alyx__err *err)
+{
+	alyx__schema *s = project_yaml ? parse(project_yaml) : NULL;
+	alyx_buf b;
+	int rc;
+
+	alyx__buf_init(&b, 0);
+	rc = alyx__migrate_apply(e->db, e->mdir, s, &b, err);
+	if (rc != ALYX_OK)
+		fprintf(stderr, "  migrate: %s %s\n", err->msg,
+			err->details ? err->details : "");
+	*report = alyx__buf_take(&b);
+	alyx__schema_free(s);
+	return rc;
+}
+
+static char *migrate_ok(env *e, const char *project_yaml)
+{
+	alyx__err err = {0};
+	char *r = NULL;
+
+	ASSERT_EQ(migrate(e, project_yaml, &r, &err), ALYX_OK);
+	alyx__err_clear(&err);
+	return r;
+}
+
+static char *status(env *e, const char *project_yaml)
+{
+	alyx__schema *s = project_yaml ? parse(project_yaml) : NULL;
+	alyx__err err = {0};
+	alyx_buf b;
+
+	alyx__buf_init(&b, 0);
+	ASSERT_EQ(alyx__migrate_status(e->db, e->mdir, s, &b, &err), ALYX_OK);
+	alyx__schema_free(s);
+	return alyx__buf_take(&b);
+}
+
+static char *rollback(env *e, int n, int want)
+{
+	alyx__err err = {0};
+	alyx_buf b;
+	int rc;
+
+	alyx__buf_init(&b, 0);
+	rc = alyx__migrate_rollback(e->db, e->mdir, n, &b, &err);
+	if (rc != want)
+		fprintf(stderr, "  rollback: %s\n", err.msg);
+	ASSERT_EQ(rc, want);
+	alyx__err_clear(&err);
+	return alyx__buf_take(&b);
+}
+
+/* The rows of `cols` of `table`, in primary-key order. */
+static char *rows(sqlite3 *db, const char *table, const char *cols)
+{
+	char *sql = alyx__asprintf("SELECT %s FROM %s ORDER BY 1", cols,
+				   table);
+	alyx_buf b;
+
+	alyx__buf_init(&b, 0);
+	dump_rows(db, sql, &b);
+	alyx__free(sql);
+	return alyx__buf_take(&b);
+}
+
+static void same_rows(sqlite3 *db, const char *table, const char *cols,
+		      const char *want)
+{
+	char *got = rows(db, table, cols);
+
+	ASSERT_STR_EQ(got, want);
+	alyx__free(got);
+}
+
+#define POST_COLS "id, title, body, views, score, published, created_at, " \
+		  "meta, data, author_id"
+
+/* The applied schema equals the project schema: nothing left to do. */
+static void schema_is(env *e, const char *yaml)
+{
+	alyx__schema *s = NULL, *want = parse(yaml);
+	alyx__err err = {0};
+	alyx__plan *p = NULL;
+
+	ASSERT_EQ(alyx__store_load_schema(e->db, &s, &err), ALYX_OK);
+	ASSERT_EQ(alyx__schema_diff(s, want, &p, &err), ALYX_OK);
+	if (p->n_changes) {
+		char *j = alyx__plan_to_json(p);
+
+		fprintf(stderr, "  left over: %s\n", j);
+		alyx__free(j);
+	}
+	ASSERT_EQ(p->n_changes, 0);
+	alyx__plan_free(p);
+	alyx__schema_free(s);
+	alyx__schema_free(want);
+}
+
+TEST(create_numbers_files_and_refuses_bad_names)
+{
+	env e = setup();
+	alyx__err err = {0};
+	alyx_buf b;
+	char *r;
+
+	alyx__buf_init(&b, 0);
+	ASSERT_EQ(alyx__migrate_create(e.mdir, "Bad-Name", &b, &err),
+		  ALYX_E_MISUSE);
+	ASSERT_CONTAINS(err.msg, "bad migration name");
+	ASSERT_EQ(alyx__migrate_create(e.mdir, "", &b, &err), ALYX_E_MISUSE);
+	ASSERT_EQ(alyx__migrate_create(e.mdir, "9lives", &b, &err),
+		  ALYX_E_MISUSE);
+	ASSERT_EQ(alyx__migrate_create(e.mdir, "first_one", &b, &err),
+		  ALYX_OK);
+	ASSERT_CONTAINS(b.data, "001_first_one.yaml\",\"version\":1}");
+	alyx__buf_reset(&b);
+	write_text(e.mdir, "007_seven.yaml", "version: 7\nname: seven\n"
+		   "operations: []\n");
+	ASSERT_EQ(alyx__migrate_create(e.mdir, "next", &b, &err), ALYX_OK);
+	ASSERT_CONTAINS(b.data, "008_next.yaml\",\"version\":8}");
+	/* the template is a valid, empty migration */
+	r = migrate_ok(&e, V1);
+	ASSERT_CONTAINS(r, "\"name\":\"first_one\"");
+	ASSERT_CONTAINS(r, "\"name\":\"next\"");
+	ASSERT_EQ(q_int(e.db, "SELECT count(*) FROM _alyx_migrations"), 3);
+	alyx__free(r);
+	alyx__buf_free(&b);
+	alyx__err_clear(&err);
+	teardown(&e);
+}
+
+TEST(rename_field_keeps_values_and_follows_indexes_and_triggers)
+{
+	env e = setup();
+	char *before = rows(e.db, "posts", POST_COLS);
+	char *v2 = schema_edit(V1, "      title: {", "      headline: {");
+	char *v2b = schema_edit(v2, "fields: [title, views]",
+				"fields: [headline, views]");
+	char *r, *st, *cf;
+
+	write_text(e.mdir, "002_rename_title.yaml",
+		   "version: 2\n"
+		   "name: rename_title\n"
+		   "description: Rename title to headline\n"
+		   "operations:\n"
+		   "  - type: rename_field\n"
+		   "    collection: posts\n"
+		   "    from: title\n"
+		   "    to: headline\n"
+		   "  - type: sql\n"
+		   "    up: |\n"
+		   "      UPDATE posts SET headline = headline || '!' WHERE "
+		   "views = 0;\n"
+		   "    down: |\n"
+		   "      UPDATE posts SET headline = substr(headline, 1, "
+		   "length(headline) - 1) WHERE views = 0;\n");
+	/* status: pending, and after it schema.yaml needs nothing unsafe */
+	st = status(&e, v2b);
+	ASSERT_CONTAINS(st, "\"pending\":[{\"version\":2,\"name\":"
+			"\"rename_title\"");
+	ASSERT_CONTAINS(st, "\"destructive\":false");
+	alyx__free(st);
+	r = migrate_ok(&e, v2b);
+	ASSERT_CONTAINS(r, "\"applied\":[{\"version\":2");
+	alyx__free(r);
+	ASSERT_EQ(q_int(e.db, "SELECT count(*) FROM posts WHERE headline = "
+			"'title 0!'"), 1);
+	exec_ok(e.db, "UPDATE posts SET headline = 'title 0' WHERE id='p00'");
+	same_rows(e.db, "posts", "id, headline, body, views, score, "
+		  "published, created_at, meta, data, author_id", before);
+	ASSERT(has_object(e.db, "index", "idx_posts_headline"));
+	ASSERT(!has_object(e.db, "index", "idx_posts_title"));
+	ASSERT(has_object(e.db, "index", "posts_title_views"));
+	cf = q_text(e.db, "SELECT changed_fields FROM _alyx_changes ORDER BY "
+		    "id DESC LIMIT 1");
+	ASSERT_STR_EQ(cf, "[\"headline\"]");
+	alyx__free(cf);
+	schema_is(&e, v2b);
+	st = status(&e, v2b);
+	ASSERT_CONTAINS(st, "\"pending\":[]");
+	ASSERT_CONTAINS(st, "\"modified\":false");
+	ASSERT_CONTAINS(st, "\"changes\":[]");
+	alyx__free(st);
+	/* rollback: the name comes back, the sql down runs */
+	exec_ok(e.db, "UPDATE posts SET headline = 'title 0!' WHERE "
+		"id='p00'");
+	r = rollback(&e, 1, ALYX_OK);
+	ASSERT_CONTAINS(r, "\"rolled_back\":[{\"version\":2");
+	alyx__free(r);
+	same_rows(e.db, "posts", POST_COLS, before);
+	schema_is(&e, V1);
+	ASSERT_EQ(q_int(e.db, "SELECT count(*) FROM _alyx_migrations"), 0);
+	alyx__free(before);
+	alyx__free(v2);
+	alyx__free(v2b);
+	teardown(&e);
+}
+
+TEST(drop_field_keeps_rows_and_rollback_restores_an_empty_column)
+{
+	env e = setup();
+	char *v2 = schema_edit(V1, "      legacy: {type: string, nullable: "
+			       "true}\n", "");
+	char *before = rows(e.db, "posts", POST_COLS);
+	char *users = rows(e.db, "users", "*");
+	char *r;
+
+	write_text(e.mdir, "002_drop_legacy.yaml",
+		   "version: 2\nname: drop_legacy\noperations:\n"
+		   "  - {type: drop_field, collection: posts, field: legacy}\n");
+	r = migrate_ok(&e, v2);
+	alyx__free(r);
+	ASSERT_EQ(q_int(e.db, "SELECT count(*) FROM pragma_table_info('posts')"
+			" WHERE name = 'legacy'"), 0);
+	same_rows(e.db, "posts", POST_COLS, before);
+	same_rows(e.db, "users", "*", users);
+	/* the FK to users survived the rebuild and still cascades */
+	exec_ok(e.db, "DELETE FROM users WHERE id = 'u05'");
+	ASSERT_EQ(q_int(e.db, "SELECT count(*) FROM posts"), NROWS - 1);
+	schema_is(&e, v2);
+	r = rollback(&e, 1, ALYX_OK);
+	ASSERT_CONTAINS(r, "cannot come back");
+	alyx__free(r);
+	ASSERT_EQ(q_int(e.db, "SELECT count(*) FROM posts WHERE legacy IS "
+			"NULL"), NROWS - 1);
+	schema_is(&e, V1);
+	alyx__free(before);
+	alyx__free(users);
+	alyx__free(v2);
+	teardown(&e);
+}
+
+TEST(change_type_converts_values_with_using_or_cast)
+{
+	env e = setup();
+	char *v2 = schema_edit(V1, "      score: {type: float, nullable: "
+			       "true}\n", "      score: {type: int, nullable: "
+			       "true, min: 0}\n");
+	char *v3 = schema_edit(v2, "      views: {type: int, default: 0}\n",
+			       "      views: {type: string, default: \"0\"}\n");
+	char *r;
+
+	write_text(e.mdir, "002_score_int.yaml",
+		   "version: 2\nname: score_int\noperations:\n"
+		   "  - type: change_type\n    collection: posts\n"
+		   "    field: score\n    to: int\n"
+		   "    using: CAST(round(score * 2) AS INTEGER)\n"
+		   "  - type: change_type\n    collection: posts\n"
+		   "    field: views\n    to: string\n");
+	r = migrate_ok(&e, v3);
+	alyx__free(r);
+	ASSERT_EQ(q_int(e.db, "SELECT count(*) FROM posts"), NROWS);
+	ASSERT_EQ(q_int(e.db, "SELECT count(*) FROM posts WHERE score = 5 "
+			"AND typeof(score) = 'integer'"), NROWS - NROWS / 5);
+	ASSERT_EQ(q_int(e.db, "SELECT count(*) FROM posts WHERE score IS "
+			"NULL"), NROWS / 5);
+	ASSERT_EQ(q_int(e.db, "SELECT count(*) FROM posts WHERE typeof(views)"
+			" = 'text' AND views = CAST(CAST(substr(id, 2) AS "
+			"INTEGER) * 7 AS TEXT)"), NROWS);
+	schema_is(&e, v3);
+	/* rollback casts back */
+	r = rollback(&e, 1, ALYX_OK);
+	alyx__free(r);
+	ASSERT_EQ(q_int(e.db, "SELECT count(*) FROM posts WHERE typeof(views)"
+			" = 'integer'"), NROWS);
+	ASSERT_EQ(q_int(e.db, "SELECT count(*) FROM posts WHERE typeof(score)"
+			" = 'real' AND score = 5.0"), NROWS - NROWS / 5);
+	alyx__free(v2);
+	alyx__free(v3);
+	teardown(&e);
+}
+
+TEST(drop_collection_and_rollback_recreates_it_empty)
+{
+	env e = setup();
+	char *v2 = schema_edit(V1, "  logs:\n    fields:\n      id: {type: "
+			       "int, primary: true}\n      line: {type: "
+			       "text}\n", "");
+	char *posts = rows(e.db, "posts", POST_COLS);
+	char *r;
+
+	write_text(e.mdir, "002_no_logs.yaml",
+		   "version: 2\nname: no_logs\noperations:\n"
+		   "  - {type: drop_collection, collection: logs}\n");
+	r = migrate_ok(&e, v2);
+	alyx__free(r);
+	ASSERT(!has_object(e.db, "table", "logs"));
+	ASSERT(!has_object(e.db, "trigger", "logs_alyx_ins"));
+	same_rows(e.db, "posts", POST_COLS, posts);
+	schema_is(&e, v2);
+	r = rollback(&e, 1, ALYX_OK);
+	ASSERT_CONTAINS(r, "restored empty");
+	alyx__free(r);
+	ASSERT_EQ(q_int(e.db, "SELECT count(*) FROM logs"), 0);
+	ASSERT(has_object(e.db, "trigger", "logs_alyx_ins"));
+	schema_is(&e, V1);
+	alyx__free(posts);
+	alyx__free(v2);
+	teardown(&e);
+}
+
+/* The second operation fails after the first rebuilt a table: the whole
+ * database is exactly as before, no history row. */
+TEST(failing_migration_leaves_database_identical)
+{
+	env e = setup();
+	alyx__err err = {0};
+	char *before = dump(e.db), *after, *r = NULL;
+
+	write_text(e.mdir, "002_half.yaml",
+		   "version: 2\nname: half\noperations:\n"
+		   "  - {type: drop_field, collection: posts, field: legacy}\n"
+		   "  - type: rename_field\n    collection: users\n"
+		   "    from: name\n    to: display_name\n"
+		   "  - type: sql\n"
+		   "    up: INSERT INTO users(id, email) VALUES ('dup', "
+		   "'u1@x.io')\n"
+		   "    down: DELETE FROM users WHERE id = 'dup'\n");
+	ASSERT_EQ(migrate(&e, NULL, &r, &err), ALYX_E_MIGRATION);
+	ASSERT_CONTAINS(err.msg, "002_half.yaml:9: operation 3 (sql)");
+	ASSERT_CONTAINS(err.msg, "UNIQUE constraint failed");
+	ASSERT_CONTAINS(err.details, "\"operation\":3");
+	after = dump(e.db);
+	ASSERT_STR_EQ(after, before);
+	ASSERT_EQ(q_int(e.db, "PRAGMA foreign_keys"), 1);
+	alyx__free(after);
+	alyx__free(r);
+	alyx__err_clear(&err);
+	/* structural errors are reported the same way */
+	write_text(e.mdir, "002_half.yaml",
+		   "version: 2\nname: half\noperations:\n"
+		   "  - {type: drop_field, collection: posts, field: legacy}\n"
+		   "  - {type: drop_field, collection: posts, field: nope}\n");
+	ASSERT_EQ(migrate(&e, NULL, &r, &err), ALYX_E_MIGRATION);
+	ASSERT_CONTAINS(err.msg, "002_half.yaml:5: operation 2 (drop_field): "
+			"no field 'posts.nope'");
+	after = dump(e.db);
+	ASSERT_STR_EQ(after, before);
+	alyx__free(after);
+	alyx__free(r);
+	alyx__free(before);
+	alyx__err_clear(&err);
+	teardown(&e);
+}
+
+TEST(bad_files_are_reported_with_file_and_line)
+{
+	env e = setup();
+	alyx__err err = {0};
+	char *r = NULL, *before = dump(e.db), *after;
+
+	write_text(e.mdir, "002_bad.yaml",
+		   "version: 2\nname: bad\noperations:\n"
+		   "  - type: rename_field\n    collection: posts\n"
+		   "    form: title\n    to: x\n");
+	ASSERT_EQ(migrate(&e, NULL, &r, &err), ALYX_E_MIGRATION);
+	ASSERT_CONTAINS(err.msg, "002_bad.yaml:5:17: Unexpected key: form");
+	ASSERT_CONTAINS(err.details, "\"line\":5");
+	alyx__free(r);
+	write_text(e.mdir, "002_bad.yaml",
+		   "version: 2\nname: bad\noperations:\n"
+		   "  - type: rename_column\n    collection: posts\n");
+	ASSERT_EQ(migrate(&e, NULL, &r, &err), ALYX_E_MIGRATION);
+	ASSERT_CONTAINS(err.msg, "002_bad.yaml:4: operation 1 "
+			"(rename_column): unknown operation type");
+	alyx__free(r);
+	write_text(e.mdir, "002_bad.yaml",
+		   "version: 2\nname: bad\noperations:\n"
+		   "  - type: drop_field\n    collection: posts\n");
+	ASSERT_EQ(migrate(&e, NULL, &r, &err), ALYX_E_MIGRATION);
+	ASSERT_CONTAINS(err.msg, "missing key 'field'");
+	alyx__free(r);
+	write_text(e.mdir, "002_bad.yaml", "version: 3\noperations: []\n");
+	ASSERT_EQ(migrate(&e, NULL, &r, &err), ALYX_E_MIGRATION);
+	ASSERT_CONTAINS(err.msg, "does not match");
+	alyx__free(r);
+	write_text(e.mdir, "002_bad.yaml", "version: 2\noperations: [\n");
+	ASSERT_EQ(migrate(&e, NULL, &r, &err), ALYX_E_MIGRATION);
+	ASSERT_CONTAINS(err.msg, "002_bad.yaml:2:13: libyaml");
+	alyx__free(r);
+	write_text(e.mdir, "002_bad.yaml", "version: 2\noperations: []\n");
+	write_text(e.mdir, "0002_dup.yaml", "version: 2\noperations: []\n");
+	ASSERT_EQ(migrate(&e, NULL, &r, &err), ALYX_E_MIGRATION);
+	ASSERT_CONTAINS(err.msg, "same version 2");
+	alyx__free(r);
+	after = dump(e.db);
+	ASSERT_STR_EQ(after, before);
+	alyx__free(after);
+	alyx__free(before);
+	alyx__err_clear(&err);
+	teardown(&e);
+}
+
+TEST(edited_applied_file_is_a_checksum_error)
+{
+	env e = setup();
+	alyx__err err = {0};
+	char *r = NULL, *st;
+
+	write_text(e.mdir, "002_a.yaml", "version: 2\noperations:\n"
+		   "  - {type: sql, up: 'UPDATE posts SET views = views + 1', "
+		   "down: 'UPDATE posts SET views = views - 1'}\n");
+	r = migrate_ok(&e, NULL);
+	alyx__free(r);
+	ASSERT_EQ(q_int(e.db, "SELECT length(checksum) FROM "
+			"_alyx_migrations"), 64);
+	write_text(e.mdir, "002_a.yaml", "version: 2\noperations:\n"
+		   "  - {type: sql, up: 'UPDATE posts SET views = views + 2', "
+		   "down: 'UPDATE posts SET views = views - 2'}\n");
+	write_text(e.mdir, "003_b.yaml", "version: 3\noperations: []\n");
+	ASSERT_EQ(migrate(&e, NULL, &r, &err), ALYX_E_CHECKSUM);
+	ASSERT_CONTAINS(err.msg, "002_a.yaml was edited");
+	ASSERT_CONTAINS(err.details, "\"modified\":[{\"version\":2");
+	alyx__free(r);
+	/* nothing ran: 003 is still pending */
+	ASSERT_EQ(q_int(e.db, "SELECT count(*) FROM _alyx_migrations"), 1);
+	st = status(&e, NULL);
+	ASSERT_CONTAINS(st, "\"modified\":true");
+	ASSERT_CONTAINS(st, "\"pending\":[{\"version\":3");
+	alyx__free(st);
+	alyx__err_clear(&err);
+	teardown(&e);
+}
+
+TEST(rollback_order_irreversible_sql_and_counts)
+{
+	env e = setup();
+	char *r;
+
+	r = rollback(&e, 1, ALYX_E_NOTFOUND);
+	alyx__free(r);
+	r = rollback(&e, 0, ALYX_E_MISUSE);
+	alyx__free(r);
+	write_text(e.mdir, "001_seed.yaml", "version: 1\noperations:\n"
+		   "  - type: sql\n    up: INSERT INTO logs VALUES (100, 'a')\n");
+	write_text(e.mdir, "002_more.yaml", "version: 2\noperations:\n"
+		   "  - type: sql\n    up: INSERT INTO logs VALUES (101, 'b')\n"
+		   "    down: DELETE FROM logs WHERE id = 101\n");
+	write_text(e.mdir, "010_most.yaml", "version: 10\noperations:\n"
+		   "  - type: sql\n    up: INSERT INTO logs VALUES (102, 'c')\n"
+		   "    down: DELETE FROM logs WHERE id = 102\n");
+	r = migrate_ok(&e, NULL);
+	ASSERT_CONTAINS(r, "{\"version\":1,");
+	ASSERT_CONTAINS(r, "{\"version\":10,");
+	alyx__free(r);
+	ASSERT_EQ(q_int(e.db, "SELECT count(*) FROM logs"), NROWS + 3);
+	r = rollback(&e, 2, ALYX_OK);
+	ASSERT_CONTAINS(r, "[{\"version\":10,\"name\":\"most\"");
+	ASSERT_CONTAINS(r, "},{\"version\":2,");
+	alyx__free(r);
+	ASSERT_EQ(q_int(e.db, "SELECT count(*) FROM logs"), NROWS + 1);
+	/* 001 has an sql operation without `down`: refused, nothing changes */
+	r = rollback(&e, 5, ALYX_E_MIGRATION);
+	alyx__free(r);
+	ASSERT_EQ(q_int(e.db, "SELECT count(*) FROM _alyx_migrations"), 1);
+	ASSERT_EQ(q_int(e.db, "SELECT count(*) FROM logs"), NROWS + 1);
+	/* pending again: apply re-runs them */
+	r = migrate_ok(&e, NULL);
+	alyx__free(r);
+	ASSERT_EQ(q_int(e.db, "SELECT count(*) FROM logs"), NROWS + 3);
+	teardown(&e);
+}
+
+TEST(destructive_schema_change_without_file_is_refused)
+{
+	env e = setup();
+	char *v2 = schema_edit(V1, "      legacy: {type: string, nullable: "
+			       "true}\n", "");
+	alyx__err err = {0};
+	char *r = NULL, *before = dump(e.db), *after, *st;
+
+	st = status(&e, v2);
+	ASSERT_CONTAINS(st, "\"destructive\":true");
+	alyx__free(st);
+	ASSERT_EQ(migrate(&e, v2, &r, &err), ALYX_E_MIGRATION);
+	ASSERT_CONTAINS(err.details, "Dropped field 'posts.legacy'");
+	after = dump(e.db);
+	ASSERT_STR_EQ(after, before);
+	alyx__free(after);
+	alyx__free(before);
+	alyx__free(r);
+	alyx__free(v2);
+	alyx__err_clear(&err);
+	teardown(&e);
+}
+
+/* Safe changes in schema.yaml apply after the files, in the same call. */
+TEST(apply_runs_files_then_the_safe_schema_diff)
+{
+	env e = setup();
+	char *v2 = schema_edit(V1, "      legacy: {type: string, nullable: "
+			       "true}\n", "      extra: {type: int, nullable: "
+			       "true}\n");
+	char *r;
+
+	write_text(e.mdir, "002_drop_legacy.yaml",
+		   "version: 2\noperations:\n"
+		   "  - {type: drop_field, collection: posts, field: legacy}\n");
+	r = migrate_ok(&e, v2);
+	ASSERT_CONTAINS(r, "\"schema\":{\"changes\":[{\"op\":\"add_field\"");
+	alyx__free(r);
+	schema_is(&e, v2);
+	ASSERT_EQ(q_int(e.db, "SELECT count(*) FROM posts WHERE extra IS "
+			"NULL"), NROWS);
+	alyx__free(v2);
+	teardown(&e);
+}
+
+/* An empty database: schema.yaml is created first and the files run
+ * against it, skipping structural operations it already reflects. */
+TEST(fresh_database_creates_schema_then_runs_files)
+{
+	char *dir = tmp_dir();
+	char *mdir = alyx__path_join(dir, "migrations");
+	sqlite3 *db;
+	char *v2 = schema_edit(V1, "      name: {", "      display_name: {");
+	env e;
+	char *r;
+
+	ASSERT_EQ(mkdir(mdir, 0755), 0);
+	db = open_db(dir);
+	e = (env){dir, mdir, db};
+	write_text(mdir, "002_rename_user_name.yaml",
+		   "version: 2\n"
+		   "name: rename_user_name\n"
+		   "description: Rename 'name' field to 'display_name' in "
+		   "users\n"
+		   "\n"
+		   "operations:\n"
+		   "  - type: rename_field\n"
+		   "    collection: users\n"
+		   "    from: name\n"
+		   "    to: display_name\n"
+		   "\n"
+		   "  - type: sql\n"
+		   "    up: |\n"
+		   "      UPDATE users SET display_name = 'Anonymous' WHERE "
+		   "display_name IS NULL;\n"
+		   "    down: |\n"
+		   "      -- No rollback needed\n");
+	r = migrate_ok(&e, v2);
+	ASSERT_CONTAINS(r, "\"baseline\":true");
+	ASSERT_CONTAINS(r, "skipped rename of users.name");
+	alyx__free(r);
+	schema_is(&e, v2);
+	ASSERT(has_object(db, "table", "posts"));
+	ASSERT_EQ(q_int(db, "SELECT count(*) FROM _alyx_migrations"), 1);
+	r = rollback(&e, 1, ALYX_OK);
+	alyx__free(r);
+	alyx__free(v2);
+	teardown(&e);
+}
+
+TEST_MAIN()
