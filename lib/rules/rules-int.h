@@ -117,4 +117,20 @@ int64_t cel_days(int64_t y, int m, int d);
 #define CEL_TS_MIN (-62135596800LL)	/* 0001-01-01T00:00:00Z */
 #define CEL_TS_MAX (253402300799LL)	/* 9999-12-31T23:59:59Z */
 
+/* ---- Alyx rules ---- */
+typedef struct rule_field {
+	char *name;
+	alyx__type type;
+} rule_field;
+
+struct alyx__rule {
+	alyx__cel_prog *prog;
+	rule_field *fields;	/* copy of the collection's field types */
+	size_t n_fields;
+	bool typed;
+};
+
+const alyx__field *cel_coll_field(const alyx__collection *c,
+				  const char *name);
+
 #endif

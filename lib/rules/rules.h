@@ -302,6 +302,14 @@ int alyx__rule_json_val(const cJSON *j, const alyx__collection *c,
 alyx__rule_result alyx__rule_eval_vals(const alyx__rule *r,
 				       const alyx__cel_val vars[3],
 				       alyx__cel_run *run, alyx__err *err);
+/* auth as the rules see it: null (NULL or not an object), else a map that
+ * always has id, email, role, verified (bool) and metadata (map). */
+int alyx__rule_auth_val(const cJSON *j, alyx__cel_run *run,
+			alyx__cel_val *out);
+/* request: a map with method, ip, time (timestamp; now when absent) and
+ * body, plus any other keys. */
+int alyx__rule_request_val(const cJSON *j, alyx__cel_run *run,
+			   alyx__cel_val *out);
 /* Variable slots for alyx__rule_eval_vals. */
 enum { ALYX_RULE_VAR_AUTH, ALYX_RULE_VAR_DOC, ALYX_RULE_VAR_REQUEST };
 

@@ -1,0 +1,504 @@
+/*
+ * test-rules.c - lib/rules: parser (precedence, literals, escapes,
+ * comments, whitespace, errors with positions), evaluator edge cases,
+ * limits, the Alyx variables and the schema check.
+ */
+#include <string.h>
+
+#include "harness.h"
+#include "rules/rules.h"
+
+/* Compiles and evaluates src with no variables; returns the formatted
+ * result ("3", "true", "\"s\"", "error: ...", or "compile: ..."). */
+static const char *E(const char *src)
+{
+	static char out[1024];
+	alyx__cel_prog *p = NULL;
+	alyx__err err = {0};
+	alyx__cel_run run;
+	alyx_buf b;
+
+	if (alyx__cel_compile(src, strlen(src), NULL, &p, &err)) {
+		snprintf(out, sizeof(out), "compile: %s", err.msg);
+		alyx__err_clear(&err);
+		return out;
+	}
+	alyx__cel_run_init(&run);
+	alyx__cel_val v = alyx__cel_eval(p, NULL, &run);
+	alyx__buf_init(&b, sizeof(out) - 1);
+	alyx__cel_val_format(&b, &v);
+	snprintf(out, sizeof(out), "%s", b.data ? b.data : "(too long)");
+	alyx__buf_free(&b);
+	alyx__cel_run_free(&run);
+	alyx__cel_prog_free(p);
+	return out;
+}
+
+static bool starts(const char *s, const char *prefix)
+{
+	return !strncmp(s, prefix, strlen(prefix));
+}
+
+TEST(precedence)
+{
+	ASSERT_STR_EQ(E("1 + 2 * 3"), "7");
+	ASSERT_STR_EQ(E("(1 + 2) * 3"), "9");
+	ASSERT_STR_EQ(E("10 - 4 - 3"), "3");
+	ASSERT_STR_EQ(E("100 / 10 / 5"), "2");
+	ASSERT_STR_EQ(E("5 % 3 * 2"), "4");
+	ASSERT_STR_EQ(E("-2 * 3"), "-6");
+	ASSERT_STR_EQ(E("--2"), "2");
+	ASSERT_STR_EQ(E("!true == false"), "true");
+	ASSERT_STR_EQ(E("!!true"), "true");
+	ASSERT_STR_EQ(E("true || false && false"), "true");
+	ASSERT_STR_EQ(E("(true || false) && false"), "false");
+	ASSERT_STR_EQ(E("1 < 2 == true"), "true");
+	ASSERT_STR_EQ(E("1 + 1 in [2, 3]"), "true");
+	ASSERT_STR_EQ(E("true ? 1 : false ? 2 : 3"), "1");
+	ASSERT_STR_EQ(E("false ? 1 : false ? 2 : 3"), "3");
+	ASSERT_STR_EQ(E("1 < 2 && 2 < 3 ? 'y' : 'n'"), "\"y\"");
+	ASSERT_STR_EQ(E("[1, 2, 3][1] * 2"), "4");
+	ASSERT_STR_EQ(E("{'a': {'b': 5}}.a.b + 1"), "6");
+	ASSERT_STR_EQ(E("-9223372036854775808"), "-9223372036854775808");
+	ASSERT_STR_EQ(E("0x10 + 0x10 == 32u"), "true");
+}
+
+TEST(literals_and_escapes)
+{
+	ASSERT_STR_EQ(E("size('\\n')"), "1");
+	ASSERT_STR_EQ(E("size(r'\\n')"), "2");
+	ASSERT_STR_EQ(E("size('''a\nb''')"), "3");
+	ASSERT_STR_EQ(E("size(b'\\xff\\377')"), "2");
+	ASSERT_STR_EQ(E("size('\\u00e9')"), "1");
+	ASSERT_STR_EQ(E("size(bytes('\\u00e9'))"), "2");
+	ASSERT_STR_EQ(E("'\\U0001F600' == '\xF0\x9F\x98\x80'"), "true");
+	ASSERT_STR_EQ(E("\"\\\"q\\\"\""), "\"\\\"q\\\"\"");
+	ASSERT_STR_EQ(E("1.5e3"), "1500");
+	ASSERT_STR_EQ(E("type(1.0)"), "double");
+	ASSERT_STR_EQ(E("type(1u)"), "uint");
+	ASSERT_STR_EQ(E("null == null"), "true");
+	ASSERT_STR_EQ(E("{'content-type': 1}.`content-type`"), "1");
+	ASSERT_STR_EQ(E("[1, 2, ]"), "[1, 2]");
+	ASSERT(starts(E("'\\q'"), "compile: 1:2: unknown escape"));
+	ASSERT(starts(E("'abc"), "compile: 1:1: unterminated string"));
+	ASSERT(starts(E("'a\nb'"), "compile: 1:3: newline"));
+	ASSERT(starts(E("'\\ud800'"), "compile: 1:2: invalid unicode"));
+	ASSERT(starts(E("18446744073709551616u"), "compile: 1:1: integer"));
+	ASSERT(starts(E("9223372036854775808"), "compile: 1:1: integer"));
+}
+
+TEST(comments_and_whitespace)
+{
+	ASSERT_STR_EQ(E("1 + // one\n 2"), "3");
+	ASSERT_STR_EQ(E("// leading\n\t1\r\n+\f2 // trailing"), "3");
+	ASSERT_STR_EQ(E("  \n\n  true  \n"), "true");
+	ASSERT(starts(E("// only a comment"), "compile: 1:18: unexpected end"));
+}
+
+TEST(parse_errors_have_positions)
+{
+	ASSERT(starts(E("1 +"), "compile: 1:4: unexpected end"));
+	ASSERT(starts(E("x = 1"), "compile: 1:3: unexpected character '='"));
+	ASSERT(starts(E("true &&\n  (1 +)"), "compile: 2:7: unexpected ')'"));
+	ASSERT(starts(E("[1, 2"), "compile: 1:6: unexpected end"));
+	ASSERT(starts(E("{'a' 1}"), "compile: 1:6: unexpected '1'"));
+	ASSERT(starts(E("a.b("), "compile: 1:5: unexpected end"));
+	ASSERT(starts(E("if"), "compile: 1:1: reserved identifier"));
+	ASSERT(starts(E("has(a)"), "compile: 1:5: invalid argument to has"));
+	ASSERT(starts(E("[1].all(1, true)"), "compile: 1:9: argument is not"));
+	ASSERT(starts(E("1 2"), "compile: 1:3: unexpected '2'"));
+	ASSERT(starts(E("a & b"), "compile: 1:3: unexpected character '&'"));
+	ASSERT(starts(E("Msg{a: 1}"), "compile: 1:4: message construction"));
+}
+
+TEST(eval_errors_and_absorption)
+{
+	ASSERT(starts(E("1 / 0"), "error: division by zero"));
+	ASSERT(starts(E("1 % 0"), "error: modulus by zero"));
+	ASSERT(starts(E("9223372036854775807 + 1"), "error: integer overflow"));
+	ASSERT(starts(E("-9223372036854775808 / -1"), "error: integer overflow"));
+	ASSERT(starts(E("0u - 1u"), "error: unsigned integer overflow"));
+	ASSERT(starts(E("1 + 1u"), "error: no such overload"));
+	ASSERT(starts(E("1 < 'a'"), "error: no such overload"));
+	ASSERT_STR_EQ(E("false && 1 / 0 == 1"), "false");
+	ASSERT_STR_EQ(E("1 / 0 == 1 && false"), "false");
+	ASSERT_STR_EQ(E("1 / 0 == 1 || true"), "true");
+	ASSERT_STR_EQ(E("true || 1 / 0 == 1"), "true");
+	ASSERT(starts(E("1 / 0 == 1 || false"), "error: division by zero"));
+	ASSERT(starts(E("x || false"), "error: undeclared reference to 'x'"));
+	ASSERT_STR_EQ(E("[1, 2].exists(x, x / 0 == 1 || x == 2)"), "true");
+	ASSERT_STR_EQ(E("[0, 1].all(x, 1 / x > 5)"), "false");
+	ASSERT(starts(E("{'a': 1}.b"), "error: no such key: 'b'"));
+	ASSERT(starts(E("[1][5]"), "error: index out of range"));
+	ASSERT(starts(E("{1: 1, 1.0: 2}"), "error: unsupported key type"));
+	ASSERT(starts(E("{1: 1, 1u: 2}"), "error: Failed with repeated key"));
+}
+
+TEST(eval_semantics)
+{
+	ASSERT_STR_EQ(E("1 == 1.0 && 1u == 1 && [1] == [1.0]"), "true");
+	ASSERT_STR_EQ(E("{'a': 1} == {'a': 1.0}"), "true");
+	ASSERT_STR_EQ(E("1 == 'a'"), "false");
+	ASSERT_STR_EQ(E("2 > 1.5 && 1u < 2.5 && -1 < 0u"), "true");
+	ASSERT_STR_EQ(E("0.0 / 0.0 == 0.0 / 0.0"), "false");
+	ASSERT_STR_EQ(E("has({'a': 1}.a) && !has({'a': 1}.b)"), "true");
+	ASSERT_STR_EQ(E("'hello'.contains('ell') && 'hello'.startsWith('he')"),
+		      "true");
+	ASSERT_STR_EQ(E("'hello'.endsWith('lo') && size('héllo') == 5"),
+		      "true");
+	ASSERT_STR_EQ(E("'abc-123'.matches('^[a-z]+-\\\\d+$')"), "true");
+	ASSERT_STR_EQ(E("matches('x', 'y')"), "false");
+	ASSERT(starts(E("'a'.matches('(')"), "error: invalid regular"));
+	ASSERT_STR_EQ(E("[1, 2, 3].map(x, x * 2)"), "[2, 4, 6]");
+	ASSERT_STR_EQ(E("[1, 2, 3].map(x, x > 1, x * 10)"), "[20, 30]");
+	ASSERT_STR_EQ(E("[1, 2, 3].filter(x, x != 2)"), "[1, 3]");
+	ASSERT_STR_EQ(E("[1, 2, 3].exists_one(x, x > 2)"), "true");
+	ASSERT_STR_EQ(E("{'a': 1, 'b': 2}.all(k, k in ['a', 'b'])"), "true");
+	ASSERT_STR_EQ(E("[[1], [2]].all(l, l.all(x, x > 0))"), "true");
+	ASSERT_STR_EQ(E("'ab' + 'cd' == 'abcd' && [1] + [2] == [1, 2]"),
+		      "true");
+	ASSERT_STR_EQ(E("string(1e6)"), "\"1e+06\"");
+	ASSERT_STR_EQ(E("string(0.1)"), "\"0.1\"");
+	ASSERT_STR_EQ(E("int('-42') + int(3.9)"), "-39");
+	ASSERT(starts(E("int(1e19)"), "error: int range"));
+	ASSERT(starts(E("uint(-1)"), "error: uint range"));
+	ASSERT_STR_EQ(E("dyn(1) == 1 && type(dyn('a')) == string"), "true");
+}
+
+TEST(time)
+{
+	ASSERT_STR_EQ(E("timestamp('2024-03-10T12:00:00Z') + duration('1h30m')"),
+		      "timestamp(\"2024-03-10T13:30:00Z\")");
+	ASSERT_STR_EQ(E("timestamp('2024-03-10T12:00:00+02:00').getHours()"),
+		      "10");
+	ASSERT_STR_EQ(E("timestamp('2024-07-01T12:00:00Z')"
+			".getHours('Europe/Paris')"), "14");
+	ASSERT_STR_EQ(E("timestamp('2024-01-01T12:00:00Z')"
+			".getHours('Europe/Paris')"), "13");
+	ASSERT_STR_EQ(E("timestamp('2024-01-01T00:30:00Z')"
+			".getHours('-02:30')"), "22");
+	ASSERT_STR_EQ(E("timestamp('2024-01-01T00:30:00Z')"
+			".getDayOfYear('-02:30')"), "364");
+	ASSERT_STR_EQ(E("timestamp('2024-12-31T00:00:00Z').getDayOfYear()"),
+		      "365");
+	ASSERT_STR_EQ(E("timestamp('2024-03-10T00:00:00Z').getDayOfWeek()"),
+		      "0");
+	ASSERT(starts(E("timestamp('2024-01-01T00:00:00Z').getHours('Mars/Base')"),
+		      "error: unknown time zone"));
+	ASSERT(starts(E("timestamp('2024-01-01T00:00:00Z').getHours('../etc')"),
+		      "error: unknown time zone"));
+	ASSERT_STR_EQ(E("duration('-1.5s')"), "duration(\"-1.5s\")");
+	ASSERT_STR_EQ(E("duration('2h').getMinutes()"), "120");
+	ASSERT_STR_EQ(E("timestamp('2024-01-02T00:00:00Z') - "
+			"timestamp('2024-01-01T00:00:00Z') == duration('24h')"),
+		      "true");
+	ASSERT_STR_EQ(E("string(timestamp('2024-01-01T00:00:00.120Z'))"),
+		      "\"2024-01-01T00:00:00.12Z\"");
+	ASSERT(starts(E("timestamp('2024-02-30T00:00:00Z')"), "error: invalid"));
+	ASSERT(starts(E("duration('1d')"), "error: invalid duration"));
+}
+
+TEST(limit_deep_nesting)
+{
+	size_t n = 10000;
+	char *s = malloc(2 * n + 2);
+	memset(s, '(', n);
+	s[n] = '1';
+	memset(s + n + 1, ')', n);
+	s[2 * n + 1] = 0;
+	ASSERT(starts(E(s), "compile: 1:"));
+	ASSERT_CONTAINS(E(s), "nesting exceeds");
+	/* the same with lists, unary operators and member chains */
+	memset(s, '[', n);
+	s[n] = 0;
+	ASSERT_CONTAINS(E(s), "nesting exceeds");
+	memset(s, '-', n);
+	s[n] = 'x';
+	s[n + 1] = 0;
+	ASSERT_CONTAINS(E(s), "nesting exceeds");
+	for (size_t i = 0; i < n; i++)
+		memcpy(s + 2 * i, "!a", 2);
+	s[2 * n] = 0;
+	ASSERT(starts(E(s), "compile:"));
+	free(s);
+}
+
+TEST(limit_long_chains)
+{
+	/* left-deep chains are bounded by depth; && / || are balanced */
+	size_t n = 5000;
+	char *s = malloc(n * 9 + 16);
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++)
+		o += (size_t)sprintf(s + o, "%s1", i ? " + " : "");
+	ASSERT_CONTAINS(E(s), "nesting exceeds");
+	o = 0;
+	for (size_t i = 0; i < n; i++)
+		o += (size_t)sprintf(s + o, "%strue", i ? " && " : "");
+	ASSERT_STR_EQ(E(s), "true");
+	o = 0;
+	for (size_t i = 0; i < 2000; i++)
+		o += (size_t)sprintf(s + o, "%sa", i ? "." : "");
+	ASSERT(starts(E(s), "compile:"));
+	free(s);
+}
+
+TEST(limit_source_size)
+{
+	size_t n = ALYX_CEL_MAX_SRC + 10;
+	char *s = malloc(n + 1);
+	alyx__cel_prog *p = NULL;
+	alyx__err err = {0};
+	memset(s, ' ', n);
+	s[0] = '1';
+	s[n] = 0;
+	ASSERT_EQ(alyx__cel_compile(s, n, NULL, &p, &err), ALYX_E_TOOBIG);
+	ASSERT(p == NULL);
+	alyx__err_clear(&err);
+	free(s);
+}
+
+TEST(limit_cost_and_memory)
+{
+	const char *src = "[0,1,2,3,4,5,6,7,8,9].all(a, [0,1,2,3,4,5,6,7,8,9]"
+			  ".all(b, [0,1,2,3,4,5,6,7,8,9].all(c, [0,1,2,3,4,5,"
+			  "6,7,8,9].all(d, a + b + c + d >= 0))))";
+	alyx__cel_prog *p = NULL;
+	alyx__err err = {0};
+	alyx__cel_run run;
+	ASSERT_OK(alyx__cel_compile(src, strlen(src), NULL, &p, &err));
+	alyx__cel_run_init(&run);
+	alyx__cel_val v = alyx__cel_eval(p, NULL, &run);
+	ASSERT_EQ(v.k, ALYX_CEL_BOOL);
+	alyx__cel_run_reset(&run);
+	run.max_steps = 5000;
+	v = alyx__cel_eval(p, NULL, &run);
+	ASSERT_EQ(v.k, ALYX_CEL_ERROR);
+	ASSERT_CONTAINS(v.v.e->msg, "cost limit");
+	alyx__cel_run_free(&run);
+	alyx__cel_prog_free(p);
+
+	/* building lists and strings hits the run's memory cap */
+	src = "[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,"
+	      "23,24,25,26,27,28,29].map(i, [0,1,2,3,4,5,6,7,8,9].map(j, "
+	      "'abcdefghij' + 'abcdefghij'))";
+	ASSERT_OK(alyx__cel_compile(src, strlen(src), NULL, &p, &err));
+	alyx__cel_run_init(&run);
+	run.max_bytes = 4096;
+	v = alyx__cel_eval(p, NULL, &run);
+	ASSERT_EQ(v.k, ALYX_CEL_ERROR);
+	ASSERT_CONTAINS(v.v.e->msg, "memory limit");
+	alyx__cel_run_free(&run);
+	alyx__cel_prog_free(p);
+}
+
+TEST(variables_and_containers)
+{
+	const char *vars[] = {"x", "a.b.c", "ns.y"};
+	alyx__cel_opts o = {.container = "ns", .vars = vars, .n_vars = 3};
+	alyx__cel_val vals[3] = {alyx__cel_int(7), alyx__cel_str("q", 1),
+				 alyx__cel_bool(true)};
+	alyx__cel_prog *p = NULL;
+	alyx__err err = {0};
+	alyx__cel_run run;
+	const char *src = "x == 7 && a.b.c == 'q' && y && [1].all(x, x == 1)";
+
+	ASSERT_OK(alyx__cel_compile(src, strlen(src), &o, &p, &err));
+	alyx__cel_run_init(&run);
+	alyx__cel_val v = alyx__cel_eval(p, vals, &run);
+	ASSERT_EQ(v.k, ALYX_CEL_BOOL);
+	ASSERT(v.v.b);
+	alyx__cel_run_free(&run);
+	alyx__cel_prog_free(p);
+}
+
+/* ---- Alyx ---- */
+
+static alyx__field post_fields[] = {
+	{.name = "id", .type = ALYX_T_UUID, .primary = true},
+	{.name = "title", .type = ALYX_T_STRING},
+	{.name = "author_id", .type = ALYX_T_UUID},
+	{.name = "published", .type = ALYX_T_BOOL},
+	{.name = "published_at", .type = ALYX_T_TIMESTAMP, .nullable = true},
+	{.name = "view_count", .type = ALYX_T_INT},
+	{.name = "score", .type = ALYX_T_FLOAT},
+	{.name = "tags", .type = ALYX_T_JSON, .nullable = true},
+};
+static alyx__collection posts = {.name = "posts", .fields = post_fields,
+				 .n_fields = 8};
+
+static const char *post_json =
+	"{\"id\":\"p1\",\"title\":\"Hello\",\"author_id\":\"u1\","
+	"\"published\":false,\"published_at\":\"2024-05-01T10:00:00.000Z\","
+	"\"view_count\":12,\"score\":2,\"tags\":[\"a\",\"b\"]}";
+
+static int run_rule(const char *src, const char *auth, const char *doc,
+		    const char *req, char *msg)
+{
+	alyx__rule *r = NULL;
+	alyx__err err = {0};
+	cJSON *a = auth ? cJSON_Parse(auth) : NULL;
+	cJSON *d = doc ? cJSON_Parse(doc) : NULL;
+	cJSON *q = req ? cJSON_Parse(req) : NULL;
+	alyx__rule_ctx ctx = {a, d, q};
+	int res;
+
+	if (alyx__rule_compile(src, strlen(src), &posts, &r, &err)) {
+		if (msg)
+			snprintf(msg, 600, "%s", err.msg);
+		alyx__err_clear(&err);
+		res = -2;
+		goto out;
+	}
+	res = alyx__rule_eval(r, &ctx, &err);
+	if (msg)
+		snprintf(msg, 600, "%s", err.code ? err.msg : "");
+	alyx__err_clear(&err);
+out:
+	alyx__rule_free(r);
+	cJSON_Delete(a);
+	cJSON_Delete(d);
+	cJSON_Delete(q);
+	return res;
+}
+
+#define USER "{\"id\":\"u1\",\"email\":\"a@b.c\",\"role\":\"user\"," \
+	     "\"verified\":true,\"metadata\":{\"plan\":\"pro\"}}"
+#define ADMIN "{\"id\":\"u9\",\"role\":\"admin\"}"
+
+TEST(alyx_seed_rules)
+{
+	const char *read = "doc.published == true || auth.id == doc.author_id"
+			   " || auth.role == 'admin'";
+	char msg[600];
+
+	ASSERT_EQ(run_rule(read, USER, post_json, NULL, msg), ALYX_RULE_ALLOW);
+	ASSERT_EQ(run_rule(read, ADMIN, post_json, NULL, msg), ALYX_RULE_ALLOW);
+	ASSERT_EQ(run_rule(read, "{\"id\":\"u2\"}", post_json, NULL, msg),
+		  ALYX_RULE_DENY);
+	/* unauthenticated: auth is null, auth.id is an error -> deny */
+	ASSERT_EQ(run_rule(read, NULL, post_json, NULL, msg),
+		  ALYX_RULE_ERROR);
+	ASSERT_CONTAINS(msg, "1:30:");
+	ASSERT_EQ(run_rule("auth == null", NULL, NULL, NULL, msg),
+		  ALYX_RULE_ALLOW);
+	ASSERT_EQ(run_rule("auth != null && auth.verified == true && "
+			   "size(request.body.title) <= 200",
+			   USER, NULL,
+			   "{\"method\":\"POST\",\"body\":{\"title\":\"hi\"}}",
+			   msg), ALYX_RULE_ALLOW);
+	ASSERT_EQ(run_rule("auth.metadata.plan == 'pro' && "
+			   "auth.email.endsWith('@b.c')", USER, NULL, NULL,
+			   msg), ALYX_RULE_ALLOW);
+	/* missing auth keys are filled: role null, verified false */
+	ASSERT_EQ(run_rule("auth.role == null && !auth.verified && "
+			   "auth.metadata == {}", "{\"id\":\"x\"}", NULL, NULL,
+			   msg), ALYX_RULE_ALLOW);
+}
+
+TEST(alyx_doc_types)
+{
+	char msg[600];
+
+	ASSERT_EQ(run_rule("doc.published_at < timestamp('2025-01-01T00:00:00Z')"
+			   " && doc.published_at.getFullYear() == 2024",
+			   NULL, post_json, NULL, msg), ALYX_RULE_ALLOW);
+	ASSERT_EQ(run_rule("doc.published_at < request.time", NULL, post_json,
+			   "{\"time\":\"2024-06-01T00:00:00Z\"}", msg),
+		  ALYX_RULE_ALLOW);
+	ASSERT_EQ(run_rule("type(doc.score) == double && doc.view_count > 10 "
+			   "&& 'a' in doc.tags", NULL, post_json, NULL, msg),
+		  ALYX_RULE_ALLOW);
+	ASSERT_EQ(run_rule("request.method == 'GET' && request.ip == '::1' && "
+			   "request.time > timestamp('2020-01-01T00:00:00Z')",
+			   NULL, NULL, "{\"method\":\"GET\",\"ip\":\"::1\"}",
+			   msg), ALYX_RULE_ALLOW);
+	ASSERT_EQ(run_rule("doc.title", NULL, post_json, NULL, msg),
+		  ALYX_RULE_ERROR);
+	ASSERT_CONTAINS(msg, "not a bool");
+	ASSERT_EQ(run_rule("doc.nope == 1", NULL, post_json, NULL, msg),
+		  ALYX_RULE_ERROR);
+	ASSERT_CONTAINS(msg, "1:4: no such key: 'nope'");
+	ASSERT_EQ(run_rule("doc.title ==", NULL, post_json, NULL, msg), -2);
+	ASSERT_CONTAINS(msg, "1:13:");
+}
+
+static const char *check(const char *src)
+{
+	static char out[1200];
+	alyx__rule *r = NULL;
+	alyx__err err = {0};
+
+	if (alyx__rule_compile(src, strlen(src), &posts, &r, &err)) {
+		snprintf(out, sizeof(out), "compile: %s", err.msg);
+	} else if (alyx__rule_check(r, &posts, &err)) {
+		snprintf(out, sizeof(out), "%s %s", err.msg,
+			 err.details ? err.details : "");
+	} else {
+		snprintf(out, sizeof(out), "ok");
+	}
+	alyx__err_clear(&err);
+	alyx__rule_free(r);
+	return out;
+}
+
+TEST(alyx_check)
+{
+	ASSERT_STR_EQ(check("doc.published == true || auth.id == "
+			    "doc.author_id || auth.role == 'admin'"), "ok");
+	ASSERT_STR_EQ(check("doc.view_count > 10 && doc.score < 2.5 && "
+			    "doc.published_at == null"), "ok");
+	ASSERT_STR_EQ(check("doc.published_at < request.time"), "ok");
+	ASSERT_STR_EQ(check("doc.tags.exists(t, t == 'x')"), "ok");
+	ASSERT_STR_EQ(check("doc.titel == 'x'"),
+		      "1:4: unknown field 'titel' in collection 'posts' "
+		      "{\"line\":1,\"column\":4,\"field\":\"titel\"}");
+	ASSERT_STR_EQ(check("true &&\n  doc.published == 'yes'"),
+		      "2:17: cannot compare bool with string "
+		      "{\"line\":2,\"column\":17,\"field\":\"published\"}");
+	ASSERT_CONTAINS(check("doc.view_count > 'x'"),
+			"1:16: cannot compare int with string");
+	ASSERT_CONTAINS(check("doc.published_at > '2024-01-01'"),
+			"cannot compare google.protobuf.Timestamp with string");
+	ASSERT_CONTAINS(check("doc.title in [1, 2]"),
+			"cannot compare string with int");
+	ASSERT_CONTAINS(check("auth.name == 'x'"), "unknown auth field 'name'");
+	ASSERT_CONTAINS(check("request.path == 'x'"),
+			"unknown request field 'path'");
+	ASSERT_CONTAINS(check("user.id == 'x'"),
+			"undeclared reference to 'user'");
+	ASSERT_CONTAINS(check("doc.view_count + 1"), "must be a bool");
+	ASSERT_CONTAINS(check("has(doc.nope)"), "unknown field 'nope'");
+	ASSERT_CONTAINS(check("frobnicate(doc.id)"), "unknown function");
+}
+
+TEST(alyx_eval_vals_no_alloc_reuse)
+{
+	/* the hot path: convert once, evaluate many times with one run */
+	const char *src = "doc.published == true || auth.id == doc.author_id";
+	alyx__rule *r = NULL;
+	alyx__err err = {0};
+	alyx__cel_run conv, run;
+	alyx__cel_val vars[3];
+	cJSON *a = cJSON_Parse(USER), *d = cJSON_Parse(post_json);
+
+	ASSERT_OK(alyx__rule_compile(src, strlen(src), &posts, &r, &err));
+	alyx__cel_run_init(&conv);
+	ASSERT_OK(alyx__rule_auth_val(a, &conv, &vars[0]));
+	ASSERT_OK(alyx__rule_json_val(d, &posts, &conv, &vars[1]));
+	ASSERT_OK(alyx__rule_request_val(NULL, &conv, &vars[2]));
+	alyx__cel_run_init(&run);
+	for (int i = 0; i < 1000; i++) {
+		ASSERT_EQ(alyx__rule_eval_vals(r, vars, &run, &err),
+			  ALYX_RULE_ALLOW);
+		ASSERT(run.chunks == NULL);	/* stayed in the inline block */
+		alyx__cel_run_reset(&run);
+	}
+	alyx__cel_run_free(&run);
+	alyx__cel_run_free(&conv);
+	alyx__rule_free(r);
+	cJSON_Delete(a);
+	cJSON_Delete(d);
+}
+
+TEST_MAIN()
