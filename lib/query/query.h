@@ -25,7 +25,16 @@
 #define ALYX_QUERY_DEFAULT_LIMIT 50
 #define ALYX_QUERY_MAX_LIMIT 1000
 #define ALYX_QUERY_MAX_EXPAND_DEPTH 3
-#define ALYX_QUERY_MAX_FILTERS 64
+#define ALYX_QUERY_MAX_FILTERS 64	/* conditions in one filter */
+#define ALYX_QUERY_MAX_LIST 500		/* values of one `in` list */
+#define ALYX_QUERY_MAX_VALUES 1000	/* values in one filter, all lists */
+#define ALYX_QUERY_MAX_VALUE 8192	/* bytes of one filter value */
+#define ALYX_QUERY_MAX_NEST 8		/* $or/$and nesting (JSON form) */
+#define ALYX_QUERY_MAX_SORT 8		/* sort keys (the primary key aside) */
+#define ALYX_QUERY_MAX_EXPAND 16	/* expand paths */
+#define ALYX_QUERY_MAX_TEXT 65536	/* bytes of a REST query string */
+#define ALYX_QUERY_MAX_OFFSET 1000000000
+#define ALYX_QUERY_MAX_CURSOR 16384	/* bytes of a decoded cursor */
 
 typedef enum alyx__op {
 	ALYX_OP_EQ,
@@ -55,6 +64,11 @@ typedef struct alyx__filter {
 	size_t n_vals;
 	/* For CONTAINS on a json field, the element as compact JSON text. */
 	char *json_elem;
+	/* ... and as what SQLite's json_each() yields for it: elem_type is
+	 * cJSON_String (elem TEXT), cJSON_Number (elem FLOAT), cJSON_True,
+	 * cJSON_False or cJSON_NULL (elem NULL).  Elements are scalars. */
+	int elem_type;
+	alyx__value elem;
 } alyx__filter;
 
 typedef struct alyx__sortkey {
@@ -66,8 +80,9 @@ typedef struct alyx__query {
 	const alyx__schema *schema;
 	const alyx__collection *coll;
 	alyx__filter *where;	/* NULL = everything */
-	alyx__sortkey *sort;	/* the primary key is always appended as the
-				 * final tie-breaker (for stable cursors) */
+	alyx__sortkey *sort;	/* the parsers append the primary key as the
+				 * final tie-breaker when it is not a key
+				 * already (for stable cursors) */
 	size_t n_sort;
 	int64_t limit;		/* 1..ALYX_QUERY_MAX_LIMIT */
 	int64_t offset;
@@ -77,6 +92,9 @@ typedef struct alyx__query {
 	char **fields;		/* projection; NULL = all non-internal */
 	size_t n_fields;
 	bool total;
+	/* `after` decoded (by the parsers): one value per sort key. */
+	alyx__value *after_vals;
+	size_t n_after;
 } alyx__query;
 
 /* Parses the REST query string (see alyx_query_str in alyx.h).  Unknown
@@ -112,8 +130,11 @@ int alyx__query_exec(sqlite3 *db, const alyx__query *q,
 		     const alyx__sqlcond *extra, alyx_buf *out,
 		     alyx__err *err);
 
-/* Builds the SQL text of the WHERE/ORDER BY/LIMIT part, for tests and
- * EXPLAIN QUERY PLAN checks. */
+/* Builds the SQL text of the page query exactly as alyx__query_exec
+ * prepares it (SELECT ... FROM "coll" AS _m WHERE ... ORDER BY ...
+ * LIMIT ? OFFSET ?), for tests and EXPLAIN QUERY PLAN checks.  The main
+ * table is aliased _m; `extra->sql` may name columns unqualified or as
+ * _m."field", and must use plain `?` parameters (never ?NNN). */
 int alyx__query_sql(const alyx__query *q, const alyx__sqlcond *extra,
 		    alyx_buf *sql, alyx__err *err);
 

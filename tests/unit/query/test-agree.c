@@ -1,0 +1,378 @@
+/*
+ * test-agree.c - the two evaluators agree (DESIGN.md principle 2).
+ *
+ * Random documents (every field type, NULLs, duplicates, unicode, edge
+ * numbers) go into an in-memory SQLite table; random filters (every
+ * operator, AND/OR nesting) and sorts run through SQL, and the result must
+ * equal the documents the in-memory matcher accepts, in the order
+ * alyx__query_doc_cmp gives.  Keyset pagination with `after`, in random
+ * page sizes, must walk exactly the same sequence.  Seeded: the seed is
+ * printed, ALYX_AGREE_SEED replays one.
+ */
+#include "harness.h"
+#include "fixture.h"
+
+#define DATASETS 40
+#define QUERIES 75
+
+static unsigned long long rng_state;
+
+static unsigned rnd(unsigned n)
+{
+	rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+	return n ? (unsigned)((rng_state >> 33) % n) : 0;
+}
+
+#define PICK(arr) (arr[rnd(ALYX_ARRAY_LEN(arr))])
+
+static const char *const strs[] = {
+	"", "a", "A", "ab", "aB", "abc", "b", "b%", "_x", "x_y", "100%",
+	"a\\b", "h\xc3\xa9llo", "H\xc3\x89LLO", "\xe6\x97\xa5\xe6\x9c\xac",
+	"\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", "\xf0\x9f\x98\x80", "zz",
+	" a", "a ", "null", "Zebra", "zebra", "a%b", "it's", "\"q\"",
+};
+static const char *const pats[] = {
+	"%", "a%", "A%", "%b", "%B%", "_", "__", "a_", "_b%", "%\\%",
+	"%\\_%", "h%o", "H\xc3\xa9%", "%\xc3\xa9%", "\xe6\x97\xa5%", "_%_",
+	"%a%b%", "a\\\\b", "z%", "", "null", "%'%", "\\a%", "%_",
+};
+static const char *const subs[] = {
+	"", "a", "b", "A", "%", "_", "\xe6\x97\xa5", "\xc3\xa9", "ll", "ab",
+	"\\", "'",
+};
+static const double ints[] = {
+	0, 1, -1, 2, 3, 42, -42, 1000000, 9007199254740991.0,
+	-9007199254740991.0, 123456789,
+};
+static const double floats[] = {
+	0.0, -0.0, 0.5, 1.0, 1.5, -2.25, 1e300, -1e-300, 3.14159, 2.0, 42.0,
+	1e-7, -1.0, 0.1, 0.30000000000000004,
+};
+static const char *const stamps[] = {
+	"2026-01-01T00:00:00.000Z", "2026-01-01T00:00:00.001Z",
+	"1970-01-01T00:00:00.000Z", "2025-12-31T23:59:59.999Z",
+	"9999-12-31T23:59:59.999Z", "0001-01-01T00:00:00.000Z",
+	"2026-01-01", "2026-01-01T01:00:00+01:00",
+};
+static const char *const jsons[] = {
+	"[1,2]", "[\"a\",\"b\"]", "[1.5,\"1\",true,null]", "{\"a\":1}", "[]",
+	"\"str\"", "3", "[[1],{\"a\":1}]", "[false]",
+	"[\"\xe6\x97\xa5\xe6\x9c\xac\",\"A\"]", "[1e300,-0.5]", "[2]",
+	"[1.0]", "{\"b\":[1,2]}", "[\"a\",1,\"1\"]", "true",
+};
+static const char *const elems[] = {
+	"1", "2", "1.5", "\"a\"", "\"1\"", "true", "false", "null", "\"A\"",
+	"1e300", "-0.5", "\"\xe6\x97\xa5\xe6\x9c\xac\"", "0",
+};
+static const char *const uuids[] = {
+	"00000000-0000-4000-8000-000000000000",
+	"0c9a8b3e-1234-4abc-8def-0123456789ab",
+	"FFFFFFFF-FFFF-4FFF-BFFF-FFFFFFFFFFFF",
+	"5d3e7a10-aaaa-4bbb-8ccc-dddddddddddd",
+};
+
+/* A random valid value of field f, as JSON. */
+static cJSON *rvalue(const alyx__field *f)
+{
+	switch (f->type) {
+	case ALYX_T_STRING:
+	case ALYX_T_TEXT:
+		return cJSON_CreateString(PICK(strs));
+	case ALYX_T_INT:
+		return cJSON_CreateNumber(PICK(ints));
+	case ALYX_T_FLOAT:
+		return cJSON_CreateNumber(rnd(3) ? PICK(floats) : PICK(ints));
+	case ALYX_T_BOOL:
+		return cJSON_CreateBool(rnd(2));
+	case ALYX_T_TIMESTAMP:
+		if (!rnd(8))
+			return cJSON_CreateNumber(1767225600000.0 + rnd(3));
+		return cJSON_CreateString(PICK(stamps));
+	case ALYX_T_JSON:
+		return cJSON_Parse(PICK(jsons));
+	case ALYX_T_UUID:
+		return cJSON_CreateString(PICK(uuids));
+	default:
+		return cJSON_CreateNull();
+	}
+}
+
+static void make_docs(sqlite3 *db, const alyx__collection *c, int n)
+{
+	int i;
+	size_t k;
+
+	for (i = 1; i <= n; i++) {
+		cJSON *d = cJSON_CreateObject();
+
+		cJSON_AddNumberToObject(d, "id", i * 7 % 101);
+		for (k = 1; k < c->n_fields; k++) {
+			const alyx__field *f = &c->fields[k];
+
+			if (f->nullable && !rnd(5))
+				cJSON_AddNullToObject(d, f->name);
+			else
+				cJSON_AddItemToObject(d, f->name, rvalue(f));
+		}
+		fx_insert_cjson(db, c, d);
+		cJSON_Delete(d);
+	}
+}
+
+static bool op_ok(alyx__type t, int op)
+{
+	return alyx__qop_allowed(t, (alyx__op)op);
+}
+
+static const char *const opn[] = {
+	"$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$like", "$in",
+	"$contains",
+};
+
+static cJSON *rcond(const alyx__collection *c)
+{
+	const alyx__field *f = &c->fields[rnd((unsigned)c->n_fields)];
+	cJSON *obj = cJSON_CreateObject(), *ops = cJSON_CreateObject(), *v;
+	int op, i, n;
+
+	do
+		op = (int)rnd(9);
+	while (!op_ok(f->type, op));
+	switch (op) {
+	case ALYX_OP_LIKE:
+		v = cJSON_CreateString(rnd(4) ? PICK(pats) : PICK(strs));
+		break;
+	case ALYX_OP_CONTAINS:
+		v = f->type == ALYX_T_JSON ? cJSON_Parse(PICK(elems)) :
+		    cJSON_CreateString(PICK(subs));
+		break;
+	case ALYX_OP_IN:
+		v = cJSON_CreateArray();
+		n = (int)rnd(4);
+		for (i = 0; i < n; i++)
+			cJSON_AddItemToArray(v, f->primary ?
+				cJSON_CreateNumber(rnd(101)) : rvalue(f));
+		break;
+	case ALYX_OP_EQ:
+	case ALYX_OP_NE:
+		if (!rnd(6)) {
+			v = cJSON_CreateNull();
+			break;
+		}
+		/* fall through */
+	default:
+		v = f->primary ? cJSON_CreateNumber(rnd(101)) : rvalue(f);
+		break;
+	}
+	if (op == ALYX_OP_EQ && !rnd(2)) {
+		cJSON_Delete(ops);
+		cJSON_AddItemToObject(obj, f->name, v);
+		return obj;
+	}
+	cJSON_AddItemToObject(ops, opn[op], v);
+	cJSON_AddItemToObject(obj, f->name, ops);
+	return obj;
+}
+
+static cJSON *rfilter(const alyx__collection *c, int depth)
+{
+	unsigned r = rnd(10);
+	cJSON *obj, *arr;
+	int i, n;
+
+	if (depth >= 3 || r < 5)
+		return rcond(c);
+	obj = cJSON_CreateObject();
+	arr = cJSON_CreateArray();
+	n = 1 + (int)rnd(3);
+	for (i = 0; i < n; i++)
+		cJSON_AddItemToArray(arr, rfilter(c, depth + 1));
+	cJSON_AddItemToObject(obj, r < 8 ? "$or" : "$and", arr);
+	return obj;
+}
+
+static cJSON *rquery(const alyx__collection *c)
+{
+	cJSON *q = cJSON_CreateObject(), *sort = cJSON_CreateArray();
+	int i, n = (int)rnd(4);
+	bool used[16] = {0};
+
+	if (rnd(8))
+		cJSON_AddItemToObject(q, "filter", rfilter(c, 0));
+	for (i = 0; i < n; i++) {
+		size_t k = rnd((unsigned)c->n_fields);
+		char name[80];
+
+		if (used[k] || !alyx__qsortable(c->fields[k].type))
+			continue;
+		used[k] = true;
+		snprintf(name, sizeof(name), "%s%s", rnd(2) ? "-" : "",
+			 c->fields[k].name);
+		cJSON_AddItemToArray(sort, cJSON_CreateString(name));
+	}
+	cJSON_AddItemToObject(q, "sort", sort);
+	return q;
+}
+
+/* Runs q (with limit/after set) and returns the output parsed. */
+static cJSON *exec_json(sqlite3 *db, const alyx__collection *c,
+			cJSON *qj, char **sqlout)
+{
+	alyx__query *q = NULL;
+	alyx__err err = {0};
+	alyx_buf out;
+	cJSON *r;
+
+	alyx__buf_init(&out, 0);
+	if (alyx__query_parse_json(&fx_schema, c, qj, &q, &err) != ALYX_OK ||
+	    alyx__query_exec(db, q, NULL, &out, &err) != ALYX_OK) {
+		char *t = cJSON_PrintUnformatted(qj);
+
+		fprintf(stderr, "  query %s failed: %s %s\n", t, err.msg,
+			err.details ? err.details : "");
+		free(t);
+		abort();
+	}
+	if (sqlout) {
+		alyx_buf s;
+
+		alyx__buf_init(&s, 0);
+		alyx__query_sql(q, NULL, &s, &err);
+		*sqlout = alyx__buf_take(&s);
+	}
+	alyx__query_free(q);
+	r = cJSON_Parse(out.data);
+	alyx__buf_free(&out);
+	if (!r)
+		abort();
+	return r;
+}
+
+static const alyx__query *cmp_q;
+
+static int doc_cmp(const void *a, const void *b)
+{
+	return alyx__query_doc_cmp(cmp_q, *(cJSON *const *)a,
+				   *(cJSON *const *)b);
+}
+
+static void ids_append(char *buf, size_t cap, const cJSON *doc)
+{
+	size_t o = strlen(buf);
+
+	snprintf(buf + o, cap - o, "%d,",
+		 cJSON_GetObjectItem(doc, "id")->valueint);
+}
+
+TEST(evaluators_agree)
+{
+	const alyx__collection *c = fx_coll("things");
+	unsigned long long seed = 20261124;
+	const char *env = getenv("ALYX_AGREE_SEED");
+	int ds, qi, cases = 0, pages = 0, matched = 0;
+	char *sql_ids = malloc(65536), *mem_ids = malloc(65536);
+	char *page_ids = malloc(65536);
+
+	if (env)
+		seed = strtoull(env, NULL, 10);
+	fprintf(stderr, "  seed %llu\n", seed);
+	rng_state = seed;
+	for (ds = 0; ds < DATASETS; ds++) {
+		sqlite3 *db = fx_open();
+		cJSON *all, *docs, *d;
+		cJSON **arr;
+		int n = 0;
+
+		make_docs(db, c, 20 + (int)rnd(50));
+		{
+			cJSON *qa = cJSON_Parse("{\"limit\":1000}");
+
+			all = exec_json(db, c, qa, NULL);
+			cJSON_Delete(qa);
+		}
+		docs = cJSON_GetObjectItem(all, "docs");
+		arr = malloc(sizeof(*arr) * 200);
+		for (qi = 0; qi < QUERIES; qi++) {
+			cJSON *qj = rquery(c), *res, *next;
+			alyx__query *q = NULL;
+			alyx__err err = {0};
+			char *sql = NULL;
+			int i, limit;
+
+			cJSON_AddNumberToObject(qj, "limit", 1000);
+			res = exec_json(db, c, qj, &sql);
+			sql_ids[0] = mem_ids[0] = '\0';
+			cJSON_ArrayForEach(d, cJSON_GetObjectItem(res, "docs"))
+				ids_append(sql_ids, 65536, d);
+			cJSON_Delete(res);
+			/* The matcher's view of the same query. */
+			ASSERT_EQ(alyx__query_parse_json(&fx_schema, c, qj, &q,
+							 &err), ALYX_OK);
+			n = 0;
+			cJSON_ArrayForEach(d, docs)
+				if (alyx__filter_match(c, q->where, d))
+					arr[n++] = d;
+			cmp_q = q;
+			qsort(arr, (size_t)n, sizeof(*arr), doc_cmp);
+			for (i = 0; i < n; i++)
+				ids_append(mem_ids, 65536, arr[i]);
+			matched += n;
+			if (strcmp(sql_ids, mem_ids)) {
+				char *t = cJSON_PrintUnformatted(qj);
+				char *dd = cJSON_PrintUnformatted(docs);
+
+				fprintf(stderr, "  query %s\n  sql %s\n  SQL:"
+					"  %s\n  mem:  %s\n  docs %s\n", t, sql,
+					sql_ids, mem_ids, dd);
+				free(t);
+				free(dd);
+				TH_FAIL("evaluators disagree (seed %llu, "
+					"dataset %d, query %d)", seed, ds, qi);
+			}
+			alyx__query_free(q);
+			free(sql);
+			/* Keyset pages of a random size walk the same list. */
+			limit = 1 + (int)rnd(7);
+			cJSON_ReplaceItemInObject(qj, "limit",
+						  cJSON_CreateNumber(limit));
+			page_ids[0] = '\0';
+			for (i = 0; i < 200; i++) {
+				res = exec_json(db, c, qj, NULL);
+				pages++;
+				cJSON_ArrayForEach(d, cJSON_GetObjectItem(res,
+									  "docs"))
+					ids_append(page_ids, 65536, d);
+				next = cJSON_GetObjectItem(res, "next");
+				if (!next) {
+					cJSON_Delete(res);
+					break;
+				}
+				cJSON_DeleteItemFromObject(qj, "after");
+				cJSON_AddStringToObject(qj, "after",
+							next->valuestring);
+				cJSON_Delete(res);
+			}
+			if (strcmp(page_ids, mem_ids)) {
+				char *t = cJSON_PrintUnformatted(qj);
+
+				fprintf(stderr, "  query %s\n  pages %s\n  "
+					"full  %s\n", t, page_ids, mem_ids);
+				free(t);
+				TH_FAIL("keyset pages differ (seed %llu, "
+					"dataset %d, query %d)", seed, ds, qi);
+			}
+			cJSON_Delete(qj);
+			cases++;
+		}
+		free(arr);
+		cJSON_Delete(all);
+		sqlite3_close(db);
+	}
+	fprintf(stderr, "  %d queries agreed (%d matches in total), %d keyset "
+		"pages\n", cases, matched, pages);
+	free(sql_ids);
+	free(mem_ids);
+	free(page_ids);
+}
+
+TEST_MAIN()
