@@ -72,6 +72,9 @@ int alyx__value_cmp(const alyx__value *a, const alyx__value *b);
  * On failure returns false and writes a short reason ("expected an
  * integer") into why[128].
  */
+/* The `why` of a conversion that failed for lack of memory (not a fault
+ * of the input). */
+#define ALYX_DOC_WHY_NOMEM "out of memory"
 bool alyx__value_from_json(const alyx__field *f, const cJSON *j,
 			   alyx__value *out, char why[128]);
 /* The same from text (URL query values, CLI flags): "true"/"false"/"1"/"0"

@@ -373,8 +373,11 @@ static bool apply_default(const alyx__collection *c, size_t i, int64_t now,
 	case ALYX_DEF_LITERAL: {
 		cJSON *j = f->default_json ? cJSON_Parse(f->default_json)
 					   : NULL;
+		bool ok = j && alyx__value_from_json(f, j, v, why);
 
-		if (!j || !alyx__value_from_json(f, j, v, why))
+		if (!ok && j && !strcmp(why, ALYX_DOC_WHY_NOMEM))
+			*nomem = true;
+		else if (!ok || (v->kind == ALYX_V_NULL && !f->nullable))
 			alyx__fielderrs_add(fe, f->name, "type",
 				"the schema's default %.100s is not valid here",
 				f->default_json ? f->default_json : "(none)");
@@ -481,8 +484,11 @@ int alyx__doc_prepare(const alyx__collection *c, const cJSON *in, int mode,
 			continue;
 		}
 		if (given[i] && !alyx__value_from_json(f, given[i], v, why)) {
-			alyx__fielderrs_add(&fe, f->name,
-					    conv_code(f, given[i]), "%s", why);
+			if (!strcmp(why, ALYX_DOC_WHY_NOMEM))
+				nomem = true;
+			else
+				alyx__fielderrs_add(&fe, f->name,
+					conv_code(f, given[i]), "%s", why);
 			continue;
 		}
 		if (given[i] && v->kind != ALYX_V_NULL) {

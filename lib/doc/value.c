@@ -224,7 +224,7 @@ static bool json_to_value(const cJSON *j, alyx__value *out, char why[128])
 	}
 	if (b.err) {
 		snprintf(why, 128, b.err == ALYX_E_TOOBIG ?
-			 "JSON value larger than 16 MiB" : "out of memory");
+			 "JSON value larger than 16 MiB" : ALYX_DOC_WHY_NOMEM);
 		alyx__buf_free(&b);
 		return false;
 	}
@@ -233,7 +233,7 @@ static bool json_to_value(const cJSON *j, alyx__value *out, char why[128])
 	out->n = b.len;
 	out->s = alyx__buf_take(&b);
 	if (!out->s) {
-		snprintf(why, 128, "out of memory");
+		snprintf(why, 128, ALYX_DOC_WHY_NOMEM);
 		out->kind = ALYX_V_NULL;
 		out->n = 0;
 		return false;
@@ -383,7 +383,7 @@ static bool set_text(alyx__value *out, const char *s, size_t n,
 		     char why[128])
 {
 	if (set_bytes(out, ALYX_V_TEXT, s, n) != ALYX_OK) {
-		snprintf(why, 128, "out of memory");
+		snprintf(why, 128, ALYX_DOC_WHY_NOMEM);
 		return false;
 	}
 	return true;
@@ -699,7 +699,7 @@ bool alyx__value_from_text(const alyx__field *f, const char *s, size_t n,
 			alyx__json_str(&b, s, n);
 			if (b.err) {
 				alyx__buf_free(&b);
-				snprintf(why, 128, "out of memory");
+				snprintf(why, 128, ALYX_DOC_WHY_NOMEM);
 				return false;
 			}
 			out->kind = ALYX_V_TEXT;

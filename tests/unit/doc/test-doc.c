@@ -870,4 +870,85 @@ TEST(all_internal_fields_and_pk_value)
 	pcre2_code_free(slug_re);
 }
 
+TEST(update_explicit_values_internal_and_nulls)
+{
+	sqlite3 *db = open_db();
+	alyx__err err = {0};
+	char *out, *id, *in;
+	int rc;
+
+	ASSERT_OK(write_doc(db, &users, NULL,
+		"{\"email\":\"w@x.io\",\"name\":\"Al\",\"meta\":[1]}", &out, &err));
+	id = get_str(out, "id");
+	free(out);
+	/* An explicit onUpdate value wins; internal fields are writable;
+	 * nullable fields can be cleared. */
+	ASSERT_OK(write_doc(db, &users, id,
+		"{\"updated_at\":\"2001-02-03T04:05:06Z\",\"secret\":\"k\","
+		"\"meta\":null,\"name\":null}", &out, &err));
+	ASSERT_CONTAINS(out, "\"updated_at\":\"2001-02-03T04:05:06.000Z\"");
+	ASSERT_CONTAINS(out, "\"meta\":null");
+	ASSERT(!strstr(out, "secret"));
+	free(out);
+	in = read_doc(db, &users, id, true, &rc);
+	ASSERT_CONTAINS(in, "\"secret\":\"k\"");
+	free(in);
+	free(id);
+	alyx__err_clear(&err);
+	close_db(db);
+}
+
+TEST(bad_literal_default_is_reported)
+{
+	sqlite3 *db = open_db();
+	alyx__err err = {0};
+	char *out;
+
+	ufields[U_ACTIVE].default_json = "\"maybe\"";
+	ASSERT_EQ(write_doc(db, &users, NULL, "{\"email\":\"z@x.io\"}", &out,
+			    &err), ALYX_E_VALIDATION);
+	ASSERT_EQ(count_code(err.details, "active", "type"), 1);
+	alyx__err_clear(&err);
+	close_db(db);
+}
+
+/* Every allocation of a create fails in turn: each run ends in ALYX_OK
+ * or ALYX_E_NOMEM, never a crash, a leak or a wrong validation error. */
+TEST(out_of_memory_is_reported_cleanly)
+{
+	sqlite3 *db = open_db();
+	int k, ok = 0;
+
+	for (k = 1; k <= 60; k++) {
+		alyx__err err = {0};
+		cJSON *j = cJSON_Parse("{\"email\":\"oom@x.io\",\"name\":\"Ann\","
+			"\"meta\":{\"a\":[1,\"x\"]},\"slug\":\"abc\","
+			"\"level\":2,\"bogus\":true}");
+		alyx__row row;
+		alyx_buf b;
+		int rc;
+
+		/* Without the unknown key: the valid document. */
+		cJSON_DeleteItemFromObject(j, k % 2 ? "bogus" : "nothing");
+		alyx__buf_init(&b, 0);
+		alyx__fail_alloc_after(k);
+		rc = alyx__doc_prepare(&users, j, ALYX_DOC_CREATE, &row, &err);
+		if (rc == ALYX_OK)
+			rc = alyx__doc_insert(db, &users, &row, &b, &err);
+		alyx__fail_alloc_after(0);
+		if (k % 2)
+			ASSERT(rc == ALYX_OK || rc == ALYX_E_NOMEM);
+		else
+			ASSERT(rc == ALYX_E_VALIDATION || rc == ALYX_E_NOMEM);
+		ok += rc == ALYX_OK;
+		alyx__row_free(&row);
+		alyx__buf_free(&b);
+		alyx__err_clear(&err);
+		cJSON_Delete(j);
+		sqlite3_exec(db, "DELETE FROM users", NULL, NULL, NULL);
+	}
+	ASSERT(ok > 0);
+	close_db(db);
+}
+
 TEST_MAIN()

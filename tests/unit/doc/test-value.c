@@ -355,4 +355,132 @@ TEST(copy)
 	ASSERT(c.s == NULL);
 }
 
+/* ---- randomised round trips ---- */
+
+static unsigned long long rng_state = 0x9E3779B97F4A7C15ull;
+
+static unsigned rnd(unsigned n)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return (unsigned)(rng_state % n);
+}
+
+/* Random valid UTF-8 with the characters JSON must escape. */
+static void rnd_string(char *out, size_t cap)
+{
+	static const char *pieces[] = {
+		"a", "Z", "0", " ", "\"", "\\", "/", "\n", "\t", "\x01", "\x1f",
+		"\x7f", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80",
+		"\xef\xbf\xbf", "\xed\x9f\xbf", "</script>", "\\u0041"};
+	size_t n = 0, k = rnd(12);
+
+	out[0] = '\0';
+	while (k--) {
+		const char *p = pieces[rnd(ALYX_ARRAY_LEN(pieces))];
+
+		if (n + strlen(p) + 1 >= cap)
+			break;
+		memcpy(out + n, p, strlen(p) + 1);
+		n += strlen(p);
+	}
+}
+
+static cJSON *rnd_json(int depth)
+{
+	char s[128];
+	cJSON *j;
+	int k, n;
+
+	switch (rnd(depth > 4 ? 5 : 7)) {
+	case 0: return cJSON_CreateNull();
+	case 1: return cJSON_CreateBool(rnd(2));
+	case 2:
+		return cJSON_CreateNumber((double)((long long)rnd(1u << 30) *
+			(long long)rnd(1u << 23) - (1ll << 50)));
+	case 3:
+		return cJSON_CreateNumber(((double)rnd(1u << 30) - 5e8) /
+					  ((double)rnd(1000) + 1.5) *
+					  pow(10, (int)rnd(40) - 20));
+	case 4:
+		rnd_string(s, sizeof(s));
+		return cJSON_CreateString(s);
+	case 5:
+		j = cJSON_CreateArray();
+		n = (int)rnd(5);
+		for (k = 0; k < n; k++)
+			cJSON_AddItemToArray(j, rnd_json(depth + 1));
+		return j;
+	default:
+		j = cJSON_CreateObject();
+		n = (int)rnd(5);
+		for (k = 0; k < n; k++) {
+			char key[64];
+
+			rnd_string(key, 48);
+			snprintf(key + strlen(key), 16, "%d", k);
+			cJSON_AddItemToObject(j, key, rnd_json(depth + 1));
+		}
+		return j;
+	}
+}
+
+/* from_json -> SQLite column -> write_column -> parse: the same JSON. */
+TEST(random_json_and_strings_round_trip)
+{
+	sqlite3 *db;
+	sqlite3_stmt *ins, *sel;
+	alyx__field fj = fld(ALYX_T_JSON), fs = fld(ALYX_T_STRING);
+	int i;
+
+	ASSERT_OK(sqlite3_open(":memory:", &db));
+	ASSERT_OK(sqlite3_exec(db, "CREATE TABLE t (j TEXT, s TEXT)", NULL,
+			       NULL, NULL));
+	ASSERT_OK(sqlite3_prepare_v2(db, "INSERT INTO t VALUES (?, ?)", -1,
+				     &ins, NULL));
+	ASSERT_OK(sqlite3_prepare_v2(db, "SELECT j, s FROM t", -1, &sel,
+				     NULL));
+	for (i = 0; i < 2000; i++) {
+		cJSON *in = rnd_json(0), *str, *back;
+		char s[128], why[128];
+		alyx__value vj, vs;
+		alyx_buf b;
+
+		rnd_string(s, sizeof(s));
+		str = cJSON_CreateString(s);
+		ASSERT(alyx__value_from_json(&fj, in, &vj, why));
+		ASSERT(alyx__value_from_json(&fs, str, &vs, why));
+		ASSERT_OK(alyx__value_bind(ins, 1, &vj));
+		ASSERT_OK(alyx__value_bind(ins, 2, &vs));
+		ASSERT_EQ(sqlite3_step(ins), SQLITE_DONE);
+		sqlite3_reset(ins);
+		ASSERT_EQ(sqlite3_step(sel), SQLITE_ROW);
+		alyx__buf_init(&b, 0);
+		alyx__buf_addc(&b, '[');
+		alyx__value_write_column(&b, &fj, sel, 0);
+		alyx__buf_addc(&b, ',');
+		alyx__value_write_column(&b, &fs, sel, 1);
+		alyx__buf_addc(&b, ']');
+		back = cJSON_Parse(b.data);
+		ASSERT(back != NULL);
+		if (cJSON_IsNull(in))
+			ASSERT(cJSON_IsNull(cJSON_GetArrayItem(back, 0)));
+		else if (!cJSON_Compare(in, cJSON_GetArrayItem(back, 0), 1))
+			TH_FAIL("json round trip: %s", b.data);
+		ASSERT_STR_EQ(cJSON_GetArrayItem(back, 1)->valuestring, s);
+		sqlite3_reset(sel);
+		ASSERT_OK(sqlite3_exec(db, "DELETE FROM t", NULL, NULL, NULL));
+		cJSON_Delete(back);
+		cJSON_Delete(in);
+		cJSON_Delete(str);
+		alyx__buf_free(&b);
+		alyx__value_clear(&vj);
+		alyx__value_clear(&vs);
+	}
+	sqlite3_finalize(ins);
+	sqlite3_finalize(sel);
+	sqlite3_close(db);
+}
+
 TEST_MAIN()
