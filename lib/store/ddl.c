@@ -154,7 +154,12 @@ int alyx__store_load_schema_json(sqlite3 *db, char **out, alyx__err *err)
 		if (rc == SQLITE_ROW) {
 			*out = alyx__strdup(
 				(const char *)sqlite3_column_text(st, 0));
-			rc = *out ? SQLITE_OK : SQLITE_NOMEM;
+			if (!*out) {
+				sqlite3_finalize(st);
+				return alyx__err_set(err, ALYX_E_NOMEM, NULL,
+						     "out of memory");
+			}
+			rc = SQLITE_OK;
 		} else if (rc == SQLITE_DONE) {
 			rc = SQLITE_OK;
 		}
@@ -188,6 +193,31 @@ int alyx__store_load_schema(sqlite3 *db, alyx__schema **out, alyx__err *err)
 	return rc;
 }
 
+/* The stored JSON is the only record of the applied schema: make sure it
+ * reads back as the same schema before storing it (a serializer that
+ * swallowed an allocation failure would otherwise store a wrong one). */
+static int check_round_trip(const char *json, alyx__err *err)
+{
+	alyx__schema *back = NULL;
+	char *again = NULL;
+	int rc = alyx__schema_from_json(json, &back, err);
+
+	if (rc == ALYX_OK) {
+		again = alyx__schema_to_json(back);
+		if (!again || strcmp(again, json) != 0)
+			rc = alyx__err_set(err, ALYX_E_NOMEM, NULL,
+					   "the schema JSON did not round-trip "
+					   "(out of memory?)");
+	} else if (rc != ALYX_E_NOMEM) {
+		rc = alyx__err_set(err, ALYX_E_INTERNAL, NULL,
+				   "the schema JSON to store does not read "
+				   "back");
+	}
+	alyx__free(again);
+	alyx__schema_free(back);
+	return rc;
+}
+
 int alyx__store_save_schema(sqlite3 *db, const alyx__schema *s,
 			    alyx__err *err)
 {
@@ -198,7 +228,9 @@ int alyx__store_save_schema(sqlite3 *db, const alyx__schema *s,
 
 	if (!json)
 		return alyx__err_set(err, ALYX_E_NOMEM, NULL, "out of memory");
-	rc = alyx__store_load_schema_json(db, &prev, err);
+	rc = check_round_trip(json, err);
+	if (rc == ALYX_OK)
+		rc = alyx__store_load_schema_json(db, &prev, err);
 	if (rc != ALYX_OK || (prev && strcmp(prev, json) == 0))
 		goto out;
 	alyx__iso8601_ms(alyx__now_ms(), now);

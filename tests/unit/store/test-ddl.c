@@ -666,4 +666,78 @@ TEST(change_feed_triggers_follow_the_schema)
 	rm_tree(d);
 }
 
+/* Every allocation of a schema application fails in turn: each failure
+ * leaves the database exactly as before. */
+TEST(allocation_failures_in_apply_change_nothing)
+{
+	const char *v2 =
+		"collections:\n"
+		"  users:\n"
+		"    fields:\n"
+		"      id: {type: uuid, primary: true, default: auto}\n"
+		"      email: {type: string, nullable: true}\n"
+		"      name: {type: string, nullable: true, index: true}\n"
+		POSTS_HEAD
+		"      edited_at: {type: timestamp, default: now}\n"
+		POSTS_INDEXES
+		"      - name: posts_title\n        fields: [title]\n"
+		"  tags:\n    fields:\n      id: {type: int, primary: true}\n";
+	alyx__schema *o = parse(V1), *n2 = parse(v2);
+	char *d = tmp_dir(), *before, *after, *rows1;
+	sqlite3 *db = open_db(d);
+	alyx__err err = {0};
+	long n, failed = 0;
+
+	apply_ok(db, NULL, V1);
+	fill(db);
+	rows1 = v1_rows(db);
+	before = dump(db);
+	for (n = 1; n < 100000; n++) {
+		void *probe;
+		int rc;
+
+		alyx__fail_alloc_after(n);
+		rc = alyx__store_apply_schema(db, o, n2, NULL, 0, &err);
+		probe = alyx__malloc(1);	/* NULL: the failure never hit */
+		alyx__fail_alloc_after(0);
+		alyx__free(probe);
+		ASSERT_EQ(sqlite3_get_autocommit(db), 1);
+		ASSERT_EQ(q_int(db, "PRAGMA foreign_keys"), 1);
+		if (rc == ALYX_OK) {
+			char *r = v1_rows(db);
+
+			ASSERT_STR_EQ(r, rows1);
+			alyx__free(r);
+			ASSERT(has_object(db, "index", "posts_title"));
+			ASSERT(has_object(db, "table", "tags"));
+			if (!probe)
+				break;
+			/* start over */
+			alyx__conn_close(db);
+			rm_tree(d);
+			d = tmp_dir();
+			db = open_db(d);
+			apply_ok(db, NULL, V1);
+			fill(db);
+			alyx__free(before);
+			before = dump(db);
+			continue;
+		}
+		failed++;
+		after = dump(db);
+		if (strcmp(after, before) != 0)
+			fprintf(stderr, "  allocation %ld: %s\n", n, err.msg);
+		ASSERT_STR_EQ(after, before);
+		alyx__free(after);
+		alyx__err_clear(&err);
+	}
+	ASSERT(failed > 50);
+	alyx__schema_free(o);
+	alyx__schema_free(n2);
+	alyx__free(before);
+	alyx__free(rows1);
+	alyx__conn_close(db);
+	rm_tree(d);
+}
+
 TEST_MAIN()

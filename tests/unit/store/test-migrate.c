@@ -656,4 +656,117 @@ TEST(fresh_database_creates_schema_then_runs_files)
 	teardown(&e);
 }
 
+/* Every allocation of a migration run fails in turn: each failure leaves
+ * the database exactly as before; a run that succeeds (the failure hit
+ * something optional) is complete.  (A migration file is one transaction;
+ * the schema.yaml step after it is another, tested in test-ddl.c.) */
+#define MIX_FILE                                                        \
+	"version: 2\noperations:\n"                                     \
+	"  - {type: rename_field, collection: users, from: name, "      \
+	"to: display_name}\n"                                           \
+	"  - {type: drop_field, collection: posts, field: legacy}\n"    \
+	"  - {type: sql, up: 'UPDATE logs SET line = upper(line)', "    \
+	"down: 'UPDATE logs SET line = lower(line)'}\n"
+
+static void check_mix_done(env *e, const char *yaml)
+{
+	schema_is(e, yaml);
+	ASSERT_EQ(q_int(e->db, "SELECT count(*) FROM logs WHERE line LIKE "
+			"'LINE %'"), NROWS);
+	ASSERT_EQ(q_int(e->db, "SELECT count(*) FROM users WHERE "
+			"display_name = 'name'"), NROWS - (NROWS + 2) / 3);
+	ASSERT_EQ(q_int(e->db, "SELECT count(*) FROM posts"), NROWS);
+}
+
+TEST(allocation_failures_change_nothing)
+{
+	env e = setup();
+	char *v2y = schema_edit(V1, "      name: {", "      display_name: {");
+	char *v2z = schema_edit(v2y, "      legacy: {type: string, nullable: "
+				"true}\n", "");
+	alyx__schema *v2 = parse(v2z);
+	char *before, *after;
+	alyx__err err = {0};
+	alyx_buf b;
+	long n, failed = 0;
+
+	write_text(e.mdir, "002_mix.yaml", MIX_FILE);
+	before = dump(e.db);
+	alyx__buf_init(&b, 0);
+	for (n = 1; n < 100000; n++) {
+		void *probe;
+		int rc;
+
+		alyx__buf_reset(&b);
+		alyx__fail_alloc_after(n);
+		rc = alyx__migrate_apply(e.db, e.mdir, NULL, &b, &err);
+		probe = alyx__malloc(1);	/* NULL: the failure never hit */
+		alyx__fail_alloc_after(0);
+		alyx__free(probe);
+		ASSERT_EQ(sqlite3_get_autocommit(e.db), 1);
+		if (rc == ALYX_OK) {
+			check_mix_done(&e, v2z);
+			if (!probe)
+				break;
+			/* start over from a fresh database */
+			alyx__free(before);
+			teardown(&e);
+			e = setup();
+			write_text(e.mdir, "002_mix.yaml", MIX_FILE);
+			before = dump(e.db);
+			continue;
+		}
+		failed++;
+		after = dump(e.db);
+		if (strcmp(after, before) != 0)
+			fprintf(stderr, "  allocation %ld: %s\n", n, err.msg);
+		ASSERT_STR_EQ(after, before);
+		alyx__free(after);
+		alyx__err_clear(&err);
+	}
+	ASSERT(failed > 100);
+	alyx__buf_free(&b);
+	alyx__schema_free(v2);
+	alyx__free(before);
+	alyx__free(v2y);
+	alyx__free(v2z);
+	teardown(&e);
+}
+
+/* Renaming a primary key that another collection references rebuilds
+ * both tables; the reference follows and keeps cascading. */
+TEST(rename_referenced_primary_key)
+{
+	env e = setup();
+	char *v2a = schema_edit(V1, "      id: {type: uuid, primary: true, "
+				"default: auto}\n      email",
+				"      uid: {type: uuid, primary: true, "
+				"default: auto}\n      email");
+	char *v2 = schema_edit(v2a, "references: users.id",
+			       "references: users.uid");
+	char *posts = rows(e.db, "posts", POST_COLS), *r;
+
+	write_text(e.mdir, "002_uid.yaml", "version: 2\noperations:\n"
+		   "  - {type: rename_field, collection: users, from: id, "
+		   "to: uid}\n");
+	r = migrate_ok(&e, v2);
+	alyx__free(r);
+	schema_is(&e, v2);
+	same_rows(e.db, "posts", POST_COLS, posts);
+	ASSERT_EQ(q_int(e.db, "SELECT count(*) FROM pragma_foreign_key_list("
+			"'posts') WHERE \"table\" = 'users' AND \"to\" = "
+			"'uid'"), 1);
+	exec_ok(e.db, "DELETE FROM users WHERE uid = 'u07'");
+	ASSERT_EQ(q_int(e.db, "SELECT count(*) FROM posts"), NROWS - 1);
+	r = rollback(&e, 1, ALYX_OK);
+	alyx__free(r);
+	schema_is(&e, V1);
+	ASSERT_EQ(q_int(e.db, "SELECT count(*) FROM posts p JOIN users u ON "
+			"u.id = p.author_id"), NROWS - 1);
+	alyx__free(posts);
+	alyx__free(v2a);
+	alyx__free(v2);
+	teardown(&e);
+}
+
 TEST_MAIN()
