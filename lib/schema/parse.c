@@ -62,7 +62,7 @@ static int nomem(bctx *c)
 
 /* ---- suggestions ---- */
 
-static size_t edit_distance(const char *a, const char *b)
+size_t alyx__edit_distance(const char *a, const char *b)
 {
 	size_t la = strlen(a), lb = strlen(b), i, j;
 	size_t row[64], prev, tmp;
@@ -96,7 +96,7 @@ static void suggest(char *msg, size_t size, const char *got,
 	for (i = 0; i < n; i++) {
 		size_t lg = strlen(got), ln = strlen(names[i]);
 
-		d = edit_distance(got, names[i]);
+		d = alyx__edit_distance(got, names[i]);
 		/* A truncated name ("maxLen") is a likely typo too. */
 		if (lg >= 3 && ln >= 3 &&
 		    strncasecmp(got, names[i], lg < ln ? lg : ln) == 0)

@@ -145,6 +145,11 @@ const alyx__field *alyx__coll_field(const alyx__collection *c,
 /* Index of a field in c->fields, or -1. */
 int alyx__coll_field_index(const alyx__collection *c, const char *name);
 
+/* Case-insensitive Levenshtein distance of two names (at most 63 bytes
+ * each; longer names count as 64 apart).  Used for "did you mean"
+ * suggestions, here and in the config loader. */
+size_t alyx__edit_distance(const char *a, const char *b);
+
 /* ---- diff: from the applied schema to a new one ---- */
 
 typedef enum alyx__change_op {
