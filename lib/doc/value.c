@@ -446,6 +446,25 @@ static bool ts_value_text(alyx__value *out, const char *s, size_t n,
 	return ts_value_ms(out, ms, why);
 }
 
+/* What alyx__base64_dec accepts; when it fails on such text, it ran out
+ * of memory. */
+static bool b64_syntax_ok(const char *s, size_t n)
+{
+	size_t i, pad = 0;
+
+	while (n > 0 && s[n - 1] == '=' && pad < 2) {
+		n--;
+		pad++;
+	}
+	if ((n + pad) % 4 == 1)
+		return false;
+	for (i = 0; i < n; i++)
+		if (!s[i] || (!isalnum((unsigned char)s[i]) &&
+			      !strchr("+/-_", s[i])))
+			return false;
+	return true;
+}
+
 static bool blob_value(alyx__value *out, const char *s, size_t n,
 		       char why[128])
 {
@@ -457,7 +476,8 @@ static bool blob_value(alyx__value *out, const char *s, size_t n,
 		return false;
 	}
 	if (!alyx__base64_dec(s, n, &d, &dn)) {
-		snprintf(why, 128, "expected base64 text");
+		snprintf(why, 128, b64_syntax_ok(s, n) ? ALYX_DOC_WHY_NOMEM :
+			 "expected base64 text");
 		return false;
 	}
 	memset(out, 0, sizeof(*out));

@@ -923,7 +923,7 @@ TEST(out_of_memory_is_reported_cleanly)
 		alyx__err err = {0};
 		cJSON *j = cJSON_Parse("{\"email\":\"oom@x.io\",\"name\":\"Ann\","
 			"\"meta\":{\"a\":[1,\"x\"]},\"slug\":\"abc\","
-			"\"level\":2,\"bogus\":true}");
+			"\"level\":2,\"avatar\":\"AAECAw==\",\"bogus\":true}");
 		alyx__row row;
 		alyx_buf b;
 		int rc;

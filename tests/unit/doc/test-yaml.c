@@ -56,7 +56,12 @@ static const char yaml[] =
 	"      id: {type: int, primary: true}\n"
 	"      label: {type: string, nullable: true}\n"
 	"      owner: {type: uuid, nullable: true, references: users.id,"
-	" onDelete: restrict}\n";
+	" onDelete: restrict}\n"
+	"  likes:\n"
+	"    fields:\n"
+	"      id: {type: int, primary: true}\n"
+	"      user_id: {type: uuid, nullable: true, references: users.id,"
+	" onDelete: set null}\n";
 
 static alyx__schema *schema;
 
@@ -243,8 +248,14 @@ TEST(int_primary_key_and_restrict_and_cascade)
 	ASSERT_CONTAINS(err.details, "\"collection\":\"counters\"");
 	ASSERT_OK(sqlite3_exec(db, "DELETE FROM counters WHERE owner IS NOT "
 			       "NULL", NULL, NULL, NULL));
+	snprintf(json, sizeof(json), "{\"user_id\":\"%s\"}", uid);
+	ASSERT_OK(create(db, "likes", json, &p, &err));
+	free(p);
 	ASSERT_OK(alyx__doc_delete(db, users, uid, &err));
 	ASSERT_EQ(count(db, "SELECT count(*) FROM posts"), 0);
+	/* set null: the like stays, without its user. */
+	ASSERT_EQ(count(db, "SELECT count(*) FROM likes WHERE user_id IS "
+			"NULL"), 1);
 	ASSERT_EQ(count(db, "SELECT count(*) FROM comments"), 0);
 	memmove(pid, pid + 1, strlen(pid));
 	pid[strlen(pid) - 1] = '\0';
