@@ -1,0 +1,270 @@
+/*
+ * http.h - the REST server's internals (lib/http): service threads (one
+ * libwebsockets context each), the writer thread, routing, replies,
+ * metrics.  Handlers only translate HTTP to and from the public C API
+ * ("one core, many doors"); no business logic lives here.
+ *
+ * Threads and ownership:
+ *  - a service thread (struct alyx__svc) owns its lws context, its
+ *    connections and their requests; only it touches them.
+ *  - the writer thread owns the jobs it has taken off the queue until it
+ *    hands each one back to its service thread (svc->done list +
+ *    lws_cancel_service()).  A job's `req` pointer is only ever read or
+ *    written by the owning service thread.
+ *  - metrics counters are written by one thread each and read by any
+ *    (relaxed atomics).
+ */
+#ifndef ALYX_HTTP_H
+#define ALYX_HTTP_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <libwebsockets.h>
+
+#include "util/util.h"
+
+struct alyx__svc;
+struct alyx__req;
+
+/* ---- routes (also the metrics' route label) ---- */
+enum alyx__route {
+	R_ROOT,
+	R_HEALTH,
+	R_LIVE,
+	R_READY,
+	R_STATS,
+	R_METRICS,
+	R_OPENAPI,
+	R_BATCH,
+	R_COLL,		/* /api/collections/:name */
+	R_DOC,		/* /api/collections/:name/:id */
+	R_BENCH,	/* /bench/hello (ALYX_SERVER_BENCH_ROUTES) */
+	R_NONE,		/* no route matched */
+	R_COUNT
+};
+const char *alyx__route_label(int route);
+
+enum alyx__method {
+	M_GET, M_POST, M_PATCH, M_DELETE, M_PUT, M_OPTIONS, M_HEAD, M_OTHER,
+	M_COUNT
+};
+const char *alyx__method_name(int m);
+
+/* ---- metrics ---- */
+#define ALYX_N_STATUS 19
+#define ALYX_N_BUCKETS 14
+extern const int alyx__status_codes[ALYX_N_STATUS];	/* last is "other" */
+extern const double alyx__latency_buckets[ALYX_N_BUCKETS]; /* seconds */
+
+typedef struct alyx__metrics {
+	_Atomic uint64_t req[R_COUNT][M_COUNT][ALYX_N_STATUS];
+	_Atomic uint64_t hist[R_COUNT][ALYX_N_BUCKETS];	/* non-cumulative */
+	_Atomic uint64_t hist_count[R_COUNT];
+	_Atomic uint64_t hist_sum_us[R_COUNT];
+	_Atomic uint64_t bytes_out;
+	_Atomic int64_t conns;		/* open connections */
+	_Atomic uint64_t accepted;
+} alyx__metrics;
+
+/* Single-writer increment (the owning thread only). */
+static inline void alyx__ctr_add(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed)
+			      + n, memory_order_relaxed);
+}
+void alyx__metrics_record(alyx__metrics *m, int route, int method,
+			  int status, int64_t dur_us, size_t bytes);
+
+/* ---- write jobs ---- */
+enum alyx__job_op { JOB_CREATE, JOB_UPDATE, JOB_DELETE, JOB_BATCH };
+
+typedef struct alyx__job {
+	struct alyx__job *next;
+	int op;
+	char *coll;
+	char *id;
+	char *body;
+	size_t body_len;
+	struct alyx__svc *owner;	/* the service thread to answer on */
+	struct alyx__req *req;		/* owner thread only; NULL: orphaned */
+	/* results (writer thread, then owner thread) */
+	int rc;
+	char *out;		/* success JSON (alyx_free) */
+	char *err_msg;		/* alyx__malloc'd */
+	char *err_details;	/* JSON object text, alyx__malloc'd */
+} alyx__job;
+
+void alyx__job_free(alyx__job *j);
+
+/* ---- requests (one per lws HTTP transaction; lws per-session data) ---- */
+enum alyx__req_state {
+	RS_NEW,		/* zeroed by lws */
+	RS_BODY,	/* reading the body */
+	RS_WRITER,	/* queued to the writer */
+	RS_REPLY,	/* the writer answered; waiting for WRITEABLE */
+	RS_DONE		/* reply written */
+};
+
+typedef struct alyx__req {
+	struct alyx__svc *svc;
+	struct lws *wsi;
+	int64_t t0_us;
+	uint8_t method;
+	uint8_t route;
+	uint8_t state;
+	bool counted;		/* in s->inflight */
+	bool cors;		/* the Origin is allowed: answer with CORS */
+	bool closing;		/* reply with Connection: close */
+	char rid[65];
+	char *path;		/* decoded path (for logs and routing) */
+	char *coll;		/* points into path copy `segs` */
+	char *id;
+	char *segs;		/* path copy split into segments */
+	char *origin;
+	alyx_buf body;
+	alyx__job *job;		/* queued or answered write */
+} alyx__req;
+
+/* ---- service threads ---- */
+typedef struct alyx__svc {
+	struct alyx_server *srv;
+	int index;
+	pthread_t th;
+	bool started;
+	struct lws_context *ctx;
+	struct lws_vhost *vh;
+	struct lws *listen_wsi;
+	int listen_fd;
+	void *ev_loop;		/* libev loop when loop == EV */
+	void *ev_prepare;
+	_Atomic bool quit;
+	bool in_read_pass;
+	bool listen_closed;
+	/* answers from the writer */
+	pthread_mutex_t done_mu;
+	alyx__job *done_head, *done_tail;
+	_Atomic int done_pending;
+	/* per-thread buffers */
+	alyx_buf out;		/* LWS_PRE + reply */
+	alyx_buf scratch;
+	alyx_buf logbuf;
+	char *frag;		/* one query argument (max_header + 1) */
+	uint64_t rid_seq;
+	char rid_prefix[17];
+	alyx__metrics metrics;
+} alyx__svc;
+
+/* ---- the server ---- */
+struct alyx_server {
+	alyx *a;
+	/* effective settings */
+	char *host;
+	int port;
+	int nthreads;
+	char *tls_cert, *tls_key;
+	char **cors;		/* allowed origins; NULL-terminated */
+	bool cors_any;
+	size_t max_body;
+	size_t max_header;
+	int timeout_ms;
+	int loop;
+	int log_fd;
+	int log_format;
+	alyx_log_cb log_cb;
+	void *log_ud;
+	unsigned flags;
+	int64_t started_ms;
+
+	alyx__svc *svcs;
+	/* writer thread */
+	pthread_t writer;
+	bool writer_started;
+	pthread_mutex_t wmu;
+	pthread_cond_t wcv;
+	alyx__job *wq_head, *wq_tail;
+	bool wquit;
+	_Atomic uint64_t wq_len;
+	_Atomic uint64_t w_batches, w_jobs, w_failed_commits;
+
+	_Atomic bool stopping;
+	_Atomic int inflight;
+	bool stopped;
+	pthread_mutex_t stop_mu;
+
+	/* OpenAPI cache */
+	pthread_mutex_t oa_mu;
+	char *oa_schema;	/* schema JSON the cache was built from */
+	char *oa_doc;
+};
+
+/* server.c */
+void alyx__srv_log(struct alyx_server *s, alyx__svc *t, int level,
+		   alyx_buf *line);
+/* Appends the start of a log line (timestamp, level) in the configured
+ * format; finish with alyx__log_kv*() and alyx__srv_log(). */
+void alyx__log_begin(struct alyx_server *s, alyx_buf *b, const char *level,
+		     const char *msg);
+void alyx__log_kv(struct alyx_server *s, alyx_buf *b, const char *k,
+		  const char *v);
+void alyx__log_kvi(struct alyx_server *s, alyx_buf *b, const char *k,
+		   int64_t v);
+void alyx__log_end(struct alyx_server *s, alyx_buf *b);
+void alyx__log_flush(alyx__svc *t);
+
+/* service.c */
+int alyx__svc_init(alyx__svc *t, alyx__err *err);
+void *alyx__svc_main(void *arg);
+void alyx__svc_destroy(alyx__svc *t);
+void alyx__svc_read_pass(alyx__svc *t);	/* begin lazily */
+
+/* writer.c */
+int alyx__writer_start(struct alyx_server *s, alyx__err *err);
+/* Queues a job; false once the writer is stopping (answer 503). */
+bool alyx__writer_push(struct alyx_server *s, alyx__job *j);
+void alyx__writer_stop(struct alyx_server *s);
+/* On the owning service thread: answers every finished job. */
+void alyx__svc_take_done(alyx__svc *t);
+
+/* router.c: request handling on the service thread */
+int alyx__req_begin(alyx__svc *t, struct lws *wsi, alyx__req *r,
+		    const char *uri);
+int alyx__req_body(alyx__svc *t, alyx__req *r, const void *p, size_t n);
+int alyx__req_body_done(alyx__svc *t, alyx__req *r);
+int alyx__req_writeable(alyx__svc *t, alyx__req *r);
+void alyx__req_cleanup(alyx__svc *t, alyx__req *r);
+
+
+/* reply.c */
+const char *alyx__status_text(int status);
+int alyx__http_status(int alyx_code);
+/* Writes a complete reply (status line, headers, body) on r->wsi.
+ * `extra` are additional header lines (each ending "\r\n") or NULL.
+ * Returns 0, or -1 if the connection must close. */
+int alyx__reply(alyx__svc *t, alyx__req *r, int status, const char *ctype,
+		const char *body, size_t len, const char *extra);
+/* The error envelope {"error":{"code","message","details"},"request_id",
+ * "timestamp"}; `details` is JSON object text or NULL. */
+int alyx__reply_error(alyx__svc *t, alyx__req *r, int status,
+		      const char *code, const char *msg, const char *details);
+/* The same with extra header lines. */
+int alyx__reply_error_h(alyx__svc *t, alyx__req *r, int status,
+			const char *code, const char *msg, const char *details,
+			const char *extra);
+/* An error from the core: this thread's last error on s->a. */
+int alyx__reply_core_error(alyx__svc *t, alyx__req *r);
+/* Error from captured parts (the writer's results). */
+int alyx__reply_job_error(alyx__svc *t, alyx__req *r, alyx__job *j);
+
+/* metrics.c */
+void alyx__metrics_text(struct alyx_server *s, alyx_buf *b);
+void alyx__stats_json(struct alyx_server *s, alyx_buf *b);
+int64_t alyx__file_size(const char *path);
+
+/* openapi.c: the OpenAPI 3.1 document for the current schema (cached
+ * per schema text); caller frees with alyx__free. */
+int alyx__openapi(struct alyx_server *s, char **out, alyx__err *err);
+
+#endif

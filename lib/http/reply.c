@@ -1,0 +1,219 @@
+/*
+ * reply.c - writing a reply: status line and headers built by hand into
+ * the thread's buffer after LWS_PRE bytes, the body copied behind them,
+ * one lws_write() (one send() up to pt_serv_buf_size), then the request
+ * log line and metrics.  The error envelope and the mapping from libalyx
+ * codes to HTTP statuses live here too.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "http/http.h"
+
+const char *alyx__status_text(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 204: return "No Content";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 411: return "Length Required";
+	case 413: return "Content Too Large";
+	case 415: return "Unsupported Media Type";
+	case 422: return "Unprocessable Content";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	default: return "Unknown";
+	}
+}
+
+int alyx__http_status(int code)
+{
+	switch (code) {
+	case ALYX_OK: return 200;
+	case ALYX_E_NOTFOUND: return 404;
+	case ALYX_E_VALIDATION: return 422;
+	case ALYX_E_CONFLICT:
+	case ALYX_E_EXISTS: return 409;
+	case ALYX_E_BADQUERY:
+	case ALYX_E_BADJSON: return 400;
+	case ALYX_E_TOOBIG: return 413;
+	case ALYX_E_FORBIDDEN: return 403;
+	case ALYX_E_UNAUTHORIZED: return 401;
+	case ALYX_E_RATELIMIT: return 429;
+	case ALYX_E_BUSY:
+	case ALYX_E_UNAVAILABLE: return 503;
+	case ALYX_E_TIMEOUT: return 504;
+	case ALYX_E_UNSUPPORTED: return 501;
+	default: return 500;	/* MISUSE, NOMEM, IO, CONFIG, SCHEMA, ... */
+	}
+}
+
+static void finish_log(alyx__svc *t, alyx__req *r, int status, size_t bytes,
+		       int64_t dur_us)
+{
+	alyx_server *s = t->srv;
+	alyx_buf *b = &t->scratch;
+	char ms[32];
+
+	if (s->log_fd < 0 && !s->log_cb)
+		return;
+	alyx__buf_reset(b);
+	alyx__log_begin(s, b, "info", "request");
+	alyx__log_kv(s, b, "method", alyx__method_name(r->method));
+	alyx__log_kv(s, b, "path", r->path ? r->path : "");
+	alyx__log_kvi(s, b, "status", status);
+	alyx__log_kvi(s, b, "bytes", (int64_t)bytes);
+	snprintf(ms, sizeof(ms), "%.3f", (double)dur_us / 1000.0);
+	if (s->log_format == ALYX_LOG_LOGFMT)
+		alyx__buf_addf(b, " duration_ms=%s", ms);
+	else
+		alyx__buf_addf(b, ",\"duration_ms\":%s", ms);
+	alyx__log_kv(s, b, "request_id", r->rid);
+	alyx__log_end(s, b);
+	alyx__srv_log(s, t, ALYX_LOG_INFO, b);
+}
+
+int alyx__reply(alyx__svc *t, alyx__req *r, int status, const char *ctype,
+		const char *body, size_t len, const char *extra)
+{
+	alyx_server *s = t->srv;
+	alyx_buf *b = &t->out;
+	struct lws *wsi = r->wsi;
+	int n;
+
+	alyx__buf_reset(b);
+	/* LWS_PRE bytes of headroom that lws_write() may use. */
+	static const char pre[LWS_PRE];
+	alyx__buf_add(b, pre, LWS_PRE);
+	alyx__buf_addf(b, "HTTP/1.1 %d %s\r\n", status,
+		       alyx__status_text(status));
+	if (ctype)
+		alyx__buf_addf(b, "Content-Type: %s\r\n", ctype);
+	alyx__buf_addf(b, "Content-Length: %zu\r\nX-Request-Id: %s\r\n", len,
+		       r->rid);
+	if (r->cors && r->origin) {
+		alyx__buf_adds(b, "Access-Control-Allow-Origin: ");
+		alyx__buf_adds(b, r->origin);
+		alyx__buf_adds(b, "\r\nVary: Origin\r\n"
+			       "Access-Control-Expose-Headers: X-Request-Id\r\n");
+	}
+	if (extra)
+		alyx__buf_adds(b, extra);
+	if (r->closing)
+		alyx__buf_adds(b, "Connection: close\r\n");
+	alyx__buf_adds(b, "\r\n");
+	if (len)
+		alyx__buf_add(b, body, len);
+	bool oom = b->err != 0;
+	const char *sent_body = oom ? "" : b->data + b->len - len;
+	size_t sent_len = oom ? 0 : len;
+	if (oom) {
+		/* Even the headers did not fit in memory: hang up. */
+		alyx__buf_free(b);
+		alyx__buf_init(b, 0);
+		r->closing = true;
+		n = -1;
+	} else {
+		n = lws_write(wsi, (unsigned char *)b->data + LWS_PRE,
+			      b->len - LWS_PRE, LWS_WRITE_HTTP_FINAL);
+	}
+
+	int64_t dur = lws_now_usecs() - r->t0_us;
+	alyx__metrics_record(&t->metrics, r->route, r->method, status, dur,
+			     len);
+	finish_log(t, r, status, len, dur);
+	if (status >= 500 && status != 503) {
+		alyx_buf *lb = &t->scratch;
+		alyx__buf_reset(lb);
+		alyx__log_begin(s, lb, "error", "request failed");
+		alyx__log_kvi(s, lb, "status", status);
+		alyx__log_kv(s, lb, "request_id", r->rid);
+		alyx__buf_adds(lb, s->log_format == ALYX_LOG_LOGFMT
+				   ? " body=" : ",\"body\":");
+		alyx__json_str(lb, sent_body, sent_len);
+		alyx__log_end(s, lb);
+		alyx__srv_log(s, t, ALYX_LOG_ERROR, lb);
+	}
+	r->state = RS_DONE;
+	if (r->counted) {
+		r->counted = false;
+		atomic_fetch_sub(&s->inflight, 1);
+	}
+	if (n < 0 || r->closing)
+		return -1;
+	/* Last: this may free `r` (lws re-binds the transaction). */
+	return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static void envelope(alyx_buf *b, const char *code, const char *msg,
+		     const char *details, const char *rid)
+{
+	char ts[25];
+
+	alyx__iso8601_ms(alyx__now_ms(), ts);
+	alyx__buf_adds(b, "{\"error\":{\"code\":");
+	alyx__json_strz(b, code);
+	alyx__buf_adds(b, ",\"message\":");
+	alyx__json_strz(b, msg ? msg : "");
+	alyx__buf_adds(b, ",\"details\":");
+	/* details is JSON object text produced by libalyx (or by us). */
+	alyx__buf_adds(b, details && *details ? details : "{}");
+	alyx__buf_adds(b, "},\"request_id\":");
+	alyx__json_strz(b, rid);
+	alyx__buf_addf(b, ",\"timestamp\":\"%s\"}", ts);
+}
+
+int alyx__reply_error_h(alyx__svc *t, alyx__req *r, int status,
+			const char *code, const char *msg, const char *details,
+			const char *extra)
+{
+	alyx_buf eb;
+	int n;
+
+	alyx__buf_init(&eb, 0);
+	envelope(&eb, code, msg, details, r->rid);
+	if (eb.err) {
+		alyx__buf_free(&eb);
+		r->closing = true;
+		return alyx__reply(t, r, 500, NULL, NULL, 0, NULL);
+	}
+	n = alyx__reply(t, r, status, "application/json", eb.data, eb.len,
+			extra);
+	alyx__buf_free(&eb);
+	return n;
+}
+
+int alyx__reply_error(alyx__svc *t, alyx__req *r, int status,
+		      const char *code, const char *msg, const char *details)
+{
+	return alyx__reply_error_h(t, r, status, code, msg, details, NULL);
+}
+
+int alyx__reply_core_error(alyx__svc *t, alyx__req *r)
+{
+	alyx *a = t->srv->a;
+	int code = alyx_errcode(a);
+
+	if (code == ALYX_OK)
+		code = ALYX_E_INTERNAL;
+	return alyx__reply_error(t, r, alyx__http_status(code),
+				 alyx_errname(code), alyx_errmsg(a),
+				 alyx_errdetails(a));
+}
+
+int alyx__reply_job_error(alyx__svc *t, alyx__req *r, alyx__job *j)
+{
+	return alyx__reply_error(t, r, alyx__http_status(j->rc),
+				 alyx_errname(j->rc), j->err_msg,
+				 j->err_details);
+}

@@ -1,0 +1,733 @@
+/*
+ * router.c - one HTTP request on its service thread: method, route,
+ * request id, CORS, limits, then a translation to the public C API.
+ * Reads run here (inside the thread's read pass); writes are queued to
+ * the writer thread and answered when it hands the result back.
+ *
+ * The request (alyx__req) lives in lws's per-transaction user space:
+ * lws frees it when the transaction completes, so nothing may touch `r`
+ * after lws_http_transaction_completed() (alyx__reply() calls it last).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "http/http.h"
+
+static const char *const route_labels[R_COUNT] = {
+	[R_ROOT] = "/",
+	[R_HEALTH] = "/health",
+	[R_LIVE] = "/health/live",
+	[R_READY] = "/health/ready",
+	[R_STATS] = "/health/stats",
+	[R_METRICS] = "/metrics",
+	[R_OPENAPI] = "/api/openapi.json",
+	[R_BATCH] = "/api/batch",
+	[R_COLL] = "/api/collections/:name",
+	[R_DOC] = "/api/collections/:name/:id",
+	[R_BENCH] = "/bench/hello",
+	[R_NONE] = "unmatched",
+};
+
+const char *alyx__route_label(int route)
+{
+	return route >= 0 && route < R_COUNT ? route_labels[route] : "?";
+}
+
+static const char *const method_names[M_COUNT] = {
+	"GET", "POST", "PATCH", "DELETE", "PUT", "OPTIONS", "HEAD", "OTHER"
+};
+
+const char *alyx__method_name(int m)
+{
+	return m >= 0 && m < M_COUNT ? method_names[m] : "OTHER";
+}
+
+#define B(m) (1u << (m))
+static const unsigned route_methods[R_COUNT] = {
+	[R_ROOT] = B(M_GET),
+	[R_HEALTH] = B(M_GET),
+	[R_LIVE] = B(M_GET),
+	[R_READY] = B(M_GET),
+	[R_STATS] = B(M_GET),
+	[R_METRICS] = B(M_GET),
+	[R_OPENAPI] = B(M_GET),
+	[R_BATCH] = B(M_POST),
+	[R_COLL] = B(M_GET) | B(M_POST),
+	[R_DOC] = B(M_GET) | B(M_PATCH) | B(M_DELETE),
+	[R_BENCH] = B(M_GET),
+	[R_NONE] = 0,
+};
+
+static const struct {
+	const char *path;
+	int route;
+} fixed_routes[] = {
+	{"/", R_ROOT},
+	{"/health", R_HEALTH},
+	{"/health/live", R_LIVE},
+	{"/health/ready", R_READY},
+	{"/health/stats", R_STATS},
+	{"/metrics", R_METRICS},
+	{"/api/openapi.json", R_OPENAPI},
+	{"/api/batch", R_BATCH},
+};
+
+#define COLL_PREFIX "/api/collections/"
+
+static int get_method(struct lws *wsi)
+{
+	static const struct {
+		enum lws_token_indexes tok;
+		int m;
+	} toks[] = {
+		{WSI_TOKEN_GET_URI, M_GET},
+		{WSI_TOKEN_POST_URI, M_POST},
+		{WSI_TOKEN_PATCH_URI, M_PATCH},
+		{WSI_TOKEN_DELETE_URI, M_DELETE},
+		{WSI_TOKEN_PUT_URI, M_PUT},
+		{WSI_TOKEN_OPTIONS_URI, M_OPTIONS},
+		{WSI_TOKEN_HEAD_URI, M_HEAD},
+	};
+	for (size_t i = 0; i < ALYX_ARRAY_LEN(toks); i++)
+		if (lws_hdr_total_length(wsi, toks[i].tok))
+			return toks[i].m;
+	return M_OTHER;
+}
+
+/* Splits the (lws-decoded, dot-segment-free) path into a route. */
+static int route_of(alyx_server *s, alyx__req *r)
+{
+	const char *p = r->path;
+
+	for (size_t i = 0; i < ALYX_ARRAY_LEN(fixed_routes); i++)
+		if (!strcmp(p, fixed_routes[i].path))
+			return fixed_routes[i].route;
+	if ((s->flags & ALYX_SERVER_BENCH_ROUTES) && !strcmp(p, "/bench/hello"))
+		return R_BENCH;
+	if (strncmp(p, COLL_PREFIX, strlen(COLL_PREFIX)))
+		return R_NONE;
+	r->segs = alyx__strdup(p + strlen(COLL_PREFIX));
+	if (!r->segs)
+		return R_NONE;
+	char *name = r->segs, *slash = strchr(name, '/');
+	if (slash) {
+		*slash = '\0';
+		char *id = slash + 1;
+		if (strchr(id, '/'))
+			return R_NONE;
+		if (*id)
+			r->id = id;
+	}
+	/* Collection names are identifiers; anything else cannot exist. */
+	if (!alyx__ident_valid(name))
+		return R_NONE;
+	r->coll = name;
+	return r->id ? R_DOC : R_COLL;
+}
+
+static bool rid_ok(const char *s, size_t n)
+{
+	if (n < 1 || n > 64)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+		      c == '-'))
+			return false;
+	}
+	return true;
+}
+
+static void set_request_id(alyx__svc *t, alyx__req *r)
+{
+	int n = lws_hdr_custom_length(r->wsi, "x-request-id:", 13);
+
+	if (n > 0 && n <= 64 &&
+	    lws_hdr_custom_copy(r->wsi, r->rid, sizeof(r->rid),
+				"x-request-id:", 13) == n &&
+	    rid_ok(r->rid, (size_t)n))
+		return;
+	snprintf(r->rid, sizeof(r->rid), "%s-%06llx", t->rid_prefix,
+		 (unsigned long long)++t->rid_seq);
+}
+
+static bool origin_allowed(alyx_server *s, const char *o)
+{
+	if (s->cors_any)
+		return true;
+	for (char **p = s->cors; p && *p; p++)
+		if (!strcmp(*p, o))
+			return true;
+	return false;
+}
+
+static void check_cors(alyx__svc *t, alyx__req *r)
+{
+	int n = lws_hdr_total_length(r->wsi, WSI_TOKEN_ORIGIN);
+
+	if (n <= 0 || (!t->srv->cors_any && !t->srv->cors))
+		return;
+	char *o = alyx__malloc((size_t)n + 1);
+	if (!o)
+		return;
+	if (lws_hdr_copy(r->wsi, o, n + 1, WSI_TOKEN_ORIGIN) != n ||
+	    !origin_allowed(t->srv, o)) {
+		alyx__free(o);
+		return;
+	}
+	r->origin = o;
+	r->cors = true;
+}
+
+/* Percent-encodes everything but unreserved characters and ':' ',' (the
+ * query syntax's own separators, which lws has already decoded). */
+static void qs_encode(alyx_buf *b, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+		    c == '_' || c == '~' || c == ':' || c == ',') {
+			alyx__buf_addc(b, (char)c);
+		} else {
+			char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+			alyx__buf_add(b, e, 3);
+		}
+	}
+}
+
+/*
+ * The query string as the client sent it.  lws splits the arguments at
+ * '&' and decodes each one (%xx, '+' as space); they are re-encoded here
+ * so the core decodes each value exactly once.  Returns NULL when there
+ * is no query (or out of memory: then *oom is set).
+ */
+static const char *query_string(alyx__svc *t, alyx__req *r, bool *oom)
+{
+	alyx_buf *b = &t->scratch;
+	char *frag;
+	size_t cap = t->srv->max_header + 1;
+
+	*oom = false;
+	alyx__buf_reset(b);
+	if (lws_hdr_total_length(r->wsi, WSI_TOKEN_HTTP_URI_ARGS) <= 0)
+		return NULL;
+	if (!t->frag) {
+		t->frag = alyx__malloc(cap);
+		if (!t->frag) {
+			*oom = true;
+			return NULL;
+		}
+	}
+	frag = t->frag;
+	for (int i = 0;; i++) {
+		int n = lws_hdr_copy_fragment(r->wsi, frag, (int)cap,
+					      WSI_TOKEN_HTTP_URI_ARGS, i);
+		if (n < 0)
+			break;
+		if (!n)
+			continue;
+		if (b->len)
+			alyx__buf_addc(b, '&');
+		const char *eq = memchr(frag, '=', (size_t)n);
+		if (eq) {
+			qs_encode(b, frag, (size_t)(eq - frag));
+			alyx__buf_addc(b, '=');
+			qs_encode(b, eq + 1, (size_t)(n - (eq - frag) - 1));
+		} else {
+			qs_encode(b, frag, (size_t)n);
+		}
+	}
+	if (b->err) {
+		*oom = true;
+		return NULL;
+	}
+	return b->len ? b->data : NULL;
+}
+
+/* ---- handlers: each translates to one C API call ---- */
+
+#define JSON_TYPE "application/json"
+
+static int reply_json_out(alyx__svc *t, alyx__req *r, int rc, char *out,
+			  int status)
+{
+	int n;
+
+	if (rc != ALYX_OK) {
+		alyx_free(out);
+		return alyx__reply_core_error(t, r);
+	}
+	n = alyx__reply(t, r, status, JSON_TYPE, out, strlen(out), NULL);
+	alyx_free(out);
+	return n;
+}
+
+static int h_list(alyx__svc *t, alyx__req *r)
+{
+	bool oom;
+	const char *qs = query_string(t, r, &oom);
+	char *out = NULL;
+
+	if (oom)
+		return alyx__reply_error(t, r, 500, "OUT_OF_MEMORY",
+					 "out of memory", NULL);
+	alyx__svc_read_pass(t);
+	int rc = alyx_query_str(t->srv->a, NULL, r->coll, qs ? qs : "", &out);
+	return reply_json_out(t, r, rc, out, 200);
+}
+
+static int h_get(alyx__svc *t, alyx__req *r)
+{
+	bool oom;
+	const char *qs = query_string(t, r, &oom);
+	char *out = NULL;
+
+	if (oom)
+		return alyx__reply_error(t, r, 500, "OUT_OF_MEMORY",
+					 "out of memory", NULL);
+	alyx__svc_read_pass(t);
+	int rc = alyx_doc_get(t->srv->a, NULL, r->coll, r->id, qs, &out);
+	return reply_json_out(t, r, rc, out, 200);
+}
+
+/* A liveness probe of the database: one indexed read. */
+static int db_check(alyx__svc *t)
+{
+	char *out = NULL;
+
+	alyx__svc_read_pass(t);
+	int rc = alyx_changes(t->srv->a, INT64_MAX - 1, 1, &out);
+	alyx_free(out);
+	return rc;
+}
+
+static int h_health(alyx__svc *t, alyx__req *r)
+{
+	alyx_server *s = t->srv;
+	alyx_buf *b = &t->scratch;
+	int rc = db_check(t);
+	bool stopping = atomic_load(&s->stopping);
+	int status = 200;
+
+	alyx__buf_reset(b);
+	if (r->route == R_LIVE) {
+		alyx__buf_adds(b, "{\"status\":\"ok\"}");
+	} else if (r->route == R_READY) {
+		if (stopping || rc != ALYX_OK)
+			status = 503;
+		alyx__buf_addf(b, "{\"status\":\"%s\"}",
+			       stopping ? "stopping"
+			       : rc != ALYX_OK ? "unavailable" : "ready");
+	} else {
+		if (rc != ALYX_OK)
+			status = 503;
+		alyx__buf_addf(b, "{\"status\":\"%s\",\"version\":\"%s\","
+			       "\"uptime_s\":%lld,\"database\":",
+			       rc != ALYX_OK ? "unavailable" : "ok",
+			       alyx_version_string(),
+			       (long long)((alyx__now_ms() - s->started_ms) /
+					   1000));
+		if (rc != ALYX_OK)
+			alyx__json_strz(b, alyx_errmsg(s->a));
+		else
+			alyx__buf_adds(b, "\"ok\"");
+		alyx__buf_addc(b, '}');
+	}
+	if (b->err)
+		return alyx__reply_error(t, r, 500, "OUT_OF_MEMORY",
+					 "out of memory", NULL);
+	/* alyx__reply copies the body before it reuses scratch. */
+	return alyx__reply(t, r, status, JSON_TYPE, b->data, b->len, NULL);
+}
+
+static int h_text(alyx__svc *t, alyx__req *r)
+{
+	alyx_buf *b = &t->scratch;
+	const char *ctype = JSON_TYPE;
+
+	alyx__buf_reset(b);
+	switch (r->route) {
+	case R_ROOT:
+		alyx__buf_addf(b, "{\"name\":\"alyx\",\"version\":\"%s\"}",
+			       alyx_version_string());
+		break;
+	case R_STATS:
+		alyx__stats_json(t->srv, b);
+		break;
+	case R_METRICS:
+		alyx__metrics_text(t->srv, b);
+		ctype = "text/plain; version=0.0.4; charset=utf-8";
+		break;
+	case R_BENCH:
+		alyx__buf_adds(b, "{\"message\":\"hello\",\"ok\":true}");
+		break;
+	default:
+		break;
+	}
+	if (b->err)
+		return alyx__reply_error(t, r, 500, "OUT_OF_MEMORY",
+					 "out of memory", NULL);
+	return alyx__reply(t, r, 200, ctype, b->data, b->len, NULL);
+}
+
+static int h_openapi(alyx__svc *t, alyx__req *r)
+{
+	alyx__err err = {0};
+	char *doc = NULL;
+	int rc = alyx__openapi(t->srv, &doc, &err), n;
+
+	if (rc != ALYX_OK) {
+		n = alyx__reply_error(t, r, alyx__http_status(rc),
+				      alyx_errname(rc), err.msg, err.details);
+		alyx__err_clear(&err);
+		return n;
+	}
+	n = alyx__reply(t, r, 200, JSON_TYPE, doc, strlen(doc), NULL);
+	alyx__free(doc);
+	return n;
+}
+
+/* Queues the request's write to the writer thread. */
+static int queue_write(alyx__svc *t, alyx__req *r)
+{
+	alyx_server *s = t->srv;
+	alyx__job *j;
+
+	j = alyx__calloc(1, sizeof(*j));
+	if (!j)
+		return alyx__reply_error(t, r, 500, "OUT_OF_MEMORY",
+					 "out of memory", NULL);
+	j->op = r->route == R_BATCH ? JOB_BATCH
+		: r->method == M_POST ? JOB_CREATE
+		: r->method == M_PATCH ? JOB_UPDATE : JOB_DELETE;
+	j->coll = r->coll ? alyx__strdup(r->coll) : NULL;
+	j->id = r->id ? alyx__strdup(r->id) : NULL;
+	if (j->op != JOB_DELETE) {
+		j->body_len = r->body.len;
+		j->body = r->body.len ? alyx__buf_take(&r->body)
+				      : alyx__strdup("");
+		if (!j->body) {
+			alyx__job_free(j);
+			return alyx__reply_error(t, r, 500, "OUT_OF_MEMORY",
+						 "out of memory", NULL);
+		}
+	}
+	if ((r->coll && !j->coll) || (r->id && !j->id)) {
+		alyx__job_free(j);
+		return alyx__reply_error(t, r, 500, "OUT_OF_MEMORY",
+					 "out of memory", NULL);
+	}
+	j->owner = t;
+	j->req = r;
+	r->job = j;
+	r->state = RS_WRITER;
+	if (alyx__writer_push(s, j))
+		return 0;
+	r->job = NULL;
+	r->state = RS_DONE;
+	alyx__job_free(j);
+	r->closing = true;
+	return alyx__reply_error(t, r, 503, alyx_errname(ALYX_E_UNAVAILABLE),
+				 "the server is shutting down", NULL);
+}
+
+static int dispatch(alyx__svc *t, alyx__req *r)
+{
+	switch (r->route) {
+	case R_COLL:
+		return r->method == M_GET ? h_list(t, r) : queue_write(t, r);
+	case R_DOC:
+		return r->method == M_GET ? h_get(t, r) : queue_write(t, r);
+	case R_BATCH:
+		return queue_write(t, r);
+	case R_HEALTH:
+	case R_LIVE:
+	case R_READY:
+		return h_health(t, r);
+	case R_OPENAPI:
+		return h_openapi(t, r);
+	default:
+		return h_text(t, r);
+	}
+}
+
+static void allow_list(char *buf, size_t n, unsigned mask)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (int m = 0; m < M_COUNT; m++) {
+		if (!(mask & B(m)))
+			continue;
+		used += (size_t)snprintf(buf + used, n - used, "%s%s",
+					 used ? ", " : "", method_names[m]);
+		if (used >= n)
+			break;
+	}
+}
+
+static int preflight(alyx__svc *t, alyx__req *r)
+{
+	char allow[96], hdrs[512];
+	unsigned mask = route_methods[r->route] | B(M_OPTIONS);
+
+	allow_list(allow, sizeof(allow), mask);
+	if (!r->cors) {
+		snprintf(hdrs, sizeof(hdrs), "Allow: %s\r\n", allow);
+		return alyx__reply(t, r, 204, NULL, NULL, 0, hdrs);
+	}
+	char req_hdrs[256] = "Content-Type, Authorization, X-Request-Id";
+	int n = lws_hdr_total_length(r->wsi, WSI_TOKEN_HTTP_AC_REQUEST_HEADERS);
+	if (n > 0 && n < (int)sizeof(req_hdrs)) {
+		char tmp[256];
+		if (lws_hdr_copy(r->wsi, tmp, sizeof(tmp),
+				 WSI_TOKEN_HTTP_AC_REQUEST_HEADERS) == n) {
+			/* Echo only header-name characters. */
+			bool ok = true;
+			for (int i = 0; i < n; i++) {
+				char c = tmp[i];
+				if (!((c >= 'a' && c <= 'z') ||
+				      (c >= 'A' && c <= 'Z') ||
+				      (c >= '0' && c <= '9') || c == '-' ||
+				      c == '_' || c == ',' || c == ' '))
+					ok = false;
+			}
+			if (ok)
+				memcpy(req_hdrs, tmp, (size_t)n + 1);
+		}
+	}
+	snprintf(hdrs, sizeof(hdrs),
+		 "Allow: %s\r\nAccess-Control-Allow-Methods: %s\r\n"
+		 "Access-Control-Allow-Headers: %s\r\n"
+		 "Access-Control-Max-Age: 600\r\n", allow, allow, req_hdrs);
+	return alyx__reply(t, r, 204, NULL, NULL, 0, hdrs);
+}
+
+static bool is_json_type(const char *ct)
+{
+	size_t n = strcspn(ct, ";");
+	while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
+		n--;
+	if (n == 16 && !strncasecmp(ct, "application/json", 16))
+		return true;
+	/* application/<something>+json */
+	return n > 17 && !strncasecmp(ct, "application/", 12) &&
+	       !strncasecmp(ct + n - 5, "+json", 5);
+}
+
+/* Checks the headers of a request that carries a JSON body and prepares
+ * to read it.  Returns 1 to read the body, 0 to act now (empty body), or
+ * the reply's return value (<= 0) after an error reply. */
+static int body_prepare(alyx__svc *t, alyx__req *r, bool *act_now)
+{
+	alyx_server *s = t->srv;
+	char tmp[128];
+	int n;
+
+	*act_now = false;
+	n = lws_hdr_total_length(r->wsi, WSI_TOKEN_HTTP_CONTENT_TYPE);
+	if (n <= 0 || n >= (int)sizeof(tmp) ||
+	    lws_hdr_copy(r->wsi, tmp, sizeof(tmp),
+			 WSI_TOKEN_HTTP_CONTENT_TYPE) != n ||
+	    !is_json_type(tmp))
+		return alyx__reply_error(t, r, 415, "UNSUPPORTED_MEDIA_TYPE",
+			"the request body must be JSON (Content-Type: "
+			"application/json)", NULL);
+	if (lws_hdr_total_length(r->wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) >
+	    0) {
+		r->closing = true;
+		return alyx__reply_error(t, r, 411, "LENGTH_REQUIRED",
+			"chunked request bodies are not supported; send "
+			"Content-Length", NULL);
+	}
+	n = lws_hdr_total_length(r->wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+	if (n <= 0) {
+		r->closing = true;
+		return alyx__reply_error(t, r, 411, "LENGTH_REQUIRED",
+			"Content-Length is required", NULL);
+	}
+	if (n >= (int)sizeof(tmp) ||
+	    lws_hdr_copy(r->wsi, tmp, sizeof(tmp),
+			 WSI_TOKEN_HTTP_CONTENT_LENGTH) != n)
+		goto bad_length;
+	unsigned long long cl = 0;
+	for (int i = 0; i < n; i++) {
+		if (tmp[i] < '0' || tmp[i] > '9' || cl > (1ull << 50))
+			goto bad_length;
+		cl = cl * 10 + (unsigned)(tmp[i] - '0');
+	}
+	if (cl > s->max_body) {
+		char det[64];
+		snprintf(det, sizeof(det), "{\"max_body\":%zu}", s->max_body);
+		/* Let lws read and drop a moderately large body so the
+		 * client sees the answer; hang up on absurd ones. */
+		if (cl > 16ull * s->max_body)
+			r->closing = true;
+		return alyx__reply_error(t, r, 413,
+			alyx_errname(ALYX_E_TOOBIG),
+			"the request body is larger than the limit", det);
+	}
+	if (cl == 0) {
+		/* lws delivers an empty body for POST only. */
+		*act_now = r->method != M_POST;
+		if (!*act_now)
+			r->state = RS_BODY;
+		return 1;
+	}
+	alyx__buf_init(&r->body, s->max_body);
+	r->state = RS_BODY;
+	return 1;
+bad_length:
+	r->closing = true;
+	return alyx__reply_error(t, r, 400, "BAD_REQUEST",
+				 "invalid Content-Length", NULL);
+}
+
+int alyx__req_begin(alyx__svc *t, struct lws *wsi, alyx__req *r,
+		    const char *uri)
+{
+	alyx_server *s = t->srv;
+
+	if (!r)
+		return -1;
+	r->svc = t;
+	r->wsi = wsi;
+	r->t0_us = lws_now_usecs();
+	r->counted = true;
+	atomic_fetch_add(&s->inflight, 1);
+	r->method = (uint8_t)get_method(wsi);
+	set_request_id(t, r);
+	r->path = alyx__strdup(uri ? uri : "/");
+	if (!r->path)
+		return -1;
+	r->route = (uint8_t)route_of(s, r);
+	check_cors(t, r);
+
+	if (atomic_load(&s->stopping)) {
+		r->closing = true;
+		return alyx__reply_error(t, r, 503,
+			alyx_errname(ALYX_E_UNAVAILABLE),
+			"the server is shutting down", NULL);
+	}
+	if (r->route == R_NONE) {
+		char msg[160];
+		snprintf(msg, sizeof(msg), "no route for %s %.100s",
+			 method_names[r->method], r->path);
+		return alyx__reply_error(t, r, 404, "NOT_FOUND", msg, NULL);
+	}
+	if (r->method == M_OPTIONS)
+		return preflight(t, r);
+	if (!(route_methods[r->route] & B(r->method))) {
+		char allow[96], hdr[128], msg[160];
+		allow_list(allow, sizeof(allow),
+			   route_methods[r->route] | B(M_OPTIONS));
+		snprintf(hdr, sizeof(hdr), "Allow: %s\r\n", allow);
+		snprintf(msg, sizeof(msg), "%s is not allowed on %s",
+			 method_names[r->method], alyx__route_label(r->route));
+		char det[160];
+		snprintf(det, sizeof(det), "{\"allow\":\"%s\"}", allow);
+		return alyx__reply_error_h(t, r, 405, "METHOD_NOT_ALLOWED", msg,
+					   det, hdr);
+	}
+	if (r->method == M_POST || r->method == M_PATCH) {
+		bool act_now;
+		int n = body_prepare(t, r, &act_now);
+		if (n <= 0)
+			return n;
+		if (!act_now) {
+			/* The body follows; bound the whole request. */
+			return 0;
+		}
+	}
+	return dispatch(t, r);
+}
+
+int alyx__req_body(alyx__svc *t, alyx__req *r, const void *p, size_t n)
+{
+	if (r->state != RS_BODY)
+		return 0;	/* a body we do not need (lws discards it) */
+	if (lws_now_usecs() - r->t0_us >
+	    (int64_t)t->srv->timeout_ms * 1000) {
+		/* A client trickling its body: answer and hang up. */
+		r->closing = true;
+		alyx__reply_error(t, r, 408, "TIMEOUT",
+				  "the request took too long to arrive", NULL);
+		return -1;
+	}
+	alyx__buf_add(&r->body, p, n);
+	if (r->body.err) {
+		r->closing = true;
+		alyx__reply_error(t, r, 413, alyx_errname(ALYX_E_TOOBIG),
+				  "the request body is larger than the limit",
+				  NULL);
+		return -1;
+	}
+	return 0;
+}
+
+int alyx__req_body_done(alyx__svc *t, alyx__req *r)
+{
+	if (r->state != RS_BODY)
+		return 0;
+	return dispatch(t, r);
+}
+
+int alyx__req_writeable(alyx__svc *t, alyx__req *r)
+{
+	alyx__job *j = r->job;
+	int n;
+
+	if (r->state != RS_REPLY || !j)
+		return 0;
+	r->job = NULL;
+	if (j->rc != ALYX_OK) {
+		n = alyx__reply_job_error(t, r, j);
+	} else if (j->op == JOB_DELETE) {
+		n = alyx__reply(t, r, 204, NULL, NULL, 0, NULL);
+	} else {
+		const char *body = j->out ? j->out : "{}";
+		n = alyx__reply(t, r, j->op == JOB_CREATE ? 201 : 200,
+				JSON_TYPE, body, strlen(body), NULL);
+	}
+	alyx__job_free(j);
+	return n;
+}
+
+void alyx__req_cleanup(alyx__svc *t, alyx__req *r)
+{
+	alyx_server *s = t->srv;
+
+	if (r->job) {
+		if (r->state == RS_WRITER)
+			r->job->req = NULL;	/* the writer still holds it */
+		else
+			alyx__job_free(r->job);
+		r->job = NULL;
+	}
+	if (r->counted) {
+		/* The client went away before its answer. */
+		r->counted = false;
+		atomic_fetch_sub(&s->inflight, 1);
+		alyx_buf *b = &t->scratch;
+		alyx__buf_reset(b);
+		alyx__log_begin(s, b, "warn", "request aborted");
+		alyx__log_kv(s, b, "method", alyx__method_name(r->method));
+		alyx__log_kv(s, b, "path", r->path);
+		alyx__log_kv(s, b, "request_id", r->rid);
+		alyx__log_end(s, b);
+		alyx__srv_log(s, t, ALYX_LOG_WARN, b);
+	}
+	alyx__free(r->path);
+	r->path = NULL;
+	alyx__free(r->segs);
+	r->segs = NULL;
+	r->coll = r->id = NULL;
+	alyx__free(r->origin);
+	r->origin = NULL;
+	alyx__buf_free(&r->body);
+	r->state = RS_DONE;
+}

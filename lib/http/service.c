@@ -1,0 +1,333 @@
+/*
+ * service.c - one network service thread: its libwebsockets context, its
+ * own SO_REUSEPORT listening socket adopted as a raw file descriptor
+ * (accept4() + lws_adopt_socket_vhost() when it is readable: the
+ * workaround for Debian's LWS_MAX_SMP 1 build, notes/perf-limits.md §A),
+ * the HTTP protocol callback, and the loop.
+ *
+ * Reads run here, inside one read transaction per loop pass
+ * (alyx__read_pass_begin/end): begun lazily by the first read of a pass,
+ * ended when the pass is over, so a snapshot is at most one pass old.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include "core/handle.h"
+#include "http/http.h"
+
+/* Marks the connections this thread accepted (lws opaque user data), so
+ * WSI_DESTROY can tell them from lws's internal descriptors. */
+static char conn_mark;
+
+static void close_listener(alyx__svc *t)
+{
+	if (t->listen_closed)
+		return;
+	t->listen_closed = true;
+	if (t->listen_wsi)
+		lws_set_timeout(t->listen_wsi, PENDING_TIMEOUT_HTTP_CONTENT,
+				LWS_TO_KILL_ASYNC);
+}
+
+static void accept_ready(alyx__svc *t)
+{
+	alyx_server *s = t->srv;
+
+	/* A bounded batch per wake-up keeps one busy listener from starving
+	 * the connections already open. */
+	for (int i = 0; i < 64; i++) {
+		int fd = accept4(t->listen_fd, NULL, NULL,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR)
+				continue;
+			return;	/* EAGAIN, or a transient error (EMFILE) */
+		}
+		if (atomic_load_explicit(&s->stopping, memory_order_relaxed)) {
+			close(fd);
+			continue;
+		}
+		struct lws *w = lws_adopt_socket_vhost(t->vh, fd);
+		if (!w)
+			continue;	/* lws closed fd */
+		lws_set_opaque_user_data(w, &conn_mark);
+		alyx__ctr_add(&t->metrics.accepted, 1);
+		atomic_store_explicit(&t->metrics.conns,
+			atomic_load_explicit(&t->metrics.conns,
+					     memory_order_relaxed) + 1,
+			memory_order_relaxed);
+	}
+}
+
+static int listen_cb(struct lws *wsi, enum lws_callback_reasons reason,
+		     void *user, void *in, size_t len)
+{
+	alyx__svc *t = lws_context_user(lws_get_context(wsi));
+
+	switch (reason) {
+	case LWS_CALLBACK_RAW_RX_FILE:
+		accept_ready(t);
+		return 0;
+	case LWS_CALLBACK_RAW_CLOSE_FILE:
+		if (wsi == t->listen_wsi) {
+			/* lws closed the descriptor with the wsi. */
+			t->listen_wsi = NULL;
+			t->listen_fd = -1;
+		}
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+static int http_cb(struct lws *wsi, enum lws_callback_reasons reason,
+		   void *user, void *in, size_t len)
+{
+	alyx__svc *t = lws_context_user(lws_get_context(wsi));
+	alyx__req *r = user;
+
+	switch (reason) {
+	case LWS_CALLBACK_HTTP:
+		return alyx__req_begin(t, wsi, r, in);
+	case LWS_CALLBACK_HTTP_BODY:
+		return r ? alyx__req_body(t, r, in, len) : -1;
+	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		return r ? alyx__req_body_done(t, r) : -1;
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		return r ? alyx__req_writeable(t, r) : 0;
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		/* No WebSocket endpoint yet (/api/realtime is a later
+		 * protocol in this context's list), and no h2c: hang up. */
+		return -1;
+	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+	case LWS_CALLBACK_CLOSED_HTTP:
+		if (r)
+			alyx__req_cleanup(t, r);
+		return 0;
+	case LWS_CALLBACK_WSI_DESTROY:
+		if (r)
+			alyx__req_cleanup(t, r);
+		if (lws_get_opaque_user_data(wsi) == &conn_mark) {
+			lws_set_opaque_user_data(wsi, NULL);
+			atomic_store_explicit(&t->metrics.conns,
+				atomic_load_explicit(&t->metrics.conns,
+					memory_order_relaxed) - 1,
+				memory_order_relaxed);
+		}
+		return 0;
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		/* Raised on every accepted connection too (lws 4.1): only
+		 * cheap flag checks unless there is real work. */
+		if (atomic_load_explicit(&t->done_pending,
+					 memory_order_acquire))
+			alyx__svc_take_done(t);
+		if (!t->listen_closed &&
+		    atomic_load_explicit(&t->srv->stopping,
+					 memory_order_relaxed))
+			close_listener(t);
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+/*
+ * The protocols of every context.  protocols[0] serves plain HTTP; the
+ * listener is a raw file descriptor.  The realtime WebSocket protocol
+ * (/api/realtime) belongs after them.
+ */
+static const struct lws_protocols protocols[] = {
+	{"http", http_cb, sizeof(alyx__req), 0, 0, NULL, 0},
+	{"alyx-listen", listen_cb, 0, 0, 0, NULL, 0},
+	{NULL, NULL, 0, 0, 0, NULL, 0}
+};
+
+static pthread_once_t log_once = PTHREAD_ONCE_INIT;
+
+static void lws_log_emit(int level, const char *line)
+{
+	/* lws's own errors (TLS handshakes, OOM) go to stderr. */
+	(void)level;
+	ssize_t n = write(2, line, strlen(line));
+	(void)n;
+}
+
+static void lws_log_setup(void)
+{
+	lws_set_log_level(LLL_ERR, lws_log_emit);
+}
+
+static void pass_end(alyx__svc *t)
+{
+	if (t->in_read_pass) {
+		alyx__read_pass_end(t->srv->a);
+		t->in_read_pass = false;
+	}
+	alyx__log_flush(t);
+}
+
+void alyx__svc_read_pass(alyx__svc *t)
+{
+	if (!t->in_read_pass) {
+		alyx__read_pass_begin(t->srv->a);
+		t->in_read_pass = true;
+	}
+}
+
+static void ev_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	alyx__svc *t = w->data;
+
+	/* Just before libev blocks: the pass is over. */
+	pass_end(t);
+	if (atomic_load(&t->quit))
+		ev_break(loop, EVBREAK_ALL);
+}
+
+int alyx__svc_init(alyx__svc *t, alyx__err *err)
+{
+	alyx_server *s = t->srv;
+	struct lws_context_creation_info info;
+	void *foreign[1];
+
+	pthread_once(&log_once, lws_log_setup);
+	alyx__buf_init(&t->out, 0);
+	alyx__buf_init(&t->scratch, 0);
+	alyx__buf_init(&t->logbuf, 0);
+	unsigned char rnd[8];
+	if (!alyx__random(rnd, sizeof(rnd)))
+		memset(rnd, t->index, sizeof(rnd));
+	for (int i = 0; i < 8; i++)
+		snprintf(t->rid_prefix + 2 * i, 3, "%02x", rnd[i]);
+
+	memset(&info, 0, sizeof(info));
+	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+	info.protocols = protocols;
+	info.vhost_name = "alyx";
+	info.user = t;
+	info.pt_serv_buf_size = 64 * 1024;
+	info.max_http_header_data = (unsigned short)s->max_header;
+	info.max_http_header_pool = 256;
+	info.timeout_secs = (unsigned)((s->timeout_ms + 999) / 1000);
+	info.timeout_secs_ah_idle = info.timeout_secs;
+	info.keepalive_timeout = 30;
+	if (s->tls_cert) {
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		info.ssl_cert_filepath = s->tls_cert;
+		info.ssl_private_key_filepath = s->tls_key;
+		info.alpn = "http/1.1";
+	}
+	if (s->loop == ALYX_SERVER_LOOP_EV) {
+		struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO |
+						   EVFLAG_NOSIGMASK);
+		ev_prepare *prep = alyx__calloc(1, sizeof(*prep));
+		if (!loop || !prep) {
+			if (loop)
+				ev_loop_destroy(loop);
+			alyx__free(prep);
+			return alyx__err_set(err, ALYX_E_NOMEM, NULL,
+					     "cannot create a libev loop");
+		}
+		ev_prepare_init(prep, ev_prepare_cb);
+		prep->data = t;
+		ev_prepare_start(loop, prep);
+		t->ev_loop = loop;
+		t->ev_prepare = prep;
+		foreign[0] = loop;
+		info.options |= LWS_SERVER_OPTION_LIBEV;
+		info.foreign_loops = foreign;
+	}
+	t->ctx = lws_create_context(&info);
+	if (!t->ctx)
+		return alyx__err_set(err, s->tls_cert ? ALYX_E_CONFIG
+						      : ALYX_E_NOMEM, NULL,
+			"cannot create the HTTP server context%s",
+			s->tls_cert ? " (check the TLS certificate and key)"
+				    : (s->loop == ALYX_SERVER_LOOP_EV
+				       ? " (is libwebsockets-evlib-ev "
+					 "installed?)" : ""));
+	t->vh = lws_get_vhost_by_name(t->ctx, "alyx");
+	if (!t->vh)
+		return alyx__err_set(err, ALYX_E_INTERNAL, NULL,
+				     "HTTP server vhost missing");
+	lws_sock_file_fd_type fd;
+	fd.filefd = t->listen_fd;
+	t->listen_wsi = lws_adopt_descriptor_vhost(t->vh,
+		LWS_ADOPT_RAW_FILE_DESC, fd, "alyx-listen", NULL);
+	if (!t->listen_wsi) {
+		/* lws closed the descriptor. */
+		t->listen_fd = -1;
+		return alyx__err_set(err, ALYX_E_NOMEM, NULL,
+				     "cannot adopt the listening socket");
+	}
+	return ALYX_OK;
+}
+
+void *alyx__svc_main(void *arg)
+{
+	alyx__svc *t = arg;
+
+	if (t->ev_loop) {
+		ev_run(t->ev_loop, 0);
+	} else {
+		while (!atomic_load(&t->quit)) {
+			lws_service(t->ctx, 0);
+			pass_end(t);
+		}
+	}
+	pass_end(t);
+	/* Closing every connection releases its request (and orphans any
+	 * job the writer still holds). */
+	lws_context_destroy(t->ctx);
+	t->ctx = NULL;
+	t->listen_wsi = NULL;
+	t->listen_fd = -1;
+	if (t->ev_loop) {
+		ev_prepare_stop(t->ev_loop, t->ev_prepare);
+		ev_loop_destroy(t->ev_loop);
+		alyx__free(t->ev_prepare);
+		t->ev_loop = NULL;
+		t->ev_prepare = NULL;
+	}
+	if (t->in_read_pass) {
+		alyx__read_pass_end(t->srv->a);
+		t->in_read_pass = false;
+	}
+	alyx__log_flush(t);
+	return NULL;
+}
+
+void alyx__svc_destroy(alyx__svc *t)
+{
+	if (t->ctx) {
+		lws_context_destroy(t->ctx);
+		t->ctx = NULL;
+	}
+	if (t->ev_loop) {
+		ev_loop_destroy(t->ev_loop);
+		alyx__free(t->ev_prepare);
+		t->ev_loop = NULL;
+	}
+	if (t->listen_fd >= 0) {
+		close(t->listen_fd);
+		t->listen_fd = -1;
+	}
+	/* Answers that arrived after the thread ended. */
+	alyx__job *j = t->done_head;
+	while (j) {
+		alyx__job *n = j->next;
+		alyx__job_free(j);
+		j = n;
+	}
+	t->done_head = t->done_tail = NULL;
+	pthread_mutex_destroy(&t->done_mu);
+	alyx__free(t->frag);
+	t->frag = NULL;
+	alyx__buf_free(&t->out);
+	alyx__buf_free(&t->scratch);
+	alyx__buf_free(&t->logbuf);
+}

@@ -1,0 +1,224 @@
+/*
+ * writer.c - the one writer thread.  Service threads queue write jobs
+ * (never blocking on the database); the writer drains the queue, runs the
+ * whole batch as one transaction (alyx__group_begin/end: each write in its
+ * own savepoint, so a failing write is undone alone) and hands every
+ * result back to the service thread that owns it (its done list plus
+ * lws_cancel_service()).  Batches form by themselves under load: that is
+ * the group commit measured in notes/perf-limits.md §C.
+ */
+#include <string.h>
+
+#include "core/handle.h"
+#include "http/http.h"
+
+/* Jobs per transaction: bounds the latency one batch adds to the next. */
+#define MAX_GROUP 256
+
+void alyx__job_free(alyx__job *j)
+{
+	if (!j)
+		return;
+	alyx__free(j->coll);
+	alyx__free(j->id);
+	alyx__free(j->body);
+	alyx_free(j->out);
+	alyx__free(j->err_msg);
+	alyx__free(j->err_details);
+	alyx__free(j);
+}
+
+static void capture_error(alyx *a, alyx__job *j)
+{
+	const char *m = alyx_errmsg(a), *d = alyx_errdetails(a);
+
+	j->rc = alyx_errcode(a);
+	if (j->rc == ALYX_OK)
+		j->rc = ALYX_E_INTERNAL;
+	alyx__free(j->err_msg);
+	alyx__free(j->err_details);
+	j->err_msg = alyx__strdup(m && *m ? m : alyx_strerror(j->rc));
+	j->err_details = d && *d ? alyx__strdup(d) : NULL;
+}
+
+static void run_job(alyx *a, alyx__job *j)
+{
+	switch (j->op) {
+	case JOB_CREATE:
+		j->rc = alyx_doc_create(a, NULL, j->coll, j->body, j->body_len,
+					&j->out);
+		break;
+	case JOB_UPDATE:
+		j->rc = alyx_doc_update(a, NULL, j->coll, j->id, j->body,
+					j->body_len, &j->out);
+		break;
+	case JOB_DELETE:
+		j->rc = alyx_doc_delete(a, NULL, j->coll, j->id);
+		break;
+	case JOB_BATCH:
+		j->rc = alyx_batch(a, NULL, j->body, j->body_len, &j->out);
+		break;
+	default:
+		j->rc = ALYX_E_INTERNAL;
+		break;
+	}
+	if (j->rc != ALYX_OK)
+		capture_error(a, j);
+}
+
+/* Hands the finished jobs back, one wake-up per service thread. */
+static void deliver(alyx_server *s, alyx__job *list)
+{
+	bool wake[64] = {0};
+
+	while (list) {
+		alyx__job *j = list, *n = j->next;
+		alyx__svc *t = j->owner;
+		j->next = NULL;
+		pthread_mutex_lock(&t->done_mu);
+		if (t->done_tail)
+			t->done_tail->next = j;
+		else
+			t->done_head = j;
+		t->done_tail = j;
+		pthread_mutex_unlock(&t->done_mu);
+		wake[t->index] = true;
+		list = n;
+	}
+	for (int i = 0; i < s->nthreads; i++) {
+		if (!wake[i])
+			continue;
+		atomic_store_explicit(&s->svcs[i].done_pending, 1,
+				      memory_order_release);
+		lws_cancel_service(s->svcs[i].ctx);
+	}
+}
+
+static void *writer_main(void *arg)
+{
+	alyx_server *s = arg;
+	alyx *a = s->a;
+
+	for (;;) {
+		alyx__job *head, *j, *rest = NULL;
+		int n = 0;
+
+		pthread_mutex_lock(&s->wmu);
+		while (!s->wq_head && !s->wquit)
+			pthread_cond_wait(&s->wcv, &s->wmu);
+		if (!s->wq_head) {
+			pthread_mutex_unlock(&s->wmu);
+			break;
+		}
+		head = s->wq_head;
+		for (j = head; j; j = j->next) {
+			if (++n == MAX_GROUP) {
+				rest = j->next;
+				j->next = NULL;
+				break;
+			}
+		}
+		s->wq_head = rest;
+		if (!rest)
+			s->wq_tail = NULL;
+		atomic_fetch_sub(&s->wq_len, (uint64_t)n);
+		pthread_mutex_unlock(&s->wmu);
+
+		int grc = alyx__group_begin(a);
+		if (grc != ALYX_OK) {
+			/* Could not open the transaction (database busy or
+			 * broken): every job in the batch fails. */
+			for (j = head; j; j = j->next) {
+				capture_error(a, j);
+				if (j->rc == ALYX_OK)
+					j->rc = grc;
+			}
+		} else {
+			for (j = head; j; j = j->next)
+				run_job(a, j);
+			grc = alyx__group_end(a);
+			if (grc != ALYX_OK) {
+				/* The commit failed: nothing of the batch was
+				 * written, so no job may report success. */
+				atomic_fetch_add(&s->w_failed_commits, 1);
+				for (j = head; j; j = j->next) {
+					alyx_free(j->out);
+					j->out = NULL;
+					capture_error(a, j);
+				}
+			}
+		}
+		atomic_fetch_add(&s->w_batches, 1);
+		atomic_fetch_add(&s->w_jobs, (uint64_t)n);
+		deliver(s, head);
+	}
+	return NULL;
+}
+
+int alyx__writer_start(alyx_server *s, alyx__err *err)
+{
+	if (s->nthreads > 64)
+		return alyx__err_set(err, ALYX_E_MISUSE, NULL,
+				     "at most 64 service threads");
+	int e = pthread_create(&s->writer, NULL, writer_main, s);
+	if (e)
+		return alyx__err_set(err, ALYX_E_NOMEM, NULL,
+				     "cannot start the writer thread: %s",
+				     strerror(e));
+	s->writer_started = true;
+	return ALYX_OK;
+}
+
+bool alyx__writer_push(alyx_server *s, alyx__job *j)
+{
+	pthread_mutex_lock(&s->wmu);
+	if (s->wquit) {
+		pthread_mutex_unlock(&s->wmu);
+		return false;
+	}
+	j->next = NULL;
+	if (s->wq_tail)
+		s->wq_tail->next = j;
+	else
+		s->wq_head = j;
+	s->wq_tail = j;
+	atomic_fetch_add(&s->wq_len, 1);
+	pthread_cond_signal(&s->wcv);
+	pthread_mutex_unlock(&s->wmu);
+	return true;
+}
+
+void alyx__writer_stop(alyx_server *s)
+{
+	if (!s->writer_started)
+		return;
+	pthread_mutex_lock(&s->wmu);
+	s->wquit = true;
+	pthread_cond_signal(&s->wcv);
+	pthread_mutex_unlock(&s->wmu);
+	pthread_join(s->writer, NULL);
+	s->writer_started = false;
+}
+
+void alyx__svc_take_done(alyx__svc *t)
+{
+	alyx__job *list;
+
+	atomic_store_explicit(&t->done_pending, 0, memory_order_relaxed);
+	pthread_mutex_lock(&t->done_mu);
+	list = t->done_head;
+	t->done_head = t->done_tail = NULL;
+	pthread_mutex_unlock(&t->done_mu);
+	while (list) {
+		alyx__job *j = list;
+		list = j->next;
+		j->next = NULL;
+		if (!j->req) {
+			/* The client went away; the write itself stands. */
+			alyx__job_free(j);
+			continue;
+		}
+		j->req->state = RS_REPLY;
+		lws_callback_on_writable(j->req->wsi);
+	}
+}

@@ -1,0 +1,198 @@
+"""Fixtures for the integration tests: a real alyxd on a free loopback port.
+
+ALYXD_BIN names the binary under test (meson sets it); ALYX_SOURCE_ROOT the
+source tree (for tests/fixtures/blog).  Only the Python standard library is
+used: HTTP goes through http.client or raw sockets.
+"""
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(os.environ.get("ALYX_SOURCE_ROOT",
+                           Path(__file__).resolve().parents[2]))
+BIN = os.environ.get("ALYXD_BIN", str(ROOT / "build" / "daemon" / "alyxd"))
+FIXTURE = ROOT / "tests" / "fixtures" / "blog"
+# Under ASan/valgrind everything is slower.
+SLOW = float(os.environ.get("ALYX_TEST_SLOWDOWN", "1"))
+
+DEFAULT_CONFIG = """\
+server:
+  host: 127.0.0.1
+  cors:
+    origins: ["https://app.example.com", "http://localhost:5173"]
+  max_body: 65536
+  request_timeout: 2s
+database:
+  path: data/alyx.db
+"""
+
+
+def make_project(tmp, config=DEFAULT_CONFIG, schema=None):
+    """A fresh copy of the blog project in tmp/proj."""
+    proj = Path(tmp) / "proj"
+    shutil.copytree(FIXTURE, proj)
+    (proj / "alyx.yaml").write_text(config)
+    if schema is not None:
+        (proj / "schema.yaml").write_text(schema)
+    return proj
+
+
+def sanitizer_clean(text):
+    for bad in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                "runtime error:", "WARNING: ThreadSanitizer"):
+        assert bad not in text, text[-6000:]
+
+
+class Server:
+    """A running alyxd; stopped by PID."""
+
+    def __init__(self, proj, args=(), env=None, wait=True):
+        self.proj = Path(proj)
+        self.log_path = self.proj.parent / ("alyxd-%d.log" % id(self))
+        self.log = open(self.log_path, "w+")
+        e = dict(os.environ)
+        e.pop("ALYX_HOST", None)
+        e.pop("ALYX_PORT", None)
+        if env:
+            e.update(env)
+        self.argv = [BIN, "--dir", str(self.proj), "--port", "0",
+                     "--grace", "5000"] + list(args)
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL,
+                                     stderr=self.log, env=e)
+        self.port = None
+        self.host = "127.0.0.1"
+        if wait:
+            self.wait_ready()
+
+    def lines(self):
+        self.log.flush()
+        with open(self.log_path) as f:
+            return f.read().splitlines()
+
+    def log_records(self):
+        out = []
+        for line in self.lines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass
+        return out
+
+    def wait_ready(self, timeout=20):
+        deadline = time.time() + timeout * SLOW
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("alyxd exited with %d:\n%s" % (
+                    self.proc.returncode, "\n".join(self.lines())))
+            if self.port is None:
+                for rec in self.log_records():
+                    if rec.get("msg") == "listening":
+                        self.port = int(rec["port"])
+            if self.port is not None:
+                try:
+                    st, _, _ = self.request("GET", "/health/ready")
+                    if st == 200:
+                        return
+                except OSError:
+                    pass
+            time.sleep(0.05)
+        raise AssertionError("alyxd not ready:\n" + "\n".join(self.lines()))
+
+    def conn(self, timeout=30):
+        return http.client.HTTPConnection(self.host, self.port,
+                                          timeout=timeout * SLOW)
+
+    def request(self, method, path, body=None, headers=None, conn=None):
+        """One request; returns (status, headers dict, body bytes)."""
+        c = conn or self.conn()
+        h = dict(headers or {})
+        if body is not None and not isinstance(body, (bytes, str)):
+            body = json.dumps(body)
+            h.setdefault("Content-Type", "application/json")
+        if isinstance(body, str):
+            body = body.encode()
+        try:
+            c.request(method, path, body=body, headers=h)
+            r = c.getresponse()
+            data = r.read()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+        finally:
+            if conn is None:
+                c.close()
+
+    def json(self, method, path, body=None, headers=None, conn=None):
+        st, h, data = self.request(method, path, body, headers, conn)
+        return st, h, (json.loads(data) if data else None)
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout * SLOW)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("alyxd did not stop:\n" +
+                                     "\n".join(self.lines()))
+        text = "\n".join(self.lines())
+        self.log.close()
+        sanitizer_clean(text)
+        return self.proc.returncode
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    proj = make_project(tmp_path_factory.mktemp("srv"))
+    s = Server(proj)
+    yield s
+    assert s.stop() == 0
+
+
+def raw(server, data, read=True, timeout=5):
+    """Sends raw bytes; returns what the server answers until it closes
+    or the timeout (b"" if it closed without answering)."""
+    s = socket.create_connection((server.host, server.port),
+                                 timeout=timeout * SLOW)
+    try:
+        s.sendall(data)
+        if not read:
+            return b""
+        out = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            out += chunk
+            if b"\r\n\r\n" in out:
+                head, _, rest = out.partition(b"\r\n\r\n")
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        if len(rest) >= int(line.split(b":")[1]):
+                            return out
+        return out
+    finally:
+        s.close()
+
+
+def status_of(resp):
+    """The status code of a raw HTTP response, or None."""
+    if not resp.startswith(b"HTTP/1."):
+        return None
+    return int(resp.split(b" ")[1])
+
+
+def body_of(resp):
+    return json.loads(resp.partition(b"\r\n\r\n")[2])
