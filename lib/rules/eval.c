@@ -599,8 +599,8 @@ static alyx__cel_val ev(cel_ectx *x, const cel_node *n)
 	return cel_errorf(x->r, n->pos, "internal error: bad node");
 }
 
-alyx__cel_val alyx__cel_eval(const alyx__cel_prog *p,
-			     const alyx__cel_val *vars, alyx__cel_run *r)
+alyx__cel_val cel_eval_node(const alyx__cel_prog *p, const cel_node *n,
+			    const alyx__cel_val *vars, alyx__cel_run *r)
 {
 	cel_ectx x = {r, vars, p};
 
@@ -613,5 +613,11 @@ alyx__cel_val alyx__cel_eval(const alyx__cel_prog *p,
 		}
 		r->max_locals = p->n_locals;
 	}
-	return ev(&x, p->root);
+	return ev(&x, n);
+}
+
+alyx__cel_val alyx__cel_eval(const alyx__cel_prog *p,
+			     const alyx__cel_val *vars, alyx__cel_run *r)
+{
+	return cel_eval_node(p, p->root, vars, r);
 }

@@ -93,6 +93,10 @@ struct cel_ectx {
 	const alyx__cel_prog *p;
 };
 
+/* Evaluates one subtree (which must not use comprehension variables
+ * bound outside it). */
+alyx__cel_val cel_eval_node(const alyx__cel_prog *p, const cel_node *n,
+			    const alyx__cel_val *vars, alyx__cel_run *r);
 /* Compare two values of comparable types: sets *c to -1/0/1; returns
  * false if the types do not compare (or NaN is involved: *c = 2). */
 bool cel_compare(const alyx__cel_val *a, const alyx__cel_val *b, int *c);

@@ -315,21 +315,27 @@ enum { ALYX_RULE_VAR_AUTH, ALYX_RULE_VAR_DOC, ALYX_RULE_VAR_REQUEST };
 
 /*
  * SQL push-down of a read rule.  With auth and request known (JSON, may
- * be NULL), partially evaluates the rule and translates what remains into
- * a condition over the columns of c ("field" double-quoted, values bound
- * as ?1..?n in *binds).  Returns:
- *   ALYX_OK            *sql holds the condition (e.g. "(\"published\" = ?1)"
- *                      or "1"/"0" when the rule does not depend on doc);
- *   ALYX_E_UNSUPPORTED the rule (or a conjunct) cannot be pushed: the caller
- *                      evaluates it per row (sql and binds are left empty);
- *   other codes        on NOMEM/TOOBIG.
- * The pushed condition admits exactly the rows for which evaluation
- * returns ALYX_RULE_ALLOW (errors deny).  *binds is alyx__malloc'd; free them
- * with alyx__rule_binds_free.
+ * be NULL = unauthenticated / no request), partially evaluates the rule
+ * and translates it into a condition over the columns of c (column names
+ * are the field names, double-quoted; values are anonymous '?'
+ * parameters, in order, whose values are (*binds)[0..*n_binds)).
+ *
+ * With exact != NULL, returns ALYX_OK and sets *exact:
+ *   true   *sql admits exactly the rows for which alyx__rule_eval returns
+ *          ALLOW (errors and non-bool results deny); it may be "1" or "0"
+ *          when the rule does not depend on doc;
+ *   false  some part could not be translated: *sql is a pre-filter that
+ *          admits a superset of the allowed rows, and the caller must
+ *          evaluate the rule on each row it returns.
+ * With exact == NULL, an inexact translation returns ALYX_E_UNSUPPORTED
+ * ("not pushable": evaluate per row) and leaves sql and binds empty.
+ * Other codes: ALYX_E_NOMEM, ALYX_E_TOOBIG.  Free *binds with
+ * alyx__rule_binds_free.
  */
 int alyx__rule_to_sql(const alyx__rule *r, const alyx__collection *c,
 		      const cJSON *auth, const cJSON *request, alyx_buf *sql,
-		      alyx__value **binds, size_t *n_binds, alyx__err *err);
+		      alyx__value **binds, size_t *n_binds, bool *exact,
+		      alyx__err *err);
 void alyx__rule_binds_free(alyx__value *binds, size_t n);
 
 #endif
