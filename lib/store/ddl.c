@@ -253,14 +253,15 @@ out:
 
 /* ---- transactions around schema work ---- */
 
-int alyx__ddl_begin(sqlite3 *db, alyx__ddl_tx *tx, alyx__err *err)
+int alyx__ddl_begin(sqlite3 *db, alyx__ddl_tx *tx, bool fk_off,
+		    alyx__err *err)
 {
 	int fk = 0, rc;
 
 	memset(tx, 0, sizeof(*tx));
 	/* PRAGMA foreign_keys is a no-op inside a transaction, so it can only
 	 * be switched off here, before the savepoint starts one. */
-	if (sqlite3_get_autocommit(db)) {
+	if (fk_off && sqlite3_get_autocommit(db)) {
 		rc = pragma_int(db, "PRAGMA foreign_keys", &fk, err);
 		if (rc != ALYX_OK)
 			return rc;
@@ -1181,7 +1182,7 @@ int alyx__store_apply_schema(sqlite3 *db, const alyx__schema *old,
 				    "nothing was changed", n);
 		goto out;
 	}
-	rc = alyx__ddl_begin(db, &tx, err);
+	rc = alyx__ddl_begin(db, &tx, true, err);
 	if (rc != ALYX_OK)
 		goto out;
 	rc = alyx__exec(db, internal_tables_sql, err);

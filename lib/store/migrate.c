@@ -1510,6 +1510,16 @@ static int insert_history(sqlite3 *db, const mig_file *mf,
 	return ALYX_OK;
 }
 
+/* Does the migration change tables (so it runs with foreign_keys off)?
+ * sql-only migrations keep foreign keys and their ON DELETE actions. */
+static bool structural(const mig_doc *doc)
+{
+	for (unsigned i = 0; i < doc->ops_count; i++)
+		if (strcmp(doc->ops[i].type, "sql") != 0)
+			return true;
+	return false;
+}
+
 /* Applies one file in its own transaction. */
 static int apply_one(sqlite3 *db, const mig_file *mf, bool tolerant,
 		     const alyx__schema *project, alyx_buf *report,
@@ -1538,7 +1548,7 @@ static int apply_one(sqlite3 *db, const mig_file *mf, bool tolerant,
 				   (long long)mf->version);
 		goto out;
 	}
-	rc = alyx__ddl_begin(db, &tx, err);
+	rc = alyx__ddl_begin(db, &tx, structural(doc), err);
 	if (rc != ALYX_OK)
 		goto out;
 	rc = alyx__store_load_schema_json(db, &before, err);
@@ -1565,6 +1575,14 @@ static int apply_one(sqlite3 *db, const mig_file *mf, bool tolerant,
 		alyx__buf_adds(report, r.notes.data);
 	alyx__buf_adds(report, "]}");
 out:
+	if (rc != ALYX_OK && strncmp(err->msg, mf->path,
+				     strlen(mf->path)) != 0) {
+		char m[512], *d = err->details;
+
+		snprintf(m, sizeof(m), "%s", err->msg);
+		err->details = NULL;
+		alyx__err_setd(err, rc, d, "%s: %s", mf->path, m);
+	}
 	alyx__schema_free(cur);
 	alyx__free(before);
 	alyx__free(text);
@@ -1847,6 +1865,19 @@ static int run_undo(sqlite3 *db, mig_run *r, const alyx__schema *before,
 	return ALYX_OK;
 }
 
+static bool undo_structural(const cJSON *steps)
+{
+	const cJSON *st;
+
+	cJSON_ArrayForEach(st, steps) {
+		const char *op = jstr(st, "op");
+
+		if (!op || strcmp(op, "sql") != 0)
+			return true;
+	}
+	return false;
+}
+
 static int rollback_one(sqlite3 *db, const applied *a, alyx_buf *report,
 			bool first, alyx__err *err)
 {
@@ -1858,9 +1889,7 @@ static int rollback_one(sqlite3 *db, const applied *a, alyx_buf *report,
 	int rc;
 
 	run_init(&r);
-	rc = alyx__ddl_begin(db, &tx, err);
-	if (rc != ALYX_OK)
-		return rc;
+	memset(&tx, 0, sizeof(tx));
 	rc = sqlite3_prepare_v2(db, "SELECT schema_before, undo FROM "
 				"_alyx_migrations WHERE id=?", -1, &st, NULL);
 	if (rc == SQLITE_OK) {
@@ -1887,6 +1916,9 @@ static int rollback_one(sqlite3 *db, const applied *a, alyx_buf *report,
 				   (long long)a->version);
 		goto out;
 	}
+	rc = alyx__ddl_begin(db, &tx, undo_structural(steps), err);
+	if (rc != ALYX_OK)
+		goto out;
 	rc = alyx__store_load_schema(db, &cur, err);
 	if (rc == ALYX_OK && !(r.snap = snap_clone(cur)))
 		rc = nomem(err);

@@ -107,8 +107,11 @@ typedef struct alyx__ddl_tx {
 	bool open;		/* savepoint open */
 	bool fk_restore;	/* foreign_keys was on and is switched off */
 } alyx__ddl_tx;
-/* foreign_keys off (when in autocommit mode) + SAVEPOINT. */
-int alyx__ddl_begin(sqlite3 *db, alyx__ddl_tx *tx, alyx__err *err);
+/* SAVEPOINT, after switching foreign_keys off when `fk_off` and in
+ * autocommit mode (table rebuilds and drops need it; ON DELETE actions
+ * then do not run until alyx__ddl_commit switches it back on). */
+int alyx__ddl_begin(sqlite3 *db, alyx__ddl_tx *tx, bool fk_off,
+		    alyx__err *err);
 /* PRAGMA foreign_key_check (violations: ALYX_E_MIGRATION, rolled back),
  * RELEASE, foreign_keys back on.  On failure everything is undone. */
 int alyx__ddl_commit(sqlite3 *db, alyx__ddl_tx *tx, alyx__err *err);

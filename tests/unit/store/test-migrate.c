@@ -769,4 +769,37 @@ TEST(rename_referenced_primary_key)
 	teardown(&e);
 }
 
+/* sql-only migrations run with foreign keys on (ON DELETE actions fire);
+ * migrations that change tables run with them off and are checked at the
+ * end, so a delete that would orphan rows is refused. */
+TEST(foreign_keys_during_migrations)
+{
+	env e = setup();
+	alyx__err err = {0};
+	char *r = NULL, *before;
+
+	write_text(e.mdir, "002_del.yaml", "version: 2\noperations:\n"
+		   "  - {type: sql, up: \"DELETE FROM users WHERE id = 'u01'\","
+		   " down: 'SELECT 1'}\n");
+	r = migrate_ok(&e, NULL);
+	alyx__free(r);
+	ASSERT_EQ(q_int(e.db, "SELECT count(*) FROM posts"), NROWS - 1);
+	before = dump(e.db);
+	write_text(e.mdir, "003_del.yaml", "version: 3\noperations:\n"
+		   "  - {type: drop_field, collection: posts, field: legacy}\n"
+		   "  - {type: sql, up: \"DELETE FROM users WHERE id = 'u02'\","
+		   " down: 'SELECT 1'}\n");
+	ASSERT_EQ(migrate(&e, NULL, &r, &err), ALYX_E_MIGRATION);
+	ASSERT_CONTAINS(err.msg, "003_del.yaml: the change leaves 1 row(s)");
+	ASSERT_CONTAINS(err.details, "\"table\":\"posts\"");
+	alyx__free(r);
+	r = dump(e.db);
+	ASSERT_STR_EQ(r, before);
+	ASSERT_EQ(q_int(e.db, "PRAGMA foreign_keys"), 1);
+	alyx__free(r);
+	alyx__free(before);
+	alyx__err_clear(&err);
+	teardown(&e);
+}
+
 TEST_MAIN()
