@@ -422,6 +422,10 @@ static bool apply_default(const alyx__collection *c, size_t i, int64_t now,
 	return false;
 }
 
+/* Bounds on what one document's unknown keys add to the error. */
+#define MAX_UNKNOWN_REPORTED 20
+#define MAX_KEY_REPORTED 100
+
 static int find_field(const alyx__collection *c, const char *name)
 {
 	size_t i;
@@ -439,7 +443,7 @@ int alyx__doc_prepare(const alyx__collection *c, const cJSON *in, int mode,
 	const cJSON **given = NULL, *k;
 	int64_t now = alyx__now_ms();
 	bool nomem = false;
-	size_t i;
+	size_t i, unknown = 0;
 	int rc = ALYX_OK;
 
 	memset(out, 0, sizeof(*out));
@@ -463,15 +467,23 @@ int alyx__doc_prepare(const alyx__collection *c, const cJSON *in, int mode,
 		const char *key = k->string ? k->string : "";
 		int fi = find_field(c, key);
 
-		if (fi < 0)
-			alyx__fielderrs_add(&fe, key, "unknown_field",
+		if (fi < 0 && ++unknown <= MAX_UNKNOWN_REPORTED) {
+			char name[MAX_KEY_REPORTED + 1];
+
+			/* Quote at most a bounded prefix of a hostile key. */
+			snprintf(name, sizeof(name), "%s", key);
+			alyx__fielderrs_add(&fe, name, "unknown_field",
 				"unknown field in collection '%s'", c->name);
-		else if (given[fi])
+		} else if (fi >= 0 && given[fi])
 			alyx__fielderrs_add(&fe, key, "duplicate_field",
 				"given more than once");
-		else
+		else if (fi >= 0)
 			given[fi] = k;
 	}
+	if (unknown > MAX_UNKNOWN_REPORTED)
+		alyx__fielderrs_add(&fe, "*", "unknown_field",
+			"and %zu more unknown fields",
+			unknown - MAX_UNKNOWN_REPORTED);
 	for (i = 0; i < c->n_fields && !nomem; i++) {
 		const alyx__field *f = &c->fields[i];
 		alyx__value *v = &out->vals[i];

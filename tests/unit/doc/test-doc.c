@@ -951,4 +951,31 @@ TEST(out_of_memory_is_reported_cleanly)
 	close_db(db);
 }
 
+TEST(many_unknown_keys_are_bounded)
+{
+	sqlite3 *db = open_db();
+	alyx__err err = {0};
+	cJSON *j = cJSON_CreateObject();
+	char key[600];
+	alyx__row row;
+	int i;
+
+	memset(key, 'k', 500);
+	key[500] = '\0';
+	cJSON_AddNumberToObject(j, key, 1);
+	for (i = 0; i < 5000; i++) {
+		snprintf(key, sizeof(key), "x%d", i);
+		cJSON_AddNumberToObject(j, key, i);
+	}
+	ASSERT_EQ(alyx__doc_prepare(&users, j, ALYX_DOC_CREATE, &row, &err),
+		  ALYX_E_VALIDATION);
+	/* 20 named + 1 summary + email required. */
+	ASSERT_EQ(count_all(err.details), 22);
+	ASSERT_CONTAINS(err.details, "and 4981 more unknown fields");
+	ASSERT(strlen(err.details) < 8000);
+	cJSON_Delete(j);
+	alyx__err_clear(&err);
+	close_db(db);
+}
+
 TEST_MAIN()
