@@ -1210,9 +1210,24 @@ static int load_applied(sqlite3 *db, applied_list *out, alyx__err *err)
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	rc = sqlite3_prepare_v2(db, "SELECT id, CAST(version AS INTEGER), "
-				"name, file, applied_at, checksum FROM "
-				"_alyx_migrations ORDER BY id", -1, &st, NULL);
+	/* status may run on a read-only connection of a database that was
+	 * never initialised */
+	rc = sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type="
+				"'table' AND name='_alyx_migrations'", -1, &st,
+				NULL);
+	if (rc == SQLITE_OK) {
+		rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		st = NULL;
+		if (rc == SQLITE_DONE)
+			return ALYX_OK;
+		rc = rc == SQLITE_ROW ? SQLITE_OK : rc;
+	}
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(db, "SELECT id, CAST(version AS "
+					"INTEGER), name, file, applied_at, "
+					"checksum FROM _alyx_migrations ORDER "
+					"BY id", -1, &st, NULL);
 	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		applied *v = alyx__realloc(out->v, (out->n + 1) * sizeof(*v));
 		applied *a;
@@ -1284,16 +1299,17 @@ static void state_free(mig_state *s)
 	applied_free(&s->done);
 }
 
-static int state_load(sqlite3 *db, const char *dir, mig_state *s,
-		      alyx__err *err)
+static int state_load(sqlite3 *db, const char *dir, bool init,
+		      mig_state *s, alyx__err *err)
 {
-	int rc;
+	int rc = ALYX_OK;
 
 	memset(s, 0, sizeof(*s));
 	if (!db || !dir)
 		return alyx__err_set(err, ALYX_E_MISUSE, NULL,
 				     "no database or migrations directory");
-	rc = alyx__store_init(db, err);
+	if (init)
+		rc = alyx__store_init(db, err);
 	if (rc == ALYX_OK)
 		rc = list_dir(dir, &s->files, err);
 	if (rc == ALYX_OK)
@@ -1331,7 +1347,7 @@ int alyx__migrate_status(sqlite3 *db, const char *dir,
 	bool first = true, sim_ok = true;
 	int rc;
 
-	rc = state_load(db, dir, &s, err);
+	rc = state_load(db, dir, false, &s, err);
 	if (rc != ALYX_OK)
 		return rc;
 	run_init(&r);
@@ -1641,7 +1657,7 @@ int alyx__migrate_apply(sqlite3 *db, const char *dir,
 	bool fresh, first = true;
 	int rc;
 
-	rc = state_load(db, dir, &s, err);
+	rc = state_load(db, dir, true, &s, err);
 	if (rc != ALYX_OK)
 		return rc;
 	rc = check_sums(&s, err);
@@ -1980,7 +1996,7 @@ int alyx__migrate_rollback(sqlite3 *db, const char *dir, int n,
 	if (n < 1)
 		return alyx__err_set(err, ALYX_E_MISUSE, NULL,
 				     "rollback needs a count of at least 1");
-	rc = state_load(db, dir, &s, err);
+	rc = state_load(db, dir, true, &s, err);
 	if (rc != ALYX_OK)
 		return rc;
 	if (s.done.n == 0) {

@@ -802,4 +802,38 @@ TEST(foreign_keys_during_migrations)
 	teardown(&e);
 }
 
+/* status never writes: it works on a read-only connection, also of a
+ * database nothing was applied to. */
+TEST(status_on_a_read_only_connection)
+{
+	env e = setup();
+	char *path = alyx__path_join(e.dir, "data.db");
+	char *empty = alyx__path_join(e.dir, "empty.db");
+	alyx__err err = {0};
+	sqlite3 *ro = NULL;
+	alyx_buf b;
+
+	write_text(e.mdir, "002_x.yaml", "version: 2\noperations: []\n");
+	alyx__buf_init(&b, 0);
+	ASSERT_EQ(sqlite3_open_v2(path, &ro, SQLITE_OPEN_READONLY, NULL),
+		  SQLITE_OK);
+	exec_ok(ro, "PRAGMA query_only = 1");
+	ASSERT_EQ(alyx__migrate_status(ro, e.mdir, NULL, &b, &err), ALYX_OK);
+	ASSERT_CONTAINS(b.data, "\"pending\":[{\"version\":2");
+	sqlite3_close(ro);
+	ro = NULL;
+	ASSERT_EQ(sqlite3_open_v2(empty, &ro, SQLITE_OPEN_READWRITE |
+				  SQLITE_OPEN_CREATE, NULL), SQLITE_OK);
+	exec_ok(ro, "PRAGMA query_only = 1");
+	alyx__buf_reset(&b);
+	ASSERT_EQ(alyx__migrate_status(ro, e.mdir, NULL, &b, &err), ALYX_OK);
+	ASSERT_CONTAINS(b.data, "{\"applied\":[],\"pending\":[{");
+	ASSERT_EQ(q_int(ro, "SELECT count(*) FROM sqlite_master"), 0);
+	sqlite3_close(ro);
+	alyx__buf_free(&b);
+	alyx__free(path);
+	alyx__free(empty);
+	teardown(&e);
+}
+
 TEST_MAIN()
