@@ -59,7 +59,7 @@ void *cel_regex_compile(const char *pat, size_t n, char *why, size_t whylen)
 	int ec;
 	PCRE2_SIZE eo;
 	pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, n,
-				       PCRE2_UTF | PCRE2_NO_UTF_CHECK |
+				       PCRE2_UTF |
 					       PCRE2_DOLLAR_ENDONLY,
 				       &ec, &eo, NULL);
 
@@ -81,12 +81,21 @@ void cel_regex_free(void *re)
 int cel_regex_match(void *re, const char *s, size_t n)
 {
 	pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
+	pcre2_match_context *mc = pcre2_match_context_create(NULL);
 	int rc;
 
-	if (!md)
+	if (!md || !mc) {
+		pcre2_match_data_free(md);
+		pcre2_match_context_free(mc);
 		return -1;
-	rc = pcre2_match(re, (PCRE2_SPTR)s, n, 0, 0, md, NULL);
+	}
+	/* bound backtracking: RE2 is linear, PCRE2 is not */
+	pcre2_set_match_limit(mc, 200000);
+	pcre2_set_depth_limit(mc, 10000);
+	pcre2_set_heap_limit(mc, 8192);	/* KiB */
+	rc = pcre2_match(re, (PCRE2_SPTR)s, n, 0, 0, md, mc);
 	pcre2_match_data_free(md);
+	pcre2_match_context_free(mc);
 	if (rc >= 0)
 		return 1;
 	return rc == PCRE2_ERROR_NOMATCH ? 0 : -1;
