@@ -381,6 +381,14 @@ static bool strv_push(strv *s, const char *p, size_t n)
 	return true;
 }
 
+static bool strv_has(const strv *s, const char *x)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->v[i], x) == 0)
+			return true;
+	return false;
+}
+
 /* Skips a quoted token starting at s[i] ('...', "..." or `...`, doubled
  * quote = escape); returns the index after it. */
 static size_t skip_quoted(const char *s, size_t i)
@@ -598,7 +606,7 @@ static bool index_name(const char *stmt, char out[256])
 	}
 }
 
-static char *quote_ident(const char *s)
+char *alyx__quote_ident(const char *s)
 {
 	alyx_buf b;
 
@@ -672,28 +680,17 @@ static bool needs_rebuild(const alyx__collection *oc,
 			q = part_for(np, id);
 			if (!q || strcmp(p, q) != 0)
 				return true;
-			continue;
-		}
-		/* a table constraint: must be present unchanged */
-		size_t k;
-
-		for (k = 0; k < np->n; k++)
-			if (strcmp(np->v[k], p) == 0)
-				break;
-		if (k == np->n)
+		} else if (!strv_has(np, p)) {
+			/* a table constraint changed or went away */
 			return true;
+		}
 	}
 	for (size_t i = 0; i < np->n; i++) {
 		const char *p = np->v[i];
 		const alyx__field *f;
 
 		if (p[0] != '"') {
-			size_t k;
-
-			for (k = 0; k < op->n; k++)
-				if (strcmp(op->v[k], p) == 0)
-					break;
-			if (k == op->n)
+			if (!strv_has(op, p))
 				return true;
 			continue;
 		}
@@ -825,9 +822,9 @@ static int rebuild(sqlite3 *db, const alyx__collection *oc,
 		goto out;
 	tmp = alyx__asprintf("_alyx_new_%s", c->name);
 	what = alyx__asprintf("rebuilding table '%s'", c->name);
-	qtmp = tmp ? quote_ident(tmp) : NULL;
-	qold = quote_ident(oc->name);
-	qnew = quote_ident(c->name);
+	qtmp = tmp ? alyx__quote_ident(tmp) : NULL;
+	qold = alyx__quote_ident(oc->name);
+	qnew = alyx__quote_ident(c->name);
 	create = alyx__sql_create_table(c, tmp);
 	if (!tmp || !what || !qtmp || !qold || !qnew || !create) {
 		rc = alyx__err_set(err, ALYX_E_NOMEM, NULL, "out of memory");
@@ -843,7 +840,7 @@ static int rebuild(sqlite3 *db, const alyx__collection *oc,
 		const alyx__field *of = alyx__coll_field(oc, f->name);
 		const alyx__ddl_conv *cv = find_conv(conv, n_conv, c->name,
 						     f->name);
-		char *qf = quote_ident(f->name);
+		char *qf = alyx__quote_ident(f->name);
 
 		if (!qf) {
 			rc = alyx__err_set(err, ALYX_E_NOMEM, NULL,
@@ -938,7 +935,7 @@ static int add_columns(sqlite3 *db, const alyx__collection *c,
 		       const strv *op, const strv *np, alyx__err *err)
 {
 	char id[256];
-	char *qt = quote_ident(c->name), *sql = NULL;
+	char *qt = alyx__quote_ident(c->name), *sql = NULL;
 	int rc = qt ? ALYX_OK : alyx__err_set(err, ALYX_E_NOMEM, NULL,
 					      "out of memory");
 
@@ -990,7 +987,7 @@ static int sync_indexes(sqlite3 *db, const alyx__collection *oc,
 				break;
 		if (k < names.n)
 			continue;
-		qi = quote_ident(old_names.v[i]);
+		qi = alyx__quote_ident(old_names.v[i]);
 		sql = qi ? alyx__asprintf("DROP INDEX IF EXISTS %s", qi) : NULL;
 		rc = sql ? alyx__ddl_exec(db, sql, "dropping an index", err) :
 			   alyx__err_set(err, ALYX_E_NOMEM, NULL,
@@ -1019,7 +1016,7 @@ static int sync_indexes(sqlite3 *db, const alyx__collection *oc,
 		if (same)
 			continue;
 		if (exists) {
-			qi = quote_ident(names.v[i]);
+			qi = alyx__quote_ident(names.v[i]);
 			sql = qi ? alyx__asprintf("DROP INDEX %s", qi) : NULL;
 			rc = sql ? alyx__ddl_exec(db, sql, "replacing an index",
 						  err) :
@@ -1106,7 +1103,7 @@ int alyx__ddl_sync(sqlite3 *db, const alyx__schema *old,
 		rc = need_fk_off(db, "dropping the table", oc->name, err);
 		if (rc != ALYX_OK)
 			return rc;
-		q = quote_ident(oc->name);
+		q = alyx__quote_ident(oc->name);
 		sql = q ? alyx__asprintf("DROP TABLE IF EXISTS %s", q) : NULL;
 		rc = sql ? alyx__ddl_exec(db, sql, "dropping a collection",
 					  err) :

@@ -747,21 +747,6 @@ static void undo_add(mig_run *r, const char *op, const char *coll,
 	alyx__buf_addc(b, '}');
 }
 
-static char *quoted(const char *s)
-{
-	alyx_buf b;
-
-	alyx__buf_init(&b, 0);
-	alyx__buf_addc(&b, '"');
-	for (; *s; s++) {
-		if (*s == '"')
-			alyx__buf_addc(&b, '"');
-		alyx__buf_addc(&b, *s);
-	}
-	alyx__buf_addc(&b, '"');
-	return alyx__buf_take(&b);
-}
-
 /* Replaces r->snap by `next` after bringing the database from the one to
  * the other (unless dry). */
 static int run_sync(sqlite3 *db, mig_run *r, alyx__schema *next,
@@ -855,7 +840,7 @@ static int do_rename(sqlite3 *db, mig_run *r, const char *coll,
 				g->ref_field = x;
 			}
 		}
-	expr = quoted(from);
+	expr = alyx__quote_ident(from);
 	if (!expr) {
 		snap_free(next);
 		return nomem(err);
@@ -1076,7 +1061,7 @@ static int do_change_type(sqlite3 *db, mig_run *r, const char *coll,
 		snap_free(next);
 		return nomem(err);
 	}
-	qf = quoted(field);
+	qf = alyx__quote_ident(field);
 	if (qf)
 		expr = using_ ? alyx__strdup(using_) :
 			alyx__asprintf("CAST(%s AS %s)", qf, alyx__type_sql(t));

@@ -122,6 +122,9 @@ void alyx__ddl_rollback(sqlite3 *db, alyx__ddl_tx *tx);
 int alyx__ddl_exec(sqlite3 *db, const char *sql, const char *what,
 		   alyx__err *err);
 
+/* `s` as a double-quoted SQL identifier ("a""b"); alyx__malloc'd. */
+char *alyx__quote_ident(const char *s);
+
 /* A conversion for a table rebuild: the new column `field` of
  * `collection` is computed by the SQL expression `expr` over the old row
  * (e.g. CAST("age" AS INTEGER)). */
