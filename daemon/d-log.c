@@ -53,6 +53,20 @@ static void add_str(char *buf, size_t cap, size_t *n, const char *s)
 	add(buf, cap, n, "\"");
 }
 
+/* logfmt values are quoted only when they need it. */
+static void add_val(char *buf, size_t cap, size_t *n, const char *v)
+{
+	bool quote = !*v;
+	for (const char *p = v; *p; p++)
+		if (*p == ' ' || *p == '"' || *p == '=' || *p == '\\' ||
+		    (unsigned char)*p < 0x20)
+			quote = true;
+	if (log_format == ALYX_LOG_LOGFMT && !quote)
+		add(buf, cap, n, "%s", v);
+	else
+		add_str(buf, cap, n, v);
+}
+
 static void begin(char *buf, size_t cap, size_t *n, const char *level,
 		  const char *msg)
 {
@@ -70,7 +84,7 @@ static void begin(char *buf, size_t cap, size_t *n, const char *level,
 		add(buf, cap, n, "{\"ts\":\"%s.%03dZ\",\"level\":\"%s\","
 		    "\"msg\":", ts, (int)(tv.tv_usec / 1000), level);
 	}
-	add_str(buf, cap, n, msg);
+	add_val(buf, cap, n, msg);
 }
 
 static void kv(char *buf, size_t cap, size_t *n, const char *k,
@@ -82,7 +96,7 @@ static void kv(char *buf, size_t cap, size_t *n, const char *k,
 		add(buf, cap, n, " %s=", k);
 	else
 		add(buf, cap, n, ",\"%s\":", k);
-	add_str(buf, cap, n, v ? v : "");
+	add_val(buf, cap, n, v ? v : "");
 }
 
 static void emit(char *buf, size_t cap, size_t n)

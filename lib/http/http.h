@@ -54,7 +54,7 @@ enum alyx__method {
 const char *alyx__method_name(int m);
 
 /* ---- metrics ---- */
-#define ALYX_N_STATUS 19
+#define ALYX_N_STATUS 20
 #define ALYX_N_BUCKETS 14
 extern const int alyx__status_codes[ALYX_N_STATUS];	/* last is "other" */
 extern const double alyx__latency_buckets[ALYX_N_BUCKETS]; /* seconds */

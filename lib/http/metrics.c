@@ -11,7 +11,7 @@
 
 const int alyx__status_codes[ALYX_N_STATUS] = {
 	200, 201, 204, 400, 401, 403, 404, 405, 408, 409, 411, 413, 415, 422,
-	429, 500, 503, 504, 0 /* other */
+	429, 500, 503, 504, 505, 0 /* other */
 };
 
 /* Upper bounds in seconds (Prometheus `le`), +Inf implied. */

@@ -587,6 +587,20 @@ bad_length:
 				 "invalid Content-Length", NULL);
 }
 
+/* lws parses any single-digit HTTP version; serve 1.0 and 1.1 only. */
+static bool http1(struct lws *wsi)
+{
+	char v[16];
+	int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP);
+
+	if (n <= 0)
+		return true;	/* HTTP/0.9-style request line: lws's 1.0 */
+	if (n >= (int)sizeof(v) ||
+	    lws_hdr_copy(wsi, v, sizeof(v), WSI_TOKEN_HTTP) != n)
+		return false;
+	return !strcmp(v, "HTTP/1.1") || !strcmp(v, "HTTP/1.0");
+}
+
 int alyx__req_begin(alyx__svc *t, struct lws *wsi, alyx__req *r,
 		    const char *uri)
 {
@@ -607,6 +621,12 @@ int alyx__req_begin(alyx__svc *t, struct lws *wsi, alyx__req *r,
 	r->route = (uint8_t)route_of(s, r);
 	check_cors(t, r);
 
+	if (!http1(wsi)) {
+		r->closing = true;
+		return alyx__reply_error(t, r, 505, "HTTP_VERSION_NOT_SUPPORTED",
+					 "only HTTP/1.0 and HTTP/1.1 are served",
+					 NULL);
+	}
 	if (atomic_load(&s->stopping)) {
 		r->closing = true;
 		return alyx__reply_error(t, r, 503,

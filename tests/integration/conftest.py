@@ -7,6 +7,7 @@ used: HTTP goes through http.client or raw sockets.
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -73,7 +74,8 @@ class Server:
             self.wait_ready()
 
     def lines(self):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         with open(self.log_path) as f:
             return f.read().splitlines()
 
@@ -96,6 +98,10 @@ class Server:
                 for rec in self.log_records():
                     if rec.get("msg") == "listening":
                         self.port = int(rec["port"])
+                for line in self.lines():
+                    m = re.search(r'msg="?listening"? port="?(\d+)', line)
+                    if m:
+                        self.port = int(m.group(1))
             if self.port is not None:
                 try:
                     st, _, _ = self.request("GET", "/health/ready")
