@@ -227,10 +227,13 @@ static int get_bool(bctx *c, const ynode *n, const char *opt, bool *out)
 	return ALYX_OK;
 }
 
+/* Integers the schema stores must survive JSON (a double) exactly. */
+#define SCHEMA_MAX_INT 9007199254740991LL
+
 static int get_count(bctx *c, const ynode *n, const char *opt, int64_t *out)
 {
 	if (n->kind != YN_SCALAR || scalar_kind(n) != SK_INT ||
-	    !parse_i64(n->str, out) || *out < 0)
+	    !parse_i64(n->str, out) || *out < 0 || *out > SCHEMA_MAX_INT)
 		return berr(c, n, "'%s' must be a non-negative integer", opt);
 	return ALYX_OK;
 }
@@ -408,9 +411,14 @@ static int typed_literal(bctx *c, const ynode *n, alyx__type t,
 		else if (k == SK_STR)
 			got = "string that is not a UUID";
 	} else if (t == ALYX_T_INT) {
-		ok = k == SK_INT;
+		int64_t v = 0;
+
+		ok = k == SK_INT && parse_i64(n->str, &v) &&
+		     v >= -SCHEMA_MAX_INT && v <= SCHEMA_MAX_INT;
 		if (ok)
 			scalar_json(n, &b);
+		else if (k == SK_INT)
+			got = "int outside +-2^53";
 	} else if (t == ALYX_T_FLOAT) {
 		ok = k == SK_INT || k == SK_FLOAT;
 		if (ok) {

@@ -341,8 +341,8 @@ static int from_cjson(const cJSON *j, int depth, size_t *count, ynode **out,
 		alyx_buf b;
 
 		alyx__buf_init(&b, 64);
-		if (j->valuedouble == (double)(int64_t)j->valuedouble &&
-		    j->valuedouble < 9.2e18 && j->valuedouble > -9.2e18)
+		if (j->valuedouble < 9.2e18 && j->valuedouble > -9.2e18 &&
+		    j->valuedouble == (double)(int64_t)j->valuedouble)
 			alyx__json_i64(&b, (int64_t)j->valuedouble);
 		else
 			alyx__json_f64(&b, j->valuedouble);
