@@ -1632,16 +1632,43 @@ static int check_sums(const mig_state *s, alyx__err *err)
 	return rc;
 }
 
+/* Adds "applied":[...] to the error's details object, so a caller learns
+ * which migrations went in before the failure. */
+static void details_add_applied(alyx__err *err, const alyx_buf *done)
+{
+	alyx_buf d;
+
+	alyx__buf_init(&d, 0);
+	alyx__buf_adds(&d, "{\"applied\":[");
+	if (done->len)
+		alyx__buf_adds(&d, done->data);
+	alyx__buf_addc(&d, ']');
+	if (err->details && err->details[0] == '{' && err->details[1] != '}') {
+		alyx__buf_addc(&d, ',');
+		alyx__buf_adds(&d, err->details + 1);
+	} else {
+		alyx__buf_addc(&d, '}');
+	}
+	if (!d.err) {
+		alyx__free(err->details);
+		err->details = alyx__buf_take(&d);
+	}
+	alyx__buf_free(&d);
+}
+
 int alyx__migrate_apply(sqlite3 *db, const char *dir,
 			const alyx__schema *project_schema, alyx_buf *report,
 			alyx__err *err)
 {
 	alyx__schema *cur = NULL;
 	alyx__plan *plan = NULL;
+	char *pj = NULL;
+	alyx_buf done;
 	mig_state s;
-	bool fresh, first = true;
+	bool fresh = false;
 	int rc;
 
+	alyx__buf_init(&done, 0);
 	rc = state_load(db, dir, true, &s, err);
 	if (rc != ALYX_OK)
 		return rc;
@@ -1651,7 +1678,6 @@ int alyx__migrate_apply(sqlite3 *db, const char *dir,
 	if (rc != ALYX_OK)
 		goto out;
 	fresh = is_fresh(cur, &s) && project_schema;
-	alyx__buf_adds(report, "{\"applied\":[");
 	if (fresh) {
 		/* An empty database: create schema.yaml's collections first,
 		 * then run the files against them, skipping structural
@@ -1664,18 +1690,12 @@ int alyx__migrate_apply(sqlite3 *db, const char *dir,
 	for (size_t i = 0; i < s.files.n; i++) {
 		if (find_applied(&s.done, s.files.v[i].version))
 			continue;
-		rc = apply_one(db, &s.files.v[i], fresh, project_schema,
-			       report, first, err);
+		rc = apply_one(db, &s.files.v[i], fresh, project_schema, &done,
+			       done.len == 0, err);
 		if (rc != ALYX_OK)
 			goto out;
-		first = false;
 	}
-	alyx__buf_adds(report, "],\"baseline\":");
-	alyx__buf_adds(report, fresh ? "true" : "false");
-	alyx__buf_adds(report, ",\"schema\":");
 	if (project_schema) {
-		char *pj;
-
 		alyx__schema_free(cur);
 		cur = NULL;
 		rc = alyx__store_load_schema(db, &cur, err);
@@ -1684,23 +1704,26 @@ int alyx__migrate_apply(sqlite3 *db, const char *dir,
 		if (rc == ALYX_OK)
 			rc = alyx__store_apply_schema(db, cur, project_schema,
 						      plan, 0, err);
-		if (rc != ALYX_OK)
-			goto out;
-		pj = alyx__plan_to_json(plan);
-		if (!pj) {
+		if (rc == ALYX_OK && !(pj = alyx__plan_to_json(plan)))
 			rc = nomem(err);
-			goto out;
-		}
-		alyx__buf_adds(report, pj);
-		alyx__free(pj);
-	} else {
-		alyx__buf_adds(report, "null");
 	}
-	alyx__buf_addc(report, '}');
-	if (report->err)
-		rc = alyx__err_set(err, report->err, NULL,
-				   "report too large");
 out:
+	/* the report is complete JSON even after a failure */
+	alyx__buf_adds(report, "{\"applied\":[");
+	if (done.len)
+		alyx__buf_adds(report, done.data);
+	alyx__buf_adds(report, "],\"baseline\":");
+	alyx__buf_adds(report, fresh ? "true" : "false");
+	alyx__buf_adds(report, ",\"schema\":");
+	alyx__buf_adds(report, pj ? pj : "null");
+	alyx__buf_addc(report, '}');
+	if (rc == ALYX_OK && (report->err || done.err))
+		rc = alyx__err_set(err, report->err ? report->err : done.err,
+				   NULL, "report too large");
+	else if (rc != ALYX_OK && rc != ALYX_E_NOMEM)
+		details_add_applied(err, &done);
+	alyx__free(pj);
+	alyx__buf_free(&done);
 	alyx__plan_free(plan);
 	alyx__schema_free(cur);
 	state_free(&s);
