@@ -1,0 +1,560 @@
+/* api-doc.c - the public document, batch and query functions. */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/handle.h"
+#include "doc/doc.h"
+#include "query/query.h"
+
+#define BATCH_MAX_REQUESTS 1000
+#define ID_MAX 1024
+
+/* Sets *out to NULL and checks it (every public function with an OUT). */
+static int check_out(char **out, alyx__err *err)
+{
+	if (!out)
+		return alyx__misuse(err, "out");
+	*out = NULL;
+	return ALYX_OK;
+}
+
+static int check_id(const char *id, alyx__err *err)
+{
+	if (!id)
+		return alyx__misuse(err, "id");
+	if (!*id || strlen(id) > ID_MAX)
+		return alyx__err_set(err, ALYX_E_NOTFOUND, NULL,
+				     "document id is empty or longer than %d "
+				     "bytes", ID_MAX);
+	return ALYX_OK;
+}
+
+/* ---- single writes (the caller holds a write transaction) ---- */
+
+static int do_create(alyx *a, const alyx__collection *c, const cJSON *body,
+		     alyx_buf *out, alyx__err *err)
+{
+	alyx__row row = {0};
+	int rc = alyx__doc_prepare(c, body, ALYX_DOC_CREATE, &row, err);
+
+	if (rc == ALYX_OK)
+		rc = alyx__doc_insert(a->wdb, c, &row, out, err);
+	alyx__row_free(&row);
+	return rc;
+}
+
+static int do_update(alyx *a, const alyx__collection *c, const char *id,
+		     const cJSON *body, alyx_buf *out, alyx__err *err)
+{
+	alyx__row row = {0};
+	int rc = alyx__doc_prepare(c, body, ALYX_DOC_UPDATE, &row, err);
+
+	if (rc == ALYX_OK)
+		rc = alyx__doc_update(a->wdb, c, id, &row, out, err);
+	alyx__row_free(&row);
+	return rc;
+}
+
+/* Creates or updates (id != NULL) one document from JSON text. */
+static int write_one(alyx *a, const char *collection, const char *id,
+		     const char *json, size_t len, char **out)
+{
+	alyx__err err = {0};
+	alyx__snap *snap = NULL;
+	const alyx__collection *c;
+	cJSON *body = NULL;
+	alyx__row row = {0};
+	alyx__wtx t = {0};
+	alyx_buf b;
+	int rc;
+
+	alyx__buf_init(&b, 0);
+	rc = check_out(out, &err);
+	if (rc == ALYX_OK)
+		rc = alyx__enter(a, &err);
+	if (rc == ALYX_OK && id)
+		rc = check_id(id, &err);
+	if (rc != ALYX_OK)
+		goto out;
+	snap = alyx__snap_get(a);
+	rc = alyx__coll_find(snap, collection, &c, &err);
+	if (rc == ALYX_OK)
+		rc = alyx__json_parse(a, json, len, "json", &body, &err);
+	/* Validate before taking the writer: a bad document costs no lock. */
+	if (rc == ALYX_OK)
+		rc = alyx__doc_prepare(c, body,
+				       id ? ALYX_DOC_UPDATE : ALYX_DOC_CREATE,
+				       &row, &err);
+	if (rc == ALYX_OK)
+		rc = alyx__wtx_begin(a, &t, &err);
+	if (rc != ALYX_OK)
+		goto out;
+	if (id)
+		rc = alyx__doc_update(a->wdb, c, id, &row, &b, &err);
+	else
+		rc = alyx__doc_insert(a->wdb, c, &row, &b, &err);
+	rc = alyx__wtx_end(&t, rc == ALYX_OK, &err);
+	if (rc == ALYX_OK && b.err)
+		rc = alyx__err_set(&err, b.err, NULL, "document too large");
+	if (rc == ALYX_OK)
+		*out = alyx__buf_take(&b);
+out:
+	alyx__row_free(&row);
+	cJSON_Delete(body);
+	alyx__snap_put(snap);
+	alyx__buf_free(&b);
+	return alyx__finish(a, &err);
+}
+
+ALYX_API int alyx_doc_create(alyx *a, const alyx_ctx *ctx,
+			     const char *collection, const char *json,
+			     size_t len, char **out)
+{
+	return write_one(a, collection, NULL, json, len, out);
+}
+
+ALYX_API int alyx_doc_update(alyx *a, const alyx_ctx *ctx,
+			     const char *collection, const char *id,
+			     const char *json, size_t len, char **out)
+{
+	alyx__err err = {0};
+
+	if (!id) {
+		if (out)
+			*out = NULL;
+		alyx__misuse(&err, "id");
+		return alyx__finish(a, &err);
+	}
+	return write_one(a, collection, id, json, len, out);
+}
+
+ALYX_API int alyx_doc_delete(alyx *a, const alyx_ctx *ctx,
+			     const char *collection, const char *id)
+{
+	alyx__err err = {0};
+	alyx__snap *snap = NULL;
+	const alyx__collection *c;
+	alyx__wtx t = {0};
+	int rc;
+
+	rc = alyx__enter(a, &err);
+	if (rc == ALYX_OK)
+		rc = check_id(id, &err);
+	if (rc != ALYX_OK)
+		goto out;
+	snap = alyx__snap_get(a);
+	rc = alyx__coll_find(snap, collection, &c, &err);
+	if (rc == ALYX_OK)
+		rc = alyx__wtx_begin(a, &t, &err);
+	if (rc != ALYX_OK)
+		goto out;
+	rc = alyx__doc_delete(a->wdb, c, id, &err);
+	alyx__wtx_end(&t, rc == ALYX_OK, &err);
+out:
+	alyx__snap_put(snap);
+	return alyx__finish(a, &err);
+}
+
+/* ---- reads ---- */
+
+static void url_encode(alyx_buf *b, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' ||
+		    ch == '.' || ch == '~') {
+			alyx__buf_addc(b, (char)ch);
+		} else {
+			alyx__buf_addc(b, '%');
+			alyx__buf_addc(b, hex[ch >> 4]);
+			alyx__buf_addc(b, hex[ch & 15]);
+		}
+	}
+}
+
+/* alyx_doc_get's opts may only carry expand= and fields=. */
+static int check_get_opts(const char *opts, alyx__err *err)
+{
+	const char *p = opts;
+
+	while (*p) {
+		size_t n = strcspn(p, "&");
+		size_t k = strcspn(p, "=&");
+
+		if (n && !((k == 6 && strncmp(p, "expand", 6) == 0) ||
+			   (k == 6 && strncmp(p, "fields", 6) == 0))) {
+			char key[64];
+
+			snprintf(key, sizeof(key), "%.*s",
+				 (int)(k < 63 ? k : 63), p);
+			return alyx__err_setd(
+				err, ALYX_E_BADQUERY,
+				alyx__asprintf("{\"param\":\"%s\"}",
+					       alyx__ident_valid(key) ? key
+								      : "?"),
+				"alyx_doc_get accepts only expand= and "
+				"fields= options");
+		}
+		p += n;
+		if (*p == '&')
+			p++;
+	}
+	return ALYX_OK;
+}
+
+static int notfound_id(const alyx__collection *c, const char *id,
+		       alyx__err *err)
+{
+	alyx_buf d;
+
+	alyx__buf_init(&d, 0);
+	alyx__buf_adds(&d, "{\"collection\":");
+	alyx__json_strz(&d, c->name);
+	alyx__buf_adds(&d, ",\"id\":");
+	alyx__json_strz(&d, id);
+	alyx__buf_addc(&d, '}');
+	return alyx__err_setd(err, ALYX_E_NOTFOUND, alyx__buf_take(&d),
+			      "no document '%.200s' in '%s'", id, c->name);
+}
+
+/* A get with expand/fields: the query `filter=<pk>:eq:<id>&limit=1&opts`
+ * through the query module, then the one document out of {"docs":[..]}. */
+static int get_with_opts(alyx *a, alyx__snap *snap, const alyx__collection *c,
+			 const char *id, const char *opts, sqlite3 *db,
+			 alyx_buf *out, alyx__err *err)
+{
+	static const char head[] = "{\"docs\":[";
+	alyx__query *q = NULL;
+	alyx__value pk = {0};
+	alyx_buf qs, res;
+	char why[128];
+	int rc;
+
+	alyx__buf_init(&qs, 0);
+	alyx__buf_init(&res, 0);
+	rc = check_get_opts(opts, err);
+	if (rc != ALYX_OK)
+		goto out;
+	/* An id the primary key could never hold names no document. */
+	if (!alyx__doc_pk_value(c, id, &pk, why)) {
+		rc = notfound_id(c, id, err);
+		goto out;
+	}
+	alyx__buf_adds(&qs, "filter=");
+	alyx__buf_adds(&qs, c->fields[c->pk].name);
+	alyx__buf_adds(&qs, ":eq:");
+	url_encode(&qs, id);
+	alyx__buf_adds(&qs, "&limit=1&");
+	alyx__buf_adds(&qs, opts);
+	if (qs.err) {
+		rc = alyx__err_set(err, qs.err, NULL, "options too long");
+		goto out;
+	}
+	rc = alyx__query_parse_str(snap->schema, c, qs.data, &q, err);
+	if (rc == ALYX_OK)
+		rc = alyx__query_exec(db, q, NULL, &res, err);
+	if (rc != ALYX_OK)
+		goto out;
+	if (res.len < sizeof(head) + 1 ||
+	    memcmp(res.data, head, sizeof(head) - 1) != 0) {
+		rc = alyx__err_set(err, ALYX_E_INTERNAL, NULL,
+				   "unexpected query result");
+		goto out;
+	}
+	if (res.data[sizeof(head) - 1] == ']') {
+		rc = notfound_id(c, id, err);
+		goto out;
+	}
+	/* The document is the one array element: from after '[' to the
+	 * array's closing ']' (the object ends with '}' just before it). */
+	{
+		size_t start = sizeof(head) - 1, end = res.len;
+
+		while (end > start && res.data[end - 1] != ']')
+			end--;
+		if (end <= start + 1) {
+			rc = alyx__err_set(err, ALYX_E_INTERNAL, NULL,
+					   "unexpected query result");
+			goto out;
+		}
+		alyx__buf_add(out, res.data + start, end - 1 - start);
+	}
+out:
+	alyx__value_clear(&pk);
+	alyx__query_free(q);
+	alyx__buf_free(&qs);
+	alyx__buf_free(&res);
+	return rc;
+}
+
+ALYX_API int alyx_doc_get(alyx *a, const alyx_ctx *ctx,
+			  const char *collection, const char *id,
+			  const char *opts, char **out)
+{
+	alyx__err err = {0};
+	alyx__snap *snap = NULL;
+	const alyx__collection *c;
+	alyx__rd rd = {0};
+	alyx_buf b;
+	int rc;
+
+	alyx__buf_init(&b, 0);
+	rc = check_out(out, &err);
+	if (rc == ALYX_OK)
+		rc = alyx__enter(a, &err);
+	if (rc == ALYX_OK)
+		rc = check_id(id, &err);
+	if (rc != ALYX_OK)
+		goto out;
+	snap = alyx__snap_get(a);
+	rc = alyx__coll_find(snap, collection, &c, &err);
+	if (rc == ALYX_OK)
+		rc = alyx__reader_get(a, &rd, &err);
+	if (rc != ALYX_OK)
+		goto out;
+	if (opts && *opts)
+		rc = get_with_opts(a, snap, c, id, opts, rd.db, &b, &err);
+	else
+		rc = alyx__doc_read(rd.db, c, id, false, &b, &err);
+	alyx__reader_put(a, &rd);
+	if (rc == ALYX_OK && b.err)
+		rc = alyx__err_set(&err, b.err, NULL, "document too large");
+	if (rc == ALYX_OK)
+		*out = alyx__buf_take(&b);
+out:
+	alyx__snap_put(snap);
+	alyx__buf_free(&b);
+	return alyx__finish(a, &err);
+}
+
+/* Runs a parsed query of either form: parse(qs or json) then exec. */
+static int run_query(alyx *a, const char *collection, const char *qs,
+		     const char *json, char **out)
+{
+	alyx__err err = {0};
+	alyx__snap *snap = NULL;
+	const alyx__collection *c;
+	alyx__query *q = NULL;
+	cJSON *j = NULL;
+	alyx__rd rd = {0};
+	alyx_buf b;
+	int rc;
+
+	alyx__buf_init(&b, 0);
+	rc = check_out(out, &err);
+	if (rc == ALYX_OK)
+		rc = alyx__enter(a, &err);
+	if (rc != ALYX_OK)
+		goto out;
+	snap = alyx__snap_get(a);
+	rc = alyx__coll_find(snap, collection, &c, &err);
+	if (rc != ALYX_OK)
+		goto out;
+	if (qs) {
+		if (strnlen(qs, a->max_body + 1) > a->max_body)
+			rc = alyx__err_set(&err, ALYX_E_TOOBIG, NULL,
+					   "query string is larger than %zu "
+					   "bytes", a->max_body);
+		else
+			rc = alyx__query_parse_str(snap->schema, c, qs, &q,
+						   &err);
+	} else {
+		if (json)
+			rc = alyx__json_parse(a, json, (size_t)-1, "query_json",
+					      &j, &err);
+		else if (!(j = cJSON_CreateObject()))
+			rc = alyx__err_set(&err, ALYX_E_NOMEM, NULL,
+					   "out of memory");
+		if (rc == ALYX_OK)
+			rc = alyx__query_parse_json(snap->schema, c, j, &q,
+						    &err);
+	}
+	if (rc == ALYX_OK)
+		rc = alyx__reader_get(a, &rd, &err);
+	if (rc != ALYX_OK)
+		goto out;
+	rc = alyx__query_exec(rd.db, q, NULL, &b, &err);
+	alyx__reader_put(a, &rd);
+	if (rc == ALYX_OK && b.err)
+		rc = alyx__err_set(&err, b.err, NULL, "query result too large");
+	if (rc == ALYX_OK)
+		*out = alyx__buf_take(&b);
+out:
+	alyx__query_free(q);
+	cJSON_Delete(j);
+	alyx__snap_put(snap);
+	alyx__buf_free(&b);
+	return alyx__finish(a, &err);
+}
+
+ALYX_API int alyx_query_str(alyx *a, const alyx_ctx *ctx,
+			    const char *collection, const char *qs,
+			    char **out)
+{
+	return run_query(a, collection, qs ? qs : "", NULL, out);
+}
+
+ALYX_API int alyx_query(alyx *a, const alyx_ctx *ctx, const char *collection,
+			const char *query_json, char **out)
+{
+	return run_query(a, collection, NULL, query_json, out);
+}
+
+/* ---- batch ---- */
+
+enum { M_POST, M_PATCH, M_DELETE };
+
+/* Parses "/api/collections/:name[/:id]" into name and (decoded) id. */
+static int parse_url(const char *url, char **name, char **id, alyx__err *err)
+{
+	static const char prefix[] = "/api/collections/";
+	const char *p, *slash;
+	size_t idlen;
+
+	*name = *id = NULL;
+	if (strncmp(url, prefix, sizeof(prefix) - 1) != 0 ||
+	    strpbrk(url, "?#"))
+		return alyx__err_set(err, ALYX_E_BADJSON,
+				     "{\"field\":\"url\"}",
+				     "url must be /api/collections/:name"
+				     "[/:id]");
+	p = url + sizeof(prefix) - 1;
+	slash = strchr(p, '/');
+	*name = alyx__strndup(p, slash ? (size_t)(slash - p) : strlen(p));
+	if (!*name)
+		return alyx__err_set(err, ALYX_E_NOMEM, NULL, "out of memory");
+	if (!slash)
+		return ALYX_OK;
+	p = slash + 1;
+	if (!*p || strchr(p, '/') ||
+	    !alyx__url_decode(p, strlen(p), id, &idlen))
+		return alyx__err_set(err, ALYX_E_BADJSON,
+				     "{\"field\":\"url\"}",
+				     "bad document id in url");
+	return ALYX_OK;
+}
+
+static int batch_one(alyx *a, alyx__snap *snap, const cJSON *req,
+		     alyx_buf *res, alyx__err *err)
+{
+	const cJSON *m = cJSON_GetObjectItemCaseSensitive(req, "method");
+	const cJSON *u = cJSON_GetObjectItemCaseSensitive(req, "url");
+	const cJSON *body = cJSON_GetObjectItemCaseSensitive(req, "body");
+	const alyx__collection *c;
+	char *name = NULL, *id = NULL;
+	int method, status, rc;
+
+	if (!cJSON_IsObject(req) || !cJSON_IsString(m) || !cJSON_IsString(u))
+		return alyx__err_set(err, ALYX_E_BADJSON, NULL,
+				     "each request needs \"method\" and "
+				     "\"url\" strings");
+	if (strcmp(m->valuestring, "POST") == 0)
+		method = M_POST;
+	else if (strcmp(m->valuestring, "PATCH") == 0)
+		method = M_PATCH;
+	else if (strcmp(m->valuestring, "DELETE") == 0)
+		method = M_DELETE;
+	else
+		return alyx__err_set(err, ALYX_E_BADJSON,
+				     "{\"field\":\"method\"}",
+				     "method must be POST, PATCH or DELETE");
+	rc = parse_url(u->valuestring, &name, &id, err);
+	if (rc == ALYX_OK && (method == M_POST) != (id == NULL))
+		rc = alyx__err_set(err, ALYX_E_BADJSON, "{\"field\":\"url\"}",
+				   method == M_POST
+					   ? "POST takes a collection url"
+					   : "PATCH and DELETE take a "
+					     "document url");
+	if (rc == ALYX_OK && method != M_DELETE && !cJSON_IsObject(body))
+		rc = alyx__err_set(err, ALYX_E_BADJSON, "{\"field\":\"body\"}",
+				   "body must be a JSON object");
+	if (rc == ALYX_OK)
+		rc = alyx__coll_find(snap, name, &c, err);
+	if (rc != ALYX_OK)
+		goto out;
+	status = method == M_POST ? 201 : method == M_PATCH ? 200 : 204;
+	alyx__buf_addf(res, "{\"status\":%d,\"body\":", status);
+	if (method == M_POST)
+		rc = do_create(a, c, body, res, err);
+	else if (method == M_PATCH)
+		rc = do_update(a, c, id, body, res, err);
+	else if ((rc = alyx__doc_delete(a->wdb, c, id, err)) == ALYX_OK)
+		alyx__buf_adds(res, "null");
+	alyx__buf_addc(res, '}');
+out:
+	alyx__free(name);
+	alyx__free(id);
+	return rc;
+}
+
+ALYX_API int alyx_batch(alyx *a, const alyx_ctx *ctx, const char *json,
+			size_t len, char **out)
+{
+	alyx__err err = {0};
+	alyx__snap *snap = NULL;
+	const cJSON *reqs, *r;
+	cJSON *in = NULL;
+	alyx__wtx t = {0};
+	alyx_buf b;
+	int rc, i = 0;
+
+	alyx__buf_init(&b, 0);
+	rc = check_out(out, &err);
+	if (rc == ALYX_OK)
+		rc = alyx__enter(a, &err);
+	if (rc == ALYX_OK)
+		rc = alyx__json_parse(a, json, len, "json", &in, &err);
+	if (rc != ALYX_OK)
+		goto out;
+	reqs = cJSON_GetObjectItemCaseSensitive(in, "requests");
+	if (!cJSON_IsArray(reqs)) {
+		rc = alyx__err_set(&err, ALYX_E_BADJSON,
+				   "{\"field\":\"requests\"}",
+				   "a batch is {\"requests\":[...]}");
+		goto out;
+	}
+	if (cJSON_GetArraySize(reqs) > BATCH_MAX_REQUESTS) {
+		rc = alyx__err_set(&err, ALYX_E_TOOBIG,
+				   "{\"field\":\"requests\"}",
+				   "a batch holds at most %d requests",
+				   BATCH_MAX_REQUESTS);
+		goto out;
+	}
+	snap = alyx__snap_get(a);
+	rc = alyx__wtx_begin(a, &t, &err);
+	if (rc != ALYX_OK)
+		goto out;
+	alyx__buf_adds(&b, "{\"results\":[");
+	cJSON_ArrayForEach(r, reqs) {
+		if (i)
+			alyx__buf_addc(&b, ',');
+		rc = batch_one(a, snap, r, &b, &err);
+		if (rc != ALYX_OK)
+			break;
+		i++;
+	}
+	alyx__buf_adds(&b, "]}");
+	if (rc == ALYX_OK && b.err)
+		rc = alyx__err_set(&err, b.err, NULL, "batch result too large");
+	if (rc != ALYX_OK && err.code != ALYX_OK) {
+		char idx[24], msg[sizeof(err.msg)], *d;
+
+		snprintf(idx, sizeof(idx), "%d", i);
+		snprintf(msg, sizeof(msg), "%s", err.msg);
+		d = alyx__details_prepend(err.details, "index", idx);
+		alyx__err_setd(&err, err.code, d, "request %d: %.480s", i,
+			       msg);
+	}
+	rc = alyx__wtx_end(&t, rc == ALYX_OK, &err);
+	if (rc == ALYX_OK)
+		*out = alyx__buf_take(&b);
+out:
+	cJSON_Delete(in);
+	alyx__snap_put(snap);
+	alyx__buf_free(&b);
+	return alyx__finish(a, &err);
+}

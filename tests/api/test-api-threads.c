@@ -1,0 +1,76 @@
+/* test-api-threads.c - several threads share one handle: creates, queries
+ * and gets at once; nothing is lost and each thread keeps its own error. */
+#include <pthread.h>
+
+#include "api-util.h"
+
+#define THREADS 4
+#define PER_THREAD 150
+
+static alyx *shared;
+static char *author;
+
+static void *worker(void *arg)
+{
+	int t = (int)(intptr_t)arg, i, bad = 0;
+	char body[512], *out = NULL;
+
+	for (i = 0; i < PER_THREAD; i++) {
+		snprintf(body, sizeof(body),
+			 "{\"title\":\"T%d-%d\",\"slug\":\"s%d-%d\","
+			 "\"content\":\"c\",\"author_id\":\"%s\"}",
+			 t, i, t, i, author);
+		if (alyx_doc_create(shared, NULL, "posts", body, (size_t)-1,
+				    &out) != 0) {
+			fprintf(stderr, "create: %s\n", alyx_errmsg(shared));
+			bad++;
+		}
+		alyx_free(out);
+		if (i % 10 == 0) {
+			if (alyx_query_str(shared, NULL, "posts",
+					   "sort=-created_at&limit=20", &out))
+				bad++;
+			alyx_free(out);
+		}
+		/* A failure on this thread stays on this thread. */
+		if (i % 25 == 0) {
+			if (alyx_doc_get(shared, NULL, "posts", "missing",
+					 NULL, &out) != ALYX_E_NOTFOUND ||
+			    alyx_errcode(shared) != ALYX_E_NOTFOUND)
+				bad++;
+		}
+	}
+	return (void *)(intptr_t)bad;
+}
+
+TEST(threads_share_one_handle)
+{
+	pthread_t th[THREADS];
+	char *dir, *out = NULL, want[64];
+	int i;
+
+	shared = open_blog(&dir);
+	author = create_id(shared, "users", "{\"email\":\"t@example.com\"}");
+	for (i = 0; i < THREADS; i++)
+		ASSERT_EQ(pthread_create(&th[i], NULL, worker,
+					 (void *)(intptr_t)i), 0);
+	for (i = 0; i < THREADS; i++) {
+		void *bad = NULL;
+
+		pthread_join(th[i], &bad);
+		ASSERT_EQ((intptr_t)bad, 0);
+	}
+	ASSERT_OK(alyx_query_str(shared, NULL, "posts", "total=true&limit=1",
+				 &out));
+	snprintf(want, sizeof(want), "\"total\":%d", THREADS * PER_THREAD);
+	ASSERT_CONTAINS(out, want);
+	alyx_free(out);
+	ASSERT_OK(alyx_changes(shared, 0, 10000, &out));
+	ASSERT_EQ(count_in(out, "changes"), THREADS * PER_THREAD + 1);
+	alyx_free(out);
+	free(author);
+	alyx_close(shared);
+	remove_project(dir);
+}
+
+TEST_MAIN()
