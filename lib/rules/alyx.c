@@ -12,6 +12,43 @@
 
 static const char *const rule_vars[] = {"auth", "doc", "request"};
 
+/* Records the doc fields the rule reads; false on NOMEM. */
+static bool collect_used(alyx__rule *r, const cel_node *n,
+			 const cel_node *parent)
+{
+	if (n->kind == N_VAR && n->slot == ALYX_RULE_VAR_DOC) {
+		if (!parent || (parent->kind != N_SELECT &&
+				parent->kind != N_HAS)) {
+			r->doc_whole = true;
+			return true;
+		}
+		for (size_t i = 0; i < r->n_used; i++)
+			if (strlen(r->used[i].name) == parent->name_len &&
+			    !memcmp(r->used[i].name, parent->name,
+				    parent->name_len))
+				return true;
+		rule_field *nu = alyx__realloc(r->used, (r->n_used + 1) *
+							       sizeof(*nu));
+		if (!nu)
+			return false;
+		r->used = nu;
+		nu[r->n_used].name = alyx__strndup(parent->name,
+						   parent->name_len);
+		if (!nu[r->n_used].name)
+			return false;
+		nu[r->n_used].type = (alyx__type)-1;
+		for (size_t i = 0; i < r->n_fields; i++)
+			if (!strcmp(r->fields[i].name, nu[r->n_used].name))
+				nu[r->n_used].type = r->fields[i].type;
+		r->n_used++;
+		return true;
+	}
+	for (size_t i = 0; i < n->n; i++)
+		if (n->a[i] && !collect_used(r, n->a[i], n))
+			return false;
+	return true;
+}
+
 int alyx__rule_compile(const char *src, size_t len,
 		       const alyx__collection *c, alyx__rule **out,
 		       alyx__err *err)
@@ -54,6 +91,10 @@ int alyx__rule_compile(const char *src, size_t len,
 		r->n_fields = c->n_fields;
 		r->typed = true;
 	}
+	if (!collect_used(r, r->prog->root, NULL)) {
+		alyx__rule_free(r);
+		return alyx__err_set(err, ALYX_E_NOMEM, NULL, "out of memory");
+	}
 	*out = r;
 	return ALYX_OK;
 }
@@ -65,6 +106,9 @@ void alyx__rule_free(alyx__rule *r)
 	for (size_t i = 0; i < r->n_fields; i++)
 		alyx__free(r->fields[i].name);
 	alyx__free(r->fields);
+	for (size_t i = 0; i < r->n_used; i++)
+		alyx__free(r->used[i].name);
+	alyx__free(r->used);
 	alyx__cel_prog_free(r->prog);
 	alyx__free(r);
 }
@@ -236,6 +280,28 @@ static int doc_val(const alyx__rule *r, const alyx__collection *c,
 	alyx__cel_val *kv;
 	int rc;
 
+	if (r && !r->doc_whole && cJSON_IsObject(j)) {
+		/* only the fields the rule reads */
+		if ((rc = mk_map(run, r->n_used, &kv)))
+			return rc;
+		for (size_t i = 0; i < r->n_used; i++) {
+			it = cJSON_GetObjectItemCaseSensitive(j,
+							      r->used[i].name);
+			if (!it)
+				continue;
+			kv[2 * n] = alyx__cel_str(it->string,
+						  strlen(it->string));
+			rc = (int)r->used[i].type >= 0 ?
+				     field_val(r->used[i].type, it, run,
+					       &kv[2 * n + 1]) :
+				     json_generic(it, run, &kv[2 * n + 1], 1);
+			if (rc)
+				return rc;
+			n++;
+		}
+		*out = alyx__cel_map(kv, n);
+		return ALYX_OK;
+	}
 	if (!cJSON_IsObject(j) || (!r && !c) || (r && !r->typed))
 		return json_generic(j, run, out, 0);
 	cJSON_ArrayForEach(it, j) n++;

@@ -47,6 +47,16 @@ alyx__cel_val cel_errorf(alyx__cel_run *r, int pos, const char *fmt, ...)
 
 static alyx__cel_val ev(cel_ectx *x, const cel_node *n);
 
+/* Literals and variables without a recursive call (the hot path). */
+static inline alyx__cel_val ev_fast(cel_ectx *x, const cel_node *n)
+{
+	if (n->kind == N_LIT)
+		return n->lit;
+	if (n->kind == N_VAR && x->vars)
+		return x->vars[n->slot];
+	return ev(x, n);
+}
+
 static alyx__cel_val no_overload(cel_ectx *x, const cel_node *n,
 				 const char *op, const alyx__cel_val *a,
 				 const alyx__cel_val *b)
@@ -458,12 +468,12 @@ static alyx__cel_val comprehension(cel_ectx *x, const cel_node *n)
 static alyx__cel_val logic(cel_ectx *x, const cel_node *n)
 {
 	bool is_and = n->kind == N_AND;
-	alyx__cel_val l = ev(x, n->a[0]);
+	alyx__cel_val l = ev_fast(x, n->a[0]);
 
 	/* the deciding value short-circuits */
 	if (l.k == ALYX_CEL_BOOL && l.v.b != is_and)
 		return l;
-	alyx__cel_val r = ev(x, n->a[1]);
+	alyx__cel_val r = ev_fast(x, n->a[1]);
 	if (r.k == ALYX_CEL_BOOL && r.v.b != is_and)
 		return r;
 	if (l.k == ALYX_CEL_BOOL && r.k == ALYX_CEL_BOOL)
@@ -499,7 +509,7 @@ static alyx__cel_val ev(cel_ectx *x, const cel_node *n)
 				  (int)n->name_len, n->name);
 	case N_SELECT:
 	case N_HAS: {
-		a = ev(x, n->a[0]);
+		a = ev_fast(x, n->a[0]);
 		if (ISERR(a))
 			return a;
 		if (a.k != ALYX_CEL_MAP)
@@ -586,10 +596,10 @@ static alyx__cel_val ev(cel_ectx *x, const cel_node *n)
 			return no_overload(x, n, "_?_:_", &a, NULL);
 		return ev(x, n->a[a.v.b ? 1 : 2]);
 	case N_BIN:
-		a = ev(x, n->a[0]);
+		a = ev_fast(x, n->a[0]);
 		if (ISERR(a))
 			return a;
-		b = ev(x, n->a[1]);
+		b = ev_fast(x, n->a[1]);
 		if (ISERR(b))
 			return b;
 		return binop(x, n, &a, &b);

@@ -132,6 +132,12 @@ struct alyx__rule {
 	rule_field *fields;	/* copy of the collection's field types */
 	size_t n_fields;
 	bool typed;
+	/* The doc fields the rule reads (doc.<name> / has(doc.<name>)), with
+	 * their schema type (-1: not in the schema), so evaluation converts
+	 * only those; doc_whole when doc is used in any other way. */
+	rule_field *used;	/* type -1 = untyped */
+	size_t n_used;
+	bool doc_whole;
 };
 
 const alyx__field *cel_coll_field(const alyx__collection *c,
