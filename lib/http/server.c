@@ -381,7 +381,7 @@ static void server_release(alyx_server *s)
 
 static void join_all(alyx_server *s)
 {
-	for (int i = 0; i < s->nthreads; i++) {
+	for (int i = 0; s->svcs && i < s->nthreads; i++) {
 		alyx__svc *t = &s->svcs[i];
 		if (!t->started)
 			continue;
