@@ -240,8 +240,9 @@ static alyx__filter *fnorm(alyx__filter *f)
 			alyx__filter *k = f->kids[i];
 
 			if (k->kind == f->kind) {
-				memcpy(kids + j, k->kids,
-				       k->n_kids * sizeof(*kids));
+				if (k->n_kids)
+					memcpy(kids + j, k->kids,
+					       k->n_kids * sizeof(*kids));
 				j += k->n_kids;
 				k->n_kids = 0;
 				alyx__filter_free(k);
@@ -947,6 +948,7 @@ static int rest_param(pctx *px, const char *key, const char *v, size_t vn,
 {
 	size_t i;
 	int64_t num = 0;
+	bool ok;
 
 	for (i = 0; i < ALYX_ARRAY_LEN(rest_params); i++)
 		if (!strcmp(key, rest_params[i].name))
@@ -968,12 +970,11 @@ static int rest_param(pctx *px, const char *key, const char *v, size_t vn,
 	case P_SORT:
 		return vn ? name_list(px, v, vn, add_sort) : ALYX_OK;
 	case P_LIMIT:
-		return set_limit(px, num,
-				 parse_u(v, vn, ALYX_QUERY_MAX_LIMIT + 1,
-					 &num));
+		ok = parse_u(v, vn, ALYX_QUERY_MAX_LIMIT + 1, &num);
+		return set_limit(px, num, ok);
 	case P_OFFSET:
-		return set_offset(px, num,
-				  parse_u(v, vn, ALYX_QUERY_MAX_OFFSET, &num));
+		ok = parse_u(v, vn, ALYX_QUERY_MAX_OFFSET, &num);
+		return set_offset(px, num, ok);
 	case P_AFTER:
 		return set_after(px, v, vn);
 	case P_EXPAND:
@@ -1231,6 +1232,7 @@ static bool json_int(const cJSON *v, int64_t *out)
 static int json_param(pctx *px, const cJSON *k)
 {
 	int64_t num = 0;
+	bool ok;
 
 	px->param = k->string;
 	if (!strcmp(k->string, "filter")) {
@@ -1252,10 +1254,14 @@ static int json_param(pctx *px, const cJSON *k)
 		return json_names(px, k, add_expand);
 	if (!strcmp(k->string, "fields"))
 		return json_names(px, k, add_field);
-	if (!strcmp(k->string, "limit"))
-		return set_limit(px, num, json_int(k, &num));
-	if (!strcmp(k->string, "offset"))
-		return set_offset(px, num, json_int(k, &num));
+	if (!strcmp(k->string, "limit")) {
+		ok = json_int(k, &num);
+		return set_limit(px, num, ok);
+	}
+	if (!strcmp(k->string, "offset")) {
+		ok = json_int(k, &num);
+		return set_offset(px, num, ok);
+	}
 	if (!strcmp(k->string, "after")) {
 		if (!cJSON_IsString(k))
 			return alyx__qerr(px->err, ALYX_E_BADQUERY, "after",

@@ -718,7 +718,8 @@ static int xfetch(sqlite3 *db, xnode *parent, size_t k, alyx__err *err)
 		sqlite3_finalize(st);
 		st = NULL;
 	}
-	qsort(x->docs, x->n_docs, sizeof(*x->docs), xdoc_cmp);
+	if (x->n_docs)
+		qsort(x->docs, x->n_docs, sizeof(*x->docs), xdoc_cmp);
 	for (i = 0; i < x->n_kids && rc == ALYX_OK; i++)
 		rc = xfetch(db, x, i, err);
 	goto out;
