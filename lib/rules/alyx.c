@@ -512,3 +512,60 @@ alyx__rule_result alyx__rule_eval(const alyx__rule *r,
 	alyx__cel_run_free(&run);
 	return res;
 }
+
+/* ---- a collection's rules ---- */
+
+static const char *const op_names[ALYX_RULE_COUNT] = {"create", "read",
+						       "update", "delete"};
+
+int alyx__rules_build(const alyx__collection *c,
+		      alyx__rule *out[ALYX_RULE_COUNT], alyx__err *err)
+{
+	alyx__err e = {0};
+	int rc = ALYX_OK;
+
+	for (int op = 0; op < ALYX_RULE_COUNT; op++)
+		out[op] = NULL;
+	for (int op = 0; op < ALYX_RULE_COUNT && !rc; op++) {
+		const char *src = c->rules[op];
+		if (!src)
+			continue;
+		rc = alyx__rule_compile(src, strlen(src), c, &out[op], &e);
+		if (!rc)
+			rc = alyx__rule_check(out[op], c, &e);
+		if (!rc)
+			continue;
+		/* "L:C: msg" within the rule -> the schema file position */
+		int l = 1, col = 1;
+		const char *msg = e.msg;
+		if (sscanf(e.msg, "%d:%d: ", &l, &col) == 2) {
+			msg = strchr(e.msg, ' ');
+			msg = msg ? msg + 1 : e.msg;
+		}
+		int fl = c->rule_line[op] > 0 ? c->rule_line[op] + l - 1 : l;
+		int fc = c->rule_line[op] > 0 && l == 1 ?
+				 c->rule_col[op] + col - 1 : col;
+		alyx_buf d;
+		alyx__buf_init(&d, 4096);
+		alyx__buf_adds(&d, "{\"collection\":");
+		alyx__json_strz(&d, c->name);
+		alyx__buf_addf(&d, ",\"operation\":\"%s\",\"line\":%d,"
+			       "\"column\":%d,\"rule_line\":%d,"
+			       "\"rule_column\":%d,\"message\":", op_names[op],
+			       fl, fc, l, col);
+		alyx__json_strz(&d, msg);
+		alyx__buf_addc(&d, '}');
+		rc = alyx__err_setd(err, e.code == ALYX_E_RULE ? ALYX_E_SCHEMA :
+							       e.code,
+				    alyx__buf_take(&d),
+				    "%d:%d: rule %s.%s: %s", fl, fc,
+				    c->name ? c->name : "?", op_names[op], msg);
+		alyx__err_clear(&e);
+	}
+	if (rc)
+		for (int op = 0; op < ALYX_RULE_COUNT; op++) {
+			alyx__rule_free(out[op]);
+			out[op] = NULL;
+		}
+	return rc;
+}

@@ -266,6 +266,18 @@ const char *alyx__rule_src(const alyx__rule *r);
 int alyx__rule_check(const alyx__rule *r, const alyx__collection *c,
 		     alyx__err *err);
 
+/*
+ * Compiles and checks every rule of collection c (c->rules[op], NULL =
+ * none) into out[op] (NULL where there is no rule), for the program cache
+ * the schema loader keeps until the schema changes.  On the first bad
+ * rule frees what it built and returns ALYX_E_SCHEMA with the message
+ * "L:C: rule posts.read: <message>" (L:C in the schema file, from
+ * c->rule_line/rule_col) and details {"collection","operation","line",
+ * "column","rule_line","rule_column","message"}; or ALYX_E_TOOBIG/NOMEM.
+ */
+int alyx__rules_build(const alyx__collection *c,
+		      alyx__rule *out[ALYX_RULE_COUNT], alyx__err *err);
+
 typedef enum alyx__rule_result {
 	ALYX_RULE_DENY = 0,
 	ALYX_RULE_ALLOW = 1,

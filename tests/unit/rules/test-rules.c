@@ -501,4 +501,38 @@ TEST(alyx_eval_vals_no_alloc_reuse)
 	cJSON_Delete(d);
 }
 
+TEST(alyx_rules_build)
+{
+	alyx__collection c = posts;
+	alyx__rule *rs[ALYX_RULE_COUNT];
+	alyx__err err = {0};
+
+	c.rules[ALYX_RULE_READ] = "doc.published == true || auth.role == "
+				  "'admin'";
+	c.rules[ALYX_RULE_DELETE] = "auth.role == 'admin'";
+	c.rule_line[ALYX_RULE_READ] = 40;
+	c.rule_col[ALYX_RULE_READ] = 13;
+	ASSERT_OK(alyx__rules_build(&c, rs, &err));
+	ASSERT(rs[ALYX_RULE_CREATE] == NULL && rs[ALYX_RULE_READ] != NULL);
+	ASSERT(rs[ALYX_RULE_DELETE] != NULL);
+	for (int i = 0; i < ALYX_RULE_COUNT; i++)
+		alyx__rule_free(rs[i]);
+
+	c.rules[ALYX_RULE_READ] = "doc.published == 'yes'";
+	ASSERT_EQ(alyx__rules_build(&c, rs, &err), ALYX_E_SCHEMA);
+	ASSERT_STR_EQ(err.msg, "40:27: rule posts.read: cannot compare bool "
+		      "with string");
+	ASSERT_CONTAINS(err.details, "\"operation\":\"read\"");
+	ASSERT_CONTAINS(err.details, "\"rule_column\":15");
+	for (int i = 0; i < ALYX_RULE_COUNT; i++)
+		ASSERT(rs[i] == NULL);
+	alyx__err_clear(&err);
+
+	c.rules[ALYX_RULE_READ] = NULL;
+	c.rules[ALYX_RULE_UPDATE] = "auth.id ==\n  doc.author_id &&";
+	ASSERT_EQ(alyx__rules_build(&c, rs, &err), ALYX_E_SCHEMA);
+	ASSERT_CONTAINS(err.msg, "2:19: rule posts.update: unexpected end");
+	alyx__err_clear(&err);
+}
+
 TEST_MAIN()
