@@ -1155,6 +1155,16 @@ static char *destructive_details(const alyx__plan *plan, int *count)
 	return alyx__buf_take(&b);
 }
 
+int alyx__plan_refuse(const alyx__plan *plan, alyx__err *err)
+{
+	int n = 0;
+	char *d = destructive_details(plan, &n);
+
+	return alyx__err_setd(err, ALYX_E_MIGRATION, d,
+			      "%d change(s) need a migration file; nothing "
+			      "was changed", n);
+}
+
 int alyx__store_apply_schema(sqlite3 *db, const alyx__schema *old,
 			     const alyx__schema *new_,
 			     const alyx__plan *plan, unsigned flags,
@@ -1171,12 +1181,7 @@ int alyx__store_apply_schema(sqlite3 *db, const alyx__schema *old,
 		plan = own;
 	}
 	if (plan->destructive && !(flags & ALYX_STORE_ALLOW_DESTRUCTIVE)) {
-		int n = 0;
-		char *d = destructive_details(plan, &n);
-
-		rc = alyx__err_setd(err, ALYX_E_MIGRATION, d,
-				    "%d change(s) need a migration file; "
-				    "nothing was changed", n);
+		rc = alyx__plan_refuse(plan, err);
 		goto out;
 	}
 	rc = alyx__ddl_begin(db, &tx, true, err);

@@ -326,6 +326,14 @@ static int load_file(const mig_file *mf, mig_doc **out, char **text,
 					    alyx__buf_take(&d), "%s: %s",
 					    mf->path, m);
 		*out = NULL;
+	} else if ((*out)->version != mf->version) {
+		rc = alyx__err_set(err, ALYX_E_MIGRATION, NULL,
+				   "%s: version %lld does not match the file "
+				   "name's %lld", mf->path,
+				   (long long)(*out)->version,
+				   (long long)mf->version);
+		doc_free(*out);
+		*out = NULL;
 	} else {
 		op_lines(*text, *out);
 	}
@@ -1101,6 +1109,11 @@ static int do_sql(sqlite3 *db, mig_run *r, const char *up, const char *down,
 static int run_ops(sqlite3 *db, mig_run *r, const mig_file *mf,
 		   const mig_doc *doc, alyx__err *err)
 {
+	if (doc->ops_count == 0)
+		return alyx__err_set(err, ALYX_E_MIGRATION, NULL,
+				     "%s: no operations yet (replace "
+				     "'operations: []' with a list; see the "
+				     "commented examples)", mf->path);
 	for (unsigned i = 0; i < doc->ops_count; i++) {
 		const mig_op *op = &doc->ops[i];
 		enum op_kind kind = OP_SQL;
@@ -1319,6 +1332,44 @@ static bool is_fresh(const alyx__schema *applied_schema,
 		     const mig_state *s)
 {
 	return !applied_schema && s->done.n == 0;
+}
+
+/* Runs the pending files on a copy of the applied schema (no database
+ * change) and returns the schema they would leave. */
+static int simulate(sqlite3 *db, const mig_state *s, const alyx__schema *cur,
+		    const alyx__schema *project, bool fresh,
+		    alyx__schema **out, alyx__err *err)
+{
+	mig_run r;
+	int rc = ALYX_OK;
+
+	*out = NULL;
+	run_init(&r);
+	r.dry = true;
+	r.project = project;
+	r.tolerant = fresh;
+	if (!(r.snap = snap_clone(fresh ? project : cur)))
+		rc = nomem(err);
+	for (size_t i = 0; rc == ALYX_OK && i < s->files.n; i++) {
+		const mig_file *mf = &s->files.v[i];
+		mig_doc *doc = NULL;
+		char *text = NULL;
+		size_t len;
+
+		if (find_applied(&s->done, mf->version))
+			continue;
+		rc = load_file(mf, &doc, &text, &len, err);
+		if (rc == ALYX_OK)
+			rc = run_ops(db, &r, mf, doc, err);
+		doc_free(doc);
+		alyx__free(text);
+	}
+	if (rc == ALYX_OK) {
+		*out = r.snap;
+		r.snap = NULL;
+	}
+	run_free(&r);
+	return rc;
 }
 
 int alyx__migrate_status(sqlite3 *db, const char *dir,
@@ -1541,14 +1592,6 @@ static int apply_one(sqlite3 *db, const mig_file *mf, bool tolerant,
 	if (rc != ALYX_OK)
 		goto out;
 	alyx__sha256_hex(text, len, sum);
-	if (doc->version != mf->version) {
-		rc = alyx__err_set(err, ALYX_E_MIGRATION, NULL,
-				   "%s: version %lld does not match the file "
-				   "name's %lld", mf->path,
-				   (long long)doc->version,
-				   (long long)mf->version);
-		goto out;
-	}
 	rc = alyx__ddl_begin(db, &tx, structural(doc), err);
 	if (rc != ALYX_OK)
 		goto out;
@@ -1678,6 +1721,23 @@ int alyx__migrate_apply(sqlite3 *db, const char *dir,
 	if (rc != ALYX_OK)
 		goto out;
 	fresh = is_fresh(cur, &s) && project_schema;
+	if (project_schema) {
+		/* Refuse before anything runs when a file is bad or the
+		 * files leave destructive changes to schema.yaml. */
+		alyx__schema *sim = NULL;
+
+		rc = simulate(db, &s, cur, project_schema, fresh, &sim, err);
+		if (rc == ALYX_OK)
+			rc = alyx__schema_diff(sim, project_schema, &plan,
+					       err);
+		snap_free(sim);
+		if (rc == ALYX_OK && plan->destructive)
+			rc = alyx__plan_refuse(plan, err);
+		alyx__plan_free(plan);
+		plan = NULL;
+		if (rc != ALYX_OK)
+			goto out;
+	}
 	if (fresh) {
 		/* An empty database: create schema.yaml's collections first,
 		 * then run the files against them, skipping structural

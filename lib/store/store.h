@@ -102,6 +102,11 @@ int alyx__store_apply_schema(sqlite3 *db, const alyx__schema *old,
 			     const alyx__plan *plan, unsigned flags,
 			     alyx__err *err);
 
+/* The refusal of a destructive plan: ALYX_E_MIGRATION, "N change(s) need
+ * a migration file; nothing was changed", details {"changes":[...every
+ * destructive change],"hint":..}.  Returns ALYX_E_MIGRATION. */
+int alyx__plan_refuse(const alyx__plan *plan, alyx__err *err);
+
 /* Building blocks shared by ddl.c and migrate.c. */
 typedef struct alyx__ddl_tx {
 	bool open;		/* savepoint open */
