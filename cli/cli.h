@@ -124,6 +124,9 @@ void cli_qs_add(FILE *f, const char *name, const char *value, bool list);
 /* Writes `s` URL-encoded (RFC 3986 unreserved characters stay; commas
  * too with `list`). */
 void cli_url_encode(FILE *f, const char *s, bool list);
+/* True when a change description from libalyx starts with its own
+ * marker ("+ Added field ...", "! Changed type ..."). */
+bool cli_has_marker(const char *desc);
 /* Writes `s` as a quoted, escaped JSON string. */
 void cli_json_str(FILE *f, const char *s);
 /* Prints a libalyx JSON answer to stdout, re-indented if `pretty`. */

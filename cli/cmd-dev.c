@@ -97,6 +97,7 @@ static int apply_schema(struct cli *g, alyx *a)
 	char path[PATH_MAX], *yaml = NULL, *plan = NULL, *sj = NULL;
 	size_t len;
 	cj *p = NULL, *s = NULL;
+	const cj *changes;
 	int rc;
 
 	snprintf(path, sizeof(path), "%s/schema.yaml", alyx_project_dir(a));
@@ -106,10 +107,6 @@ static int apply_schema(struct cli *g, alyx *a)
 	rc = alyx_apply_schema(a, yaml, len, "schema.yaml", 0, &plan);
 	if (rc != ALYX_OK) {
 		rc = cli_lib_error(g, a, rc);
-		if (rc == CLI_MIGRATION)
-			fprintf(stderr, "Nothing was changed.  Describe these "
-				"changes in a migration file (alyx migrate "
-				"create <name>) and run alyx migrate apply.\n");
 		goto out;
 	}
 	rc = alyx_schema_json(a, &sj);
@@ -125,11 +122,14 @@ static int apply_schema(struct cli *g, alyx *a)
 		say("\xe2\x9c\x93 Schema loaded (%zu collection%s)", n,
 		    n == 1 ? "" : "s");
 	}
-	for (const cj *c = cj_get(p, "changes") ? cj_get(p, "changes")->kid :
-						   NULL; c; c = c->next)
-		say("  + %s", cj_getstr(c, "description") ?
-			cj_getstr(c, "description") : cj_text(cj_get(c, "op")));
-	if (cj_count(cj_get(p, "changes")))
+	changes = cj_get(p, "changes");
+	for (const cj *c = changes ? changes->kid : NULL; c; c = c->next) {
+		const char *d = cj_getstr(c, "description");
+
+		say("  %s%s", d && cli_has_marker(d) ? "" : "+ ",
+		    d ? d : cj_text(cj_get(c, "op")));
+	}
+	if (cj_count(changes))
 		say("  \xe2\x9c\x93 Migration applied");
 	rc = CLI_OK;
 out:

@@ -48,13 +48,21 @@ static const char *const action_names[] = {
 	[A_CREATE] = "create",
 };
 
-/* "002_rename_user_name" from a migration entry. */
+/* A migration entry as its file name ("002_rename_user_name.yaml"), or
+ * version and name. */
 static void print_migration(const char *prefix, const cj *m,
 			    const char *suffix)
 {
+	const char *file = cj_getstr(m, "file");
 	const char *name = cj_getstr(m, "name");
 	const cj *ver = cj_get(m, "version");
 
+	if (file) {
+		const char *slash = strrchr(file, '/');
+
+		printf("%s%s%s\n", prefix, slash ? slash + 1 : file, suffix);
+		return;
+	}
 	printf("%s%s%s%s%s\n", prefix, ver ? cj_text(ver) : "",
 	       ver && name ? "_" : "", name ? name : "", suffix);
 }
@@ -68,7 +76,10 @@ static void print_changes(const cj *changes)
 		const char *desc = cj_getstr(c, "description");
 		bool destructive = safe && safe->type == CJ_BOOL && !safe->b;
 
-		if (desc) {
+		if (desc && cli_has_marker(desc)) {
+			printf("  %s%s\n", desc,
+			       destructive ? " (needs a migration file)" : "");
+		} else if (desc) {
 			printf("  %c %s%s\n", destructive ? '!' : '+', desc,
 			       destructive ? " (needs a migration file)" : "");
 		} else {
@@ -98,7 +109,33 @@ static const cj *schema_changes(const cj *r)
 	return c && c->type == CJ_ARR ? c : NULL;
 }
 
-static void print_status(alyx *a, const cj *r)
+/* An empty database: apply creates schema.yaml's collections as a whole;
+ * list them from the file. */
+static void print_baseline(const struct cli *g, alyx *a)
+{
+	char path[PATH_MAX], *yaml = NULL, *json = NULL;
+	size_t len = 0;
+	cj *s = NULL;
+	const cj *colls;
+
+	snprintf(path, sizeof(path), "%s/schema.yaml", alyx_project_dir(a));
+	if (cli_read_file(g, path, &yaml, &len) != CLI_OK)
+		return;
+	if (yaml && alyx_yaml_to_json(a, yaml, len, NULL, &json) == ALYX_OK)
+		s = cj_parse(json, strlen(json));
+	colls = cj_get(s, "collections");
+	printf("schema.yaml: not applied yet; 'alyx migrate apply' creates "
+	       "%zu collection%s", cj_count(colls),
+	       cj_count(colls) == 1 ? "" : "s");
+	for (const cj *c = colls ? colls->kid : NULL; c; c = c->next)
+		printf("%s%s", c == colls->kid ? ": " : ", ", c->key);
+	printf("\n");
+	cj_free(s);
+	alyx_free(json);
+	free(yaml);
+}
+
+static void print_status(const struct cli *g, alyx *a, const cj *r)
 {
 	const cj *applied = cj_get(r, "applied");
 	const cj *pending = cj_get(r, "pending");
@@ -121,7 +158,9 @@ static void print_status(alyx *a, const cj *r)
 	}
 	for (const cj *m = pending ? pending->kid : NULL; m; m = m->next)
 		print_migration("  ", m, "  pending");
-	if (cj_count(changes) == 0) {
+	if (cj_gettrue(r, "baseline")) {
+		print_baseline(g, a);
+	} else if (cj_count(changes) == 0) {
 		printf("schema.yaml: up to date.\n");
 	} else {
 		printf("schema.yaml: %zu change%s not applied yet:\n",
@@ -130,11 +169,30 @@ static void print_status(alyx *a, const cj *r)
 	}
 }
 
-static void print_apply(const cj *r)
+static void print_apply(alyx *a, const cj *r)
 {
 	const cj *applied = cj_get(r, "applied");
 	const cj *changes = schema_changes(r);
+	bool baseline = cj_gettrue(r, "baseline");
 
+	if (baseline) {
+		/* An empty database: schema.yaml was created as a whole. */
+		char *sj = NULL;
+		cj *s = NULL;
+		const cj *colls;
+
+		if (alyx_schema_json(a, &sj) == ALYX_OK)
+			s = cj_parse(sj, strlen(sj));
+		colls = cj_get(s, "collections");
+		printf("Created %s from schema.yaml: %zu collection%s",
+		       alyx_db_path(a), cj_count(colls),
+		       cj_count(colls) == 1 ? "" : "s");
+		for (const cj *c = colls ? colls->kid : NULL; c; c = c->next)
+			printf("%s%s", c == colls->kid ? " (" : ", ", c->key);
+		printf("%s\n", cj_count(colls) ? ")" : "");
+		cj_free(s);
+		alyx_free(sj);
+	}
 	if (applied && applied->type == CJ_ARR)
 		for (const cj *m = applied->kid; m; m = m->next)
 			print_migration("Applied ", m, "");
@@ -143,7 +201,7 @@ static void print_apply(const cj *r)
 		       cj_count(changes) == 1 ? "" : "s");
 		print_changes(changes);
 	}
-	if (cj_count(applied) == 0 && cj_count(changes) == 0)
+	if (!baseline && cj_count(applied) == 0 && cj_count(changes) == 0)
 		printf("Nothing to apply: the database is up to date.\n");
 }
 
@@ -245,13 +303,7 @@ int cmd_migrate(struct cli *g, int argc, char **argv)
 	default: rc = alyx_migrate_create(a, name, &out); break;
 	}
 	if (rc != ALYX_OK) {
-		int code = rc;
-
 		rc = cli_lib_error(g, a, rc);
-		if (code == ALYX_E_MIGRATION && !g->json)
-			fprintf(stderr, "Nothing was changed.  Describe these "
-				"changes in a migration file: "
-				"alyx migrate create <name>\n");
 		goto out;
 	}
 	rc = CLI_OK;
@@ -265,8 +317,8 @@ int cmd_migrate(struct cli *g, int argc, char **argv)
 		goto out;
 	}
 	switch (action) {
-	case A_STATUS: print_status(a, r); break;
-	case A_APPLY: print_apply(r); break;
+	case A_STATUS: print_status(g, a, r); break;
+	case A_APPLY: print_apply(a, r); break;
 	case A_ROLLBACK: print_rollback(r); break;
 	default:
 		printf("Created %s\n", cj_getstr(r, "path") ?

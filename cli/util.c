@@ -226,6 +226,11 @@ int cli_exit_code(int rc)
 	}
 }
 
+bool cli_has_marker(const char *desc)
+{
+	return desc[0] && strchr("+-!~", desc[0]) && desc[1] == ' ';
+}
+
 /* One line per item of a details array: changes, field errors, ... */
 static void print_detail_item(const cj *it)
 {
@@ -238,7 +243,9 @@ static void print_detail_item(const cj *it)
 	desc = cj_getstr(it, "description");
 	field = cj_getstr(it, "field");
 	msg = cj_getstr(it, "message");
-	if (desc)
+	if (desc && cli_has_marker(desc))
+		fprintf(stderr, "  %s\n", desc);
+	else if (desc)
 		fprintf(stderr, "  - %s\n", desc);
 	else if (field && msg)
 		fprintf(stderr, "  - %s: %s\n", field, msg);
@@ -268,6 +275,8 @@ static void print_details(const char *details)
 	}
 	for (const cj *m = d->kid; m; m = m->next) {
 		if (m->type == CJ_ARR) {
+			if (!m->kid)
+				continue;
 			fprintf(stderr, "  %s:\n", m->key);
 			for (const cj *it = m->kid; it; it = it->next)
 				print_detail_item(it);

@@ -55,7 +55,7 @@ def test_dump_seed_reset_round_trip(blog_db, seed_data, tmp_path):
                "SELECT count(*) FROM _alyx_changes")[0][0] == 0
     # The schema stays.
     assert ok("migrate", "status", "--json", cwd=blog_db).json()[
-        "schema_changes"] == []
+        "schema"]["changes"] == []
     empty = json.loads(ok("db", "--dump", "-", cwd=blog_db).out)
     assert empty == {"users": [], "posts": [], "comments": []}
 

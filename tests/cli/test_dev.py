@@ -77,7 +77,7 @@ def test_dev_applies_the_schema_and_serves(blog):
     assert "/api/collections/posts" in err
     # The schema stays applied.
     assert ok("migrate", "status", "--json", cwd=blog).json()[
-        "schema_changes"] == []
+        "schema"]["changes"] == []
 
 
 def test_serve_the_seeded_example(blog_db):
