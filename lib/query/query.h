@@ -130,6 +130,25 @@ int alyx__query_exec(sqlite3 *db, const alyx__query *q,
 		     const alyx__sqlcond *extra, alyx_buf *out,
 		     alyx__err *err);
 
+/* Options of alyx__query_run (a zeroed struct means none). */
+typedef struct alyx__query_opts {
+	const alyx__sqlcond *extra;	/* as alyx__query_exec's `extra` */
+	/* Read-rule push-down for expanded documents: called once per
+	 * expand path segment with the referenced collection; sets *cond to
+	 * the condition its documents must meet (cond->sql NULL: none).
+	 * What cond points to must stay valid until alyx__query_run
+	 * returns.  A referenced document that does not meet it expands to
+	 * null.  A non-OK return (err set) fails the query.  NULL: expanded
+	 * documents are not restricted (trusted callers). */
+	int (*expand_cond)(void *ud, const alyx__collection *c,
+			   alyx__sqlcond *cond, alyx__err *err);
+	void *ud;
+} alyx__query_opts;
+
+/* alyx__query_exec with options (o may be NULL). */
+int alyx__query_run(sqlite3 *db, const alyx__query *q,
+		    const alyx__query_opts *o, alyx_buf *out, alyx__err *err);
+
 /* Builds the SQL text of the page query exactly as alyx__query_exec
  * prepares it (SELECT ... FROM "coll" AS _m WHERE ... ORDER BY ...
  * LIMIT ? OFFSET ?), for tests and EXPLAIN QUERY PLAN checks.  The main

@@ -657,17 +657,24 @@ static const xdoc *xlookup(const xnode *x, const alyx__value *v)
 }
 
 /* Fetches the documents kid `k` of `parent` points to, then theirs. */
-static int xfetch(sqlite3 *db, xnode *parent, size_t k, alyx__err *err)
+static int xfetch(sqlite3 *db, xnode *parent, size_t k,
+		  const alyx__query_opts *o, alyx__err *err)
 {
 	xnode *x = &parent->kids[k];
 	const alyx__value **ids = NULL;
 	sqlite3_stmt *st = NULL;
+	alyx__sqlcond cond = {0};
 	alyx_buf sql;
 	binds bl = {0};
 	size_t i, n = 0, at, cnt;
 	int rc = ALYX_OK, src;
 
 	alyx__buf_init(&sql, 0);
+	if (o && o->expand_cond) {
+		rc = o->expand_cond(o->ud, x->coll, &cond, err);
+		if (rc != ALYX_OK)
+			goto out;
+	}
 	if (sel_init(&x->s, x->coll) != ALYX_OK)
 		goto nomem;
 	sel_all(&x->s, x->coll);
@@ -699,6 +706,13 @@ static int xfetch(sqlite3 *db, xnode *parent, size_t k, alyx__err *err)
 			param(&sql, &bl, ids[at + i]);
 		}
 		alyx__buf_addc(&sql, ')');
+		if (cond.sql) {
+			alyx__buf_adds(&sql, " AND (");
+			alyx__buf_adds(&sql, cond.sql);
+			alyx__buf_addc(&sql, ')');
+			for (i = 0; i < cond.n_binds; i++)
+				bind_add(&bl, &cond.binds[i]);
+		}
 		rc = prepare(db, &sql, &bl, &st, err);
 		if (rc != ALYX_OK)
 			goto out;
@@ -721,7 +735,7 @@ static int xfetch(sqlite3 *db, xnode *parent, size_t k, alyx__err *err)
 	if (x->n_docs)
 		qsort(x->docs, x->n_docs, sizeof(*x->docs), xdoc_cmp);
 	for (i = 0; i < x->n_kids && rc == ALYX_OK; i++)
-		rc = xfetch(db, x, i, err);
+		rc = xfetch(db, x, i, o, err);
 	goto out;
 nomem:
 	rc = alyx__err_set(err, ALYX_E_NOMEM, NULL, "out of memory");
@@ -792,6 +806,15 @@ int alyx__query_exec(sqlite3 *db, const alyx__query *q,
 		     const alyx__sqlcond *extra, alyx_buf *out,
 		     alyx__err *err)
 {
+	alyx__query_opts o = { .extra = extra };
+
+	return alyx__query_run(db, q, &o, out, err);
+}
+
+int alyx__query_run(sqlite3 *db, const alyx__query *q,
+		    const alyx__query_opts *o, alyx_buf *out, alyx__err *err)
+{
+	const alyx__sqlcond *extra = o ? o->extra : NULL;
 	size_t mark = out->len, i;
 	sqlite3_stmt *st = NULL;
 	alyx_buf next;
@@ -853,7 +876,7 @@ int alyx__query_exec(sqlite3 *db, const alyx__query *q,
 	st = NULL;
 	if (q->n_expand) {
 		for (i = 0; i < root.n_kids && rc == ALYX_OK; i++)
-			rc = xfetch(db, &root, i, err);
+			rc = xfetch(db, &root, i, o, err);
 		if (rc != ALYX_OK)
 			goto out;
 		for (i = 0; i < root.n_docs; i++) {

@@ -636,6 +636,59 @@ TEST(expand)
 	sqlite3_close(db);
 }
 
+static alyx__value ann = { .kind = ALYX_V_TEXT, .s = (char *)"Ann", .n = 3 };
+
+static int users_named_ann(void *ud, const alyx__collection *c,
+			   alyx__sqlcond *cond, alyx__err *err)
+{
+	int *calls = ud;
+
+	(*calls)++;
+	if (!strcmp(c->name, "orgs"))
+		return alyx__err_set(err, ALYX_E_FORBIDDEN, NULL, "no orgs");
+	if (!strcmp(c->name, "users")) {
+		cond->sql = "\"name\" = ?";
+		cond->binds = &ann;
+		cond->n_binds = 1;
+	}
+	return ALYX_OK;
+}
+
+TEST(expand_rule_condition)
+{
+	sqlite3 *db = fx_open();
+	alyx__query *q = NULL;
+	alyx__err err = {0};
+	int calls = 0;
+	alyx__query_opts o = { .expand_cond = users_named_ann, .ud = &calls };
+	alyx_buf out;
+
+	seed_blog(db);
+	alyx__buf_init(&out, 0);
+	ASSERT_EQ(alyx__query_parse_str(&fx_schema, fx_coll("posts"),
+					"expand=author_id&fields=id&limit=2",
+					&q, &err), ALYX_OK);
+	ASSERT_EQ(alyx__query_run(db, q, &o, &out, &err), ALYX_OK);
+	ASSERT_EQ(calls, 1);
+	ASSERT_STR_EQ(out.data, "{\"docs\":["
+		"{\"id\":1,\"expand\":{\"author_id\":{\"id\":\"u1\","
+		"\"name\":\"Ann\",\"org_id\":1}}},"
+		"{\"id\":2,\"expand\":{\"author_id\":null}}],"
+		"\"next\":\"AQEAAAABAAAAAAAAAAI\"}");
+	alyx__query_free(q);
+	/* A refusal fails the whole query and leaves the output alone. */
+	alyx__buf_reset(&out);
+	ASSERT_EQ(alyx__query_parse_str(&fx_schema, fx_coll("posts"),
+					"expand=author_id.org_id", &q, &err),
+		  ALYX_OK);
+	ASSERT_EQ(alyx__query_run(db, q, &o, &out, &err), ALYX_E_FORBIDDEN);
+	ASSERT_EQ(out.len, 0);
+	alyx__err_clear(&err);
+	alyx__query_free(q);
+	alyx__buf_free(&out);
+	sqlite3_close(db);
+}
+
 TEST(extra_condition)
 {
 	sqlite3 *db = fx_open();
