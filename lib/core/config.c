@@ -1557,8 +1557,12 @@ char *alyx__config_to_json(const alyx__config *c, bool mask)
 	jkey(&b, &f, "tls");
 	g = true;
 	alyx__buf_addc(&b, '{');
-	jstr(&b, &g, "cert", c->server.tls_cert);
-	jstr(&b, &g, "key", c->server.tls_key);
+	/* Unset TLS files are left out rather than null: readers treat a
+	 * present key as a path. */
+	if (c->server.tls_cert)
+		jstr(&b, &g, "cert", c->server.tls_cert);
+	if (c->server.tls_key)
+		jstr(&b, &g, "key", c->server.tls_key);
 	alyx__buf_adds(&b, "},\"cors\":{");
 	g = true;
 	jlist(&b, &g, "origins", c->server.cors_origins,
@@ -1596,7 +1600,8 @@ char *alyx__config_to_json(const alyx__config *c, bool mask)
 	f = true;
 	jprovider(&b, &f, "github", &c->auth.oauth.github, mask);
 	jprovider(&b, &f, "google", &c->auth.oauth.google, mask);
-	jstr(&b, &f, "redirect_url", c->auth.oauth.redirect_url);
+	if (c->auth.oauth.redirect_url)
+		jstr(&b, &f, "redirect_url", c->auth.oauth.redirect_url);
 	alyx__buf_adds(&b, "},\"rate_limit\":{");
 	f = true;
 	jrate(&b, &f, "login", &c->auth.rate_limit.login);
