@@ -270,6 +270,8 @@ static void op_lines(const char *text, mig_doc *doc)
 	}
 }
 
+static void doc_free(mig_doc *doc);
+
 /* Reads and parses one file; *text gets its bytes (for the checksum). */
 static int load_file(const mig_file *mf, mig_doc **out, char **text,
 		     size_t *len, alyx__err *err)
