@@ -353,7 +353,7 @@ static void diff_collection(dctx *d, const alyx__collection *o,
 	static const char *const rn[ALYX_RULE_COUNT] = {"create", "read",
 							"update", "delete"};
 	char which[64] = "";
-	size_t i;
+	size_t i, wl = 0;
 
 	for (i = 0; i < o->n_fields; i++) {
 		const alyx__field *of = &o->fields[i];
@@ -391,9 +391,8 @@ static void diff_collection(dctx *d, const alyx__collection *o,
 	for (i = 0; i < ALYX_RULE_COUNT; i++) {
 		if (str_eq(o->rules[i], n->rules[i]))
 			continue;
-		if (which[0])
-			strcat(which, ", ");
-		strcat(which, rn[i]);
+		wl += (size_t)snprintf(which + wl, sizeof(which) - wl, "%s%s",
+				       wl ? ", " : "", rn[i]);
 	}
 	if (which[0])
 		add(d, ALYX_CH_RULES, true, false, NULL,
