@@ -272,6 +272,17 @@ int alyx__ddl_begin(sqlite3 *db, alyx__ddl_tx *tx, bool fk_off,
 			tx->fk_restore = true;
 		}
 	}
+	/* Our own transaction takes the write lock at once (BEGIN
+	 * IMMEDIATE), so a concurrent writer makes us wait (busy_timeout)
+	 * instead of failing half-way when the read turns into a write. */
+	if (sqlite3_get_autocommit(db)) {
+		rc = alyx__tx_begin(db, true, err);
+		if (rc != ALYX_OK) {
+			alyx__ddl_rollback(db, tx);
+			return rc;
+		}
+		tx->began = true;
+	}
 	rc = alyx__sp_begin(db, err);
 	if (rc != ALYX_OK) {
 		alyx__ddl_rollback(db, tx);
@@ -286,6 +297,9 @@ void alyx__ddl_rollback(sqlite3 *db, alyx__ddl_tx *tx)
 	if (tx->open)
 		alyx__sp_rollback(db);
 	tx->open = false;
+	if (tx->began)
+		alyx__tx_rollback(db);
+	tx->began = false;
 	if (tx->fk_restore && sqlite3_get_autocommit(db))
 		sqlite3_exec(db, "PRAGMA foreign_keys=ON", NULL, NULL, NULL);
 	tx->fk_restore = false;
@@ -345,6 +359,14 @@ int alyx__ddl_commit(sqlite3 *db, alyx__ddl_tx *tx, alyx__err *err)
 		return rc;
 	}
 	tx->open = false;
+	if (tx->began) {
+		rc = alyx__tx_commit(db, err);	/* rolls back on failure */
+		tx->began = false;
+		if (rc != ALYX_OK) {
+			alyx__ddl_rollback(db, tx);
+			return rc;
+		}
+	}
 	if (tx->fk_restore && sqlite3_get_autocommit(db))
 		rc = alyx__exec(db, "PRAGMA foreign_keys=ON", err);
 	tx->fk_restore = false;

@@ -109,12 +109,14 @@ int alyx__plan_refuse(const alyx__plan *plan, alyx__err *err);
 
 /* Building blocks shared by ddl.c and migrate.c. */
 typedef struct alyx__ddl_tx {
+	bool began;		/* BEGIN IMMEDIATE issued here */
 	bool open;		/* savepoint open */
 	bool fk_restore;	/* foreign_keys was on and is switched off */
 } alyx__ddl_tx;
-/* SAVEPOINT, after switching foreign_keys off when `fk_off` and in
- * autocommit mode (table rebuilds and drops need it; ON DELETE actions
- * then do not run until alyx__ddl_commit switches it back on). */
+/* BEGIN IMMEDIATE (in autocommit mode) + SAVEPOINT.  With `fk_off`, in
+ * autocommit mode, foreign_keys is switched off first (table rebuilds and
+ * drops need it; ON DELETE actions then do not run until
+ * alyx__ddl_commit switches it back on). */
 int alyx__ddl_begin(sqlite3 *db, alyx__ddl_tx *tx, bool fk_off,
 		    alyx__err *err);
 /* PRAGMA foreign_key_check (violations: ALYX_E_MIGRATION, rolled back),

@@ -852,4 +852,39 @@ TEST(status_on_a_read_only_connection)
 	teardown(&e);
 }
 
+/* Another writer holds the lock: apply waits busy_timeout, then fails
+ * cleanly with nothing changed; once the lock is gone it succeeds. */
+TEST(apply_while_another_connection_writes)
+{
+	env e = setup();
+	char *path = alyx__path_join(e.dir, "data.db");
+	alyx__err err = {0};
+	sqlite3 *other = NULL;
+	char *r = NULL, *before, *after;
+
+	write_text(e.mdir, "002_a.yaml", "version: 2\noperations:\n"
+		   "  - {type: drop_field, collection: posts, field: legacy}\n");
+	ASSERT_EQ(sqlite3_open_v2(path, &other, SQLITE_OPEN_READWRITE, NULL),
+		  SQLITE_OK);
+	exec_ok(other, "BEGIN IMMEDIATE; INSERT INTO logs VALUES (999, 'x')");
+	before = dump(e.db);
+	sqlite3_busy_timeout(e.db, 200);
+	ASSERT_EQ(migrate(&e, NULL, &r, &err), ALYX_E_BUSY);
+	alyx__free(r);
+	after = dump(e.db);
+	ASSERT_STR_EQ(after, before);
+	ASSERT_EQ(q_int(e.db, "PRAGMA foreign_keys"), 1);
+	exec_ok(other, "COMMIT");
+	sqlite3_close(other);
+	r = migrate_ok(&e, NULL);
+	ASSERT_CONTAINS(r, "{\"version\":2,");
+	ASSERT_EQ(q_int(e.db, "SELECT count(*) FROM logs"), NROWS + 1);
+	alyx__free(r);
+	alyx__free(after);
+	alyx__free(before);
+	alyx__free(path);
+	alyx__err_clear(&err);
+	teardown(&e);
+}
+
 TEST_MAIN()
