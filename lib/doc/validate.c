@@ -436,6 +436,35 @@ static int find_field(const alyx__collection *c, const char *name)
 	return -1;
 }
 
+/* After the fields: keys that are no field, and keys given twice. */
+static void report_keys(const alyx__collection *c, const cJSON *in,
+			const cJSON **given, alyx__fielderrs *fe)
+{
+	const cJSON *k;
+	size_t unknown = 0;
+
+	for (k = in->child; k; k = k->next) {
+		const char *key = k->string ? k->string : "";
+		int fi = find_field(c, key);
+
+		if (fi < 0 && ++unknown <= MAX_UNKNOWN_REPORTED) {
+			char name[MAX_KEY_REPORTED + 1];
+
+			/* Quote at most a bounded prefix of a hostile key. */
+			snprintf(name, sizeof(name), "%s", key);
+			alyx__fielderrs_add(fe, name, "unknown_field",
+				"unknown field in collection '%s'", c->name);
+		} else if (fi >= 0 && given[fi] != k) {
+			alyx__fielderrs_add(fe, key, "duplicate_field",
+					    "given more than once");
+		}
+	}
+	if (unknown > MAX_UNKNOWN_REPORTED)
+		alyx__fielderrs_add(fe, "*", "unknown_field",
+			"and %zu more unknown fields",
+			unknown - MAX_UNKNOWN_REPORTED);
+}
+
 int alyx__doc_prepare(const alyx__collection *c, const cJSON *in, int mode,
 		      alyx__row *out, alyx__err *err)
 {
@@ -443,7 +472,7 @@ int alyx__doc_prepare(const alyx__collection *c, const cJSON *in, int mode,
 	const cJSON **given = NULL, *k;
 	int64_t now = alyx__now_ms();
 	bool nomem = false;
-	size_t i, unknown = 0;
+	size_t i;
 	int rc = ALYX_OK;
 
 	memset(out, 0, sizeof(*out));
@@ -464,26 +493,11 @@ int alyx__doc_prepare(const alyx__collection *c, const cJSON *in, int mode,
 		goto out;
 	}
 	for (k = in->child; k; k = k->next) {
-		const char *key = k->string ? k->string : "";
-		int fi = find_field(c, key);
+		int fi = find_field(c, k->string ? k->string : "");
 
-		if (fi < 0 && ++unknown <= MAX_UNKNOWN_REPORTED) {
-			char name[MAX_KEY_REPORTED + 1];
-
-			/* Quote at most a bounded prefix of a hostile key. */
-			snprintf(name, sizeof(name), "%s", key);
-			alyx__fielderrs_add(&fe, name, "unknown_field",
-				"unknown field in collection '%s'", c->name);
-		} else if (fi >= 0 && given[fi])
-			alyx__fielderrs_add(&fe, key, "duplicate_field",
-				"given more than once");
-		else if (fi >= 0)
+		if (fi >= 0 && !given[fi])
 			given[fi] = k;
 	}
-	if (unknown > MAX_UNKNOWN_REPORTED)
-		alyx__fielderrs_add(&fe, "*", "unknown_field",
-			"and %zu more unknown fields",
-			unknown - MAX_UNKNOWN_REPORTED);
 	for (i = 0; i < c->n_fields && !nomem; i++) {
 		const alyx__field *f = &c->fields[i];
 		alyx__value *v = &out->vals[i];
@@ -533,6 +547,7 @@ int alyx__doc_prepare(const alyx__collection *c, const cJSON *in, int mode,
 		}
 		check_value(f, v, &fe);
 	}
+	report_keys(c, in, given, &fe);
 	if (nomem || fe.buf.err == ALYX_E_NOMEM) {
 		rc = alyx__err_set(err, ALYX_E_NOMEM, NULL, "out of memory");
 		goto out;
