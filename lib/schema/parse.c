@@ -541,7 +541,8 @@ static int set_validation(bctx *c, alyx__field *f, enum fopt o,
 	switch (o) {
 	case FO_MINLENGTH:
 	case FO_MAXLENGTH:
-		if (!is_texty(f->type))
+		/* Characters for text, bytes for blobs. */
+		if (!is_texty(f->type) && f->type != ALYX_T_BLOB)
 			goto inapplicable;
 		if (o == FO_MINLENGTH) {
 			f->has_min_length = true;
@@ -1012,8 +1013,8 @@ static int parse_rules(bctx *c, alyx__collection *col, const ynode *n)
 		col->rules[k] = alyx__strdup(v->str);
 		if (!col->rules[k])
 			return nomem(c);
-		col->rule_line[k] = v->line;
-		col->rule_col[k] = v->col;
+		col->rule_line[k] = v->cline;
+		col->rule_col[k] = v->ccol;
 	}
 	return ALYX_OK;
 }

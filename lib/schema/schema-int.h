@@ -32,6 +32,9 @@ typedef struct ynode {
 	size_t n;
 	size_t cap;
 	int line, col;		/* 1-based; 0 when unknown (JSON input) */
+	int cline, ccol;	/* scalars: where the text itself starts
+				 * (after a quote; a block scalar's first
+				 * content line and indentation) */
 } ynode;
 
 /* Parses YAML text into a tree.  Aliases and anchors are refused (a

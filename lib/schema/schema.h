@@ -99,6 +99,9 @@ typedef struct alyx__collection {
 	alyx__index *indexes;	/* explicit `indexes:` entries */
 	size_t n_indexes;
 	char *rules[ALYX_RULE_COUNT];	/* CEL source text, or NULL */
+	/* Where the rule text's first character is in the file (after an
+	 * opening quote; for | and > block scalars, the first content
+	 * line at its indentation); 0 when parsed from JSON. */
 	int rule_line[ALYX_RULE_COUNT], rule_col[ALYX_RULE_COUNT];
 	int line, col;
 } alyx__collection;

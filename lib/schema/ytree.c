@@ -101,6 +101,11 @@ static bool node_add(ynode *parent, ynode *kid)
 /* ---- YAML ---- */
 
 typedef struct yctx {
+	const char *text;
+	size_t len;
+	size_t *line_start;	/* byte offset of each line, built on the
+				 * first block scalar */
+	size_t n_lines;
 	const char *file;
 	alyx__err *err;
 	ynode *root;
@@ -143,6 +148,51 @@ static int attach(yctx *c, ynode *n, const yaml_mark_t *m)
 				     "out of memory");
 	}
 	return ALYX_OK;
+}
+
+static bool is_break(const yctx *c, size_t i)
+{
+	return c->text[i] == '\n' ||
+	       (c->text[i] == '\r' && (i + 1 >= c->len || c->text[i + 1] != '\n'));
+}
+
+static bool index_lines(yctx *c)
+{
+	size_t i, n = 1;
+
+	for (i = 0; i < c->len; i++)
+		n += is_break(c, i);
+	c->line_start = alyx__calloc(n, sizeof(size_t));
+	if (!c->line_start)
+		return false;
+	c->n_lines = 1;
+	for (i = 0; i < c->len; i++)
+		if (is_break(c, i))
+			c->line_start[c->n_lines++] = i + 1;
+	return true;
+}
+
+/* A | or > scalar's text starts on the line after the indicator (leading
+ * blank lines are part of it), at the indentation of its first non-blank
+ * line.  libyaml marks count characters, so lines are found by number. */
+static bool block_start(yctx *c, const yaml_mark_t *m, int *line, int *col)
+{
+	size_t ln = m->line + 1, off, sp;
+
+	if (!c->line_start && !index_lines(c))
+		return false;
+	for (; ln < c->n_lines; ln++) {
+		off = c->line_start[ln];
+		for (sp = 0; off + sp < c->len && c->text[off + sp] == ' '; sp++)
+			;
+		if (off + sp < c->len && c->text[off + sp] != '\n' &&
+		    c->text[off + sp] != '\r') {
+			*line = (int)m->line + 2;
+			*col = (int)sp + 1;
+			return true;
+		}
+	}
+	return true;
 }
 
 static int on_event(yctx *c, yaml_event_t *ev)
@@ -189,6 +239,23 @@ static int on_event(yctx *c, yaml_event_t *ev)
 		n->len = ev->data.scalar.length;
 		n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
 			   !ev->data.scalar.tag;
+		n->cline = line;
+		n->ccol = col;
+		switch (ev->data.scalar.style) {
+		case YAML_SINGLE_QUOTED_SCALAR_STYLE:
+		case YAML_DOUBLE_QUOTED_SCALAR_STYLE:
+			n->ccol = col + 1;
+			break;
+		case YAML_LITERAL_SCALAR_STYLE:
+		case YAML_FOLDED_SCALAR_STYLE:
+			if (!block_start(c, m, &n->cline, &n->ccol)) {
+				alyx__ytree_free(n);
+				goto nomem;
+			}
+			break;
+		default:
+			break;
+		}
 		return attach(c, n, m);
 	case YAML_SEQUENCE_START_EVENT:
 	case YAML_MAPPING_START_EVENT: {
@@ -242,6 +309,8 @@ int alyx__ytree_parse(const char *text, size_t len, const char *file,
 
 	*out = NULL;
 	memset(&c, 0, sizeof(c));
+	c.text = text;
+	c.len = len;
 	c.file = file;
 	c.err = err;
 	if (len > SCHEMA_MAX_BYTES)
@@ -280,6 +349,7 @@ int alyx__ytree_parse(const char *text, size_t len, const char *file,
 	c.root = NULL;
 out:
 	alyx__ytree_free(c.root);
+	alyx__free(c.line_start);
 	yaml_parser_delete(&p);
 	return rc;
 }

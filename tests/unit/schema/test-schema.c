@@ -178,6 +178,33 @@ TEST(all_types_and_options)
 	alyx__schema_free(s);
 }
 
+TEST(rule_positions_point_at_the_text)
+{
+	alyx__schema *s = parse_ok(
+		HEAD "      bl: {type: blob, nullable: true, maxLength: 16}\n"
+		"    rules:\n"
+		"      read: doc.id != null\n"
+		"      create: \"auth.id != null\"\n"
+		"      update: |\n"
+		"\n"
+		"          auth.id == doc.id\n"
+		"      delete: 'false'\n");
+	const alyx__collection *c = &s->colls[0];
+
+	ASSERT_EQ(c->fields[1].max_length, 16);
+	ASSERT_EQ(c->rule_line[ALYX_RULE_READ], 8);
+	ASSERT_EQ(c->rule_col[ALYX_RULE_READ], 13);
+	ASSERT_EQ(c->rule_line[ALYX_RULE_CREATE], 9);
+	ASSERT_EQ(c->rule_col[ALYX_RULE_CREATE], 16);
+	/* Leading blank lines belong to a block scalar's text. */
+	ASSERT_STR_EQ(c->rules[ALYX_RULE_UPDATE], "\nauth.id == doc.id\n");
+	ASSERT_EQ(c->rule_line[ALYX_RULE_UPDATE], 11);
+	ASSERT_EQ(c->rule_col[ALYX_RULE_UPDATE], 11);
+	ASSERT_EQ(c->rule_line[ALYX_RULE_DELETE], 13);
+	ASSERT_EQ(c->rule_col[ALYX_RULE_DELETE], 16);
+	alyx__schema_free(s);
+}
+
 TEST(empty_schema_is_valid)
 {
 	alyx__schema *s = parse_ok("");
