@@ -1,0 +1,303 @@
+#!/usr/bin/env python3
+"""HTTP benchmark of alyxd (not a test): wrk on loopback against the blog
+example with 100k posts.
+
+Routes: get-by-id, list-20 (filtered by author, sorted by -created_at),
+create (POST from a wrk Lua script), and in the same run the same server
+answering a fixed tiny JSON reply (GET /bench/hello, ALYX_BENCH_ROUTES=1):
+the HTTP ceiling.  Reports req/s, p50/p99, server CPU per request (the
+server's utime+stime over the run / requests), each route as a ratio of
+the ceiling, and 1 vs N service threads.
+
+    python3 bench/http/bench_http.py --alyxd build/daemon/alyxd
+
+Needs wrk.  Servers bind 127.0.0.1 and are stopped by PID.
+"""
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+class Alyxd:
+    def __init__(self, binary, proj, threads, loop, quiet=True):
+        env = dict(os.environ, ALYX_BENCH_ROUTES="1")
+        env.pop("ALYX_PORT", None)
+        env.pop("ALYX_HOST", None)
+        self.logf = open(Path(proj).parent / "alyxd.log", "a")
+        argv = [binary, "--dir", str(proj), "--port", "0", "--host",
+                "127.0.0.1", "--loop", loop]
+        if threads:
+            argv += ["--threads", str(threads)]
+        if quiet:
+            argv.append("--quiet")
+        self.proc = subprocess.Popen(argv, stderr=subprocess.PIPE, env=env,
+                                     text=True)
+        self.port = None
+        deadline = time.time() + 60
+        while time.time() < deadline and self.port is None:
+            line = self.proc.stderr.readline()
+            if not line:
+                raise SystemExit("alyxd exited: %s" % self.proc.wait())
+            self.logf.write(line)
+            m = re.search(r'"msg":"listening","port":"(\d+)"', line)
+            if m:
+                self.port = int(m.group(1))
+        # Drain stderr in the background so the server never blocks.
+        self.drain = subprocess.Popen(["cat"], stdin=self.proc.stderr,
+                                      stdout=self.logf)
+
+    def cpu(self):
+        with open("/proc/%d/stat" % self.proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self.drain.wait()
+        self.logf.close()
+        if rc != 0:
+            raise SystemExit("alyxd exited with %d" % rc)
+
+
+def post_json(port, path, body):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    c.request("POST", path, json.dumps(body),
+              {"Content-Type": "application/json"})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    if r.status >= 300:
+        raise SystemExit("%s -> %d %s" % (path, r.status, data[:300]))
+    return json.loads(data)
+
+
+def seed(port, n_posts, workdir):
+    """100 users and n_posts posts through POST /api/batch."""
+    users = [str(uuid.UUID(int=(1 << 62) | i, version=4))
+             for i in range(100)]
+    post_json(port, "/api/batch", {"requests": [
+        {"method": "POST", "url": "/api/collections/users",
+         "body": {"id": u, "email": "u%d@example.com" % i,
+                  "name": "User %d" % i}}
+        for i, u in enumerate(users)]})
+    ids = []
+    t0 = time.time()
+    for start in range(0, n_posts, 1000):
+        reqs = []
+        for i in range(start, min(start + 1000, n_posts)):
+            pid = str(uuid.UUID(int=(2 << 62) | i, version=4))
+            ids.append(pid)
+            reqs.append({"method": "POST", "url": "/api/collections/posts",
+                         "body": {
+                             "id": pid, "title": "Post number %d" % i,
+                             "slug": "post-%d" % i,
+                             "content": ("Lorem ipsum dolor sit amet, "
+                                         "consectetur adipiscing elit. ") * 3,
+                             "excerpt": "Excerpt %d" % i,
+                             "author_id": users[i % len(users)],
+                             "published": i % 3 != 0,
+                             "tags": ["t%d" % (i % 7), "bench"],
+                             "view_count": i % 1000,
+                             "created_at": "2026-%02d-%02dT%02d:%02d:00.000Z"
+                             % (1 + i % 12, 1 + i % 28, i % 24, i % 60)}})
+        post_json(port, "/api/batch", {"requests": reqs})
+    log("seeded %d posts in %.1f s" % (n_posts, time.time() - t0))
+    (workdir / "ids.txt").write_text("\n".join(ids) + "\n")
+    (workdir / "authors.txt").write_text("\n".join(users) + "\n")
+    return users
+
+
+LUA_GET = """
+local ids = {}
+for line in io.lines(os.getenv("BENCH_IDS")) do ids[#ids + 1] = line end
+math.randomseed(os.time())
+request = function()
+  return wrk.format("GET", "/api/collections/posts/" .. ids[math.random(#ids)])
+end
+"""
+
+LUA_LIST = """
+local au = {}
+for line in io.lines(os.getenv("BENCH_AUTHORS")) do au[#au + 1] = line end
+math.randomseed(os.time())
+request = function()
+  return wrk.format("GET", "/api/collections/posts?filter=author_id:eq:" ..
+    au[math.random(#au)] .. "&sort=-created_at&limit=20")
+end
+"""
+
+LUA_CREATE = """
+local n = 0
+local author = os.getenv("BENCH_AUTHOR")
+math.randomseed(os.time() + os.clock() * 1e6)
+local tag = tostring(math.random(1, 1e9))
+local hdr = {["Content-Type"] = "application/json"}
+request = function()
+  n = n + 1
+  local body = string.format(
+    '{"title":"bench %d","slug":"b-%s-%d","content":"created by wrk",' ..
+    '"author_id":"%s","tags":["bench"]}', n, tag, n, author)
+  return wrk.format("POST", "/api/collections/posts", hdr, body)
+end
+"""
+
+
+def parse_wrk(out):
+    def dur(s):
+        v, u = re.match(r"([\d.]+)(us|ms|s)", s).groups()
+        return float(v) * {"us": 1, "ms": 1e3, "s": 1e6}[u]
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    p50 = dur(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
+    p99 = dur(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    bad = int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors: (.*)", out)
+    return {"rps": rps, "requests": total, "p50_us": p50, "p99_us": p99,
+            "non2xx": bad, "socket_errors": m.group(1) if m else ""}
+
+
+def wrk(srv, path, script, args, env):
+    url = "http://127.0.0.1:%d%s" % (srv.port, path)
+    base = ["wrk", "-t%d" % args.wrk_threads, "-c%d" % args.connections,
+            "--latency"]
+    if script:
+        base += ["-s", str(script)]
+    subprocess.run(base + ["-d%ds" % args.warmup, url], env=env,
+                   capture_output=True, timeout=args.warmup + 60)
+    c0 = srv.cpu()
+    p = subprocess.run(base + ["-d%ds" % args.duration, url], env=env,
+                       capture_output=True, text=True,
+                       timeout=args.duration + 60)
+    c1 = srv.cpu()
+    if p.returncode:
+        raise SystemExit("wrk failed: " + p.stderr)
+    r = parse_wrk(p.stdout)
+    r["cpu_us_per_req"] = (c1 - c0) * 1e6 / max(1, r["requests"])
+    return r
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--alyxd", default=str(ROOT / "build/daemon/alyxd"))
+    ap.add_argument("--posts", type=int, default=100000)
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--wrk-threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                    help="service threads of the N-context runs")
+    ap.add_argument("--loop", default="poll", choices=["poll", "ev"])
+    ap.add_argument("--workdir", help="keep the project here (reused if "
+                    "it has the posts already)")
+    ap.add_argument("--json", help="also write the results here")
+    args = ap.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed")
+
+    tmp = None
+    if args.workdir:
+        work = Path(args.workdir)
+        work.mkdir(parents=True, exist_ok=True)
+    else:
+        tmp = tempfile.mkdtemp(prefix="alyx-bench-http-")
+        work = Path(tmp)
+    proj = work / "proj"
+    if not (work / "ids.txt").exists():
+        shutil.rmtree(proj, ignore_errors=True)
+        shutil.copytree(ROOT / "tests/fixtures/blog", proj)
+        (proj / "alyx.yaml").write_text(
+            "server:\n  max_body: 4mb\ndatabase:\n  path: data/alyx.db\n")
+        srv = Alyxd(args.alyxd, proj, args.threads, args.loop)
+        seed(srv.port, args.posts, work)
+        srv.stop()
+    authors = (work / "authors.txt").read_text().split()
+    scripts = {}
+    for name, src in (("get", LUA_GET), ("list", LUA_LIST),
+                      ("create", LUA_CREATE)):
+        scripts[name] = work / ("%s.lua" % name)
+        scripts[name].write_text(src)
+    env = dict(os.environ, BENCH_IDS=str(work / "ids.txt"),
+               BENCH_AUTHORS=str(work / "authors.txt"),
+               BENCH_AUTHOR=authors[0])
+
+    routes = [("hello", "/bench/hello", None),
+              ("get", "/", scripts["get"]),
+              ("list", "/", scripts["list"]),
+              ("create", "/", scripts["create"])]
+    results = {}
+    for threads in sorted({args.threads, 1}, reverse=True):
+        srv = Alyxd(args.alyxd, proj, threads, args.loop)
+        try:
+            for name, path, script in routes:
+                r = wrk(srv, path, script, args, env)
+                results["%s@%d" % (name, threads)] = r
+                log("%-7s threads=%d  %9.0f req/s  p50 %7.0f us  p99 %7.0f "
+                    "us  %6.1f us CPU/req  non-2xx %d" % (
+                        name, threads, r["rps"], r["p50_us"], r["p99_us"],
+                        r["cpu_us_per_req"], r["non2xx"]))
+        finally:
+            srv.stop()
+
+    n = args.threads
+    targets = {"get": 0.60, "list": 0.35, "create": 0.20}
+    lines = ["| route | threads | req/s | p50 µs | p99 µs | server CPU "
+             "µs/req | ratio to hello (same threads) | target |",
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for threads in sorted({n, 1}, reverse=True):
+        hello = results["hello@%d" % threads]["rps"]
+        for name, _, _ in routes:
+            r = results["%s@%d" % (name, threads)]
+            ratio = r["rps"] / hello
+            tgt = targets.get(name)
+            lines.append("| %s | %d | %.0f | %.0f | %.0f | %.1f | %.2f | %s |"
+                         % (name, threads, r["rps"], r["p50_us"],
+                            r["p99_us"], r["cpu_us_per_req"], ratio,
+                            ("≥ %.2f %s" % (tgt, "met" if ratio >= tgt
+                                            else "MISSED")) if tgt else ""))
+    if n != 1:
+        lines.append("")
+        lines.append("| route | %d threads / 1 thread (req/s) |" % n)
+        lines.append("|---|---:|")
+        for name, _, _ in routes:
+            lines.append("| %s | %.2f |" % (
+                name, results["%s@%d" % (name, n)]["rps"] /
+                results["%s@1" % name]["rps"]))
+    bad = sum(r["non2xx"] for r in results.values())
+    lines.append("")
+    lines.append("wrk -t%d -c%d, %d s per run after %d s warm-up, %d posts, "
+                 "loop %s, request logs off (--quiet); non-2xx responses: %d"
+                 % (args.wrk_threads, args.connections, args.duration,
+                    args.warmup, args.posts, args.loop, bad))
+    print("\n".join(lines))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    if tmp:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
