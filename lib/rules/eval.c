@@ -54,6 +54,17 @@ static inline alyx__cel_val ev_fast(cel_ectx *x, const cel_node *n)
 		return n->lit;
 	if (n->kind == N_VAR && x->vars)
 		return x->vars[n->slot];
+	if (n->kind == N_SELECT && n->a[0]->kind == N_VAR && x->vars &&
+	    x->vars[n->a[0]->slot].k == ALYX_CEL_MAP) {
+		/* var.field, found: no recursion (misses take the slow path
+		 * for the error) */
+		const alyx__cel_val *v = cel_map_field(
+			&x->vars[n->a[0]->slot], n->name, n->name_len);
+		if (v) {
+			x->r->steps++;
+			return *v;
+		}
+	}
 	return ev(x, n);
 }
 
@@ -236,6 +247,12 @@ static alyx__cel_val binop(cel_ectx *x, const cel_node *n,
 {
 	int c;
 
+	if ((n->op == OP_EQ || n->op == OP_NE) && a->k == ALYX_CEL_STRING &&
+	    b->k == ALYX_CEL_STRING) {
+		bool eq = a->n == b->n && (!a->n || !memcmp(a->v.s, b->v.s,
+							    a->n));
+		return alyx__cel_bool(eq == (n->op == OP_EQ));
+	}
 	switch (n->op) {
 	case OP_EQ:
 		return alyx__cel_bool(alyx__cel_equal(a, b));
