@@ -347,8 +347,15 @@ int cli_open(const struct cli *g, unsigned flags, alyx **out)
 				 "(create a project with 'alyx init')",
 				 g->dir);
 	rc = alyx_open(g->dir, flags, out);
-	if (rc != ALYX_OK)
-		return cli_lib_error(g, NULL, rc);
+	if (rc != ALYX_OK) {
+		int code = cli_lib_error(g, NULL, rc);
+
+		if (rc == ALYX_E_NOTFOUND && !(flags & ALYX_OPEN_CREATE) &&
+		    !g->json)
+			fprintf(stderr, "Run 'alyx migrate apply' to create the "
+				"database from schema.yaml.\n");
+		return code;
+	}
 	return CLI_OK;
 }
 

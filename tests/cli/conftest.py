@@ -5,7 +5,6 @@ source tree (for the templates and examples/blog).
 """
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 from pathlib import Path

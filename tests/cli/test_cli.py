@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from conftest import (BADPROJECT, NOPROJECT, OK, USAGE, fails, ok, run)
+from conftest import BADPROJECT, NOPROJECT, USAGE, fails, ok, run
 
 HELP = [
     [], ["init"], ["migrate"], ["migrate", "status"], ["migrate", "apply"],

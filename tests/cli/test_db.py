@@ -1,8 +1,11 @@
 """alyx db seed / dump / reset."""
 import json
+import os
+import pty
+import subprocess
 
-from conftest import (BADINPUT, EXAMPLE, NOTFOUND, USAGE, fails, ok, run,
-                      sql)
+from conftest import (BADINPUT, BIN, EXAMPLE, NOTFOUND, USAGE, fails, ok,
+                      run, sql)
 
 
 def count(project, table):
@@ -144,3 +147,35 @@ def test_db_usage_errors(blog_db):
     fails(USAGE, "USAGE_ERROR", "db", "reset", "extra", cwd=blog_db)
     r = run("db", "dump", "/nonexistent/dir/x.json", cwd=blog_db)
     assert r.code == 1 and "alyx: IO_ERROR:" in r.err, r
+
+
+def test_reset_asks_on_a_terminal(blog_db):
+    def reset_answering(answer):
+        master, slave = pty.openpty()
+        try:
+            proc = subprocess.Popen([BIN, "db", "reset"], cwd=blog_db,
+                                    stdin=slave, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+            os.write(master, answer.encode())
+            out, err = proc.communicate(timeout=60)
+        finally:
+            os.close(master)
+            os.close(slave)
+        assert "Type 'yes' to continue" in err
+        return proc.returncode, out, err
+
+    before = counts(blog_db)
+    code, out, err = reset_answering("no\n")
+    assert code == 1 and "alyx: ABORTED:" in err
+    assert counts(blog_db) == before
+    code, out, err = reset_answering("yes\n")
+    assert code == 0, err
+    assert "Deleted every document" in out
+    assert counts(blog_db) == {"users": 0, "posts": 0, "comments": 0}
+
+
+def test_before_the_first_migrate(blog):
+    res = fails(NOTFOUND, "NOT_FOUND", "query", "posts", cwd=blog)
+    assert "alyx migrate apply" in res.err
+    fails(NOTFOUND, "NOT_FOUND", "db", "dump", "-", cwd=blog)
+    assert not (blog / "data").exists()

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import time
 
-from conftest import BIN, MIGRATION, NOPROJECT, OK, fails, ok
+from conftest import BIN, MIGRATION, NOPROJECT, OK, USAGE, fails, ok, run
 
 START_TIMEOUT = 60
 
@@ -107,3 +107,26 @@ def test_dev_refuses_a_destructive_schema(blog_db):
 
 def test_dev_outside_a_project(tmp_path):
     fails(NOPROJECT, "NOT_A_PROJECT", "dev", "--port", "0", cwd=tmp_path)
+
+
+def test_port_in_use_is_reported(blog):
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    port = s.getsockname()[1]
+    try:
+        res = run("dev", "--port", str(port), cwd=blog, timeout=60)
+    finally:
+        s.close()
+    assert res.code == 1, res
+    assert res.err.startswith("alyx: IO_ERROR:"), res
+    assert str(port) in res.err
+    assert "Server running" not in res.out
+
+
+def test_bad_port_is_a_usage_error(blog):
+    for bad in ("-1", "65536", "http"):
+        fails(USAGE, "USAGE_ERROR", "dev", "--port", bad, cwd=blog)
+    fails(USAGE, "USAGE_ERROR", "serve", "--threads", "0", cwd=blog)
+    fails(USAGE, "USAGE_ERROR", "serve", "extra", cwd=blog)

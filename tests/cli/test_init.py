@@ -1,9 +1,11 @@
 """alyx init: templates, the files of a project, refusing to overwrite."""
+import shutil
+
 import pytest
 import yaml
 
-from conftest import (CONFLICT, TEMPLATES, USAGE, columns, fails, ok, sql,
-                      user_tables)
+from conftest import (CONFLICT, EXAMPLE, TEMPLATES, USAGE, columns, fails, ok,
+                      sql, user_tables)
 
 TEMPLATE_NAMES = ["basic", "blog", "saas"]
 
@@ -124,3 +126,21 @@ def test_init_bad_template_and_arguments(tmp_path):
     fails(USAGE, "USAGE_ERROR", "init", "common", "-t", "common",
           cwd=tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_examples_blog_is_the_blog_template(tmp_path):
+    """examples/blog is `alyx init blog --template blog` plus seed.json."""
+    ok("init", "blog", "--template", "blog", cwd=tmp_path)
+    made = tmp_path / "blog"
+    for rel in ("alyx.yaml", "schema.yaml", ".gitignore",
+                "functions/README.md"):
+        assert (EXAMPLE / rel).read_text() == (made / rel).read_text(), rel
+    # Ready to run as the README does: migrate, seed, query.
+    proj = tmp_path / "example"
+    shutil.copytree(EXAMPLE, proj, ignore=shutil.ignore_patterns("data"))
+    ok("--dir", proj, "migrate", "apply")
+    res = ok("--dir", proj, "db", "seed", proj / "seed.json")
+    assert "users 3, posts 4, comments 4" in res.out
+    docs = ok("--dir", proj, "query", "posts", "-f", "published:eq:true",
+              "--total").json()
+    assert docs["total"] == 3
