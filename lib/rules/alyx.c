@@ -209,10 +209,15 @@ static bool json_time(const cJSON *j, alyx__cel_val *out)
 		if (!alyx__parse_iso8601(j->valuestring, n, &ms))
 			return false;
 	} else if (cJSON_IsNumber(j)) {
+		if (!(j->valuedouble >= (double)CEL_TS_MIN * 1000 &&
+		      j->valuedouble <= (double)CEL_TS_MAX * 1000))
+			return false;
 		ms = (int64_t)j->valuedouble;
 	} else {
 		return false;
 	}
+	if (ms < CEL_TS_MIN * 1000 || ms > CEL_TS_MAX * 1000 + 999)
+		return false;
 	s = ms / 1000;
 	ns = (int32_t)(ms % 1000) * 1000000;
 	if (ns < 0) {
