@@ -846,6 +846,37 @@ static const cyaml_config_t *cy_config(lctx *c, cyaml_config_t *cfg)
 	return cfg;
 }
 
+/* The key path from libcyaml's backtrace, innermost entry first:
+ * "in sequence entry '2'", "in mapping field 'origins'", "in mapping
+ * field 'cors'" -> "cors.origins[1]". */
+static void key_path_of(const char *log, char *out, size_t size)
+{
+	const char *parts[CONFIG_MAX_DEPTH];
+	int np = 0, i;
+	const char *p = log;
+	size_t n = 0;
+
+	while (np < CONFIG_MAX_DEPTH && (p = strstr(p, "  in ")) != NULL) {
+		p += 5;
+		if (!strncmp(p, "mapping field '", 15) ||
+		    !strncmp(p, "sequence entry '", 16))
+			parts[np++] = p;
+	}
+	out[0] = '\0';
+	for (i = np - 1; i >= 0 && n < size; i--) {
+		bool seq = parts[i][0] == 's';
+		const char *name = strchr(parts[i], '\'') + 1;
+		size_t len = strcspn(name, "'");
+		long idx = seq ? strtol(name, NULL, 10) - 1 : 0;
+
+		if (seq)
+			n += (size_t)snprintf(out + n, size - n, "[%ld]", idx);
+		else
+			n += (size_t)snprintf(out + n, size - n, "%s%.*s",
+					      n ? "." : "", (int)len, name);
+	}
+}
+
 /* Turns libcyaml's log ("Load: <problem>\nLoad: Backtrace:\n  in mapping
  * field 'port' (line: 2, column: 9)\n...") into a located error. */
 static int cyaml_error(lctx *c, cyaml_err_t e)
@@ -853,7 +884,7 @@ static int cyaml_error(lctx *c, cyaml_err_t e)
 	const char *log = c->log.data ? c->log.data : "";
 	const char *first = strstr(log, "Load: ");
 	const char *bt = strstr(log, "(line: ");
-	char problem[200] = "";
+	char problem[200] = "", path[PATH_LEN];
 	int line = 0, col = 0;
 	size_t n;
 
@@ -866,7 +897,9 @@ static int cyaml_error(lctx *c, cyaml_err_t e)
 		sscanf(bt, "(line: %d, column: %d)", &line, &col);
 	if (e == CYAML_ERR_OOM)
 		return nomem(c);
-	return cfg_err_at(c, line, col, NULL, "%s",
+	key_path_of(log, path, sizeof(path));
+	return cfg_err_at(c, line, col, path[0] ? path : NULL, "%s%s%s",
+			  path, path[0] ? ": " : "",
 			  problem[0] ? problem : cyaml_strerror(e));
 }
 

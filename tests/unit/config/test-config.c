@@ -359,8 +359,11 @@ TEST(err_bad_values)
 TEST(err_shapes_from_libcyaml)
 {
 	expect_err("server:\n  port: {a: 1}\n", ALYX_E_CONFIG, 2, 9,
-		   "Expecting STRING");
-	expect_err("server: [1, 2]\n", ALYX_E_CONFIG, 1, 9, "Expecting MAPPING");
+		   "server.port: Expecting STRING");
+	expect_err("server: [1, 2]\n", ALYX_E_CONFIG, 1, 9,
+		   "server: Expecting MAPPING");
+	expect_err("server:\n  cors:\n    origins: [a, [b]]\n", ALYX_E_CONFIG,
+		   3, 18, "server.cors.origins[1]: Expecting STRING");
 }
 
 TEST(err_yaml_syntax_and_limits)
