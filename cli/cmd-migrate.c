@@ -140,6 +140,7 @@ static void print_status(const struct cli *g, alyx *a, const cj *r)
 	const cj *applied = cj_get(r, "applied");
 	const cj *pending = cj_get(r, "pending");
 	const cj *changes = schema_changes(r);
+	bool broken = false;
 
 	printf("Database: %s\n", alyx_db_path(a));
 	if (cj_count(applied) + cj_count(pending) == 0)
@@ -156,10 +157,21 @@ static void print_status(const struct cli *g, alyx *a, const cj *r)
 				 "  MODIFIED since it was applied" : "");
 		print_migration("  ", m, suffix);
 	}
-	for (const cj *m = pending ? pending->kid : NULL; m; m = m->next)
+	for (const cj *m = pending ? pending->kid : NULL; m; m = m->next) {
 		print_migration("  ", m, "  pending");
+		if (cj_getstr(m, "error")) {
+			printf("      ! %s\n", cj_getstr(m, "error"));
+			broken = true;
+		}
+	}
 	if (cj_gettrue(r, "baseline")) {
 		print_baseline(g, a);
+	} else if (broken) {
+		printf("schema.yaml: not compared until the pending migrations "
+		       "load.\n");
+	} else if (!cj_get(r, "schema") ||
+		   cj_get(r, "schema")->type == CJ_NULL) {
+		printf("schema.yaml: none.\n");
 	} else if (cj_count(changes) == 0) {
 		printf("schema.yaml: up to date.\n");
 	} else {

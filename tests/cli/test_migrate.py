@@ -90,6 +90,10 @@ def test_create_numbers_files(blog):
     assert body["name"] == "add_things"
     pending = [m["name"] for m in status(blog)["pending"]]
     assert pending == ["add_things", "more_things"]
+    # A fresh file has no operations yet: status says so under its name.
+    human = ok("migrate", "status", cwd=blog).out
+    assert re.search(r"001_add_things\.yaml  pending\n      ! ", human), human
+    assert "not compared" in human
     fails(USAGE, "USAGE_ERROR", "migrate", "create", cwd=blog)
 
 
@@ -220,3 +224,45 @@ def test_edited_applied_migration_is_reported(blog_db):
     st = status(blog_db)
     assert st["applied"][0]["modified"] is True
     assert "MODIFIED" in ok("migrate", "status", cwd=blog_db).out
+
+
+SQL_ONLY = """\
+version: {version}
+name: {name}
+operations:
+  - type: sql
+    up: |
+      UPDATE posts SET view_count = view_count + {n};
+    down: |
+      UPDATE posts SET view_count = view_count - {n};
+"""
+
+
+def test_rollback_n(blog_db):
+    db = blog_db / "data" / "alyx.db"
+    views = dict(sql(db, "SELECT slug, view_count FROM posts"))
+    for name, n in (("plus_one", 1), ("plus_ten", 10)):
+        path = create(blog_db, name)
+        version = yaml.safe_load(path.read_text())["version"]
+        path.write_text(SQL_ONLY.format(version=version, name=name, n=n))
+    res = ok("migrate", "apply", cwd=blog_db)
+    assert "plus_one" in res.out and "plus_ten" in res.out
+    assert dict(sql(db, "SELECT slug, view_count FROM posts")) == \
+        {k: v + 11 for k, v in views.items()}
+    res = ok("migrate", "rollback", "2", "--json", cwd=blog_db)
+    assert [m["name"] for m in res.json()["rolled_back"]] == \
+        ["plus_ten", "plus_one"]
+    assert dict(sql(db, "SELECT slug, view_count FROM posts")) == views
+    assert [m["name"] for m in status(blog_db)["pending"]] == \
+        ["plus_one", "plus_ten"]
+
+
+def test_edited_applied_migration_blocks_apply(blog_db):
+    path = create(blog_db, "plus_one")
+    version = yaml.safe_load(path.read_text())["version"]
+    path.write_text(SQL_ONLY.format(version=version, name="plus_one", n=1))
+    ok("migrate", "apply", cwd=blog_db)
+    path.write_text(path.read_text().replace("+ 1", "+ 2"))
+    res = fails(MIGRATION, "CHECKSUM_MISMATCH", "migrate", "apply",
+                cwd=blog_db)
+    assert path.name in res.err or "plus_one" in res.err
