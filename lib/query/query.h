@@ -130,9 +130,21 @@ int alyx__query_exec(sqlite3 *db, const alyx__query *q,
 		     const alyx__sqlcond *extra, alyx_buf *out,
 		     alyx__err *err);
 
+/*
+ * A cache of prepared statements for one connection (the generated SQL
+ * text is the key; least recently used evicted).  Owned by whoever owns
+ * the connection, used by one thread at a time like the connection, and
+ * freed (finalizing its statements) before the connection is closed.
+ */
+typedef struct alyx__qcache alyx__qcache;
+
+alyx__qcache *alyx__qcache_new(sqlite3 *db);	/* NULL on NOMEM */
+void alyx__qcache_free(alyx__qcache *c);	/* NULL ok */
+
 /* Options of alyx__query_run (a zeroed struct means none). */
 typedef struct alyx__query_opts {
 	const alyx__sqlcond *extra;	/* as alyx__query_exec's `extra` */
+	alyx__qcache *cache;	/* statements of this connection, or NULL */
 	/* Read-rule push-down for expanded documents: called once per
 	 * expand path segment with the referenced collection; sets *cond to
 	 * the condition its documents must meet (cond->sql NULL: none).

@@ -369,8 +369,106 @@ static int sqlerr(sqlite3 *db, int rc, alyx__err *err)
 	}
 }
 
-static int prepare(sqlite3 *db, const alyx_buf *sql, const binds *bl,
-		   sqlite3_stmt **st, alyx__err *err)
+/* ---- the statement cache ---- */
+
+#define QCACHE_SIZE 32
+#define QCACHE_MAX_SQL 4096	/* longer statements are not kept */
+
+typedef struct qentry {
+	char *sql;
+	size_t len;
+	sqlite3_stmt *st;
+	uint64_t used;		/* LRU clock; 0 = free slot */
+	bool busy;		/* handed out and not yet released */
+} qentry;
+
+struct alyx__qcache {
+	sqlite3 *db;
+	uint64_t clock;
+	qentry e[QCACHE_SIZE];
+};
+
+alyx__qcache *alyx__qcache_new(sqlite3 *db)
+{
+	alyx__qcache *c = alyx__calloc(1, sizeof(*c));
+
+	if (c)
+		c->db = db;
+	return c;
+}
+
+void alyx__qcache_free(alyx__qcache *c)
+{
+	size_t i;
+
+	if (!c)
+		return;
+	for (i = 0; i < QCACHE_SIZE; i++) {
+		sqlite3_finalize(c->e[i].st);
+		alyx__free(c->e[i].sql);
+	}
+	alyx__free(c);
+}
+
+/* Gives a statement back: cached ones are reset for the next use. */
+static void release(alyx__qcache *c, sqlite3_stmt *st)
+{
+	size_t i;
+
+	if (!st)
+		return;
+	for (i = 0; c && i < QCACHE_SIZE; i++) {
+		if (c->e[i].st == st) {
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			c->e[i].busy = false;
+			return;
+		}
+	}
+	sqlite3_finalize(st);
+}
+
+static int prepare_cached(sqlite3 *db, alyx__qcache *c, const alyx_buf *sql,
+			  sqlite3_stmt **st)
+{
+	qentry *e, *victim = NULL;
+	size_t i;
+	int rc;
+
+	if (!c || c->db != db || sql->len > QCACHE_MAX_SQL)
+		return sqlite3_prepare_v2(db, sql->data, (int)sql->len, st,
+					  NULL);
+	for (i = 0; i < QCACHE_SIZE; i++) {
+		e = &c->e[i];
+		if (e->used && !e->busy && e->len == sql->len &&
+		    !memcmp(e->sql, sql->data, sql->len)) {
+			e->used = ++c->clock;
+			e->busy = true;
+			*st = e->st;
+			return SQLITE_OK;
+		}
+		if (!e->busy && (!victim || e->used < victim->used))
+			victim = e;
+	}
+	rc = sqlite3_prepare_v3(db, sql->data, (int)sql->len,
+				SQLITE_PREPARE_PERSISTENT, st, NULL);
+	if (rc != SQLITE_OK || !victim)
+		return rc;
+	sqlite3_finalize(victim->st);
+	alyx__free(victim->sql);
+	memset(victim, 0, sizeof(*victim));
+	victim->sql = alyx__strndup(sql->data, sql->len);
+	if (!victim->sql)
+		return SQLITE_OK;	/* used once, uncached */
+	victim->len = sql->len;
+	victim->st = *st;
+	victim->used = ++c->clock;
+	victim->busy = true;
+	return SQLITE_OK;
+}
+
+static int prepare(sqlite3 *db, alyx__qcache *c, const alyx_buf *sql,
+		   const binds *bl, sqlite3_stmt **st, alyx__err *err)
 {
 	size_t i;
 	int rc;
@@ -380,14 +478,14 @@ static int prepare(sqlite3 *db, const alyx_buf *sql, const binds *bl,
 		return alyx__err_set(err, sql->err == ALYX_E_TOOBIG ?
 				     ALYX_E_TOOBIG : ALYX_E_NOMEM, NULL,
 				     "query too large to compile");
-	rc = sqlite3_prepare_v2(db, sql->data, (int)sql->len, st, NULL);
+	rc = prepare_cached(db, c, sql, st);
 	if (rc != SQLITE_OK)
 		return sqlerr(db, rc, err);
 	for (i = 0; i < bl->n; i++) {
 		rc = alyx__value_bind(*st, (int)i + 1, bl->v[i]);
 		if (rc != SQLITE_OK && rc != ALYX_OK) {
 			rc = sqlerr(db, rc, err);
-			sqlite3_finalize(*st);
+			release(c, *st);
 			*st = NULL;
 			return rc;
 		}
@@ -713,7 +811,7 @@ static int xfetch(sqlite3 *db, xnode *parent, size_t k,
 			for (i = 0; i < cond.n_binds; i++)
 				bind_add(&bl, &cond.binds[i]);
 		}
-		rc = prepare(db, &sql, &bl, &st, err);
+		rc = prepare(db, o ? o->cache : NULL, &sql, &bl, &st, err);
 		if (rc != ALYX_OK)
 			goto out;
 		while ((src = sqlite3_step(st)) == SQLITE_ROW) {
@@ -729,7 +827,7 @@ static int xfetch(sqlite3 *db, xnode *parent, size_t k,
 			rc = sqlerr(db, src, err);
 			goto out;
 		}
-		sqlite3_finalize(st);
+		release(o ? o->cache : NULL, st);
 		st = NULL;
 	}
 	if (x->n_docs)
@@ -740,7 +838,7 @@ static int xfetch(sqlite3 *db, xnode *parent, size_t k,
 nomem:
 	rc = alyx__err_set(err, ALYX_E_NOMEM, NULL, "out of memory");
 out:
-	sqlite3_finalize(st);
+	release(o ? o->cache : NULL, st);
 	alyx__free(ids);
 	alyx__free(bl.v);
 	alyx__buf_free(&sql);
@@ -773,7 +871,7 @@ static void xrender(alyx_buf *b, const xnode *x, const xdoc *d)
 
 /* ---- exec ---- */
 
-static int count_rows(sqlite3 *db, const alyx__query *q,
+static int count_rows(sqlite3 *db, alyx__qcache *c, const alyx__query *q,
 		      const alyx__sqlcond *extra, int64_t *n, alyx__err *err)
 {
 	alyx_buf sql;
@@ -786,7 +884,7 @@ static int count_rows(sqlite3 *db, const alyx__query *q,
 	alyx__qident(&sql, q->coll->name);
 	alyx__buf_adds(&sql, " AS " ALYX_QUERY_ALIAS);
 	where_sql(&sql, &bl, q, extra, false);
-	rc = prepare(db, &sql, &bl, &st, err);
+	rc = prepare(db, c, &sql, &bl, &st, err);
 	if (rc == ALYX_OK) {
 		rc = sqlite3_step(st);
 		if (rc == SQLITE_ROW) {
@@ -796,7 +894,7 @@ static int count_rows(sqlite3 *db, const alyx__query *q,
 			rc = sqlerr(db, rc, err);
 		}
 	}
-	sqlite3_finalize(st);
+	release(c, st);
 	alyx__free(bl.v);
 	alyx__buf_free(&sql);
 	return rc;
@@ -815,6 +913,7 @@ int alyx__query_run(sqlite3 *db, const alyx__query *q,
 		    const alyx__query_opts *o, alyx_buf *out, alyx__err *err)
 {
 	const alyx__sqlcond *extra = o ? o->extra : NULL;
+	alyx__qcache *cache = o ? o->cache : NULL;
 	size_t mark = out->len, i;
 	sqlite3_stmt *st = NULL;
 	alyx_buf next;
@@ -839,7 +938,7 @@ int alyx__query_run(sqlite3 *db, const alyx__query *q,
 			goto out;
 		}
 	}
-	rc = prepare(db, &p.sql, &p.bl, &st, err);
+	rc = prepare(db, cache, &p.sql, &p.bl, &st, err);
 	if (rc != ALYX_OK)
 		goto out;
 	alyx__buf_adds(out, "{\"docs\":[");
@@ -872,7 +971,7 @@ int alyx__query_run(sqlite3 *db, const alyx__query *q,
 		rc = sqlerr(db, src, err);
 		goto out;
 	}
-	sqlite3_finalize(st);
+	release(cache, st);
 	st = NULL;
 	if (q->n_expand) {
 		for (i = 0; i < root.n_kids && rc == ALYX_OK; i++)
@@ -887,7 +986,7 @@ int alyx__query_run(sqlite3 *db, const alyx__query *q,
 	}
 	alyx__buf_addc(out, ']');
 	if (q->total) {
-		rc = count_rows(db, q, extra, &total, err);
+		rc = count_rows(db, cache, q, extra, &total, err);
 		if (rc != ALYX_OK)
 			goto out;
 		alyx__buf_adds(out, ",\"total\":");
@@ -904,7 +1003,7 @@ int alyx__query_run(sqlite3 *db, const alyx__query *q,
 				   ALYX_E_TOOBIG ? "query result too large" :
 				   "out of memory");
 out:
-	sqlite3_finalize(st);
+	release(cache, st);
 	memset(&root.s, 0, sizeof(root.s));
 	page_free(&p);
 done:

@@ -214,18 +214,23 @@ static cJSON *rquery(const alyx__collection *c)
 	return q;
 }
 
+/* The statement cache of the current dataset's connection: odd datasets
+ * run with one (so its reuse and eviction are checked too). */
+static alyx__qcache *cur_cache;
+
 /* Runs q (with limit/after set) and returns the output parsed. */
 static cJSON *exec_json(sqlite3 *db, const alyx__collection *c,
 			cJSON *qj, char **sqlout)
 {
 	alyx__query *q = NULL;
 	alyx__err err = {0};
+	alyx__query_opts o = { .cache = cur_cache };
 	alyx_buf out;
 	cJSON *r;
 
 	alyx__buf_init(&out, 0);
 	if (alyx__query_parse_json(&fx_schema, c, qj, &q, &err) != ALYX_OK ||
-	    alyx__query_exec(db, q, NULL, &out, &err) != ALYX_OK) {
+	    alyx__query_run(db, q, &o, &out, &err) != ALYX_OK) {
 		char *t = cJSON_PrintUnformatted(qj);
 
 		fprintf(stderr, "  query %s failed: %s %s\n", t, err.msg,
@@ -282,6 +287,7 @@ static void agree(unsigned long long seed)
 		cJSON **arr;
 		int n = 0;
 
+		cur_cache = ds % 2 ? alyx__qcache_new(db) : NULL;
 		make_docs(db, c, 20 + (int)rnd(50));
 		{
 			cJSON *qa = cJSON_Parse("{\"limit\":1000}");
@@ -365,7 +371,9 @@ static void agree(unsigned long long seed)
 		}
 		free(arr);
 		cJSON_Delete(all);
-		sqlite3_close(db);
+		alyx__qcache_free(cur_cache);
+		cur_cache = NULL;
+		ASSERT_EQ(sqlite3_close(db), SQLITE_OK);
 	}
 	fprintf(stderr, "  %d queries agreed (%d matches in total), %d keyset "
 		"pages\n", cases, matched, pages);

@@ -689,6 +689,50 @@ TEST(expand_rule_condition)
 	sqlite3_close(db);
 }
 
+TEST(statement_cache)
+{
+	sqlite3 *db = fx_open(), *other = fx_open();
+	alyx__qcache *cache = alyx__qcache_new(db);
+	static const char *const qs[] = {
+		"expand=author_id.org_id&total=true&limit=2",
+		"filter=views:gt:1&sort=-views",
+		"filter=tags:contains:1&limit=1",
+	};
+	char *first[3];
+	size_t i, round;
+
+	seed_blog(db);
+	seed_blog(other);
+	for (round = 0; round < 3; round++) {
+		for (i = 0; i < ALYX_ARRAY_LEN(qs); i++) {
+			alyx__query *q = NULL;
+			alyx__err err = {0};
+			alyx__query_opts o = { .cache = cache };
+			alyx_buf out;
+
+			alyx__buf_init(&out, 0);
+			ASSERT_EQ(alyx__query_parse_str(&fx_schema,
+				fx_coll("posts"), qs[i], &q, &err), ALYX_OK);
+			/* Round 2 uses another connection: the cache,
+			 * made for `db`, must stay out of it. */
+			ASSERT_EQ(alyx__query_run(round == 2 ? other : db, q,
+						  &o, &out, &err), ALYX_OK);
+			if (round == 0)
+				first[i] = alyx__buf_take(&out);
+			else
+				ASSERT_STR_EQ(out.data, first[i]);
+			alyx__buf_free(&out);
+			alyx__query_free(q);
+		}
+	}
+	for (i = 0; i < ALYX_ARRAY_LEN(qs); i++)
+		alyx__free(first[i]);
+	alyx__qcache_free(cache);
+	/* Every statement is finalized: the connections close cleanly. */
+	ASSERT_EQ(sqlite3_close(db), SQLITE_OK);
+	ASSERT_EQ(sqlite3_close(other), SQLITE_OK);
+}
+
 TEST(extra_condition)
 {
 	sqlite3 *db = fx_open();
