@@ -131,14 +131,50 @@ void alyx__conn_close(sqlite3 *db)
 	sqlite3_close(db);
 }
 
+/* Runs a fixed transaction-control statement through a statement kept
+ * on the connection (found again by its text, like the document cache of
+ * lib/doc): these run once or twice per write, and preparing them each
+ * time costs more than the walk. */
+static int step_cached(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	for (st = sqlite3_next_stmt(db, NULL); st;
+	     st = sqlite3_next_stmt(db, st)) {
+		const char *t = sqlite3_sql(st);
+
+		if (t && !sqlite3_stmt_busy(st) && strcmp(t, sql) == 0)
+			break;
+	}
+	if (!st) {
+		rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+					&st, NULL);
+		if (rc != SQLITE_OK)
+			return rc;
+	}
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int exec_cached(sqlite3 *db, const char *sql, alyx__err *err)
+{
+	int rc = step_cached(db, sql);
+
+	if (rc != SQLITE_OK)
+		return alyx__conn_err(db, rc, "database", err);
+	return ALYX_OK;
+}
+
 int alyx__tx_begin(sqlite3 *db, bool write, alyx__err *err)
 {
-	return alyx__exec(db, write ? "BEGIN IMMEDIATE" : "BEGIN", err);
+	return exec_cached(db, write ? "BEGIN IMMEDIATE" : "BEGIN", err);
 }
 
 int alyx__tx_commit(sqlite3 *db, alyx__err *err)
 {
-	int rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	int rc = step_cached(db, "COMMIT");
 
 	if (rc == SQLITE_OK)
 		return ALYX_OK;
@@ -155,12 +191,12 @@ void alyx__tx_rollback(sqlite3 *db)
 
 int alyx__sp_begin(sqlite3 *db, alyx__err *err)
 {
-	return alyx__exec(db, "SAVEPOINT alyx_sp", err);
+	return exec_cached(db, "SAVEPOINT alyx_sp", err);
 }
 
 int alyx__sp_release(sqlite3 *db, alyx__err *err)
 {
-	return alyx__exec(db, "RELEASE alyx_sp", err);
+	return exec_cached(db, "RELEASE alyx_sp", err);
 }
 
 void alyx__sp_rollback(sqlite3 *db)
