@@ -89,6 +89,14 @@ int cli_common(struct cli *g, int id, const char *arg);
 int cli_parse_simple(struct cli *g, int argc, char **argv, const char **pos,
 		     int min_pos, int max_pos, int *npos);
 
+/* Commands with actions (`migrate apply`, `db --seed f`): names[i] is
+ * action i's name, names[0] is unused (no action yet).  find returns the
+ * action named `arg`, or 0; set records action `a` and refuses a second,
+ * different one (CLI_USAGE), else returns CLI_CONTINUE. */
+int cli_action_find(const char *const *names, int n, const char *arg);
+int cli_action_set(const struct cli *g, const char *const *names,
+		   int *action, int a);
+
 /* ---- errors (all go to stderr) ---- */
 
 /* Prints "alyx: USAGE_ERROR: <message>" and a hint; returns CLI_USAGE. */

@@ -42,7 +42,8 @@ static const struct cli_opt opts[] = {
 	{0},
 };
 
-static const char *const action_names[] = {
+/* Indexed by action; O_FORCE ends the actions. */
+static const char *const action_names[O_FORCE] = {
 	[A_SEED] = "seed",
 	[A_DUMP] = "dump",
 	[A_RESET] = "reset",
@@ -186,10 +187,9 @@ int cmd_db(struct cli *g, int argc, char **argv)
 			continue;
 		}
 		if (id == OPT_POS) {
-			for (int i = A_SEED; i <= A_RESET; i++)
-				if (action == A_NONE &&
-				    strcmp(arg, action_names[i]) == 0)
-					next = i;
+			if (action == A_NONE)
+				next = cli_action_find(action_names, O_FORCE,
+						       arg);
 			if (next == A_NONE && action == A_NONE)
 				return cli_usage_error(g, "unknown action '%s'",
 						       arg);
@@ -210,7 +210,7 @@ int cmd_db(struct cli *g, int argc, char **argv)
 				return rc;
 			continue;
 		}
-		if (action != A_NONE)
+		if (action != A_NONE)	/* even the same one twice */
 			return cli_usage_error(g, "choose one action (%s or "
 					       "%s)", action_names[action],
 					       action_names[next]);

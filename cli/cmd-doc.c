@@ -40,7 +40,8 @@ static const struct cli_opt opts[] = {
 	{0},
 };
 
-static const char *const action_names[] = {
+/* Indexed by action; O_DATA ends the actions. */
+static const char *const action_names[O_DATA] = {
 	[A_CREATE] = "create",
 	[A_GET] = "get",
 	[A_UPDATE] = "update",
@@ -81,9 +82,7 @@ static int parse(struct cli *g, int argc, char **argv, struct doc_args *d)
 	if (npos == 0)
 		return cli_usage_error(g, "missing action (create, get, "
 				       "update or delete)");
-	for (int i = A_CREATE; i <= A_DELETE; i++)
-		if (strcmp(pos[0], action_names[i]) == 0)
-			d->action = i;
+	d->action = cli_action_find(action_names, O_DATA, pos[0]);
 	if (d->action == A_NONE)
 		return cli_usage_error(g, "unknown action '%s'", pos[0]);
 	if (npos < 2)

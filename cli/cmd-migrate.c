@@ -30,7 +30,7 @@ static const char usage[] =
 "      --json      print libalyx's JSON answer instead of a summary\n"
 "  -h, --help      show this help\n";
 
-enum { A_NONE, A_STATUS, A_APPLY, A_ROLLBACK, A_CREATE };
+enum { A_NONE, A_STATUS, A_APPLY, A_ROLLBACK, A_CREATE, N_ACTIONS };
 
 static const struct cli_opt opts[] = {
 	CLI_COMMON_OPTS,
@@ -41,7 +41,7 @@ static const struct cli_opt opts[] = {
 	{0},
 };
 
-static const char *const action_names[] = {
+static const char *const action_names[N_ACTIONS] = {
 	[A_STATUS] = "status",
 	[A_APPLY] = "apply",
 	[A_ROLLBACK] = "rollback",
@@ -245,15 +245,6 @@ static int parse_count(struct cli *g, const char *s, int *n)
 	return CLI_CONTINUE;
 }
 
-static int set_action(struct cli *g, int *action, int a)
-{
-	if (*action != A_NONE && *action != a)
-		return cli_usage_error(g, "choose one action (%s or %s)",
-				       action_names[*action], action_names[a]);
-	*action = a;
-	return CLI_CONTINUE;
-}
-
 int cmd_migrate(struct cli *g, int argc, char **argv)
 {
 	struct cli_parser p;
@@ -268,12 +259,9 @@ int cmd_migrate(struct cli *g, int argc, char **argv)
 	while ((id = cli_next(&p, &arg)) != OPT_END) {
 		rc = CLI_CONTINUE;
 		if (id == OPT_POS) {
-			int by_name = A_NONE;
+			int by_name = action != A_NONE ? A_NONE :
+				cli_action_find(action_names, N_ACTIONS, arg);
 
-			for (int i = A_STATUS; i <= A_CREATE; i++)
-				if (action == A_NONE &&
-				    strcmp(arg, action_names[i]) == 0)
-					by_name = i;
 			if (by_name != A_NONE)
 				action = by_name;
 			else if (action == A_ROLLBACK && !count)
@@ -287,7 +275,7 @@ int cmd_migrate(struct cli *g, int argc, char **argv)
 				return cli_usage_error(g,
 					"unexpected argument '%s'", arg);
 		} else if (id > 0) {
-			rc = set_action(g, &action, id);
+			rc = cli_action_set(g, action_names, &action, id);
 			if (id == A_ROLLBACK && arg)
 				count = arg;
 			if (id == A_CREATE)

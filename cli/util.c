@@ -139,6 +139,24 @@ int cli_parse_simple(struct cli *g, int argc, char **argv, const char **pos,
 	return CLI_CONTINUE;
 }
 
+int cli_action_find(const char *const *names, int n, const char *arg)
+{
+	for (int i = 1; i < n; i++)
+		if (strcmp(arg, names[i]) == 0)
+			return i;
+	return 0;
+}
+
+int cli_action_set(const struct cli *g, const char *const *names,
+		   int *action, int a)
+{
+	if (*action != 0 && *action != a)
+		return cli_usage_error(g, "choose one action (%s or %s)",
+				       names[*action], names[a]);
+	*action = a;
+	return CLI_CONTINUE;
+}
+
 /* ---- errors ---- */
 
 void cli_json_str(FILE *f, const char *s)
