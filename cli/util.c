@@ -1,5 +1,6 @@
 /* util.c - option parsing, error reporting and file helpers of the CLI. */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -437,19 +438,34 @@ out:
 int cli_write_file(const struct cli *g, const char *path, const char *data,
 		   size_t len)
 {
-	FILE *f = strcmp(path, "-") == 0 ? stdout : fopen(path, "wb");
+	bool to_stdout = strcmp(path, "-") == 0;
+	char tmp[PATH_MAX];
+	FILE *f;
 	int ok;
 
+	/* A file is written beside its final name and renamed into place,
+	 * so a failed dump never leaves half a file behind. */
+	if (!to_stdout && (size_t)snprintf(tmp, sizeof(tmp), "%s.tmp-%ld",
+					   path, (long)getpid()) >= sizeof(tmp))
+		return cli_error(g, CLI_FAIL, "IO_ERROR", "path too long: %s",
+				 path);
+	f = to_stdout ? stdout : fopen(tmp, "wb");
 	if (!f)
 		return cli_error(g, CLI_FAIL, "IO_ERROR",
 				 "cannot create '%s': %s", path,
 				 strerror(errno));
 	ok = fwrite(data, 1, len, f) == len;
-	ok = (f == stdout ? fflush(f) : fclose(f)) == 0 && ok;
-	if (!ok)
+	ok = (to_stdout ? fflush(f) : fclose(f)) == 0 && ok;
+	if (ok && !to_stdout)
+		ok = rename(tmp, path) == 0;
+	if (!ok) {
+		int e = errno;
+
+		if (!to_stdout)
+			unlink(tmp);
 		return cli_error(g, CLI_FAIL, "IO_ERROR",
-				 "cannot write '%s': %s", path,
-				 strerror(errno));
+				 "cannot write '%s': %s", path, strerror(e));
+	}
 	return CLI_OK;
 }
 

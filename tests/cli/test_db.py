@@ -66,6 +66,7 @@ def test_dump_seed_reset_round_trip(blog_db, seed_data, tmp_path):
     dump2 = tmp_path / "dump2.json"
     ok("db", "dump", dump2, cwd=blog_db)
     d2 = json.loads(dump2.read_text())
+    assert not [f for f in tmp_path.iterdir() if ".tmp-" in f.name]
     for coll in d1:
         assert by_id(d2[coll]) == by_id(d1[coll])
     ok("db", "--reset", "-f", cwd=blog_db)
