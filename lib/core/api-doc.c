@@ -223,11 +223,12 @@ static int notfound_id(const alyx__collection *c, const char *id,
 
 /* A get with expand/fields: the query `filter=<pk>:eq:<id>&limit=1&opts`
  * through the query module, then the one document out of {"docs":[..]}. */
-static int get_with_opts(alyx *a, alyx__snap *snap, const alyx__collection *c,
-			 const char *id, const char *opts, sqlite3 *db,
+static int get_with_opts(alyx__snap *snap, const alyx__collection *c,
+			 const char *id, const char *opts, const alyx__rd *rd,
 			 alyx_buf *out, alyx__err *err)
 {
 	static const char head[] = "{\"docs\":[";
+	alyx__query_opts o = {.cache = rd->qc};
 	alyx__query *q = NULL;
 	alyx__value pk = {0};
 	alyx_buf qs, res;
@@ -256,7 +257,7 @@ static int get_with_opts(alyx *a, alyx__snap *snap, const alyx__collection *c,
 	}
 	rc = alyx__query_parse_str(snap->schema, c, qs.data, &q, err);
 	if (rc == ALYX_OK)
-		rc = alyx__query_exec(db, q, NULL, &res, err);
+		rc = alyx__query_run(rd->db, q, &o, &res, err);
 	if (rc != ALYX_OK)
 		goto out;
 	if (res.len < sizeof(head) + 1 ||
@@ -291,6 +292,21 @@ out:
 	return rc;
 }
 
+/* The common start of a read: OUT, handle, schema snapshot, collection. */
+static int read_begin(alyx *a, char **out, const char *collection,
+		      alyx__snap **snap, const alyx__collection **c,
+		      alyx__err *err)
+{
+	int rc = check_out(out, err);
+
+	if (rc == ALYX_OK)
+		rc = alyx__enter(a, err);
+	if (rc != ALYX_OK)
+		return rc;
+	*snap = alyx__snap_get(a);
+	return alyx__coll_find(*snap, collection, c, err);
+}
+
 ALYX_API int alyx_doc_get(alyx *a, const alyx_ctx *ctx,
 			  const char *collection, const char *id,
 			  const char *opts, char **out)
@@ -303,21 +319,15 @@ ALYX_API int alyx_doc_get(alyx *a, const alyx_ctx *ctx,
 	int rc;
 
 	alyx__buf_init(&b, 0);
-	rc = check_out(out, &err);
-	if (rc == ALYX_OK)
-		rc = alyx__enter(a, &err);
+	rc = read_begin(a, out, collection, &snap, &c, &err);
 	if (rc == ALYX_OK)
 		rc = check_id(id, &err);
-	if (rc != ALYX_OK)
-		goto out;
-	snap = alyx__snap_get(a);
-	rc = alyx__coll_find(snap, collection, &c, &err);
 	if (rc == ALYX_OK)
 		rc = alyx__reader_get(a, &rd, &err);
 	if (rc != ALYX_OK)
 		goto out;
 	if (opts && *opts)
-		rc = get_with_opts(a, snap, c, id, opts, rd.db, &b, &err);
+		rc = get_with_opts(snap, c, id, opts, &rd, &b, &err);
 	else
 		rc = alyx__doc_read(rd.db, c, id, false, &b, &err);
 	alyx__reader_put(a, &rd);
@@ -345,13 +355,7 @@ static int run_query(alyx *a, const char *collection, const char *qs,
 	int rc;
 
 	alyx__buf_init(&b, 0);
-	rc = check_out(out, &err);
-	if (rc == ALYX_OK)
-		rc = alyx__enter(a, &err);
-	if (rc != ALYX_OK)
-		goto out;
-	snap = alyx__snap_get(a);
-	rc = alyx__coll_find(snap, collection, &c, &err);
+	rc = read_begin(a, out, collection, &snap, &c, &err);
 	if (rc != ALYX_OK)
 		goto out;
 	if (qs) {
@@ -377,7 +381,11 @@ static int run_query(alyx *a, const char *collection, const char *qs,
 		rc = alyx__reader_get(a, &rd, &err);
 	if (rc != ALYX_OK)
 		goto out;
-	rc = alyx__query_exec(rd.db, q, NULL, &b, &err);
+	{
+		alyx__query_opts o = {.cache = rd.qc};
+
+		rc = alyx__query_run(rd.db, q, &o, &b, &err);
+	}
 	alyx__reader_put(a, &rd);
 	if (rc == ALYX_OK && b.err)
 		rc = alyx__err_set(&err, b.err, NULL, "query result too large");

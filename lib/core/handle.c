@@ -12,6 +12,7 @@
 
 struct alyx__reader {
 	sqlite3 *db;
+	alyx__qcache *qc;
 	struct alyx__reader *next_idle;
 	struct alyx__reader *next_all;
 };
@@ -161,6 +162,10 @@ static int reader_take(alyx *a, struct alyx__reader **out, alyx__err *err)
 	o.create = false;
 	o.reader = true;
 	rc = alyx__conn_open(a->db_path, &o, &r->db, err);
+	if (rc == ALYX_OK && !(r->qc = alyx__qcache_new(r->db))) {
+		alyx__conn_close(r->db);
+		rc = alyx__err_set(err, ALYX_E_NOMEM, NULL, "out of memory");
+	}
 	if (rc != ALYX_OK) {
 		alyx__free(r);
 		return rc;
@@ -190,14 +195,15 @@ int alyx__reader_get(alyx *a, alyx__rd *rd, alyx__err *err)
 	memset(rd, 0, sizeof(*rd));
 	if (tl_pass.a == a && tl_pass.r) {
 		rd->r = tl_pass.r;
-		rd->db = tl_pass.r->db;
 		rd->pass = true;
-		return ALYX_OK;
+	} else {
+		rc = reader_take(a, &rd->r, err);
+		if (rc != ALYX_OK)
+			return rc;
 	}
-	rc = reader_take(a, &rd->r, err);
-	if (rc == ALYX_OK)
-		rd->db = rd->r->db;
-	return rc;
+	rd->db = rd->r->db;
+	rd->qc = rd->r->qc;
+	return ALYX_OK;
 }
 
 void alyx__reader_put(alyx *a, alyx__rd *rd)
@@ -520,6 +526,7 @@ static void handle_free(alyx *a)
 		return;
 	for (r = a->all; r; r = next) {
 		next = r->next_all;
+		alyx__qcache_free(r->qc);
 		alyx__conn_close(r->db);
 		alyx__free(r);
 	}

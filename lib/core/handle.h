@@ -20,6 +20,7 @@
 #include <sqlite3.h>
 
 #include "core/core.h"
+#include "query/query.h"
 #include "schema/schema.h"
 #include "store/store.h"
 
@@ -108,6 +109,7 @@ int alyx__read_pass_end(alyx *a);
 typedef struct alyx__rd {
 	struct alyx__reader *r;
 	sqlite3 *db;
+	alyx__qcache *qc;	/* the connection's query statement cache */
 	bool pass;
 } alyx__rd;
 int alyx__reader_get(alyx *a, alyx__rd *rd, alyx__err *err);
