@@ -216,7 +216,9 @@ int alyx__svc_init(alyx__svc *t, alyx__err *err)
 	info.timeout_secs_ah_idle = info.timeout_secs;
 	info.keepalive_timeout = 30;
 	if (s->tls_cert) {
-		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		/* No client connections: skip loading the OS CA store. */
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
+				LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS;
 		info.ssl_cert_filepath = s->tls_cert;
 		info.ssl_private_key_filepath = s->tls_key;
 		info.alpn = "http/1.1";

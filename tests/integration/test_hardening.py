@@ -289,3 +289,34 @@ def test_many_idle_connections_do_not_block_others(server):
         for s in socks:
             s.close()
     alive(server)
+
+
+def test_large_responses_arrive_whole(server):
+    """Replies far above the 64 KiB send buffer leave in several sends."""
+    st, _, u = server.json("POST", "/api/collections/users",
+                           {"email": "big-%s@example.com"
+                            % uuid.uuid4().hex[:8]})
+    tag = uuid.uuid4().hex[:8]
+    reqs = [{"method": "POST", "url": "/api/collections/posts",
+             "body": {"title": "big %d" % i, "slug": "big-%s-%d" % (tag, i),
+                      "content": ("%04d" % i) * 1000, "author_id": u["id"]}}
+            for i in range(200)]
+    for i in range(0, len(reqs), 10):   # the test config caps bodies
+        st, _, body = server.json("POST", "/api/batch",
+                                  {"requests": reqs[i:i + 10]})
+        assert st == 200, body
+    c = server.conn()
+    try:
+        for _ in range(3):
+            st, h, data = server.request(
+                "GET", "/api/collections/posts?filter=author_id:eq:%s"
+                "&limit=200&sort=title" % u["id"], conn=c)
+            assert st == 200
+            assert int(h["content-length"]) == len(data) > 800000
+            docs = json.loads(data)["docs"]
+            assert len(docs) == 200
+            assert all(len(d["content"]) == 4000 for d in docs)
+        # The connection is still usable after the big replies.
+        assert server.request("GET", "/health/live", conn=c)[0] == 200
+    finally:
+        c.close()
