@@ -3,6 +3,7 @@
  * comments, whitespace, errors with positions), evaluator edge cases,
  * limits, the Alyx variables and the schema check.
  */
+#include <pthread.h>
 #include <string.h>
 
 #include "harness.h"
@@ -221,6 +222,68 @@ TEST(limit_deep_nesting)
 	s[2 * n] = 0;
 	ASSERT(starts(E(s), "compile:"));
 	free(s);
+}
+
+/* Expressions at the nesting limit, compiled and evaluated on a thread
+ * with a 2 MiB stack (enough under ASan; about 256 KiB without). */
+static char *nest(const char *pre, const char *mid, const char *post, int n)
+{
+	size_t l = (strlen(pre) + strlen(post)) * (size_t)n + strlen(mid) + 1;
+	char *s = malloc(l), *o = s;
+	if (!s)
+		abort();
+	for (int i = 0; i < n; i++)
+		o += sprintf(o, "%s", pre);
+	o += sprintf(o, "%s", mid);
+	for (int i = 0; i < n; i++)
+		o += sprintf(o, "%s", post);
+	return s;
+}
+
+static void *deep_worker(void *arg)
+{
+	int *ok = arg;
+	const int n = ALYX_CEL_MAX_DEPTH - 2;
+	char *srcs[] = {
+		nest("int(", "1", ")", n), nest("[", "1", "]", n),
+		nest("(1 + ", "1", ")", n), nest("true && (", "true", ")", n),
+		nest("{'a': ", "1", "}", n), nest("-(", "1", ")", n),
+		nest("[1].all(x, ", "true", ")", 60),
+	};
+	*ok = 1;
+	for (size_t i = 0; i < ALYX_ARRAY_LEN(srcs); i++) {
+		alyx__cel_prog *p = NULL;
+		alyx__err err = {0};
+		alyx__cel_run run;
+		if (alyx__cel_compile(srcs[i], strlen(srcs[i]), NULL, &p,
+				      &err) != ALYX_OK) {
+			fprintf(stderr, "  %zu: %s\n", i, err.msg);
+			*ok = 0;
+		} else {
+			alyx__cel_run_init(&run);
+			alyx__cel_val v = alyx__cel_eval(p, NULL, &run);
+			if (v.k == ALYX_CEL_ERROR)
+				*ok = 0;
+			alyx__cel_run_free(&run);
+		}
+		alyx__err_clear(&err);
+		alyx__cel_prog_free(p);
+		free(srcs[i]);
+	}
+	return NULL;
+}
+
+TEST(limit_depth_fits_a_thread_stack)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	int ok = 0;
+	ASSERT_EQ(pthread_attr_init(&attr), 0);
+	ASSERT_EQ(pthread_attr_setstacksize(&attr, 2u << 20), 0);
+	ASSERT_EQ(pthread_create(&t, &attr, deep_worker, &ok), 0);
+	ASSERT_EQ(pthread_join(t, NULL), 0);
+	pthread_attr_destroy(&attr);
+	ASSERT_EQ(ok, 1);
 }
 
 TEST(limit_long_chains)
