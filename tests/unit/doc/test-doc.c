@@ -978,4 +978,93 @@ TEST(many_unknown_keys_are_bounded)
 	close_db(db);
 }
 
+/* ---- randomised documents ---- */
+
+static unsigned long long rs = 88172645463325252ull;
+
+static unsigned rnd(unsigned n)
+{
+	rs ^= rs << 13;
+	rs ^= rs >> 7;
+	rs ^= rs << 17;
+	return (unsigned)(rs % n);
+}
+
+static cJSON *rnd_value(void)
+{
+	static const char *strs[] = {
+		"", "a", "ab", "abc", "x@y.io", "https://h.io/p", "user", "admin",
+		"2026-01-02T03:04:05Z", "6f9619ff-8b86-4011-b42d-00c04fc964ff",
+		"AAEC", "\xc3\xa9\xc3\xa9\xc3\xa9", "\xff\xfe", "null", "1",
+		"waytoolongforthenamefield"};
+	static const double nums[] = {0, 1, -1, 1.5, 2, 3, 150, 151, 0.5, 9.5,
+				      1e300, -1e-300, 9007199254740993.0,
+				      1767323045006.0};
+
+	switch (rnd(7)) {
+	case 0: return cJSON_CreateNull();
+	case 1: return cJSON_CreateBool(rnd(2));
+	case 2: return cJSON_CreateNumber(nums[rnd(ALYX_ARRAY_LEN(nums))]);
+	case 3: case 4:
+		return cJSON_CreateString(strs[rnd(ALYX_ARRAY_LEN(strs))]);
+	case 5: return cJSON_Parse("[1,{\"a\":null}]");
+	default: return cJSON_CreateObject();
+	}
+}
+
+/* Any document: prepare ends in OK or VALIDATION; a prepared document is
+ * stored (or conflicts on the unique email) and comes back as JSON that
+ * parses; a validation error lists at least one field. */
+TEST(random_documents_never_misbehave)
+{
+	sqlite3 *db = open_db();
+	int i, ok = 0, invalid = 0;
+
+	for (i = 0; i < 3000; i++) {
+		cJSON *j = cJSON_CreateObject();
+		alyx__err err = {0};
+		alyx__row row;
+		alyx_buf b;
+		int k, n = (int)rnd(8), rc;
+
+		for (k = 0; k < n; k++) {
+			const char *name = rnd(20) ? ufields[rnd(U_N)].name
+						   : "extra";
+
+			cJSON_AddItemToObject(j, name, rnd_value());
+		}
+		if (rnd(2)) {
+			char email[32];
+
+			snprintf(email, sizeof(email), "r%d@x.io", i);
+			cJSON_DeleteItemFromObject(j, "email");
+			cJSON_AddStringToObject(j, "email", email);
+		}
+		alyx__buf_init(&b, 0);
+		rc = alyx__doc_prepare(&users, j, ALYX_DOC_CREATE, &row, &err);
+		if (rc == ALYX_OK) {
+			rc = alyx__doc_insert(db, &users, &row, &b, &err);
+			ASSERT(rc == ALYX_OK || rc == ALYX_E_CONFLICT);
+			if (rc == ALYX_OK) {
+				cJSON *back = cJSON_Parse(b.data);
+
+				ASSERT(back != NULL);
+				cJSON_Delete(back);
+				ok++;
+			}
+		} else {
+			ASSERT_EQ(rc, ALYX_E_VALIDATION);
+			ASSERT(count_all(err.details) >= 1);
+			invalid++;
+		}
+		alyx__row_free(&row);
+		alyx__buf_free(&b);
+		alyx__err_clear(&err);
+		cJSON_Delete(j);
+	}
+	ASSERT(ok > 50);
+	ASSERT(invalid > 50);
+	close_db(db);
+}
+
 TEST_MAIN()
