@@ -228,16 +228,15 @@ TEST(limit_deep_nesting)
  * with a 2 MiB stack (enough under ASan; about 256 KiB without). */
 static char *nest(const char *pre, const char *mid, const char *post, int n)
 {
-	size_t l = (strlen(pre) + strlen(post)) * (size_t)n + strlen(mid) + 1;
-	char *s = malloc(l), *o = s;
-	if (!s)
-		abort();
+	alyx_buf b;
+
+	alyx__buf_init(&b, 0);
 	for (int i = 0; i < n; i++)
-		o += sprintf(o, "%s", pre);
-	o += sprintf(o, "%s", mid);
+		alyx__buf_adds(&b, pre);
+	alyx__buf_adds(&b, mid);
 	for (int i = 0; i < n; i++)
-		o += sprintf(o, "%s", post);
-	return s;
+		alyx__buf_adds(&b, post);
+	return alyx__buf_take(&b);
 }
 
 static void *deep_worker(void *arg)
@@ -268,7 +267,7 @@ static void *deep_worker(void *arg)
 		}
 		alyx__err_clear(&err);
 		alyx__cel_prog_free(p);
-		free(srcs[i]);
+		alyx__free(srcs[i]);
 	}
 	return NULL;
 }
