@@ -288,6 +288,17 @@ static void json_body(cJSON *o, const char *schema)
 			      json_content(ref("schemas", schema)));
 }
 
+/* 200 with `schema` plus the errors of a read. */
+static void read_responses(cJSON *o, const char *desc, cJSON *schema)
+{
+	cJSON *r = cJSON_AddObjectToObject(o, "responses");
+
+	add_ok(r, "200", desc, schema);
+	add_response(r, "400", "BadRequest");
+	add_response(r, "404", "NotFound");
+	add_response(r, "500", "InternalError");
+}
+
 static void write_errors(cJSON *resp)
 {
 	add_response(resp, "400", "BadRequest");
@@ -332,15 +343,12 @@ static void coll_paths(cJSON *paths, const char *name, const cJSON *coll)
 	cJSON *a = cJSON_AddObjectToObject(paths, p1);
 	cJSON *o = op(a, "get", ids[0], name, sums[0]);
 	add_params(o, list_params, ALYX_ARRAY_LEN(list_params));
-	cJSON *r = cJSON_AddObjectToObject(o, "responses");
+	cJSON *r;
 	char *ln = alyx__asprintf("%sList", P), *cn = alyx__asprintf("%sCreate",
 								     P),
 	     *un = alyx__asprintf("%sUpdate", P);
-	add_ok(r, "200", "The matching documents.",
-	       ref("schemas", ln ? ln : P));
-	add_response(r, "400", "BadRequest");
-	add_response(r, "404", "NotFound");
-	add_response(r, "500", "InternalError");
+	read_responses(o, "The matching documents.",
+		       ref("schemas", ln ? ln : P));
 
 	o = op(a, "post", ids[1], name, sums[1]);
 	json_body(o, cn ? cn : P);
@@ -369,11 +377,7 @@ static void coll_paths(cJSON *paths, const char *name, const cJSON *coll)
 
 	o = op(b, "get", ids[2], name, sums[2]);
 	add_params(o, get_params, ALYX_ARRAY_LEN(get_params));
-	r = cJSON_AddObjectToObject(o, "responses");
-	add_ok(r, "200", "The document.", ref("schemas", P));
-	add_response(r, "400", "BadRequest");
-	add_response(r, "404", "NotFound");
-	add_response(r, "500", "InternalError");
+	read_responses(o, "The document.", ref("schemas", P));
 
 	o = op(b, "patch", ids[3], name, sums[3]);
 	json_body(o, un ? un : P);

@@ -266,31 +266,23 @@ static int reply_json_out(alyx__svc *t, alyx__req *r, int rc, char *out,
 	return n;
 }
 
-static int h_list(alyx__svc *t, alyx__req *r)
+/* GET on a collection (a query) or on one document. */
+static int h_read(alyx__svc *t, alyx__req *r)
 {
 	bool oom;
 	const char *qs = query_string(t, r, &oom);
 	char *out = NULL;
+	int rc;
 
 	if (oom)
 		return alyx__reply_error(t, r, 500, "OUT_OF_MEMORY",
 					 "out of memory", NULL);
 	alyx__svc_read_pass(t);
-	int rc = alyx_query_str(t->srv->a, NULL, r->coll, qs ? qs : "", &out);
-	return reply_json_out(t, r, rc, out, 200);
-}
-
-static int h_get(alyx__svc *t, alyx__req *r)
-{
-	bool oom;
-	const char *qs = query_string(t, r, &oom);
-	char *out = NULL;
-
-	if (oom)
-		return alyx__reply_error(t, r, 500, "OUT_OF_MEMORY",
-					 "out of memory", NULL);
-	alyx__svc_read_pass(t);
-	int rc = alyx_doc_get(t->srv->a, NULL, r->coll, r->id, qs, &out);
+	if (r->id)
+		rc = alyx_doc_get(t->srv->a, NULL, r->coll, r->id, qs, &out);
+	else
+		rc = alyx_query_str(t->srv->a, NULL, r->coll, qs ? qs : "",
+				    &out);
 	return reply_json_out(t, r, rc, out, 200);
 }
 
@@ -439,9 +431,8 @@ static int dispatch(alyx__svc *t, alyx__req *r)
 {
 	switch (r->route) {
 	case R_COLL:
-		return r->method == M_GET ? h_list(t, r) : queue_write(t, r);
 	case R_DOC:
-		return r->method == M_GET ? h_get(t, r) : queue_write(t, r);
+		return r->method == M_GET ? h_read(t, r) : queue_write(t, r);
 	case R_BATCH:
 		return queue_write(t, r);
 	case R_HEALTH:
