@@ -224,6 +224,8 @@ int cli_exit_code(int rc)
 	switch (rc) {
 	case ALYX_OK:
 		return CLI_OK;
+	case ALYX_E_MISUSE:	/* a bad argument, e.g. a migration name */
+		return CLI_USAGE;
 	case ALYX_E_CONFIG:
 	case ALYX_E_SCHEMA:
 		return CLI_BADPROJECT;

@@ -95,6 +95,11 @@ def test_create_numbers_files(blog):
     assert re.search(r"001_add_things\.yaml  pending\n      ! ", human), human
     assert "not compared" in human
     fails(USAGE, "USAGE_ERROR", "migrate", "create", cwd=blog)
+    for bad in ("Bad Name", "9lives", "x" * 100, "a/b"):
+        res = fails(USAGE, "MISUSE", "migrate", "create", bad, cwd=blog)
+        assert "migration name" in res.err
+    assert sorted(f.name for f in (blog / "migrations").iterdir()) == \
+        [first.name, second.name]
 
 
 def test_rename_field_migration_apply_and_rollback(blog_db):
