@@ -39,6 +39,55 @@ TEST(open_close_lifecycle)
 	remove_project(dir);
 }
 
+TEST(config_errors_and_env)
+{
+	char *dir = make_project(0), path[800], expect[700];
+	alyx *a = NULL;
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/alyx.yaml", dir);
+	spit(path, "database:\n  path: ${ALYX_API_TEST_DB:-data/x.db}\n"
+		   "  busy_timeout: [1]\n");
+	ASSERT_EQ(alyx_open(dir, ALYX_OPEN_CREATE, &a), ALYX_E_CONFIG);
+	ASSERT(a == NULL);
+	ASSERT_CONTAINS(alyx_errmsg(NULL), "alyx.yaml:");
+	spit(path, "database:\n  path: ${ALYX_API_TEST_DB:-data/x.db}\n");
+	setenv("ALYX_API_TEST_DB", "store/env.db", 1);
+	ASSERT_OK(alyx_open(dir, ALYX_OPEN_CREATE, &a));
+	snprintf(expect, sizeof(expect), "%s/store/env.db", dir);
+	ASSERT_STR_EQ(alyx_db_path(a), expect);
+	ASSERT_OK(alyx_apply_schema(a, "version: 1\ncollections:\n  t:\n"
+				       "    fields:\n      id: {type: string, "
+				       "primary: true}\n",
+				    (size_t)-1, NULL, 0, NULL));
+	alyx_close(a);
+	/* close checkpointed the WAL away */
+	snprintf(path, sizeof(path), "%s-wal", expect);
+	ASSERT(stat(path, &st) != 0 || st.st_size == 0);
+	/* A read-only handle reads and refuses writes. */
+	ASSERT_OK(alyx_open(dir, ALYX_OPEN_READONLY, &a));
+	{
+		char *out = NULL;
+
+		ASSERT_EQ(alyx_doc_create(a, NULL, "t", "{\"id\":\"x\"}",
+					  (size_t)-1, &out),
+			  ALYX_E_MISUSE);
+		ASSERT_CONTAINS(alyx_errmsg(a), "read-only");
+		ASSERT_OK(alyx_query_str(a, NULL, "t", "", &out));
+		ASSERT_STR_EQ(out, "{\"docs\":[]}");
+		alyx_free(out);
+		ASSERT_EQ(alyx_db_reset(a), ALYX_E_MISUSE);
+		ASSERT_EQ(alyx_apply_schema(a, "version: 1\ncollections: {}\n",
+					    (size_t)-1, NULL, 0, NULL),
+			  ALYX_E_MISUSE);
+	}
+	alyx_close(a);
+	ASSERT_EQ(alyx_open(dir, ALYX_OPEN_READONLY | ALYX_OPEN_CREATE, &a),
+		  ALYX_E_MISUSE);
+	unsetenv("ALYX_API_TEST_DB");
+	remove_project(dir);
+}
+
 TEST(misuse)
 {
 	char *dir, *out = (char *)"sentinel";
