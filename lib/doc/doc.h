@@ -63,7 +63,7 @@ int alyx__value_cmp(const alyx__value *a, const alyx__value *b);
 
 /*
  * Converts a JSON value to the storage form of field `f`.  Accepts: for
- * uuid a valid UUID string; for string/text a string; for int an integral
+ * uuid a valid UUID string (stored lower-case); for string/text a string; for int an integral
  * number within int64 (1.0 is fine, 1.5 is not); for float any number; for
  * bool true/false; for timestamp an ISO-8601 string (normalised to UTC ms)
  * or an integer of epoch milliseconds; for json any JSON (stored compact);
@@ -117,8 +117,11 @@ void alyx__row_free(alyx__row *r);
  * from a JSON object.  Checks every field and reports *every* failure in
  * one ALYX_E_VALIDATION with details {"fields":[...]} (codes: "required",
  * "type", "null", "min_length", "max_length", "min", "max", "format",
- * "pattern", "enum", "unknown_field", "immutable").  Unknown keys are
- * errors.  ALYX_E_BADJSON if `in` is not an object.
+ * "pattern", "enum", "unknown_field", "immutable", and "duplicate_field"
+ * for a key given twice).  Unknown keys are errors (the first 20 named,
+ * the rest counted).  Out of memory is ALYX_E_NOMEM, never a field
+ * error.  ALYX_E_BADJSON if `in` is not an object.  docs/documents.md
+ * has the full rules.
  */
 int alyx__doc_prepare(const alyx__collection *c, const cJSON *in, int mode,
 		      alyx__row *out, alyx__err *err);
