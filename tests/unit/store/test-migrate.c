@@ -6,6 +6,10 @@
  */
 #include "store-helpers.h"
 
+/* Built twice: without STORE_FAULTS (the behaviour tests) and with it
+ * (allocation-failure loops), so each program stays short. */
+#pragma GCC diagnostic ignored "-Wunused-function"
+
 #define NROWS 40
 
 /* The schema every test starts from (all nine types). */
@@ -200,6 +204,8 @@ static void schema_is(env *e, const char *yaml)
 	alyx__schema_free(s);
 	alyx__schema_free(want);
 }
+
+#ifndef STORE_FAULTS
 
 TEST(create_numbers_files_and_refuses_bad_names)
 {
@@ -663,92 +669,6 @@ TEST(fresh_database_creates_schema_then_runs_files)
 	teardown(&e);
 }
 
-/* Every allocation of a migration run fails in turn: the migration is
- * all or nothing — a failure leaves the database exactly as before, or,
- * when only the report after the commit failed, the migration complete.  (A migration file is one transaction;
- * the schema.yaml step after it is another, tested in test-ddl.c.) */
-#define MIX_FILE                                                        \
-	"version: 2\noperations:\n"                                     \
-	"  - {type: rename_field, collection: users, from: name, "      \
-	"to: display_name}\n"                                           \
-	"  - {type: drop_field, collection: posts, field: legacy}\n"    \
-	"  - {type: sql, up: 'UPDATE logs SET line = upper(line)', "    \
-	"down: 'UPDATE logs SET line = lower(line)'}\n"
-
-static void check_mix_done(env *e, const char *yaml)
-{
-	schema_is(e, yaml);
-	ASSERT_EQ(q_int(e->db, "SELECT count(*) FROM logs WHERE line LIKE "
-			"'LINE %'"), NROWS);
-	ASSERT_EQ(q_int(e->db, "SELECT count(*) FROM users WHERE "
-			"display_name = 'name'"), NROWS - (NROWS + 2) / 3);
-	ASSERT_EQ(q_int(e->db, "SELECT count(*) FROM posts"), NROWS);
-}
-
-TEST(allocation_failures_change_nothing)
-{
-	env e = setup();
-	char *v2y = schema_edit(V1, "      name: {", "      display_name: {");
-	char *v2z = schema_edit(v2y, "      legacy: {type: string, nullable: "
-				"true}\n", "");
-	alyx__schema *v2 = parse(v2z);
-	char *before, *after;
-	alyx__err err = {0};
-	alyx_buf b;
-	long n, failed = 0;
-
-	write_text(e.mdir, "002_mix.yaml", MIX_FILE);
-	before = dump(e.db);
-	alyx__buf_init(&b, 0);
-	for (n = 1; n < 100000; n++) {
-		void *probe;
-		int rc;
-
-		alyx__buf_reset(&b);
-		alyx__fail_alloc_after(n);
-		rc = alyx__migrate_apply(e.db, e.mdir, NULL, &b, &err);
-		probe = alyx__malloc(1);	/* NULL: the failure never hit */
-		alyx__fail_alloc_after(0);
-		alyx__free(probe);
-		ASSERT_EQ(sqlite3_get_autocommit(e.db), 1);
-		if (rc == ALYX_OK) {
-			check_mix_done(&e, v2z);
-			if (!probe)
-				break;
-			/* start over from a fresh database */
-			alyx__free(before);
-			teardown(&e);
-			e = setup();
-			write_text(e.mdir, "002_mix.yaml", MIX_FILE);
-			before = dump(e.db);
-			continue;
-		}
-		failed++;
-		after = dump(e.db);
-		alyx__err_clear(&err);
-		if (strcmp(after, before) != 0) {
-			/* only the report after the commit failed: the
-			 * migration must then be complete */
-			check_mix_done(&e, v2z);
-			alyx__free(after);
-			alyx__free(before);
-			teardown(&e);
-			e = setup();
-			write_text(e.mdir, "002_mix.yaml", MIX_FILE);
-			before = dump(e.db);
-			continue;
-		}
-		alyx__free(after);
-	}
-	ASSERT(failed > 100);
-	alyx__buf_free(&b);
-	alyx__schema_free(v2);
-	alyx__free(before);
-	alyx__free(v2y);
-	alyx__free(v2z);
-	teardown(&e);
-}
-
 /* Renaming a primary key that another collection references rebuilds
  * both tables; the reference follows and keeps cascading. */
 TEST(rename_referenced_primary_key)
@@ -886,5 +806,95 @@ TEST(apply_while_another_connection_writes)
 	alyx__err_clear(&err);
 	teardown(&e);
 }
+
+#else /* STORE_FAULTS: the slow fault-injection tests */
+
+/* Every allocation of a migration run fails in turn: the migration is
+ * all or nothing — a failure leaves the database exactly as before, or,
+ * when only the report after the commit failed, the migration complete.  (A migration file is one transaction;
+ * the schema.yaml step after it is another, tested in test-ddl.c.) */
+#define MIX_FILE                                                        \
+	"version: 2\noperations:\n"                                     \
+	"  - {type: rename_field, collection: users, from: name, "      \
+	"to: display_name}\n"                                           \
+	"  - {type: drop_field, collection: posts, field: legacy}\n"    \
+	"  - {type: sql, up: 'UPDATE logs SET line = upper(line)', "    \
+	"down: 'UPDATE logs SET line = lower(line)'}\n"
+
+static void check_mix_done(env *e, const char *yaml)
+{
+	schema_is(e, yaml);
+	ASSERT_EQ(q_int(e->db, "SELECT count(*) FROM logs WHERE line LIKE "
+			"'LINE %'"), NROWS);
+	ASSERT_EQ(q_int(e->db, "SELECT count(*) FROM users WHERE "
+			"display_name = 'name'"), NROWS - (NROWS + 2) / 3);
+	ASSERT_EQ(q_int(e->db, "SELECT count(*) FROM posts"), NROWS);
+}
+
+TEST(allocation_failures_change_nothing)
+{
+	env e = setup();
+	char *v2y = schema_edit(V1, "      name: {", "      display_name: {");
+	char *v2z = schema_edit(v2y, "      legacy: {type: string, nullable: "
+				"true}\n", "");
+	alyx__schema *v2 = parse(v2z);
+	char *before, *after;
+	alyx__err err = {0};
+	alyx_buf b;
+	long n, failed = 0;
+
+	write_text(e.mdir, "002_mix.yaml", MIX_FILE);
+	before = dump(e.db);
+	alyx__buf_init(&b, 0);
+	for (n = 1; n < 100000; n++) {
+		void *probe;
+		int rc;
+
+		alyx__buf_reset(&b);
+		alyx__fail_alloc_after(n);
+		rc = alyx__migrate_apply(e.db, e.mdir, NULL, &b, &err);
+		probe = alyx__malloc(1);	/* NULL: the failure never hit */
+		alyx__fail_alloc_after(0);
+		alyx__free(probe);
+		ASSERT_EQ(sqlite3_get_autocommit(e.db), 1);
+		if (rc == ALYX_OK) {
+			check_mix_done(&e, v2z);
+			if (!probe)
+				break;
+			/* start over from a fresh database */
+			alyx__free(before);
+			teardown(&e);
+			e = setup();
+			write_text(e.mdir, "002_mix.yaml", MIX_FILE);
+			before = dump(e.db);
+			continue;
+		}
+		failed++;
+		after = dump(e.db);
+		alyx__err_clear(&err);
+		if (strcmp(after, before) != 0) {
+			/* only the report after the commit failed: the
+			 * migration must then be complete */
+			check_mix_done(&e, v2z);
+			alyx__free(after);
+			alyx__free(before);
+			teardown(&e);
+			e = setup();
+			write_text(e.mdir, "002_mix.yaml", MIX_FILE);
+			before = dump(e.db);
+			continue;
+		}
+		alyx__free(after);
+	}
+	ASSERT(failed > 100);
+	alyx__buf_free(&b);
+	alyx__schema_free(v2);
+	alyx__free(before);
+	alyx__free(v2y);
+	alyx__free(v2z);
+	teardown(&e);
+}
+
+#endif
 
 TEST_MAIN()
