@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from conftest import BADPROJECT, NOPROJECT, USAGE, fails, ok, run
+from conftest import BADPROJECT, NOPROJECT, ROOT, USAGE, fails, ok, run
 
 HELP = [
     [], ["init"], ["migrate"], ["migrate", "status"], ["migrate", "apply"],
@@ -93,3 +93,18 @@ def test_invalid_schema_names_the_place(blog):
 def test_invalid_config(blog):
     (blog / "alyx.yaml").write_text("server:\n  port: [1, 2\n")
     fails(BADPROJECT, "CONFIG_ERROR", "migrate", "status", cwd=blog)
+
+
+def test_every_flag_is_documented(tmp_path):
+    """Every long option a --help mentions appears in docs/cli.md."""
+    doc = (ROOT / "docs" / "cli.md").read_text()
+    flags = set()
+    for cmd in (["--help"], ["init", "-h"], ["migrate", "-h"], ["db", "-h"],
+                ["query", "-h"], ["doc", "-h"], ["dev", "-h"],
+                ["serve", "-h"]):
+        flags |= set(re.findall(r"(?<![\w-])(--[a-z][a-z-]+)",
+                                ok(*cmd, cwd=tmp_path).out))
+    assert len(flags) > 20
+    missing = sorted(f for f in flags
+                     if not re.search(re.escape(f) + r"(?![\w-])", doc))
+    assert missing == []
