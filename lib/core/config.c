@@ -611,6 +611,15 @@ static int expand_scalar(lctx *c, const yaml_event_t *ev, const char *path)
 				  (int)ev->start_mark.column + 1, path,
 				  "%s: %s", path, why);
 	}
+	if (out.err) {
+		int e = out.err;
+
+		alyx__buf_free(&out);
+		return e == ALYX_E_NOMEM ? nomem(c) :
+			alyx__err_set(c->err, ALYX_E_TOOBIG, NULL,
+				      "%s: %s: expanded value is too large",
+				      c->file, path);
+	}
 	alyx__buf_init(&q, CONFIG_MAX_BYTES * 4);
 	yaml_quote(&q, out.data ? out.data : "");
 	alyx__buf_free(&out);
@@ -798,10 +807,11 @@ next:
 
 /* ---- step 2: the rewritten text ---- */
 
-static char *rewrite(lctx *c)
+static char *rewrite(lctx *c, int *buf_err)
 {
 	alyx_buf b;
 	size_t at = 0, i;
+	char *out;
 
 	alyx__buf_init(&b, CONFIG_MAX_BYTES * 8);
 	for (i = 0; i < c->n_repl; i++) {
@@ -812,7 +822,10 @@ static char *rewrite(lctx *c)
 		at = r->end;
 	}
 	alyx__buf_add(&b, c->text + at, c->len - at);
-	return alyx__buf_take(&b);
+	*buf_err = b.err;
+	out = alyx__buf_take(&b);
+	alyx__buf_free(&b);
+	return out;
 }
 
 /* ---- step 3: libcyaml ---- */
@@ -1347,10 +1360,12 @@ static int load_text(const char *file, const char *text, size_t len,
 	rc = scan(&c);
 	if (rc != ALYX_OK)
 		goto out;
-	expanded = rewrite(&c);
+	expanded = rewrite(&c, &rc);
 	if (!expanded) {
-		rc = alyx__err_set(err, ALYX_E_TOOBIG, NULL,
-				   "%s: expanded text is too large", c.file);
+		rc = rc == ALYX_E_NOMEM ? nomem(&c) :
+			alyx__err_set(err, ALYX_E_TOOBIG, NULL,
+				      "%s: expanded text is too large",
+				      c.file);
 		goto out;
 	}
 	/* libcyaml refuses an empty document; that is all defaults. */

@@ -387,6 +387,49 @@ TEST(err_yaml_syntax_and_limits)
 	alyx__err_clear(&err);
 }
 
+/* Each allocation of a load, in turn, fails once: ALYX_E_NOMEM or the
+ * same configuration, never another error or a half-filled one. */
+TEST(allocation_failures)
+{
+	const char *path;
+	alyx__config *c = NULL;
+	alyx__err err = {0};
+	char *want, *got;
+	long n;
+	int rc, failures = 0;
+
+	setenv("ALYX_T_HOST", "10.0.0.1", 1);
+	path = write_cfg("server:\n  host: ${ALYX_T_HOST}\n  cors: {origins: "
+			 "[a, b]}\nauth:\n  oauth:\n    github: {client_id: "
+			 "x, client_secret: y, scopes: [s1, s2]}\n"
+			 "dev: {generate: [go]}\n");
+	ASSERT_EQ(alyx__config_load(path, &c, &err), ALYX_OK);
+	want = alyx__config_to_json(c, false);
+	alyx__config_free(c);
+	for (n = 1; n < 1500; n++) {
+		c = NULL;
+		alyx__fail_alloc_after(n);
+		rc = alyx__config_load(path, &c, &err);
+		alyx__fail_alloc_after(0);
+		if (rc != ALYX_OK) {
+			if (rc != ALYX_E_NOMEM)
+				fprintf(stderr, "n=%ld: %s\n", n, err.msg);
+			ASSERT_EQ(rc, ALYX_E_NOMEM);
+			ASSERT(c == NULL);
+			failures++;
+			continue;
+		}
+		got = alyx__config_to_json(c, false);
+		ASSERT_STR_EQ(got, want);
+		alyx__free(got);
+		alyx__config_free(c);
+	}
+	cleanup();
+	ASSERT(failures > 50);
+	alyx__err_clear(&err);
+	alyx__free(want);
+}
+
 TEST(json_masks_secrets)
 {
 	alyx__config *c = load_ok(

@@ -478,6 +478,51 @@ TEST(limit_size_and_counts)
 	alyx__err_clear(&err);
 }
 
+/* Every allocation of a parse, in turn, fails once: the parse reports
+ * ALYX_E_NOMEM (never another error, never a partial schema) or, when the
+ * failed allocation was not needed, gives the same schema. */
+TEST(allocation_failures)
+{
+	size_t len;
+	char *text = read_blog(&len), *want, *got;
+	alyx__schema *s = parse_blog();
+	alyx__plan *p = NULL;
+	alyx__err err = {0};
+	long n;
+	int rc, failures = 0;
+
+	want = alyx__schema_to_json(s);
+	alyx__schema_free(s);
+	for (n = 1; n < 4000; n++) {
+		s = NULL;
+		alyx__fail_alloc_after(n);
+		rc = alyx__schema_parse(text, len, NULL, &s, &err);
+		alyx__fail_alloc_after(0);
+		if (rc != ALYX_OK) {
+			if (rc != ALYX_E_NOMEM)
+				fprintf(stderr, "n=%ld: %s\n", n, err.msg);
+			ASSERT_EQ(rc, ALYX_E_NOMEM);
+			ASSERT(s == NULL);
+			failures++;
+			continue;
+		}
+		got = alyx__schema_to_json(s);
+		ASSERT_STR_EQ(got, want);
+		alyx__free(got);
+		alyx__fail_alloc_after(n % 300 + 1);
+		rc = alyx__schema_diff(NULL, s, &p, &err);
+		alyx__fail_alloc_after(0);
+		ASSERT(rc == ALYX_OK || rc == ALYX_E_NOMEM);
+		alyx__plan_free(p);
+		p = NULL;
+		alyx__schema_free(s);
+	}
+	ASSERT(failures > 100);
+	alyx__err_clear(&err);
+	alyx__free(want);
+	alyx__free(text);
+}
+
 /* ---- canonical JSON ---- */
 
 TEST(json_round_trip_blog)
