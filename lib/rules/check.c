@@ -264,6 +264,10 @@ int alyx__rule_check(const alyx__rule *r, const alyx__collection *c,
 {
 	checker k = {r, c, err, 0};
 	const cel_node *root = r->prog->root;
+
+	if (!c)
+		return alyx__err_set(err, ALYX_E_MISUSE, NULL,
+				     "no collection to check the rule against");
 	int t = type_of(&k, root);
 
 	if (!k.failed && t != DYN && t != ALYX_CEL_BOOL)

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rules/rules.h"
 
@@ -442,7 +443,9 @@ static void run_case(const jv *c, int *pass, int *fail, int *skip)
 		(*fail)++;
 		goto out;
 	}
+	alarm(10);	/* a hang fails the run instead of stalling it */
 	got = alyx__cel_eval(prog, vals, &run);
+	alarm(0);
 	if (jget(exp, "error")) {
 		if (got.k == ALYX_CEL_ERROR) {
 			(*pass)++;
