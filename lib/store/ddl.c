@@ -348,9 +348,62 @@ static int fk_check(sqlite3 *db, alyx__err *err)
 			      "was changed", n);
 }
 
+/* Table rebuilds leave views alone (legacy_alter_table): make sure every
+ * view still compiles, or refuse the change. */
+static int views_check(sqlite3 *db, alyx__err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(db, "SELECT name FROM sqlite_master WHERE "
+				    "type='view' ORDER BY name", -1, &st, NULL);
+
+	if (rc != SQLITE_OK)
+		return alyx__conn_err(db, rc, "reading sqlite_master", err);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+		char *q = alyx__quote_ident(name);
+		char *sql = q ? alyx__asprintf("SELECT * FROM %s LIMIT 0", q) :
+				NULL;
+		sqlite3_stmt *v = NULL;
+		int vrc;
+
+		alyx__free(q);
+		if (!sql) {
+			sqlite3_finalize(st);
+			return alyx__err_set(err, ALYX_E_NOMEM, NULL,
+					     "out of memory");
+		}
+		vrc = sqlite3_prepare_v2(db, sql, -1, &v, NULL);
+		sqlite3_finalize(v);
+		alyx__free(sql);
+		if (vrc != SQLITE_OK) {
+			alyx_buf d;
+
+			alyx__buf_init(&d, 0);
+			alyx__buf_adds(&d, "{\"view\":");
+			alyx__json_strz(&d, name);
+			alyx__buf_addc(&d, '}');
+			rc = alyx__err_setd(err, ALYX_E_MIGRATION,
+					    alyx__buf_take(&d),
+					    "view '%s' no longer works after "
+					    "this change (%s); drop or change "
+					    "it first; nothing was changed",
+					    name, sqlite3_errmsg(db));
+			sqlite3_finalize(st);
+			return rc;
+		}
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return alyx__conn_err(db, rc, "reading sqlite_master", err);
+	return ALYX_OK;
+}
+
 int alyx__ddl_commit(sqlite3 *db, alyx__ddl_tx *tx, alyx__err *err)
 {
-	int rc = fk_check(db, err);
+	int rc = views_check(db, err);
+
+	if (rc == ALYX_OK)
+		rc = fk_check(db, err);
 
 	if (rc == ALYX_OK)
 		rc = alyx__sp_release(db, err);

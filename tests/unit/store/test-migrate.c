@@ -807,6 +807,31 @@ TEST(apply_while_another_connection_writes)
 	teardown(&e);
 }
 
+/* A view that a change would break refuses the change. */
+TEST(broken_view_refuses_the_migration)
+{
+	env e = setup();
+	alyx__err err = {0};
+	char *r = NULL, *before, *after;
+
+	exec_ok(e.db, "CREATE VIEW old_posts AS SELECT id, legacy FROM posts");
+	write_text(e.mdir, "002_a.yaml", "version: 2\noperations:\n"
+		   "  - {type: drop_field, collection: posts, field: legacy}\n");
+	before = dump(e.db);
+	ASSERT_EQ(migrate(&e, NULL, &r, &err), ALYX_E_MIGRATION);
+	ASSERT_CONTAINS(err.msg, "view 'old_posts' no longer works");
+	alyx__free(r);
+	after = dump(e.db);
+	ASSERT_STR_EQ(after, before);
+	alyx__free(after);
+	exec_ok(e.db, "DROP VIEW old_posts");
+	r = migrate_ok(&e, NULL);
+	alyx__free(r);
+	alyx__free(before);
+	alyx__err_clear(&err);
+	teardown(&e);
+}
+
 #else /* STORE_FAULTS: the slow fault-injection tests */
 
 /* Every allocation of a migration run fails in turn: the migration is
