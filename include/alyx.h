@@ -195,13 +195,21 @@ ALYX_API int alyx_schema_json(alyx *a, char **out);
 /*
  * Migration files (migrations/NNN_name.yaml).  All report JSON that the
  * caller frees with alyx_free().
- *  status:   {"applied":[{"version","name","applied_at","checksum",
- *             "modified":bool}],"pending":[...],"schema_changes":[...]}
+ *  status:   {"applied":[{"version","name","file","applied_at",
+ *             "checksum","modified":bool,"missing":bool}],
+ *             "pending":[{"version","name","file"[,"error"]}],
+ *             "schema":{"changes":[...],"destructive":bool}|null,
+ *             "baseline":bool}  (schema: what schema.yaml would change
+ *             after the pending files, as alyx_apply_schema's plan;
+ *             baseline: the database is empty and apply will create
+ *             schema.yaml whole; see docs/migrations.md)
  *  apply:    applies every pending migration file, each in its own
  *            transaction, then the project's schema.yaml (safe changes
  *            only).  Stops at the first failure, which changes nothing of
- *            that migration.
- *  rollback: undoes the last `n` applied migrations (their `down`).
+ *            that migration.  {"applied":[{"version","name","file",
+ *            "notes"}],"baseline":bool,"schema":{plan}|null}
+ *  rollback: undoes the last `n` applied migrations (their `down`):
+ *            {"rolled_back":[{"version","name","notes"}]}.
  *  create:   writes migrations/NNN_<name>.yaml from a template and returns
  *            {"path":...}.
  */
