@@ -2045,6 +2045,8 @@ out:
 		alyx__buf_addf(report, "%s{\"version\":%lld,\"name\":",
 			       first ? "" : ",", (long long)a->version);
 		alyx__json_strz(report, a->name);
+		alyx__buf_adds(report, ",\"file\":");
+		alyx__json_strz(report, a->file);
 		alyx__buf_adds(report, ",\"notes\":[");
 		if (r.notes.len)
 			alyx__buf_adds(report, r.notes.data);

@@ -165,15 +165,20 @@ int alyx__ddl_sync(sqlite3 *db, const alyx__schema *old,
  *   "modified","missing"}],"pending":[{"version","name","file"}],
  *   "schema":{plan JSON of the changes to schema.yaml after the pending
  *   files}} (schema is null without project_schema).
- * apply: every pending file in its own transaction, then the safe diff to
- *   project_schema; stops at the first failure (that migration changed
- *   nothing; earlier ones stay applied).  ALYX_E_CHECKSUM if an applied
- *   file was edited (before anything runs).  report:
- *   {"applied":[{"version","name","file"}],"baseline":bool,
+ * apply: refuses up front, with nothing changed, when a pending file is
+ *   bad or the files would leave destructive changes to project_schema
+ *   (ALYX_E_MIGRATION, the list in details) or an applied file was edited
+ *   (ALYX_E_CHECKSUM).  Then every pending file in its own transaction,
+ *   then the safe diff to project_schema; stops at the first failure
+ *   (that migration changed nothing; earlier ones stay applied and are
+ *   listed in the error details' "applied").  On an empty database
+ *   project_schema is created first and the files run against it
+ *   ("baseline").  report (complete JSON also after a failure):
+ *   {"applied":[{"version","name","file","notes"}],"baseline":bool,
  *    "schema":{plan JSON}|null}
  * rollback: undoes the last n applied migrations, newest first, each in
  *   its own transaction.  report: {"rolled_back":[{"version","name",
- *   "notes":[...]}]}
+ *   "file","notes":[...]}]}
  * create: writes dir/NNN_name.yaml (next number, 3 digits at least) from
  *   a commented template; out_path_json: {"path":..,"version":N}.
  *   ALYX_E_MISUSE for a bad name ([a-z0-9_], starts with a letter).
