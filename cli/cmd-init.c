@@ -130,7 +130,9 @@ static int write_template(const char *path, const struct cli_template *t,
 			break;
 		}
 		fwrite(p, 1, (size_t)(m - p), f);
-		fputs(name, f);
+		/* The name lands in a YAML comment: no control characters. */
+		for (const char *c = name; *c; c++)
+			fputc((unsigned char)*c < 0x20 ? '_' : *c, f);
 		p = m + sizeof(mark) - 1;
 	}
 	if (ferror(f))

@@ -86,6 +86,16 @@ def test_init_current_directory(tmp_path):
     assert "here" in (d / "alyx.yaml").read_text()
 
 
+def test_init_odd_names(tmp_path):
+    ok("init", "we\nird name", cwd=tmp_path)
+    text = (tmp_path / "we\nird name" / "alyx.yaml").read_text()
+    assert "we_ird name" in text
+    ok("init", "a/b/c", cwd=tmp_path)           # parents are created
+    assert (tmp_path / "a" / "b" / "c" / "schema.yaml").is_file()
+    ok("init", tmp_path / "abs")                 # absolute: --dir ignored
+    assert (tmp_path / "abs" / "alyx.yaml").is_file()
+
+
 def test_init_with_dir_and_json(tmp_path):
     res = ok("--json", "init", "x", "--dir", tmp_path)
     doc = res.json()
