@@ -152,6 +152,8 @@ typedef struct alyx__svc {
 	alyx_buf scratch;
 	alyx_buf logbuf;
 	char *frag;		/* one query argument (max_header + 1) */
+	int64_t date_sec;	/* the second `date` was formatted for */
+	char date[40];		/* HTTP Date header value */
 	uint64_t rid_seq;
 	char rid_prefix[17];
 	alyx__metrics metrics;

@@ -7,6 +7,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "http/http.h"
 
@@ -84,6 +85,21 @@ static void finish_log(alyx__svc *t, alyx__req *r, int status, size_t bytes,
 	alyx__srv_log(s, t, ALYX_LOG_INFO, b);
 }
 
+/* The Date header value, formatted once per second per thread. */
+static const char *http_date(alyx__svc *t)
+{
+	time_t now = time(NULL);
+
+	if (now != t->date_sec) {
+		struct tm tm;
+		gmtime_r(&now, &tm);
+		strftime(t->date, sizeof(t->date), "%a, %d %b %Y %H:%M:%S GMT",
+			 &tm);
+		t->date_sec = now;
+	}
+	return t->date;
+}
+
 int alyx__reply(alyx__svc *t, alyx__req *r, int status, const char *ctype,
 		const char *body, size_t len, const char *extra)
 {
@@ -100,8 +116,8 @@ int alyx__reply(alyx__svc *t, alyx__req *r, int status, const char *ctype,
 		       alyx__status_text(status));
 	if (ctype)
 		alyx__buf_addf(b, "Content-Type: %s\r\n", ctype);
-	alyx__buf_addf(b, "Content-Length: %zu\r\nX-Request-Id: %s\r\n", len,
-		       r->rid);
+	alyx__buf_addf(b, "Content-Length: %zu\r\nX-Request-Id: %s\r\n"
+		       "Date: %s\r\n", len, r->rid, http_date(t));
 	if (r->cors && r->origin) {
 		alyx__buf_adds(b, "Access-Control-Allow-Origin: ");
 		alyx__buf_adds(b, r->origin);

@@ -45,6 +45,8 @@ def test_root(server):
     assert body["name"] == "alyx"
     assert re.match(r"^\d+\.\d+\.\d+", body["version"])
     assert h["x-request-id"]
+    assert re.match(r"^[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} "
+                    r"\d\d:\d\d:\d\d GMT$", h["date"])
 
 
 def test_health_routes(server):
