@@ -320,3 +320,22 @@ def test_large_responses_arrive_whole(server):
         assert server.request("GET", "/health/live", conn=c)[0] == 200
     finally:
         c.close()
+
+
+def test_many_slow_header_clients_do_not_starve_others(server):
+    """Hundreds of connections holding half-sent headers (slowloris)
+    while normal requests keep being answered."""
+    socks = []
+    try:
+        for i in range(600):
+            s = socket.create_connection((server.host, server.port))
+            s.sendall(b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-A: ")
+            socks.append(s)
+        t0 = time.time()
+        for _ in range(20):
+            alive(server)
+        assert time.time() - t0 < 5 * SLOW
+    finally:
+        for s in socks:
+            s.close()
+    alive(server)
