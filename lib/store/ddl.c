@@ -1263,7 +1263,9 @@ int alyx__store_apply_schema(sqlite3 *db, const alyx__schema *old,
 	if (rc != ALYX_OK)
 		goto out;
 	rc = alyx__exec(db, internal_tables_sql, err);
-	if (rc == ALYX_OK)
+	/* Nothing to change: leave the DDL alone (a schema change makes
+	 * every connection re-prepare its statements). */
+	if (rc == ALYX_OK && (!old || plan->n_changes))
 		rc = alyx__ddl_sync(db, old, new_, plan, NULL, 0, err);
 	if (rc == ALYX_OK)
 		rc = alyx__store_save_schema(db, new_, err);

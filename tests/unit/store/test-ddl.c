@@ -199,9 +199,12 @@ TEST(apply_creates_tables_indexes_triggers_and_records_schema)
 	j2 = alyx__schema_to_json(v1);
 	ASSERT_STR_EQ(j1, j2);
 	ASSERT_EQ(q_int(db, "SELECT count(*) FROM _alyx_schema"), 1);
-	/* applying the same schema again stores no new history row */
+	/* applying the same schema again changes nothing at all */
+	int64_t cookie = q_int(db, "PRAGMA schema_version");
+
 	apply_ok(db, V1, V1);
 	ASSERT_EQ(q_int(db, "SELECT count(*) FROM _alyx_schema"), 1);
+	ASSERT_EQ(q_int(db, "PRAGMA schema_version"), cookie);
 	alyx__free(j1);
 	alyx__free(j2);
 	alyx__schema_free(s);
