@@ -188,6 +188,141 @@ static void bind_value(sqlite3_stmt *st, int i, const alyx__value *v)
 	}
 }
 
+/* Checks one rule against every doc and auth context: the pushed-down
+ * SQL must select exactly (or, when inexact, at least) the allowed rows. */
+static void check_rule(sqlite3 *db, const char *rule, cJSON **docs,
+		       const alyx__cel_val *docv, int ndocs,
+		       const char *const *auth_list, size_t nauth,
+		       const cJSON *req, int *checks, int *exact_n,
+		       int *inexact_n)
+{
+	alyx__rule *r = NULL;
+	alyx__err err = {0};
+	static char sel[NDOCS];
+
+	ASSERT_OK(alyx__rule_compile(rule, strlen(rule), &posts, &r, &err));
+	for (size_t ai = 0; ai < nauth; ai++) {
+		cJSON *auth = auth_list[ai] ? cJSON_Parse(auth_list[ai]) : NULL;
+		alyx_buf sql;
+		alyx__value *binds;
+		size_t nb;
+		bool exact;
+		alyx__cel_run run, sub;
+		alyx__cel_val vars[3];
+		sqlite3_stmt *st;
+
+		alyx__buf_init(&sql, 0);
+		alyx__buf_adds(&sql, "SELECT rowid FROM posts WHERE ");
+		ASSERT_OK(alyx__rule_to_sql(r, &posts, auth, req, &sql, &binds,
+					    &nb, &exact, &err));
+		exact ? (*exact_n)++ : (*inexact_n)++;
+		if (sqlite3_prepare_v2(db, sql.data, -1, &st, NULL) !=
+		    SQLITE_OK)
+			TH_FAIL("bad SQL for %s: %s: %s", rule, sql.data,
+				sqlite3_errmsg(db));
+		ASSERT_EQ(sqlite3_bind_parameter_count(st), (int)nb);
+		for (size_t b = 0; b < nb; b++)
+			bind_value(st, (int)b + 1, &binds[b]);
+		memset(sel, 0, sizeof(sel));
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			int id = sqlite3_column_int(st, 0);
+			if (id <= ndocs)
+				sel[id - 1] = 1;
+		}
+		sqlite3_finalize(st);
+
+		alyx__cel_run_init(&run);
+		ASSERT_OK(alyx__rule_auth_val(auth, &run, &vars[0]));
+		ASSERT_OK(alyx__rule_request_val(req, &run, &vars[2]));
+		alyx__cel_run_init(&sub);
+		for (int d = 0; d < ndocs; d++) {
+			vars[1] = docv[d];
+			int res = alyx__rule_eval_vals(r, vars, &sub, NULL);
+			alyx__cel_run_reset(&sub);
+			bool allow = res == ALYX_RULE_ALLOW;
+			(*checks)++;
+			if (allow == (bool)sel[d] || (!exact && sel[d]))
+				continue;
+			char *dj = cJSON_PrintUnformatted(docs[d]);
+			TH_FAIL("rule %s, auth %s, doc %s: eval %d, sql %d "
+				"(exact %d): %s", rule,
+				auth_list[ai] ? auth_list[ai] : "null", dj, res,
+				sel[d], exact, sql.data);
+		}
+		alyx__cel_run_free(&sub);
+		alyx__cel_run_free(&run);
+		alyx__rule_binds_free(binds, nb);
+		alyx__buf_free(&sql);
+		cJSON_Delete(auth);
+	}
+	alyx__rule_free(r);
+}
+
+/* ---- random rules ---- */
+
+static const char *const rfields[] = {"title", "author_id", "published",
+				      "published_at", "view_count", "score",
+				      "tags", "nope"};
+static const char *const rconsts[] = {
+	"null", "true", "false", "0", "3", "-5", "10", "54", "2u",
+	"18446744073709551615u", "0.5", "1.0", "2.25", "-0.0", "'Hello'", "''",
+	"'M'", "'u1'", "auth.id", "auth.role", "auth.metadata.owner",
+	"request.time", "timestamp('2024-06-01T12:00:00Z')",
+	"timestamp('2024-03-15T12:00:00.250Z')", "duration('1h')",
+	"1 / 0", "[1, 2]", "{'a': 1}", "b'x'", "9007199254740993",
+};
+static const char *const rops[] = {"==", "!=", "<", "<=", ">", ">="};
+
+static void gen_rule(alyx_buf *b, int depth)
+{
+	unsigned k = depth <= 0 ? rnd(6) : rnd(12);
+	switch (k) {
+	case 0: case 1: case 2:
+		alyx__buf_addf(b, "doc.%s %s %s", rfields[rnd(8)],
+			       rops[rnd(6)], rconsts[rnd(30)]);
+		break;
+	case 3:
+		alyx__buf_addf(b, "%s %s doc.%s", rconsts[rnd(30)],
+			       rops[rnd(6)], rfields[rnd(8)]);
+		break;
+	case 4:
+		if (rnd(2))
+			alyx__buf_addf(b, "doc.%s %s doc.%s", rfields[rnd(7)],
+				       rops[rnd(6)], rfields[rnd(7)]);
+		else
+			alyx__buf_addf(b, "doc.%s in [%s, %s]",
+				       rfields[rnd(8)], rconsts[rnd(30)],
+				       rconsts[rnd(30)]);
+		break;
+	case 5:
+		alyx__buf_adds(b, rnd(2) ? "doc.published" :
+			       rnd(2) ? "has(doc.title)" :
+			       rnd(2) ? "size(doc.title) > 2" :
+					"auth.role == 'admin'");
+		break;
+	case 6: case 7:
+		alyx__buf_addc(b, '(');
+		gen_rule(b, depth - 1);
+		alyx__buf_adds(b, rnd(2) ? " && " : " || ");
+		gen_rule(b, depth - 1);
+		alyx__buf_addc(b, ')');
+		break;
+	case 8: case 9:
+		alyx__buf_adds(b, "!(");
+		gen_rule(b, depth - 1);
+		alyx__buf_addc(b, ')');
+		break;
+	default:
+		alyx__buf_addc(b, '(');
+		gen_rule(b, depth - 1);
+		alyx__buf_adds(b, " ? ");
+		gen_rule(b, depth - 1);
+		alyx__buf_adds(b, " : ");
+		gen_rule(b, depth - 1);
+		alyx__buf_addc(b, ')');
+	}
+}
+
 TEST(pushdown_agrees_with_evaluation)
 {
 	sqlite3 *db;
@@ -219,73 +354,65 @@ TEST(pushdown_agrees_with_evaluation)
 	}
 	sqlite3_finalize(ins);
 
-	for (size_t ri = 0; ri < ALYX_ARRAY_LEN(rules); ri++) {
-		alyx__rule *r = NULL;
-		alyx__err err = {0};
-		ASSERT_OK(alyx__rule_compile(rules[ri], strlen(rules[ri]),
-					     &posts, &r, &err));
-		for (size_t ai = 0; ai < ALYX_ARRAY_LEN(auths); ai++) {
-			cJSON *auth = auths[ai] ? cJSON_Parse(auths[ai]) : NULL;
-			alyx_buf sql;
-			alyx__value *binds;
-			size_t nb;
-			bool exact;
-			static char sel[NDOCS];
-			alyx__cel_run run;
-			alyx__cel_val vars[3];
-
-			alyx__buf_init(&sql, 0);
-			alyx__buf_adds(&sql, "SELECT rowid FROM posts WHERE ");
-			ASSERT_OK(alyx__rule_to_sql(r, &posts, auth, req, &sql,
-						    &binds, &nb, &exact,
-						    &err));
-			exact ? exact_n++ : inexact_n++;
-			sqlite3_stmt *st;
-			if (sqlite3_prepare_v2(db, sql.data, -1, &st, NULL) !=
-			    SQLITE_OK)
-				TH_FAIL("bad SQL for %s: %s: %s", rules[ri],
-					sql.data, sqlite3_errmsg(db));
-			ASSERT_EQ(sqlite3_bind_parameter_count(st), (int)nb);
-			for (size_t b = 0; b < nb; b++)
-				bind_value(st, (int)b + 1, &binds[b]);
-			memset(sel, 0, sizeof(sel));
-			while (sqlite3_step(st) == SQLITE_ROW)
-				sel[sqlite3_column_int(st, 0) - 1] = 1;
-			sqlite3_finalize(st);
-
-			alyx__cel_run_init(&run);
-			ASSERT_OK(alyx__rule_auth_val(auth, &run, &vars[0]));
-			ASSERT_OK(alyx__rule_request_val(req, &run, &vars[2]));
-			alyx__cel_run sub;
-			alyx__cel_run_init(&sub);
-			for (int d = 0; d < NDOCS; d++) {
-				vars[1] = docv[d];
-				int res = alyx__rule_eval_vals(r, vars, &sub,
-							       NULL);
-				alyx__cel_run_reset(&sub);
-				bool allow = res == ALYX_RULE_ALLOW;
-				checks++;
-				if (allow == (bool)sel[d] ||
-				    (!exact && sel[d]))
-					continue;
-				char *dj = cJSON_PrintUnformatted(docs[d]);
-				TH_FAIL("rule %s, auth %s, doc %s: eval %d, "
-					"sql %d (exact %d): %s", rules[ri],
-					auths[ai] ? auths[ai] : "null", dj,
-					res, sel[d], exact, sql.data);
-			}
-			alyx__cel_run_free(&sub);
-			alyx__cel_run_free(&run);
-			alyx__rule_binds_free(binds, nb);
-			alyx__buf_free(&sql);
-			cJSON_Delete(auth);
-		}
-		alyx__rule_free(r);
-	}
+	for (size_t ri = 0; ri < ALYX_ARRAY_LEN(rules); ri++)
+		check_rule(db, rules[ri], docs, docv, NDOCS, auths,
+			   ALYX_ARRAY_LEN(auths), req, &checks, &exact_n,
+			   &inexact_n);
 	fprintf(stderr, "  %d checks, %d exact and %d inexact translations\n",
 		checks, exact_n, inexact_n);
 	ASSERT(exact_n > 5 * inexact_n);
 	for (int i = 0; i < NDOCS; i++)
+		cJSON_Delete(docs[i]);
+	cJSON_Delete(req);
+	alyx__cel_run_free(&conv);
+	sqlite3_close(db);
+}
+
+TEST(pushdown_random_rules)
+{
+	enum { RDOCS = 600, RRULES = 400 };
+	sqlite3 *db;
+	sqlite3_stmt *ins;
+	static cJSON *docs[RDOCS];
+	static alyx__cel_val docv[RDOCS];
+	alyx__cel_run conv;
+	cJSON *req = cJSON_Parse("{\"method\":\"GET\","
+				 "\"time\":\"2024-05-01T00:00:00Z\"}");
+	int checks = 0, exact_n = 0, inexact_n = 0;
+
+	rng = 0x9E3779B97F4A7C15ull;
+	gen_auths();
+	ASSERT_EQ(sqlite3_open(":memory:", &db), SQLITE_OK);
+	ASSERT_EQ(sqlite3_exec(db, "CREATE TABLE posts (\"id\" TEXT, "
+			       "\"title\" TEXT, \"author_id\" TEXT, "
+			       "\"published\" INTEGER, \"published_at\" TEXT, "
+			       "\"view_count\" INTEGER, \"score\" REAL, "
+			       "\"tags\" TEXT)", NULL, NULL, NULL), SQLITE_OK);
+	ASSERT_EQ(sqlite3_prepare_v2(db, "INSERT INTO posts VALUES "
+				     "(?,?,?,?,?,?,?,?)", -1, &ins, NULL),
+		  SQLITE_OK);
+	alyx__cel_run_init(&conv);
+	conv.max_bytes = 64u << 20;
+	for (int i = 0; i < RDOCS; i++) {
+		docs[i] = gen_doc(i);
+		insert(db, ins, docs[i]);
+		ASSERT_OK(alyx__rule_json_val(docs[i], &posts, &conv,
+					      &docv[i]));
+	}
+	sqlite3_finalize(ins);
+	for (int i = 0; i < RRULES; i++) {
+		alyx_buf b;
+		alyx__buf_init(&b, 0);
+		gen_rule(&b, 3);
+		const char *sub[] = {auths[0], auths[1], auths[3],
+				     auths[6 + rnd(NRANDAUTH)]};
+		check_rule(db, b.data, docs, docv, RDOCS, sub, 4, req, &checks,
+			   &exact_n, &inexact_n);
+		alyx__buf_free(&b);
+	}
+	fprintf(stderr, "  %d checks over %d random rules, %d exact and %d "
+		"inexact translations\n", checks, RRULES, exact_n, inexact_n);
+	for (int i = 0; i < RDOCS; i++)
 		cJSON_Delete(docs[i]);
 	cJSON_Delete(req);
 	alyx__cel_run_free(&conv);
