@@ -450,7 +450,8 @@ static bool strv_push(strv *s, const char *p, size_t n)
 	if (!v)
 		return false;
 	s->v = v;
-	if (!(v[s->n] = alyx__strndup(p, n)))
+	v[s->n] = alyx__strndup(p, n);
+	if (!v[s->n])
 		return false;
 	s->n++;
 	return true;

@@ -183,7 +183,7 @@ static int list_dir(const char *dir, mig_list *out, alyx__err *err)
 		return alyx__err_set(err, ALYX_E_IO, NULL, "%s: %s", dir,
 				     strerror(errno));
 	}
-	while ((e = readdir(d))) {
+	for (e = readdir(d); e; e = readdir(d)) {
 		mig_file f = {0};
 		mig_file *v;
 
@@ -306,7 +306,8 @@ static int load_file(const mig_file *mf, mig_doc **out, char **text,
 			line = 0;
 		if (strncmp(m, "Load: ", 6) == 0)
 			m += 6;
-		if ((nl = strchr(m, '\n')))
+		nl = strchr(m, '\n');
+		if (nl)
 			*nl = 0;
 		alyx__buf_init(&d, 0);
 		alyx__buf_adds(&d, "{\"file\":");
@@ -417,8 +418,10 @@ static char **strs_dup(char **v, size_t n, bool *ok)
 		return NULL;
 	}
 	for (size_t i = 0; i < n; i++)
-		if (v[i] && !(r[i] = alyx__strdup(v[i])))
-			*ok = false;
+		if (v[i]) {
+			r[i] = alyx__strdup(v[i]);
+			*ok = *ok && r[i];
+		}
 	return r;
 }
 
@@ -502,8 +505,10 @@ static bool coll_copy(alyx__collection *d, const alyx__collection *s)
 	if (!d->name)
 		return false;
 	for (int r = 0; r < ALYX_RULE_COUNT; r++)
-		if (s->rules[r] && !(d->rules[r] = alyx__strdup(s->rules[r])))
-			ok = false;
+		if (s->rules[r]) {
+			d->rules[r] = alyx__strdup(s->rules[r]);
+			ok = ok && d->rules[r];
+		}
 	if (s->n_fields) {
 		d->fields = alyx__calloc(s->n_fields, sizeof(*d->fields));
 		if (!d->fields)
@@ -809,7 +814,8 @@ static int do_rename(sqlite3 *db, mig_run *r, const char *coll,
 	if (snap_field(c, to))
 		return alyx__err_set(err, ALYX_E_MIGRATION, NULL,
 				     "field '%s.%s' exists already", coll, to);
-	if (!(next = snap_clone(r->snap)))
+	next = snap_clone(r->snap);
+	if (!next)
 		return nomem(err);
 	c = snap_coll(next, coll);
 	alyx__field *f = snap_field(c, from);
@@ -889,7 +895,8 @@ static int do_drop_field(sqlite3 *db, mig_run *r, const char *coll,
 				     "'%s.%s' is referenced by %s: drop or "
 				     "change that field first", coll, field,
 				     by);
-	if (!(next = snap_clone(r->snap)))
+	next = snap_clone(r->snap);
+	if (!next)
 		return nomem(err);
 	c = snap_coll(next, coll);
 	for (size_t i = 0; i < c->n_fields; i++)
@@ -940,7 +947,8 @@ static int do_drop_coll(sqlite3 *db, mig_run *r, const char *coll,
 				     "collection '%s' is referenced by %s: "
 				     "drop or change that field first", coll,
 				     by);
-	if (!(next = snap_clone(r->snap)))
+	next = snap_clone(r->snap);
+	if (!next)
 		return nomem(err);
 	for (size_t i = 0; i < next->n_colls; i++)
 		if (strcmp(next->colls[i].name, coll) == 0) {
@@ -1059,7 +1067,8 @@ static int do_change_type(sqlite3 *db, mig_run *r, const char *coll,
 		return alyx__err_set(err, ALYX_E_MIGRATION, NULL,
 				     "'%s.%s' is part of a reference; change "
 				     "the reference first", coll, field);
-	if (!(next = snap_clone(r->snap)))
+	next = snap_clone(r->snap);
+	if (!next)
 		return nomem(err);
 	const char *old_type = alyx__type_name(f->type);
 
@@ -1350,7 +1359,8 @@ static int simulate(sqlite3 *db, const mig_state *s, const alyx__schema *cur,
 	r.dry = true;
 	r.project = project;
 	r.tolerant = fresh;
-	if (!(r.snap = snap_clone(fresh ? project : cur)))
+	r.snap = snap_clone(fresh ? project : cur);
+	if (!r.snap)
 		rc = nomem(err);
 	for (size_t i = 0; rc == ALYX_OK && i < s->files.n; i++) {
 		const mig_file *mf = &s->files.v[i];
@@ -1600,8 +1610,11 @@ static int apply_one(sqlite3 *db, const mig_file *mf, bool tolerant,
 	rc = alyx__store_load_schema_json(db, &before, err);
 	if (rc == ALYX_OK)
 		rc = alyx__store_load_schema(db, &cur, err);
-	if (rc == ALYX_OK && !(r.snap = snap_clone(cur)))
-		rc = nomem(err);
+	if (rc == ALYX_OK) {
+		r.snap = snap_clone(cur);
+		if (!r.snap)
+			rc = nomem(err);
+	}
 	if (rc == ALYX_OK)
 		rc = run_ops(db, &r, mf, doc, err);
 	if (rc == ALYX_OK && (cur || r.snap->n_colls))
@@ -1766,8 +1779,11 @@ int alyx__migrate_apply(sqlite3 *db, const char *dir,
 		if (rc == ALYX_OK)
 			rc = alyx__store_apply_schema(db, cur, project_schema,
 						      plan, 0, err);
-		if (rc == ALYX_OK && !(pj = alyx__plan_to_json(plan)))
-			rc = nomem(err);
+		if (rc == ALYX_OK) {
+			pj = alyx__plan_to_json(plan);
+			if (!pj)
+				rc = nomem(err);
+		}
 	}
 out:
 	/* the report is complete JSON even after a failure */
@@ -1822,7 +1838,8 @@ static int undo_restore_field(sqlite3 *db, mig_run *r,
 		return alyx__err_set(err, ALYX_E_MIGRATION, NULL,
 				     "cannot restore %s.%s: a field of that "
 				     "name exists", coll, field);
-	if (!(next = snap_clone(r->snap)))
+	next = snap_clone(r->snap);
+	if (!next)
 		return nomem(err);
 	c = snap_coll(next, coll);
 	v = alyx__realloc(c->fields, (c->n_fields + 1) * sizeof(*v));
@@ -1897,7 +1914,8 @@ static int undo_restore_coll(sqlite3 *db, mig_run *r,
 					     "it references %s, which is gone",
 					     coll, rc_);
 	}
-	if (!(next = snap_clone(r->snap)))
+	next = snap_clone(r->snap);
+	if (!next)
 		return nomem(err);
 	v = alyx__realloc(next->colls, (next->n_colls + 1) * sizeof(*v));
 	if (!v) {
@@ -2006,8 +2024,11 @@ static int rollback_one(sqlite3 *db, const applied *a, alyx_buf *report,
 	if (rc != ALYX_OK)
 		goto out;
 	rc = alyx__store_load_schema(db, &cur, err);
-	if (rc == ALYX_OK && !(r.snap = snap_clone(cur)))
-		rc = nomem(err);
+	if (rc == ALYX_OK) {
+		r.snap = snap_clone(cur);
+		if (!r.snap)
+			rc = nomem(err);
+	}
 	if (rc == ALYX_OK)
 		rc = run_undo(db, &r, before, steps, err);
 	if (rc != ALYX_OK) {
