@@ -675,6 +675,40 @@ TEST(change_feed_triggers_follow_the_schema)
 	rm_tree(d);
 }
 
+/* A table that references itself keeps pointing at itself after a
+ * rebuild (the new table is created under a temporary name). */
+TEST(self_reference_survives_a_rebuild)
+{
+	char *d = tmp_dir();
+	sqlite3 *db = open_db(d);
+	const char *v1 = "collections:\n  nodes:\n    fields:\n"
+		"      id: {type: int, primary: true}\n"
+		"      label: {type: string, unique: true}\n"
+		"      parent: {type: int, nullable: true, references: nodes.id,"
+		" onDelete: cascade}\n";
+	const char *v2 = "collections:\n  nodes:\n    fields:\n"
+		"      id: {type: int, primary: true}\n"
+		"      label: {type: string, nullable: true}\n"
+		"      parent: {type: int, nullable: true, references: nodes.id,"
+		" onDelete: cascade}\n";
+	char *sql;
+
+	apply_ok(db, NULL, v1);
+	exec_ok(db, "INSERT INTO nodes VALUES (1, 'root', NULL), (2, 'a', 1),"
+		" (3, 'b', 2), (4, 'c', 1)");
+	apply_ok(db, v1, v2);
+	sql = q_text(db, "SELECT sql FROM sqlite_master WHERE name='nodes'");
+	ASSERT(strstr(sql, "_alyx_new") == NULL);
+	alyx__free(sql);
+	ASSERT_EQ(q_int(db, "SELECT count(*) FROM pragma_foreign_key_list("
+			"'nodes') WHERE \"table\" = 'nodes'"), 1);
+	ASSERT_EQ(q_int(db, "SELECT count(*) FROM nodes"), 4);
+	exec_ok(db, "DELETE FROM nodes WHERE id = 2");
+	ASSERT_EQ(q_int(db, "SELECT count(*) FROM nodes"), 2);
+	alyx__conn_close(db);
+	rm_tree(d);
+}
+
 #else /* STORE_FAULTS: the slow fault-injection test */
 
 /* Every allocation of a schema application fails in turn: each failure
