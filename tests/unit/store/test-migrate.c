@@ -832,6 +832,37 @@ TEST(broken_view_refuses_the_migration)
 	teardown(&e);
 }
 
+/* Dropping a field drops the composite indexes that use it. */
+TEST(drop_field_in_a_composite_index)
+{
+	env e = setup();
+	char *v2a = schema_edit(V1, "      views: {type: int, default: 0}\n",
+				"");
+	char *v2 = schema_edit(v2a, "    indexes:\n      - name: "
+			       "posts_title_views\n        fields: [title, "
+			       "views]\n", "");
+	char *r;
+
+	write_text(e.mdir, "002_a.yaml", "version: 2\noperations:\n"
+		   "  - {type: drop_field, collection: posts, field: views}\n");
+	r = migrate_ok(&e, v2);
+	ASSERT_CONTAINS(r, "index posts_title_views dropped with posts.views");
+	alyx__free(r);
+	ASSERT(!has_object(e.db, "index", "posts_title_views"));
+	ASSERT(has_object(e.db, "index", "idx_posts_title"));
+	ASSERT_EQ(q_int(e.db, "SELECT count(*) FROM posts"), NROWS);
+	schema_is(&e, v2);
+	r = rollback(&e, 1, ALYX_OK);
+	alyx__free(r);
+	ASSERT(has_object(e.db, "index", "posts_title_views"));
+	ASSERT_EQ(q_int(e.db, "SELECT count(*) FROM posts WHERE views = 0"),
+		  NROWS);
+	schema_is(&e, V1);
+	alyx__free(v2a);
+	alyx__free(v2);
+	teardown(&e);
+}
+
 #else /* STORE_FAULTS: the slow fault-injection tests */
 
 /* Every allocation of a migration run fails in turn: the migration is
