@@ -139,6 +139,19 @@ static alyx__cel_val number_val(const cJSON *j)
 	return alyx__cel_double(d);
 }
 
+/* Puts the key of JSON member `it` at kv[2n] unless the map kv[0..n)
+ * has it already (duplicate JSON keys: the first wins). */
+static bool put_key(alyx__cel_val *kv, size_t n, const cJSON *it)
+{
+	alyx__cel_val key = alyx__cel_str(it->string, strlen(it->string));
+	alyx__cel_val m = alyx__cel_map(kv, n);
+
+	if (cel_map_get(&m, &key))
+		return false;
+	kv[2 * n] = key;
+	return true;
+}
+
 static int json_generic(const cJSON *j, alyx__cel_run *run,
 			alyx__cel_val *out, int depth)
 {
@@ -175,13 +188,8 @@ static int json_generic(const cJSON *j, alyx__cel_run *run,
 			return rc;
 		n = 0;
 		cJSON_ArrayForEach(it, j) {
-			/* duplicate keys: the first wins */
-			alyx__cel_val key = alyx__cel_str(it->string,
-							  strlen(it->string));
-			alyx__cel_val m = alyx__cel_map(kv, n);
-			if (cel_map_get(&m, &key))
+			if (!put_key(kv, n, it))
 				continue;
-			kv[2 * n] = key;
 			rc = json_generic(it, run, &kv[2 * n + 1], depth + 1);
 			if (rc)
 				return rc;
@@ -314,11 +322,8 @@ static int doc_val(const alyx__rule *r, const alyx__collection *c,
 		return rc;
 	n = 0;
 	cJSON_ArrayForEach(it, j) {
-		alyx__cel_val key = alyx__cel_str(it->string,
-						  strlen(it->string));
-		alyx__cel_val m = alyx__cel_map(kv, n);
 		int ft = -1;
-		if (cel_map_get(&m, &key))
+		if (!put_key(kv, n, it))
 			continue;
 		if (r) {
 			for (size_t i = 0; i < r->n_fields; i++)
@@ -332,7 +337,6 @@ static int doc_val(const alyx__rule *r, const alyx__collection *c,
 			if (f)
 				ft = (int)f->type;
 		}
-		kv[2 * n] = key;
 		rc = ft >= 0 ? field_val((alyx__type)ft, it, run,
 					 &kv[2 * n + 1]) :
 			       json_generic(it, run, &kv[2 * n + 1], 1);
@@ -367,12 +371,8 @@ static int add_rest(const cJSON *j, alyx__cel_run *run, alyx__cel_val *kv,
 	int rc;
 
 	cJSON_ArrayForEach(it, j) {
-		alyx__cel_val key = alyx__cel_str(it->string,
-						  strlen(it->string));
-		alyx__cel_val m = alyx__cel_map(kv, n);
-		if (cel_map_get(&m, &key))
+		if (!put_key(kv, n, it))
 			continue;
-		kv[2 * n] = key;
 		if ((rc = json_generic(it, run, &kv[2 * n + 1], 1)))
 			return rc;
 		n++;

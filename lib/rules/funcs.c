@@ -44,14 +44,6 @@ cel_fn cel_fn_lookup(const char *name, size_t n)
 	return F_UNKNOWN;
 }
 
-const char *cel_fn_name(cel_fn f)
-{
-	for (size_t i = 0; i < ALYX_ARRAY_LEN(fn_table); i++)
-		if (fn_table[i].id == f)
-			return fn_table[i].name;
-	return "?";
-}
-
 /* ---- regular expressions ---- */
 
 void *cel_regex_compile(const char *pat, size_t n, char *why, size_t whylen)
@@ -546,7 +538,6 @@ alyx__cel_val cel_call(cel_ectx *x, const cel_node *n, alyx__cel_val *args,
 			return ts_get(x, n, args, nargs);
 		break;
 	case F_UNKNOWN:
-	case F__COUNT:
 		break;
 	}
 	return bad_args(x, n, args, nargs);

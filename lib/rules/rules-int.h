@@ -46,8 +46,7 @@ typedef enum cel_fn {
 	F_TIMESTAMP, F_DURATION,
 	F_GETFULLYEAR, F_GETMONTH, F_GETDATE, F_GETDAYOFMONTH,
 	F_GETDAYOFWEEK, F_GETDAYOFYEAR, F_GETHOURS, F_GETMINUTES,
-	F_GETSECONDS, F_GETMILLISECONDS,
-	F__COUNT
+	F_GETSECONDS, F_GETMILLISECONDS
 } cel_fn;
 
 typedef struct cel_node {
@@ -78,7 +77,6 @@ struct alyx__cel_prog {
 
 /* Function name -> id (F_UNKNOWN when not built in). */
 cel_fn cel_fn_lookup(const char *name, size_t n);
-const char *cel_fn_name(cel_fn f);
 
 /* The evaluator's entry for function calls (funcs.c). */
 typedef struct cel_ectx cel_ectx;

@@ -188,6 +188,34 @@ static void bind_value(sqlite3_stmt *st, int i, const alyx__value *v)
 	}
 }
 
+/* An in-memory posts table with n generated documents; docv[i] gets
+ * document i as the rules see it (memory from conv). */
+static sqlite3 *make_db(cJSON **docs, alyx__cel_val *docv, int n,
+			alyx__cel_run *conv)
+{
+	sqlite3 *db;
+	sqlite3_stmt *ins;
+
+	ASSERT_EQ(sqlite3_open(":memory:", &db), SQLITE_OK);
+	ASSERT_EQ(sqlite3_exec(db, "CREATE TABLE posts (\"id\" TEXT PRIMARY "
+			       "KEY, \"title\" TEXT, \"author_id\" TEXT, "
+			       "\"published\" INTEGER, \"published_at\" TEXT, "
+			       "\"view_count\" INTEGER, \"score\" REAL, "
+			       "\"tags\" TEXT)", NULL, NULL, NULL), SQLITE_OK);
+	ASSERT_EQ(sqlite3_prepare_v2(db, "INSERT INTO posts VALUES "
+				     "(?,?,?,?,?,?,?,?)", -1, &ins, NULL),
+		  SQLITE_OK);
+	conv->max_bytes = 64u << 20;
+	for (int i = 0; i < n; i++) {
+		docs[i] = gen_doc(i);
+		insert(db, ins, docs[i]);
+		ASSERT_OK(alyx__rule_json_val(docs[i], &posts, conv,
+					      &docv[i]));
+	}
+	sqlite3_finalize(ins);
+	return db;
+}
+
 /* Checks one rule against every doc and auth context: the pushed-down
  * SQL must select exactly (or, when inexact, at least) the allowed rows. */
 static void check_rule(sqlite3 *db, const char *rule, cJSON **docs,
@@ -326,33 +354,16 @@ static void gen_rule(alyx_buf *b, int depth)
 TEST(pushdown_agrees_with_evaluation)
 {
 	sqlite3 *db;
-	sqlite3_stmt *ins;
-	cJSON *docs[NDOCS];
+	static cJSON *docs[NDOCS];
 	alyx__cel_run conv;
-	alyx__cel_val docv[NDOCS];
+	static alyx__cel_val docv[NDOCS];
 	cJSON *req = cJSON_Parse("{\"method\":\"GET\",\"ip\":\"::1\","
 				 "\"time\":\"2024-05-01T00:00:00Z\"}");
 	int exact_n = 0, inexact_n = 0, checks = 0;
 
-	ASSERT_EQ(sqlite3_open(":memory:", &db), SQLITE_OK);
-	ASSERT_EQ(sqlite3_exec(db, "CREATE TABLE posts (\"id\" TEXT PRIMARY "
-			       "KEY, \"title\" TEXT, \"author_id\" TEXT, "
-			       "\"published\" INTEGER, \"published_at\" TEXT, "
-			       "\"view_count\" INTEGER, \"score\" REAL, "
-			       "\"tags\" TEXT)", NULL, NULL, NULL), SQLITE_OK);
-	ASSERT_EQ(sqlite3_prepare_v2(db, "INSERT INTO posts VALUES "
-				     "(?,?,?,?,?,?,?,?)", -1, &ins, NULL),
-		  SQLITE_OK);
 	gen_auths();
 	alyx__cel_run_init(&conv);
-	conv.max_bytes = 64u << 20;
-	for (int i = 0; i < NDOCS; i++) {
-		docs[i] = gen_doc(i);
-		insert(db, ins, docs[i]);
-		ASSERT_OK(alyx__rule_json_val(docs[i], &posts, &conv,
-					      &docv[i]));
-	}
-	sqlite3_finalize(ins);
+	db = make_db(docs, docv, NDOCS, &conv);
 
 	for (size_t ri = 0; ri < ALYX_ARRAY_LEN(rules); ri++)
 		check_rule(db, rules[ri], docs, docv, NDOCS, auths,
@@ -372,7 +383,6 @@ TEST(pushdown_random_rules)
 {
 	enum { RDOCS = 600, RRULES = 400 };
 	sqlite3 *db;
-	sqlite3_stmt *ins;
 	static cJSON *docs[RDOCS];
 	static alyx__cel_val docv[RDOCS];
 	alyx__cel_run conv;
@@ -382,24 +392,8 @@ TEST(pushdown_random_rules)
 
 	rng = 0x9E3779B97F4A7C15ull;
 	gen_auths();
-	ASSERT_EQ(sqlite3_open(":memory:", &db), SQLITE_OK);
-	ASSERT_EQ(sqlite3_exec(db, "CREATE TABLE posts (\"id\" TEXT, "
-			       "\"title\" TEXT, \"author_id\" TEXT, "
-			       "\"published\" INTEGER, \"published_at\" TEXT, "
-			       "\"view_count\" INTEGER, \"score\" REAL, "
-			       "\"tags\" TEXT)", NULL, NULL, NULL), SQLITE_OK);
-	ASSERT_EQ(sqlite3_prepare_v2(db, "INSERT INTO posts VALUES "
-				     "(?,?,?,?,?,?,?,?)", -1, &ins, NULL),
-		  SQLITE_OK);
 	alyx__cel_run_init(&conv);
-	conv.max_bytes = 64u << 20;
-	for (int i = 0; i < RDOCS; i++) {
-		docs[i] = gen_doc(i);
-		insert(db, ins, docs[i]);
-		ASSERT_OK(alyx__rule_json_val(docs[i], &posts, &conv,
-					      &docv[i]));
-	}
-	sqlite3_finalize(ins);
+	db = make_db(docs, docv, RDOCS, &conv);
 	for (int i = 0; i < RRULES; i++) {
 		alyx_buf b;
 		alyx__buf_init(&b, 0);
