@@ -124,16 +124,19 @@ int main(int argc, char **argv)
 	int c, rc;
 
 	/* Environment first; flags override it. */
-	if ((env = getenv("ALYX_HOST")) && *env)
+	env = getenv("ALYX_HOST");
+	if (env && *env)
 		o.host = env;
-	if ((env = getenv("ALYX_PORT")) && *env &&
-	    !parse_int("ALYX_PORT", env, 0, 65535, &o.port))
+	env = getenv("ALYX_PORT");
+	if (env && *env && !parse_int("ALYX_PORT", env, 0, 65535, &o.port))
 		return D_EXIT_USAGE;
-	if ((env = getenv("ALYX_BENCH_ROUTES")) && !strcmp(env, "1"))
-		o.bench_routes = true;
+	env = getenv("ALYX_BENCH_ROUTES");
+	o.bench_routes = env && !strcmp(env, "1");
 
-	while ((c = getopt_long(argc, argv, "d:c:H:p:qVh", longopts, NULL)) !=
-	       -1) {
+	for (;;) {
+		c = getopt_long(argc, argv, "d:c:H:p:qVh", longopts, NULL);
+		if (c == -1)
+			break;
 		switch (c) {
 		case 'd': o.dir = optarg; break;
 		case 'c': o.config = optarg; break;
