@@ -237,6 +237,9 @@ def test_sigterm_during_writes_exits_0_and_loses_nothing(tmp_path):
     assert len(acked) > 50
     msgs = [r.get("msg") for r in s.log_records()]
     assert "shutting down" in msgs and "stopped" in msgs
+    # The WAL was checkpointed into the database on the way out.
+    wal = proj / "data" / "alyx.db-wal"
+    assert not wal.exists() or wal.stat().st_size == 0
     sanitizer_clean("\n".join(s.lines()))
     # Every acknowledged write is there after a restart.
     s2 = Server(proj)
