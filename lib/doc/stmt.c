@@ -436,6 +436,19 @@ static int get_stmt(sqlite3 *db, alyx_buf *sql, sqlite3_stmt **st,
 	return ALYX_OK;
 }
 
+/* Binds without copying: the value outlives the statement's use, which
+ * alyx__stmt_put() ends by clearing the bindings. */
+static void bind_static(sqlite3_stmt *st, int idx, const alyx__value *v)
+{
+	if (v->kind == ALYX_V_TEXT)
+		sqlite3_bind_text64(st, idx, v->s ? v->s : "", v->n,
+				    SQLITE_STATIC, SQLITE_UTF8);
+	else if (v->kind == ALYX_V_BLOB && v->n)
+		sqlite3_bind_blob64(st, idx, v->s, v->n, SQLITE_STATIC);
+	else
+		alyx__value_bind(st, idx, v);
+}
+
 /* Binds the values the row sets, skipping the key when `skip_pk`;
  * returns the last parameter index used. */
 static int bind_row(sqlite3_stmt *st, const alyx__collection *c,
@@ -446,7 +459,7 @@ static int bind_row(sqlite3_stmt *st, const alyx__collection *c,
 
 	for (i = 0; i < row->n && i < c->n_fields; i++)
 		if (row->set[i] && !(skip_pk && i == c->pk))
-			alyx__value_bind(st, ++p, &row->vals[i]);
+			bind_static(st, ++p, &row->vals[i]);
 	return p;
 }
 
@@ -472,7 +485,7 @@ static int select_by(sqlite3 *db, const alyx__collection *c,
 		add_where_pk(&sql, c);
 	rc = get_stmt(db, &sql, &st, err);
 	if (rc == ALYX_OK) {
-		alyx__value_bind(st, 1, key);
+		bind_static(st, 1, key);
 		rc = step_one(db, st, c, with_internal, out, found, err);
 		alyx__stmt_put(st);
 	}
@@ -573,7 +586,7 @@ int alyx__doc_update(sqlite3 *db, const alyx__collection *c,
 	if (rc != ALYX_OK)
 		goto out;
 	p = bind_row(st, c, row, true);
-	alyx__value_bind(st, p + 1, &key);
+	bind_static(st, p + 1, &key);
 	rc = step_one(db, st, c, false, out, &found, err);
 	alyx__stmt_put(st);
 	if (rc != ALYX_OK) {
