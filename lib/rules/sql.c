@@ -188,6 +188,34 @@ static int bind_text(px *x, const char *s, size_t n)
 
 /* ---- leaves ---- */
 
+static bool uses_doc(const cel_node *n)
+{
+	if (n->kind == N_VAR && n->slot == ALYX_RULE_VAR_DOC)
+		return true;
+	for (size_t i = 0; i < n->n; i++)
+		if (n->a[i] && uses_doc(n->a[i]))
+			return true;
+	return false;
+}
+
+/* doc.<name> -> the field, or NULL (then *unknown says whether it names
+ * no field at all, which makes it an error when evaluated). */
+static const alyx__field *doc_field(px *x, const cel_node *n, bool *unknown)
+{
+	char name[128];
+
+	*unknown = false;
+	if (n->kind != N_SELECT || n->a[0]->kind != N_VAR ||
+	    n->a[0]->slot != ALYX_RULE_VAR_DOC)
+		return NULL;
+	snprintf(name, sizeof(name), "%.*s", (int)n->name_len, n->name);
+	const alyx__field *f = cel_coll_field(x->c, name);
+	*unknown = f == NULL;
+	return f;
+}
+
+
+
 typedef enum fk { FK_STR, FK_INT, FK_FLOAT, FK_BOOL, FK_TS, FK_OTHER } fk;
 
 static fk field_kind(alyx__type t)
@@ -303,22 +331,28 @@ static cond fmt2(px *x, const char *tf, const char *ff, const char *col,
 	return c;
 }
 
-/* doc.<f> (op) v */
-static cond leaf(px *x, const alyx__field *f, int op, const alyx__cel_val *v)
+/*
+ * <col> (op) v, where col is a column ("title") of kind k, or an
+ * expression over one (length("title")) when expr is set: then a NULL
+ * column is an error in CEL (size(null)), not a null value.
+ */
+static cond leaf_col(px *x, const char *col, fk k, bool expr, int op,
+		     const alyx__cel_val *v)
 {
-	char col[80];
-	fk k = field_kind(f->type);
 	bool eq = op == OP_EQ || op == OP_NE;
+	char nn[200];
 	cond c;
 	int b;
 
 	if (k == FK_OTHER)
 		return inexact(x);
-	snprintf(col, sizeof(col), "\"%s\"", f->name);
+	snprintf(nn, sizeof(nn), "%s IS NOT NULL", col);
 	if (v->k == ALYX_CEL_ERROR)
 		return mkc(x, "0", "0");
 	if (eq) {
-		if (v->k == ALYX_CEL_NULL) {
+		if (v->k == ALYX_CEL_NULL && expr) {
+			c = mkc(x, "0", nn);
+		} else if (v->k == ALYX_CEL_NULL) {
 			c.t = alyx__asprintf("%s IS NULL", col);
 			c.f = alyx__asprintf("%s IS NOT NULL", col);
 			if (!c.t || !c.f)
@@ -333,9 +367,12 @@ static cond leaf(px *x, const alyx__field *f, int op, const alyx__cel_val *v)
 			if (b == -3)
 				return inexact(x);
 			if (b == -2)
-				c = mkc(x, "0", "1");
+				c = mkc(x, "0", expr ? nn : "1");
 			else if (b < 0)
 				c = mkc(x, "0", "0");
+			else if (expr)
+				c = fmt2(x, "%s = %c%d%c", "%s <> %c%d%c", col,
+					 b);
 			else
 				c = fmt2(x, "%s IS %c%d%c", "%s IS NOT %c%d%c",
 					 col, b);
@@ -354,27 +391,88 @@ static cond leaf(px *x, const alyx__field *f, int op, const alyx__cel_val *v)
 	    v->v.u > (uint64_t)INT64_MAX) {
 		/* every int is below it */
 		bool below = op == OP_LT || op == OP_LE;
-		char nn[100];
-		snprintf(nn, sizeof(nn), "%s IS NOT NULL", col);
 		return mkc(x, below ? nn : "0", below ? "0" : nn);
 	}
 	if ((k == FK_INT || k == FK_FLOAT) && v->k == ALYX_CEL_DOUBLE &&
-	    isnan(v->v.d)) {
-		char nn[100];
-		snprintf(nn, sizeof(nn), "%s IS NOT NULL", col);
+	    isnan(v->v.d))
 		return mkc(x, "0", nn);
-	}
 	b = bind_for(x, k, v);
 	if (b == -3)
 		return inexact(x);
-	if (b == -2)
-		return mkc(x, "0", "0");
 	if (b < 0)
 		return mkc(x, "0", "0");
 	char tf[32], ff[32];
 	snprintf(tf, sizeof(tf), "%%s %s %%c%%d%%c", sql_op(op));
 	snprintf(ff, sizeof(ff), "%%s %s %%c%%d%%c", sql_op(neg_op(op)));
 	return fmt2(x, tf, ff, col, b);
+}
+
+/* doc.<f> (op) v */
+static cond leaf(px *x, const alyx__field *f, int op, const alyx__cel_val *v)
+{
+	char col[80];
+
+	snprintf(col, sizeof(col), "\"%s\"", f->name);
+	return leaf_col(x, col, field_kind(f->type), false, op, v);
+}
+
+/* size(doc.<f>) for a string field: length() counts characters, as CEL
+ * counts code points (stored text is valid UTF-8). */
+static bool size_of_field(px *x, const cel_node *n, const alyx__field **f)
+{
+	bool unknown;
+
+	if (n->kind != N_CALL || n->slot != F_SIZE || n->n != 1)
+		return false;
+	*f = doc_field(x, n->a[0], &unknown);
+	return *f && field_kind((*f)->type) == FK_STR;
+}
+
+/* doc.<f>.startsWith/endsWith/contains(<constant>) on a string field. */
+static cond string_test(px *x, const cel_node *n)
+{
+	bool unknown;
+	const alyx__field *f = n->recv && n->n == 2 ?
+				       doc_field(x, n->a[0], &unknown) :
+				       NULL;
+	char col[80];
+	cond c;
+
+	if (!f || field_kind(f->type) != FK_STR || uses_doc(n->a[1]))
+		return inexact(x);
+	snprintf(col, sizeof(col), "\"%s\"", f->name);
+	alyx__cel_val v = cel_eval_node(x->r->prog, n->a[1], x->vars, x->run);
+	if (v.k != ALYX_CEL_STRING)	/* no overload: an error on every row */
+		return mkc(x, "0", "0");
+	size_t chars = 0;
+	for (size_t i = 0; i < v.n; i++)
+		chars += ((unsigned char)v.v.s[i] & 0xC0) != 0x80;
+	if (chars == 0) {	/* '' starts, ends and is in every string */
+		char nn[100];
+		snprintf(nn, sizeof(nn), "%s IS NOT NULL", col);
+		return mkc(x, nn, "0");
+	}
+	int b = bind_text(x, v.v.s, v.n);
+	if (b < 0)
+		return mkc(x, "0", "0");
+	if (n->slot == F_CONTAINS) {
+		c.t = alyx__asprintf("instr(%s, %c%d%c) > 0", col, PH_OPEN, b,
+				     PH_CLOSE);
+		c.f = alyx__asprintf("instr(%s, %c%d%c) = 0", col, PH_OPEN, b,
+				     PH_CLOSE);
+	} else {
+		char ex[120];
+		if (n->slot == F_STARTSWITH)
+			snprintf(ex, sizeof(ex), "substr(%s, 1, %zu)", col,
+				 chars);
+		else
+			snprintf(ex, sizeof(ex), "substr(%s, -%zu)", col, chars);
+		c.t = alyx__asprintf("%s = %c%d%c", ex, PH_OPEN, b, PH_CLOSE);
+		c.f = alyx__asprintf("%s <> %c%d%c", ex, PH_OPEN, b, PH_CLOSE);
+	}
+	if (!c.t || !c.f)
+		x->nomem = true;
+	return c;
 }
 
 /* doc.<f> (op) doc.<g> */
@@ -405,32 +503,6 @@ static cond leaf2(px *x, const alyx__field *f, int op, const alyx__field *g)
 }
 
 /* ---- the walk ---- */
-
-static bool uses_doc(const cel_node *n)
-{
-	if (n->kind == N_VAR && n->slot == ALYX_RULE_VAR_DOC)
-		return true;
-	for (size_t i = 0; i < n->n; i++)
-		if (n->a[i] && uses_doc(n->a[i]))
-			return true;
-	return false;
-}
-
-/* doc.<name> -> the field, or NULL (then *unknown says whether it names
- * no field at all, which makes it an error when evaluated). */
-static const alyx__field *doc_field(px *x, const cel_node *n, bool *unknown)
-{
-	char name[128];
-
-	*unknown = false;
-	if (n->kind != N_SELECT || n->a[0]->kind != N_VAR ||
-	    n->a[0]->slot != ALYX_RULE_VAR_DOC)
-		return NULL;
-	snprintf(name, sizeof(name), "%.*s", (int)n->name_len, n->name);
-	const alyx__field *f = cel_coll_field(x->c, name);
-	*unknown = f == NULL;
-	return f;
-}
 
 static cond from_value(px *x, const alyx__cel_val *v)
 {
@@ -482,6 +554,20 @@ static cond compare(px *x, const cel_node *n)
 		alyx__cel_val v = cel_eval_node(x->r->prog, r, x->vars, x->run);
 		return leaf(x, lf, op, &v);
 	}
+	/* size(doc.f) (op) constant, either way round */
+	const alyx__field *sf;
+	if (op != OP_IN && size_of_field(x, r, &sf) && !uses_doc(l)) {
+		const cel_node *tn = l;
+		l = r;
+		r = tn;
+		op = flip_op(op);
+	}
+	if (op != OP_IN && size_of_field(x, l, &sf) && !uses_doc(r)) {
+		char ex[100];
+		alyx__cel_val v = cel_eval_node(x->r->prog, r, x->vars, x->run);
+		snprintf(ex, sizeof(ex), "length(\"%s\")", sf->name);
+		return leaf_col(x, ex, FK_INT, true, op, &v);
+	}
 	return inexact(x);
 }
 
@@ -524,6 +610,11 @@ static cond tr(px *x, const cel_node *n)
 	case N_BIN:
 		if (n->op <= OP_IN)
 			return compare(x, n);
+		return inexact(x);
+	case N_CALL:
+		if (n->slot == F_STARTSWITH || n->slot == F_ENDSWITH ||
+		    n->slot == F_CONTAINS)
+			return string_test(x, n);
 		return inexact(x);
 	case N_SELECT: {
 		bool unknown;

@@ -117,7 +117,7 @@ static void gen_auths(void)
 static cJSON *gen_doc(int i)
 {
 	static const char *titles[] = {"Hello", "World", "", "Zeta", "hello",
-				       "M", "Ma"};
+				       "éH", "Ma", "été", "Hé"};
 	static const char *authors[] = {"u1", "u2", "u3", "u4"};
 	cJSON *d = cJSON_CreateObject();
 	char id[32], ts[32];
@@ -125,7 +125,7 @@ static cJSON *gen_doc(int i)
 	snprintf(id, sizeof(id), "p%05d", i);
 	cJSON_AddStringToObject(d, "id", id);
 	if (rnd(8))
-		cJSON_AddStringToObject(d, "title", titles[rnd(7)]);
+		cJSON_AddStringToObject(d, "title", titles[rnd(9)]);
 	else
 		cJSON_AddNullToObject(d, "title");
 	cJSON_AddStringToObject(d, "author_id", authors[rnd(4)]);
@@ -322,12 +322,38 @@ static void gen_rule(alyx_buf *b, int depth)
 				       rfields[rnd(8)], rconsts[rnd(30)],
 				       rconsts[rnd(30)]);
 		break;
-	case 5:
-		alyx__buf_adds(b, rnd(2) ? "doc.published" :
-			       rnd(2) ? "has(doc.title)" :
-			       rnd(2) ? "size(doc.title) > 2" :
-					"auth.role == 'admin'");
+	case 5: {
+		static const char *const tests[] = {"startsWith", "endsWith",
+						    "contains"};
+		static const char *const args[] = {"'H'", "''", "'ll'", "'o'",
+						   "'Hello'", "'é'", "auth.id",
+						   "5", "null"};
+		switch (rnd(6)) {
+		case 0:
+			alyx__buf_adds(b, rnd(2) ? "doc.published" :
+				       "has(doc.title)");
+			break;
+		case 1:
+			alyx__buf_addf(b, "size(doc.%s) %s %s",
+				       rnd(2) ? "title" : "author_id",
+				       rops[rnd(6)], rconsts[rnd(30)]);
+			break;
+		case 2:
+			alyx__buf_addf(b, "%s %s size(doc.title)",
+				       rconsts[rnd(30)], rops[rnd(6)]);
+			break;
+		case 3:
+			alyx__buf_addf(b, "doc.%s.%s(%s)", rfields[rnd(8)],
+				       tests[rnd(3)], args[rnd(9)]);
+			break;
+		case 4:
+			alyx__buf_adds(b, "doc.title.matches('^[A-Z]')");
+			break;
+		default:
+			alyx__buf_adds(b, "auth.role == 'admin'");
+		}
 		break;
+	}
 	case 6: case 7:
 		alyx__buf_addc(b, '(');
 		gen_rule(b, depth - 1);
@@ -471,11 +497,18 @@ TEST(pushdown_shapes)
 			   NULL, &exact),
 		      "\"published_at\" > ? ['2024-01-01T00:00:00.000Z']");
 	/* not pushable: strict mode says so, lax mode gives a pre-filter */
-	ASSERT_STR_EQ(push("doc.published && size(doc.title) > 3", NULL,
+	ASSERT_STR_EQ(push("doc.published && doc.title.matches('^H')", NULL,
 			   NULL), "error 23: rule cannot be pushed down to SQL");
-	ASSERT_STR_EQ(push("doc.published && size(doc.title) > 3", NULL,
+	ASSERT_STR_EQ(push("doc.published && doc.title.matches('^H')", NULL,
 			   &exact), "\"published\" = 1");
 	ASSERT(!exact);
+	ASSERT_STR_EQ(push("size(doc.title) <= 3 || doc.title.startsWith('é')",
+			   NULL, &exact),
+		      "(length(\"title\") <= ? OR substr(\"title\", 1, 1) = ?)"
+		      " [int] ['é']");
+	ASSERT(exact);
+	ASSERT_STR_EQ(push("!doc.title.contains(auth.id)", "{\"id\":\"x\"}",
+			   &exact), "instr(\"title\", ?) = 0 ['x']");
 }
 
 TEST_MAIN()
