@@ -648,6 +648,7 @@ ALYX_API int alyx_open(const char *dir, unsigned flags, alyx **out)
 		rc = open_paths(a, dir, flags, &err);
 	if (rc != ALYX_OK)
 		goto out;
+	a->copts.readonly = flags & ALYX_OPEN_READONLY;
 	a->copts.busy_timeout_ms = a->cfg->database.busy_timeout_ms;
 	a->copts.cache_size = a->cfg->database.cache_size;
 	if (a->cfg->server.max_body > 0)

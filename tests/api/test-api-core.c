@@ -260,6 +260,17 @@ TEST(crud_every_type)
 				  (size_t)-1, &out),
 		  ALYX_E_VALIDATION);
 
+	/* A dump keeps internal fields, and seeds them back. */
+	ASSERT_OK(alyx_db_dump(a, &out));
+	ASSERT_CONTAINS(out, "\"secret\":\"hidden\"");
+	ASSERT_OK(alyx_db_reset(a));
+	ASSERT_OK(alyx_db_seed(a, out, (size_t)-1, NULL));
+	alyx_free(out);
+	ASSERT_OK(alyx_db_dump(a, &out));
+	ASSERT_CONTAINS(out, "\"secret\":\"hidden\"");
+	ASSERT_CONTAINS(out, "\"i\":42");
+	alyx_free(out);
+
 	ASSERT_OK(alyx_doc_delete(a, NULL, "kinds", id));
 	ASSERT_EQ(alyx_doc_get(a, NULL, "kinds", id, NULL, &out),
 		  ALYX_E_NOTFOUND);
