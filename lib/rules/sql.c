@@ -668,7 +668,7 @@ static int finish(px *x, const char *t, alyx_buf *sql, alyx__value **binds,
 			alyx__buf_addc(sql, *p);
 			continue;
 		}
-		int idx = atoi(p + 1);
+		int idx = (int)strtol(p + 1, NULL, 10);
 		while (*p && *p != PH_CLOSE)
 			p++;
 		alyx__buf_addc(sql, '?');

@@ -560,7 +560,7 @@ void cel_fmt_double(alyx_buf *b, double d)
 			break;
 	}
 	char *ep = strchr(e, 'e');
-	int exp = atoi(ep + 1);
+	int exp = (int)strtol(ep + 1, NULL, 10);
 	if (exp < -4 || exp >= 6) {
 		/* mantissa digits, then e+XX with at least two digits */
 		*ep = 0;
