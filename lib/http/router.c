@@ -10,6 +10,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "http/http.h"
 
@@ -510,6 +511,25 @@ static bool is_json_type(const char *ct)
 	       !strncasecmp(ct + n - 5, "+json", 5);
 }
 
+/* A client that sent "Expect: 100-continue" waits for this interim
+ * answer before its body (curl would otherwise wait a second).  False if
+ * the connection failed. */
+static bool expect_continue(alyx__req *r)
+{
+	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+	unsigned char buf[LWS_PRE + sizeof(cont)];
+	char v[32];
+	int n = lws_hdr_total_length(r->wsi, WSI_TOKEN_HTTP_EXPECT);
+
+	if (n <= 0 || n >= (int)sizeof(v) ||
+	    lws_hdr_copy(r->wsi, v, sizeof(v), WSI_TOKEN_HTTP_EXPECT) != n ||
+	    strcasecmp(v, "100-continue"))
+		return true;
+	memcpy(buf + LWS_PRE, cont, sizeof(cont) - 1);
+	return lws_write(r->wsi, buf + LWS_PRE, sizeof(cont) - 1,
+			 LWS_WRITE_HTTP) >= 0;
+}
+
 /* Checks the headers of a request that carries a JSON body and prepares
  * to read it.  Returns 1 to read the body, 0 to act now (empty body), or
  * the reply's return value (<= 0) after an error reply. */
@@ -571,7 +591,7 @@ static int body_prepare(alyx__svc *t, alyx__req *r, bool *act_now)
 	}
 	alyx__buf_init(&r->body, s->max_body);
 	r->state = RS_BODY;
-	return 1;
+	return expect_continue(r) ? 1 : -1;
 bad_length:
 	r->closing = true;
 	return alyx__reply_error(t, r, 400, "BAD_REQUEST",

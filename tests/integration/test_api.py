@@ -439,3 +439,23 @@ def test_request_log_lines(server):
     assert r["bytes"] == len(b'{"status":"ok"}')
     assert isinstance(r["duration_ms"], float)
     assert ISO.match(r["ts"])
+
+
+def test_expect_100_continue(server):
+    import socket
+    body = json.dumps({"email": "expect-%s@example.com"
+                       % uuid.uuid4().hex[:8]}).encode()
+    s = socket.create_connection((server.host, server.port), timeout=10)
+    try:
+        s.sendall(b"POST /api/collections/users HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body))
+        interim = s.recv(4096)
+        assert interim.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), interim
+        s.sendall(body)
+        resp = interim[len(b"HTTP/1.1 100 Continue\r\n\r\n"):]
+        while b"\r\n\r\n" not in resp:
+            resp += s.recv(4096)
+        assert status_of(resp) == 201, resp
+    finally:
+        s.close()
