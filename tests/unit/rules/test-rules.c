@@ -166,6 +166,40 @@ TEST(eval_semantics)
 	ASSERT_STR_EQ(E("dyn(1) == 1 && type(dyn('a')) == string"), "true");
 }
 
+TEST(eval_edges)
+{
+	ASSERT_STR_EQ(E("[10, 20][1u] + [10, 20][1.0]"), "40");
+	ASSERT(starts(E("[10, 20][1.5]"), "error: no such overload"));
+	ASSERT(starts(E("[10, 20][-1]"), "error: index out of range"));
+	ASSERT_STR_EQ(E("2.0 in [1, 2] && 2u in {2: 'x'} && !(3.5 in {3: 1})"),
+		      "true");
+	ASSERT_STR_EQ(E("{true: 1, 'a': 2}['a'] + {true: 1}[true]"), "3");
+	ASSERT_STR_EQ(E("b'abc' < b'abd' && 'a' < 'ab' && false < true"),
+		      "true");
+	ASSERT_STR_EQ(E("9223372036854775807 == 9223372036854775807.0"),
+		      "true");
+	ASSERT_STR_EQ(E("1.0 / 0.0 > 9223372036854775807"), "true");
+	ASSERT(starts(E("[1] < [2]"), "error: no such overload"));
+	ASSERT(starts(E("null < 1"), "error: no such overload"));
+	ASSERT_STR_EQ(E("null == false || [] == {}"), "false");
+	ASSERT_STR_EQ(E("type(duration('1s')) == google.protobuf.Duration"),
+		      "true");
+	ASSERT(starts(E("1.timestamp"), "error: type 'int' does not support"));
+	ASSERT(starts(E("true ? 1 / 0 : 2"), "error: division by zero"));
+	ASSERT_STR_EQ(E("false ? 1 / 0 : 2"), "2");
+	ASSERT(starts(E("1 ? 2 : 3"), "error: no such overload"));
+	ASSERT(starts(E("'a'.size(1)"), "error: no such overload"));
+	ASSERT(starts(E("'abc'.contains(1)"), "error: no such overload"));
+	ASSERT(starts(E("[1, 'a'].exists_one(x, x)"), "error: predicate"));
+	ASSERT(starts(E("[1].filter(x, 1)"), "error: filter result"));
+	ASSERT(starts(E("1.all(x, true)"), "error: expression of type 'int'"));
+	ASSERT_STR_EQ(E("string(b'ok')"), "\"ok\"");
+	ASSERT(starts(E("string(b'\xff')"), "error: invalid UTF-8"));
+	ASSERT(starts(E("bool('yes')"), "error: Type conversion error"));
+	ASSERT(starts(E("double('1.5x')"), "error: cannot convert"));
+	ASSERT_STR_EQ(E("double('-inf') < 0.0"), "true");
+}
+
 TEST(time)
 {
 	ASSERT_STR_EQ(E("timestamp('2024-03-10T12:00:00Z') + duration('1h30m')"),
