@@ -117,9 +117,16 @@ static int like_cmp(const unsigned char *pat, const unsigned char *str)
 	uint32_t c, c2;
 	int r;
 
-	while ((c = utf8_read(&pat)) != 0) {
+	for (;;) {
+		c = utf8_read(&pat);
+		if (c == 0)
+			break;
 		if (c == '%') {
-			while ((c = utf8_read(&pat)) == '%' || c == '_') {
+			/* Runs of % and _ : each _ consumes one character. */
+			for (;;) {
+				c = utf8_read(&pat);
+				if (c != '%' && c != '_')
+					break;
 				if (c == '_' && utf8_read(&str) == 0)
 					return LIKE_NOWILDCARDMATCH;
 			}
@@ -147,7 +154,10 @@ static int like_cmp(const unsigned char *pat, const unsigned char *str)
 						return r;
 				}
 			} else {
-				while ((c2 = utf8_read(&str)) != 0) {
+				for (;;) {
+					c2 = utf8_read(&str);
+					if (c2 == 0)
+						break;
 					if (c2 != c)
 						continue;
 					r = like_cmp(pat, str);

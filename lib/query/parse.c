@@ -857,12 +857,12 @@ static alyx__filter *rest_cond(pctx *px, const char *s, size_t n)
 		rc = too_long(px, f);
 	else if (f->op == ALYX_OP_IN)
 		rc = rest_list(px, f, v, vn);
-	else if ((rc = cond_vals(px, f, 1)) != ALYX_OK)
-		;
-	else if ((f->op == ALYX_OP_EQ || f->op == ALYX_OP_NE) && vn == 4 &&
-		 !memcmp(v, "null", 4))
-		rc = ALYX_OK;	/* vals[0] stays NULL: IS [NOT] NULL */
 	else
+		rc = cond_vals(px, f, 1);
+	/* `null` for eq/ne leaves vals[0] NULL: IS [NOT] NULL. */
+	if (rc == ALYX_OK && f->op != ALYX_OP_IN &&
+	    !((f->op == ALYX_OP_EQ || f->op == ALYX_OP_NE) && vn == 4 &&
+	      !memcmp(v, "null", 4)))
 		rc = set_text(px, f, 0, v, vn);
 	if (rc != ALYX_OK) {
 		alyx__filter_free(f);

@@ -814,7 +814,10 @@ static int xfetch(sqlite3 *db, xnode *parent, size_t k,
 		rc = prepare(db, o ? o->cache : NULL, &sql, &bl, &st, err);
 		if (rc != ALYX_OK)
 			goto out;
-		while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+		for (;;) {
+			src = sqlite3_step(st);
+			if (src != SQLITE_ROW)
+				break;
 			rc = xdoc_add(x, st, true);
 			if (rc != ALYX_OK) {
 				rc = alyx__err_set(err, rc, NULL, rc ==
@@ -942,7 +945,10 @@ int alyx__query_run(sqlite3 *db, const alyx__query *q,
 	if (rc != ALYX_OK)
 		goto out;
 	alyx__buf_adds(out, "{\"docs\":[");
-	while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+	for (;;) {
+		src = sqlite3_step(st);
+		if (src != SQLITE_ROW)
+			break;
 		if (rows == q->limit) {
 			has_next = true;
 			break;
