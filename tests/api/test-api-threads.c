@@ -54,6 +54,30 @@ TEST(threads_share_one_handle)
 	for (i = 0; i < THREADS; i++)
 		ASSERT_EQ(pthread_create(&th[i], NULL, worker,
 					 (void *)(intptr_t)i), 0);
+	/* A schema change while the workers run: queries keep the schema
+	 * they started with; later ones see the new field. */
+	{
+		char *yaml = slurp(FIXTURES_DIR "/blog/schema.yaml"), *p, *y2;
+		const char *anchor = "  posts:\n    fields:\n";
+		const char *add = "      subtitle: {type: string, nullable: "
+				  "true}\n";
+
+		ASSERT(yaml != NULL);
+		p = strstr(yaml, anchor);
+		ASSERT(p != NULL);
+		p += strlen(anchor);
+		y2 = malloc(strlen(yaml) + strlen(add) + 1);
+		memcpy(y2, yaml, (size_t)(p - yaml));
+		strcpy(y2 + (p - yaml), add);
+		strcat(y2, p);
+		usleep(20000);
+		if (alyx_apply_schema(shared, y2, (size_t)-1, NULL, 0, &out))
+			TH_FAIL("apply: %s", alyx_errmsg(shared));
+		ASSERT_CONTAINS(out, "add_field");
+		alyx_free(out);
+		free(y2);
+		free(yaml);
+	}
 	for (i = 0; i < THREADS; i++) {
 		void *bad = NULL;
 
@@ -64,6 +88,10 @@ TEST(threads_share_one_handle)
 				 &out));
 	snprintf(want, sizeof(want), "\"total\":%d", THREADS * PER_THREAD);
 	ASSERT_CONTAINS(out, want);
+	alyx_free(out);
+	ASSERT_OK(alyx_query_str(shared, NULL, "posts",
+				 "filter=subtitle:eq:x&total=true", &out));
+	ASSERT_CONTAINS(out, "\"total\":0");
 	alyx_free(out);
 	ASSERT_OK(alyx_changes(shared, 0, 10000, &out));
 	ASSERT_EQ(count_in(out, "changes"), THREADS * PER_THREAD + 1);
