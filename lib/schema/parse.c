@@ -596,7 +596,10 @@ static int set_default(bctx *c, alyx__field *f, const ynode *v)
 	/* "auto" is never a UUID and "now" never an ISO time, so the
 	 * keywords are recognised quoted or not (the JSON form quotes them). */
 	if (v->kind == YN_SCALAR) {
-		if (f->type == ALYX_T_UUID && !strcmp(v->str, "auto")) {
+		/* On an int primary key, auto means the next rowid
+		 * (checked in check_field once primary is known). */
+		if ((f->type == ALYX_T_UUID || f->type == ALYX_T_INT) &&
+		    !strcmp(v->str, "auto")) {
 			f->default_kind = ALYX_DEF_AUTO;
 			return ALYX_OK;
 		}
@@ -648,6 +651,11 @@ static int set_references(bctx *c, size_t ci, size_t fi, alyx__field *f,
 static int check_field(bctx *c, alyx__field *f, const ynode *fnode,
 		       const ynode *ondelete)
 {
+	if (f->type == ALYX_T_INT && f->default_kind == ALYX_DEF_AUTO &&
+	    !f->primary)
+		return berr(c, alyx__ytree_get(fnode, "default"),
+			    "default: auto on an int field needs primary: "
+			    "true (it means the next row id)");
 	if (f->primary && f->nullable)
 		return berr(c, fnode, "a primary key cannot be nullable");
 	if (f->primary && f->type != ALYX_T_UUID && f->type != ALYX_T_STRING &&
@@ -856,6 +864,11 @@ static int parse_fields(bctx *c, size_t ci, alyx__collection *col,
 			return berr(c, k, "'%s' is a reserved field name "
 				    "(it is the query parameter for "
 				    "references)", k->str);
+		if (!strcasecmp(k->str, "rowid") ||
+		    !strcasecmp(k->str, "oid") ||
+		    !strcasecmp(k->str, "_rowid_"))
+			return berr(c, k, "'%s' is a reserved field name "
+				    "(SQLite's row id)", k->str);
 		for (j = 0; j < i; j++)
 			if (strcasecmp(col->fields[j].name, k->str) == 0)
 				return berr(c, k, "duplicate field '%s'",

@@ -139,7 +139,7 @@ TEST(all_types_and_options)
 		"collections:\n"
 		"  t:\n"
 		"    fields:\n"
-		"      id: {type: int, primary: true}\n"
+		"      id: {type: int, primary: true, default: auto}\n"
 		"      u: {type: uuid, default: 123e4567-e89b-42d3-a456-426614174000}\n"
 		"      s: {type: string, validate: {pattern: '^[a-z]+$', format: url}, default: abc}\n"
 		"      tx: {type: text, minLength: 2, enum: [ab, cd]}\n"
@@ -153,6 +153,7 @@ TEST(all_types_and_options)
 	const alyx__collection *t = &s->colls[0];
 
 	ASSERT_EQ(t->n_fields, 11);
+	ASSERT_EQ(t->fields[0].default_kind, ALYX_DEF_AUTO);
 	ASSERT_EQ(t->fields[1].type, ALYX_T_UUID);
 	ASSERT_STR_EQ(t->fields[1].default_json,
 		      "\"123e4567-e89b-42d3-a456-426614174000\"");
@@ -304,6 +305,8 @@ TEST(err_default_wrong_type)
 		   ALYX_E_SCHEMA, 6, 32, "not base64");
 	expect_err(HEAD "      n: {type: string, default: [a]}\n",
 		   ALYX_E_SCHEMA, 6, 34, "got list");
+	expect_err(HEAD "      n: {type: int, default: auto}\n", ALYX_E_SCHEMA,
+		   6, 31, "needs primary: true");
 	expect_err(HEAD "      n: {type: int, default: now}\n", ALYX_E_SCHEMA,
 		   6, 31, "expected int");
 	expect_err(HEAD "      n: {type: string, default: auto}\n" /* ok */
@@ -343,6 +346,8 @@ TEST(err_reserved_names)
 		   ALYX_E_SCHEMA, 2, 3, "reserved");
 	expect_err(HEAD "      expand: {type: string}\n", ALYX_E_SCHEMA, 6, 7,
 		   "reserved field name");
+	expect_err(HEAD "      RowId: {type: int}\n", ALYX_E_SCHEMA, 6, 7,
+		   "SQLite's row id");
 	expect_err(HEAD "    indexes:\n      - {name: sqlite_x, fields: [id]}\n",
 		   ALYX_E_SCHEMA, 7, 16, "reserved");
 }
