@@ -2023,6 +2023,8 @@ static int rollback_one(sqlite3 *db, const applied *a, alyx_buf *report,
 	rc = alyx__ddl_begin(db, &tx, undo_structural(steps), err);
 	if (rc != ALYX_OK)
 		goto out;
+	/* a type changed back takes its former validation and default */
+	r.project = before;
 	rc = alyx__store_load_schema(db, &cur, err);
 	if (rc == ALYX_OK) {
 		r.snap = snap_clone(cur);

@@ -376,6 +376,7 @@ TEST(change_type_converts_values_with_using_or_cast)
 			" = 'integer'"), NROWS);
 	ASSERT_EQ(q_int(e.db, "SELECT count(*) FROM posts WHERE typeof(score)"
 			" = 'real' AND score = 5.0"), NROWS - NROWS / 5);
+	schema_is(&e, V1);
 	alyx__free(v2);
 	alyx__free(v3);
 	teardown(&e);
