@@ -524,9 +524,21 @@ static int set_pattern(bctx *c, alyx__field *f, const ynode *v)
 					PCRE2_UTF | PCRE2_UCP, &errcode, &off,
 					NULL);
 	if (!f->pattern_code) {
+		ynode at = *v;
+		size_t i, chars = 0;
+
 		pcre2_get_error_message(errcode, buf, sizeof(buf));
-		return berr(c, v, "bad pattern at offset %zu: %s", (size_t)off,
-			    (const char *)buf);
+		/* Point at the offending character when the pattern is one
+		 * line of the file (escapes in "..." can still shift it). */
+		if (v->line > 0 && !memchr(v->str, '\n', v->len)) {
+			for (i = 0; i < off && i < v->len; i++)
+				chars += ((unsigned char)v->str[i] & 0xC0) !=
+					 0x80;
+			at.line = v->cline;
+			at.col = v->ccol + (int)chars;
+		}
+		return berr(c, &at, "bad pattern at offset %zu: %s",
+			    (size_t)off, (const char *)buf);
 	}
 	return ALYX_OK;
 }
