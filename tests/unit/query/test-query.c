@@ -588,6 +588,53 @@ TEST(total_limit_next)
 	sqlite3_close(db);
 }
 
+/* Keyset pages on a text primary key with a nullable, duplicated key. */
+TEST(text_key_pages)
+{
+	sqlite3 *db = fx_open();
+	static const char *const sorts[] = {"rank", "-rank", "-name",
+					    "rank,-name"};
+	char json[128], qs[512], full[4096], paged[4096];
+	size_t si;
+	int i;
+
+	for (i = 0; i < 30; i++) {
+		if (i % 4 == 3)
+			snprintf(json, sizeof(json), "{\"name\":\"t\xc3\xa9"
+				 "%02d\",\"rank\":null}", (i * 11) % 30);
+		else
+			snprintf(json, sizeof(json), "{\"name\":\"T%02d\","
+				 "\"rank\":%d}", (i * 11) % 30, i % 3);
+		fx_insert(db, "tags", json);
+	}
+	for (si = 0; si < ALYX_ARRAY_LEN(sorts); si++) {
+		snprintf(qs, sizeof(qs), "sort=%s&limit=1000", sorts[si]);
+		snprintf(full, sizeof(full), "%s", ids(db, "tags", qs));
+		paged[0] = '\0';
+		snprintf(qs, sizeof(qs), "sort=%s&limit=4", sorts[si]);
+		for (i = 0; i < 20; i++) {
+			char *out = run(db, "tags", qs);
+			cJSON *j = cJSON_Parse(out), *next;
+
+			ASSERT(j);
+			if (paged[0])
+				strcat(paged, ",");
+			strcat(paged, ids_of(out));
+			next = cJSON_GetObjectItem(j, "next");
+			if (next)
+				snprintf(qs, sizeof(qs),
+					 "sort=%s&limit=4&after=%s",
+					 sorts[si], next->valuestring);
+			cJSON_Delete(j);
+			free(out);
+			if (!next)
+				break;
+		}
+		ASSERT_STR_EQ(paged, full);
+	}
+	sqlite3_close(db);
+}
+
 TEST(expand)
 {
 	sqlite3 *db = fx_open();
