@@ -213,6 +213,18 @@ void alyx__reader_put(alyx *a, alyx__rd *rd)
 	memset(rd, 0, sizeof(*rd));
 }
 
+/* Group and pass calls wrap other calls: they report only their own
+ * failures, so a success never hides the error of the request before. */
+static int quiet_finish(alyx *a, alyx__err *err)
+{
+	int rc = err->code;
+
+	if (rc != ALYX_OK)
+		alyx__report(a, err);
+	alyx__err_clear(err);
+	return rc;
+}
+
 int alyx__read_pass_begin(alyx *a)
 {
 	alyx__err err = {0};
@@ -245,19 +257,16 @@ int alyx__read_pass_begin(alyx *a)
 		tl_pass.depth = 1;
 	}
 out:
-	rc = alyx__report(a, &err);
-	alyx__err_clear(&err);
-	return rc;
+	return quiet_finish(a, &err);
 }
 
 int alyx__read_pass_end(alyx *a)
 {
 	alyx__err err = {0};
-	int rc;
 
 	if (!alyx__handle_ok(a) || tl_pass.a != a) {
-		rc = alyx__err_set(&err, ALYX_E_MISUSE, NULL,
-				   "no read pass open on this handle");
+		alyx__err_set(&err, ALYX_E_MISUSE, NULL,
+			      "no read pass open on this handle");
 		goto out;
 	}
 	if (--tl_pass.depth == 0) {
@@ -267,9 +276,7 @@ int alyx__read_pass_end(alyx *a)
 		tl_pass.r = NULL;
 	}
 out:
-	rc = alyx__report(a, &err);
-	alyx__err_clear(&err);
-	return rc;
+	return quiet_finish(a, &err);
 }
 
 /* ---- writes ---- */
@@ -345,28 +352,23 @@ int alyx__group_begin(alyx *a)
 	}
 	tl_group = a;
 out:
-	rc = alyx__report(a, &err);
-	alyx__err_clear(&err);
-	return rc;
+	return quiet_finish(a, &err);
 }
 
 int alyx__group_end(alyx *a)
 {
 	alyx__err err = {0};
-	int rc = ALYX_OK;
 
 	if (!alyx__handle_ok(a) || tl_group != a) {
-		rc = alyx__err_set(&err, ALYX_E_MISUSE, NULL,
-				   "no group open on this handle");
+		alyx__err_set(&err, ALYX_E_MISUSE, NULL,
+			      "no group open on this handle");
 		goto out;
 	}
 	tl_group = NULL;
-	rc = alyx__tx_commit(a->wdb, &err);
+	alyx__tx_commit(a->wdb, &err);
 	pthread_mutex_unlock(&a->wmu);
 out:
-	rc = alyx__report(a, &err);
-	alyx__err_clear(&err);
-	return rc;
+	return quiet_finish(a, &err);
 }
 
 /* ---- JSON input ---- */

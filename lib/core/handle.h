@@ -89,7 +89,8 @@ int alyx__wtx_end(alyx__wtx *t, bool ok, alyx__err *err);
  * and opens BEGIN IMMEDIATE; every public write this thread makes until
  * end runs in its own SAVEPOINT.  end commits and unlocks; a failed commit
  * is reported (alyx_errcode on this thread) and returned.  Groups do not
- * nest.
+ * nest.  These four calls report only their own failures: on success the
+ * thread's last error is left as it was.
  */
 int alyx__group_begin(alyx *a);
 int alyx__group_end(alyx *a);
