@@ -4,8 +4,9 @@
  * files under /usr/share/zoneinfo.  The files are parsed here (no
  * setenv("TZ")/localtime, which are not thread-safe); parsed zones are
  * cached for the process's life behind a mutex and never change.
- * Instants after a file's last transition use the last transition's
- * offset (Debian ships "fat" TZif files that list transitions to 2037).
+ * Instants after a file's last transition follow the POSIX TZ rule in
+ * the file's footer ("CET-1CEST,M3.5.0,M10.5.0/3"); without one, the last
+ * transition's offset stays.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -17,13 +18,178 @@
 #define TZ_DIR "/usr/share/zoneinfo/"
 #define TZ_CACHE 64
 
+/* One end of a POSIX TZ daylight-saving rule. */
+typedef struct tzdate {
+	char kind;		/* 'M' month.week.day, 'J' Julian 1..365
+				 * without Feb 29, 'N' zero-based day */
+	int m, w, d;		/* 'M' */
+	int day;		/* 'J' / 'N' */
+	int32_t secs;		/* local time of day of the change */
+} tzdate;
+
+typedef struct tzrule {
+	bool has;		/* a footer rule was parsed */
+	bool dst;		/* it has daylight saving time */
+	int32_t std_off, dst_off;	/* seconds east of UTC */
+	tzdate start, end;
+} tzrule;
+
 typedef struct tzone {
 	char name[64];
 	size_t n;		/* transitions */
 	int64_t *at;		/* transition times */
 	int32_t *off;		/* offset in effect from at[i] */
 	int32_t before;		/* offset before the first transition */
+	tzrule rule;		/* after the last transition */
 } tzone;
+
+/* ---- POSIX TZ strings (the TZif footer) ---- */
+
+static const char *tz_name(const char *p)
+{
+	if (*p == '<') {
+		while (*p && *p != '>')
+			p++;
+		return *p ? p + 1 : NULL;
+	}
+	const char *st = p;
+	while ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z'))
+		p++;
+	return p - st >= 3 ? p : NULL;
+}
+
+/* [+-]hh[:mm[:ss]] -> seconds; NULL on a syntax error. */
+static const char *tz_time(const char *p, int32_t *out)
+{
+	int sign = 1, v[3] = {0, 0, 0};
+
+	if (*p == '+' || *p == '-') {
+		sign = *p == '-' ? -1 : 1;
+		p++;
+	}
+	for (int i = 0; i < 3; i++) {
+		if (i && *p != ':')
+			break;
+		if (i)
+			p++;
+		if (*p < '0' || *p > '9')
+			return NULL;
+		while (*p >= '0' && *p <= '9')
+			v[i] = v[i] * 10 + (*p++ - '0');
+		if (v[i] > 167)
+			return NULL;
+	}
+	*out = sign * (v[0] * 3600 + v[1] * 60 + v[2]);
+	return p;
+}
+
+static const char *tz_num(const char *p, int *out)
+{
+	if (*p < '0' || *p > '9')
+		return NULL;
+	*out = 0;
+	while (*p >= '0' && *p <= '9' && *out < 1000)
+		*out = *out * 10 + (*p++ - '0');
+	return p;
+}
+
+static const char *tz_date(const char *p, tzdate *d)
+{
+	if (*p == 'M') {
+		d->kind = 'M';
+		if (!(p = tz_num(p + 1, &d->m)) || *p++ != '.' ||
+		    !(p = tz_num(p, &d->w)) || *p++ != '.' ||
+		    !(p = tz_num(p, &d->d)))
+			return NULL;
+		if (d->m < 1 || d->m > 12 || d->w < 1 || d->w > 5 || d->d > 6)
+			return NULL;
+	} else {
+		d->kind = *p == 'J' ? 'J' : 'N';
+		if (*p == 'J')
+			p++;
+		if (!(p = tz_num(p, &d->day)) || d->day > 365)
+			return NULL;
+	}
+	d->secs = 7200;
+	if (*p == '/' && !(p = tz_time(p + 1, &d->secs)))
+		return NULL;
+	return p;
+}
+
+static bool tz_rule_parse(const char *p, tzrule *r)
+{
+	int32_t o;
+
+	memset(r, 0, sizeof(*r));
+	if (!(p = tz_name(p)) || !(p = tz_time(p, &o)))
+		return false;
+	r->std_off = -o;	/* POSIX offsets are west-positive */
+	if (!*p) {
+		r->has = true;
+		return true;
+	}
+	if (!(p = tz_name(p)))
+		return false;
+	r->dst_off = r->std_off + 3600;
+	if (*p && *p != ',') {
+		if (!(p = tz_time(p, &o)))
+			return false;
+		r->dst_off = -o;
+	}
+	if (*p++ != ',' || !(p = tz_date(p, &r->start)) || *p++ != ',' ||
+	    !(p = tz_date(p, &r->end)) || *p)
+		return false;
+	r->has = r->dst = true;
+	return true;
+}
+
+static bool leap(int64_t y)
+{
+	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+/* Seconds since the epoch of local midnight starting the rule's day in
+ * year y, plus its time of day: local seconds, to convert with the
+ * offset in effect before the change. */
+static int64_t tz_date_local(const tzdate *d, int64_t y)
+{
+	static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31,
+				    30, 31};
+	int64_t days;
+
+	if (d->kind == 'M') {
+		int64_t first = cel_days(y, d->m, 1);
+		int wd = (int)(((first + 4) % 7 + 7) % 7);
+		int dim = mdays[d->m - 1] + (d->m == 2 && leap(y));
+		int dom = 1 + (d->d - wd + 7) % 7 + 7 * (d->w - 1);
+		while (dom > dim)
+			dom -= 7;
+		days = first + dom - 1;
+	} else if (d->kind == 'J') {
+		days = cel_days(y, 1, 1) + d->day - 1;
+		if (leap(y) && d->day >= 60)
+			days++;
+	} else {
+		days = cel_days(y, 1, 1) + d->day;
+	}
+	return days * 86400 + d->secs;
+}
+
+static int32_t tz_rule_offset(const tzrule *r, int64_t t)
+{
+	int64_t y, local = t + r->std_off;
+	int m, d;
+
+	if (!r->dst)
+		return r->std_off;
+	cel_civil(local >= 0 ? local / 86400 : (local - 86399) / 86400, &y,
+		  &m, &d);
+	int64_t start = tz_date_local(&r->start, y) - r->std_off;
+	int64_t end = tz_date_local(&r->end, y) - r->dst_off;
+	bool in_dst = start < end ? (t >= start && t < end) :
+				    (t >= start || t < end);
+	return in_dst ? r->dst_off : r->std_off;
+}
 
 static pthread_mutex_t tz_lock = PTHREAD_MUTEX_INITIALIZER;
 static tzone *tz_cache[TZ_CACHE];
@@ -126,6 +292,21 @@ static tzone *tz_load(const char *name, size_t nlen)
 			}
 		memcpy(z->name, name, nlen);
 		z->name[nlen] = 0;
+		/* the footer: "\n<POSIX TZ>\n" after the v2+ data block */
+		if (tsize == 8) {
+			const char *f = (const char *)p + 44 + body;
+			const char *end = data + len;
+			if (f < end && *f == '\n') {
+				const char *nl = memchr(f + 1, '\n',
+							(size_t)(end - f - 1));
+				if (nl && nl - f - 1 < 120) {
+					char rule[128];
+					memcpy(rule, f + 1, (size_t)(nl - f - 1));
+					rule[nl - f - 1] = 0;
+					tz_rule_parse(rule, &z->rule);
+				}
+			}
+		}
 		break;
 	}
 out:
@@ -198,7 +379,10 @@ lookup_owned:;
 		else
 			hi = mid;
 	}
-	*off = lo == 0 ? z->before : z->off[lo - 1];
+	if (lo == z->n && z->rule.has)
+		*off = tz_rule_offset(&z->rule, t);
+	else
+		*off = lo == 0 ? z->before : z->off[lo - 1];
 	if (tz_count >= TZ_CACHE) {
 		bool cached = false;
 		pthread_mutex_lock(&tz_lock);

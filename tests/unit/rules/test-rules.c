@@ -222,6 +222,17 @@ TEST(time)
 		      "error: unknown time zone"));
 	ASSERT(starts(E("timestamp('2024-01-01T00:00:00Z').getHours('../etc')"),
 		      "error: unknown time zone"));
+	/* after the TZif files' last transition: the footer's POSIX rule */
+	ASSERT_STR_EQ(E("timestamp('2050-07-01T12:00:00Z')"
+			".getHours('America/New_York')"), "8");
+	ASSERT_STR_EQ(E("timestamp('2050-01-01T12:00:00Z')"
+			".getHours('America/New_York')"), "7");
+	ASSERT_STR_EQ(E("timestamp('2060-01-01T00:00:00Z')"
+			".getHours('Australia/Sydney')"), "11");
+	ASSERT_STR_EQ(E("timestamp('2060-07-01T00:00:00Z')"
+			".getHours('Australia/Sydney')"), "10");
+	ASSERT_STR_EQ(E("timestamp('2090-07-01T00:00:00Z')"
+			".getMinutes('Asia/Kathmandu')"), "45");
 	ASSERT_STR_EQ(E("duration('-1.5s')"), "duration(\"-1.5s\")");
 	ASSERT_STR_EQ(E("duration('2h').getMinutes()"), "120");
 	ASSERT_STR_EQ(E("timestamp('2024-01-02T00:00:00Z') - "
