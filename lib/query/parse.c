@@ -650,23 +650,21 @@ static bool parse_u(const char *s, size_t n, int64_t max, int64_t *out)
 	return true;
 }
 
-static int set_limit(pctx *px, int64_t v, bool ok)
+/* limit (1..MAX_LIMIT) or offset (0..MAX_OFFSET), parsed or not (!ok). */
+static int set_num(pctx *px, bool limit, int64_t v, bool ok)
 {
-	if (!ok || v < 1 || v > ALYX_QUERY_MAX_LIMIT)
-		return alyx__qerr(px->err, ALYX_E_BADQUERY, "limit", NULL, 0,
-				  NULL, "limit: expected an integer from 1 "
-				  "to %d", ALYX_QUERY_MAX_LIMIT);
-	px->q->limit = v;
-	return ALYX_OK;
-}
+	int64_t lo = limit ? 1 : 0;
+	int64_t hi = limit ? ALYX_QUERY_MAX_LIMIT : ALYX_QUERY_MAX_OFFSET;
+	const char *name = limit ? "limit" : "offset";
 
-static int set_offset(pctx *px, int64_t v, bool ok)
-{
-	if (!ok || v < 0 || v > ALYX_QUERY_MAX_OFFSET)
-		return alyx__qerr(px->err, ALYX_E_BADQUERY, "offset", NULL, 0,
-				  NULL, "offset: expected an integer from 0 "
-				  "to %d", ALYX_QUERY_MAX_OFFSET);
-	px->q->offset = v;
+	if (!ok || v < lo || v > hi)
+		return alyx__qerr(px->err, ALYX_E_BADQUERY, name, NULL, 0,
+				  NULL, "%s: expected an integer from %lld to "
+				  "%lld", name, (long long)lo, (long long)hi);
+	if (limit)
+		px->q->limit = v;
+	else
+		px->q->offset = v;
 	return ALYX_OK;
 }
 
@@ -971,10 +969,10 @@ static int rest_param(pctx *px, const char *key, const char *v, size_t vn,
 		return vn ? name_list(px, v, vn, add_sort) : ALYX_OK;
 	case P_LIMIT:
 		ok = parse_u(v, vn, ALYX_QUERY_MAX_LIMIT + 1, &num);
-		return set_limit(px, num, ok);
+		return set_num(px, true, num, ok);
 	case P_OFFSET:
 		ok = parse_u(v, vn, ALYX_QUERY_MAX_OFFSET, &num);
-		return set_offset(px, num, ok);
+		return set_num(px, false, num, ok);
 	case P_AFTER:
 		return set_after(px, v, vn);
 	case P_EXPAND:
@@ -1256,11 +1254,11 @@ static int json_param(pctx *px, const cJSON *k)
 		return json_names(px, k, add_field);
 	if (!strcmp(k->string, "limit")) {
 		ok = json_int(k, &num);
-		return set_limit(px, num, ok);
+		return set_num(px, true, num, ok);
 	}
 	if (!strcmp(k->string, "offset")) {
 		ok = json_int(k, &num);
-		return set_offset(px, num, ok);
+		return set_num(px, false, num, ok);
 	}
 	if (!strcmp(k->string, "after")) {
 		if (!cJSON_IsString(k))

@@ -185,72 +185,79 @@ static void expect_jerr(const char *coll, const char *json, int code,
 
 TEST(rest_errors)
 {
+	static const struct {
+		const char *coll, *qs;
+		int code;
+		const char *want;	/* in the error details */
+	} cases[] = {
+		{"posts", "filter=nope:eq:1", BQ,
+		 "{\"param\":\"filter\",\"field\":\"nope\"}"},
+		{"posts", "filter=title:zz:1", BQ,
+		 "\"field\":\"title\",\"op\":\"zz\""},
+		{"posts", "filter=published:gt:1", BQ,
+		 "\"field\":\"published\",\"op\":\"gt\""},
+		{"posts", "filter=tags:lt:1", BQ, "\"op\":\"lt\""},
+		{"posts", "filter=views:like:1", BQ, "\"op\":\"like\""},
+		{"posts", "filter=views:contains:1", BQ, "\"op\":\"contains\""},
+		{"posts", "filter=views:eq:abc", BQ,
+		 "\"field\":\"views\",\"op\":\"eq\""},
+		{"posts", "filter=views:eq:1.5", BQ, "\"field\":\"views\""},
+		{"posts", "filter=published:eq:yes", BQ,
+		 "\"field\":\"published\""},
+		{"posts", "filter=created_at:gt:yesterday", BQ,
+		 "\"field\":\"created_at\""},
+		{"posts", "filter=uid:eq:123", BQ, "\"field\":\"uid\""},
+		{"posts", "filter=views:in:1,x", BQ,
+		 "\"field\":\"views\",\"op\":\"in\""},
+		{"posts", "filter=views:in:[1,null]", BQ, "\"op\":\"in\""},
+		{"posts", "filter=views:gt:null", BQ, "\"op\":\"gt\""},
+		{"posts", "filter=tags:contains:[1]", BQ,
+		 "\"op\":\"contains\""},
+		{"posts", "filter=secret:eq:x", BQ, "\"field\":\"secret\""},
+		{"posts", "filter=title", BQ, "\"param\":\"filter\""},
+		{"posts", "filter=title:eq", BQ, "\"param\":\"filter\""},
+		{"posts", "filter=or(title:eq:a|nope:eq:1)", BQ,
+		 "\"field\":\"nope\""},
+		{"posts", "filter=or(title:eq:a\\)", BQ,
+		 "\"param\":\"filter\""},
+		{"posts", "filter=title:eq:a%00b", BQ, "\"field\":\"title\""},
+		{"posts", "filter=title:eq:%zz", BQ, "{}"},
+		{"posts", "sort=secret", BQ,
+		 "{\"param\":\"sort\",\"field\":\"secret\"}"},
+		{"posts", "sort=nope", BQ, "\"field\":\"nope\""},
+		{"posts", "sort=tags", BQ, "\"field\":\"tags\""},
+		{"posts", "sort=title,-title", BQ, "\"field\":\"title\""},
+		{"posts", "sort=title,,id", BQ, "\"param\":\"sort\""},
+		{"posts", "fields=secret", BQ,
+		 "{\"param\":\"fields\",\"field\":\"secret\"}"},
+		{"posts", "fields=id,nope", BQ, "\"field\":\"nope\""},
+		{"posts", "limit=0", BQ, "{\"param\":\"limit\"}"},
+		{"posts", "limit=1001", BQ, "{\"param\":\"limit\"}"},
+		{"posts", "limit=-1", BQ, "{\"param\":\"limit\"}"},
+		{"posts", "limit=ten", BQ, "{\"param\":\"limit\"}"},
+		{"posts", "limit=99999999999999999999", BQ,
+		 "{\"param\":\"limit\"}"},
+		{"posts", "offset=-1", BQ, "{\"param\":\"offset\"}"},
+		{"posts", "limit=5&limit=6", BQ, "{\"param\":\"limit\"}"},
+		{"posts", "bogus=1", BQ, "{\"param\":\"bogus\"}"},
+		{"posts", "total=yes", BQ, "{\"param\":\"total\"}"},
+		{"posts", "after=!!!", BQ, "{\"param\":\"after\"}"},
+		{"posts", "after=AQE", BQ, "{\"param\":\"after\"}"},
+		{"posts", "expand=title", BQ,
+		 "{\"param\":\"expand\",\"field\":\"title\"}"},
+		{"comments", "expand=post_id.nope", BQ, "\"field\":\"nope\""},
+		{"comments", "expand=post_id.author_id.org_id.id", BQ,
+		 "\"param\":\"expand\""},
+		{"users", "expand=pw", BQ, "\"field\":\"pw\""},
+	};
+
 	char big[ALYX_QUERY_MAX_VALUE + 64];
 	char *many;
 	size_t i, o;
 
-	expect_err("posts", "filter=nope:eq:1", BQ,
-		   "{\"param\":\"filter\",\"field\":\"nope\"}");
-	expect_err("posts", "filter=title:zz:1", BQ,
-		   "\"field\":\"title\",\"op\":\"zz\"");
-	expect_err("posts", "filter=published:gt:1", BQ,
-		   "\"field\":\"published\",\"op\":\"gt\"");
-	expect_err("posts", "filter=tags:lt:1", BQ, "\"op\":\"lt\"");
-	expect_err("posts", "filter=views:like:1", BQ, "\"op\":\"like\"");
-	expect_err("posts", "filter=views:contains:1", BQ,
-		   "\"op\":\"contains\"");
-	expect_err("posts", "filter=views:eq:abc", BQ,
-		   "\"field\":\"views\",\"op\":\"eq\"");
-	expect_err("posts", "filter=views:eq:1.5", BQ, "\"field\":\"views\"");
-	expect_err("posts", "filter=published:eq:yes", BQ,
-		   "\"field\":\"published\"");
-	expect_err("posts", "filter=created_at:gt:yesterday", BQ,
-		   "\"field\":\"created_at\"");
-	expect_err("posts", "filter=uid:eq:123", BQ, "\"field\":\"uid\"");
-	expect_err("posts", "filter=views:in:1,x", BQ,
-		   "\"field\":\"views\",\"op\":\"in\"");
-	expect_err("posts", "filter=views:in:[1,null]", BQ, "\"op\":\"in\"");
-	expect_err("posts", "filter=views:gt:null", BQ, "\"op\":\"gt\"");
-	expect_err("posts", "filter=tags:contains:[1]", BQ,
-		   "\"op\":\"contains\"");
-	expect_err("posts", "filter=secret:eq:x", BQ, "\"field\":\"secret\"");
-	expect_err("posts", "filter=title", BQ, "\"param\":\"filter\"");
-	expect_err("posts", "filter=title:eq", BQ, "\"param\":\"filter\"");
-	expect_err("posts", "filter=or(title:eq:a|nope:eq:1)", BQ,
-		   "\"field\":\"nope\"");
-	expect_err("posts", "filter=or(title:eq:a\\)", BQ,
-		   "\"param\":\"filter\"");
-	expect_err("posts", "filter=title:eq:a%00b", BQ,
-		   "\"field\":\"title\"");
-	expect_err("posts", "filter=title:eq:%zz", BQ, "{}");
-	expect_err("posts", "sort=secret", BQ,
-		   "{\"param\":\"sort\",\"field\":\"secret\"}");
-	expect_err("posts", "sort=nope", BQ, "\"field\":\"nope\"");
-	expect_err("posts", "sort=tags", BQ, "\"field\":\"tags\"");
-	expect_err("posts", "sort=title,-title", BQ, "\"field\":\"title\"");
-	expect_err("posts", "sort=title,,id", BQ, "\"param\":\"sort\"");
-	expect_err("posts", "fields=secret", BQ,
-		   "{\"param\":\"fields\",\"field\":\"secret\"}");
-	expect_err("posts", "fields=id,nope", BQ, "\"field\":\"nope\"");
-	expect_err("posts", "limit=0", BQ, "{\"param\":\"limit\"}");
-	expect_err("posts", "limit=1001", BQ, "{\"param\":\"limit\"}");
-	expect_err("posts", "limit=-1", BQ, "{\"param\":\"limit\"}");
-	expect_err("posts", "limit=ten", BQ, "{\"param\":\"limit\"}");
-	expect_err("posts", "limit=99999999999999999999", BQ,
-		   "{\"param\":\"limit\"}");
-	expect_err("posts", "offset=-1", BQ, "{\"param\":\"offset\"}");
-	expect_err("posts", "limit=5&limit=6", BQ, "{\"param\":\"limit\"}");
-	expect_err("posts", "bogus=1", BQ, "{\"param\":\"bogus\"}");
-	expect_err("posts", "total=yes", BQ, "{\"param\":\"total\"}");
-	expect_err("posts", "after=!!!", BQ, "{\"param\":\"after\"}");
-	expect_err("posts", "after=AQE", BQ, "{\"param\":\"after\"}");
-	expect_err("posts", "expand=title", BQ,
-		   "{\"param\":\"expand\",\"field\":\"title\"}");
-	expect_err("comments", "expand=post_id.nope", BQ,
-		   "\"field\":\"nope\"");
-	expect_err("comments", "expand=post_id.author_id.org_id.id", BQ,
-		   "\"param\":\"expand\"");
-	expect_err("users", "expand=pw", BQ, "\"field\":\"pw\"");
+	for (i = 0; i < ALYX_ARRAY_LEN(cases); i++)
+		expect_err(cases[i].coll, cases[i].qs, cases[i].code,
+			   cases[i].want);
 	/* caps */
 	o = (size_t)snprintf(big, sizeof(big), "filter=title:eq:");
 	memset(big + o, 'x', ALYX_QUERY_MAX_VALUE + 1);
