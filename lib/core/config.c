@@ -197,10 +197,13 @@ typedef struct raw_top {
 
 #define OPT (CYAML_FLAG_OPTIONAL | CYAML_FLAG_POINTER)
 #define STR(k, T, m) CYAML_FIELD_STRING_PTR(k, OPT, T, m, 0, CYAML_UNLIMITED)
+/* An empty or null (~, null) section or list is the same as a missing
+ * one. */
 #define MAP(k, T, m, f) \
-	CYAML_FIELD_MAPPING_PTR(k, OPT | CYAML_FLAG_POINTER_NULL, T, m, f)
+	CYAML_FIELD_MAPPING_PTR(k, OPT | CYAML_FLAG_POINTER_NULL_STR, T, m, f)
 #define LIST(k, T, m) \
-	CYAML_FIELD_SEQUENCE(k, OPT, T, m, &str_entry, 0, CONFIG_MAX_LIST)
+	CYAML_FIELD_SEQUENCE(k, OPT | CYAML_FLAG_POINTER_NULL_STR, T, m, \
+			     &str_entry, 0, CONFIG_MAX_LIST)
 
 static const cyaml_schema_value_t str_entry = {
 	CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 0, CYAML_UNLIMITED),
@@ -739,6 +742,13 @@ static int scan(lctx *c)
 					 top->path, top->path[0] ? "." : "",
 					 key);
 				memcpy(top->key_path, kp, sizeof(kp));
+			}
+			if (find_pos(c, top->key_path)) {
+				rc = cfg_err_at(c, (int)m->line + 1,
+						(int)m->column + 1,
+						top->key_path,
+						"duplicate key '%.64s'", key);
+				goto next;
 			}
 			if (top->fields) {
 				for (fl = top->fields; fl->key; fl++)

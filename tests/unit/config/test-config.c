@@ -145,6 +145,9 @@ TEST(empty_and_null_sections)
 	c = load_ok("server:\nauth:\n  jwt:\n");
 	check_defaults(c);
 	alyx__config_free(c);
+	c = load_ok("server: ~\ndatabase: null\ndev: {generate: ~}\n");
+	check_defaults(c);
+	alyx__config_free(c);
 }
 
 TEST(directory_argument_reads_alyx_yaml)
@@ -323,6 +326,10 @@ TEST(err_unknown_keys)
 		   "unknown key 'databse' (did you mean 'database'?)");
 	expect_err("auth:\n  jwt:\n    secrte: x\n", ALYX_E_CONFIG, 3, 5,
 		   "in auth.jwt (did you mean 'secret'?)");
+	expect_err("server: {port: 1}\nserver: {port: 2}\n", ALYX_E_CONFIG, 2,
+		   1, "duplicate key 'server'");
+	expect_err("server:\n  port: 1\n  port: 2\n", ALYX_E_CONFIG, 3, 3,
+		   "duplicate key 'port'");
 	expect_err("functions:\n  ruby: {}\n", ALYX_E_CONFIG, 2, 3,
 		   "unknown key 'ruby' in functions (known: enabled, dir, ");
 }
