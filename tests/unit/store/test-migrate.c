@@ -888,6 +888,7 @@ static void check_mix_done(env *e, const char *yaml)
 	ASSERT_EQ(q_int(e->db, "SELECT count(*) FROM posts"), NROWS);
 }
 
+#if STORE_FAULTS == 1
 TEST(allocation_failures_change_nothing)
 {
 	env e = setup();
@@ -951,6 +952,64 @@ TEST(allocation_failures_change_nothing)
 	alyx__free(v2z);
 	teardown(&e);
 }
+
+
+#endif
+
+#if STORE_FAULTS == 2
+/* The same for rollback: all or nothing under every allocation failure. */
+TEST(allocation_failures_in_rollback_change_nothing)
+{
+	env e = setup();
+	char *before, *after, *r;
+	alyx__err err = {0};
+	alyx_buf b;
+	long n, failed = 0;
+
+	write_text(e.mdir, "002_mix.yaml", MIX_FILE);
+	r = migrate_ok(&e, NULL);
+	alyx__free(r);
+	before = dump(e.db);
+	alyx__buf_init(&b, 0);
+	for (n = 1; n < 100000; n++) {
+		void *probe;
+		int rc;
+
+		alyx__buf_reset(&b);
+		alyx__fail_alloc_after(n);
+		rc = alyx__migrate_rollback(e.db, e.mdir, 1, &b, &err);
+		probe = alyx__malloc(1);	/* NULL: the failure never hit */
+		alyx__fail_alloc_after(0);
+		alyx__free(probe);
+		alyx__err_clear(&err);
+		ASSERT_EQ(sqlite3_get_autocommit(e.db), 1);
+		after = dump(e.db);
+		if (rc != ALYX_OK && strcmp(after, before) == 0) {
+			failed++;
+			alyx__free(after);
+			continue;
+		}
+		alyx__free(after);
+		/* rolled back: complete */
+		schema_is(&e, V1);
+		ASSERT_EQ(q_int(e.db, "SELECT count(*) FROM logs WHERE line "
+				"LIKE 'line %'"), NROWS);
+		ASSERT_EQ(q_int(e.db, "SELECT count(*) FROM _alyx_migrations"),
+			  0);
+		if (rc == ALYX_OK && !probe)
+			break;
+		r = migrate_ok(&e, NULL);
+		alyx__free(r);
+		alyx__free(before);
+		before = dump(e.db);
+	}
+	ASSERT(failed > 50);
+	alyx__buf_free(&b);
+	alyx__free(before);
+	teardown(&e);
+}
+
+#endif
 
 #endif
 
