@@ -257,6 +257,10 @@ static void op_lines(const char *text, mig_doc *doc)
 		return;
 	for (const char *q = text; q < p; q++)
 		line += *q == '\n';
+	/* entries are the "- " lines at the indentation of the first one
+	 * (a "- " inside an sql block scalar is deeper) */
+	long indent = -1;
+
 	for (; *p && k < doc->ops_count; p++) {
 		if (*p != '\n')
 			continue;
@@ -265,7 +269,11 @@ static void op_lines(const char *text, mig_doc *doc)
 
 		while (*s == ' ')
 			s++;
-		if (s[0] == '-' && (s[1] == ' ' || s[1] == '\n'))
+		if (s[0] != '-' || (s[1] != ' ' && s[1] != '\n'))
+			continue;
+		if (indent < 0)
+			indent = s - (p + 1);
+		if (s - (p + 1) == indent)
 			doc->ops[k++].line = line;
 	}
 }

@@ -425,13 +425,17 @@ TEST(failing_migration_leaves_database_identical)
 		   "  - type: rename_field\n    collection: users\n"
 		   "    from: name\n    to: display_name\n"
 		   "  - type: sql\n"
+		   "    up: |\n"
+		   "      UPDATE logs SET line = line\n"
+		   "      - 0;\n"
+		   "  - type: sql\n"
 		   "    up: INSERT INTO users(id, email) VALUES ('dup', "
 		   "'u1@x.io')\n"
 		   "    down: DELETE FROM users WHERE id = 'dup'\n");
 	ASSERT_EQ(migrate(&e, NULL, &r, &err), ALYX_E_MIGRATION);
-	ASSERT_CONTAINS(err.msg, "002_half.yaml:9: operation 3 (sql)");
+	ASSERT_CONTAINS(err.msg, "002_half.yaml:13: operation 4 (sql)");
 	ASSERT_CONTAINS(err.msg, "UNIQUE constraint failed");
-	ASSERT_CONTAINS(err.details, "\"operation\":3");
+	ASSERT_CONTAINS(err.details, "\"operation\":4");
 	after = dump(e.db);
 	ASSERT_STR_EQ(after, before);
 	ASSERT_EQ(q_int(e.db, "PRAGMA foreign_keys"), 1);
