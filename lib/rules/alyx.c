@@ -139,17 +139,71 @@ static alyx__cel_val number_val(const cJSON *j)
 	return alyx__cel_double(d);
 }
 
-/* Puts the key of JSON member `it` at kv[2n] unless the map kv[0..n)
- * has it already (duplicate JSON keys: the first wins). */
-static bool put_key(alyx__cel_val *kv, size_t n, const cJSON *it)
-{
-	alyx__cel_val key = alyx__cel_str(it->string, strlen(it->string));
-	alyx__cel_val m = alyx__cel_map(kv, n);
+/*
+ * Duplicate JSON keys: the first wins.  Small objects check the keys
+ * placed so far linearly; larger ones (a request body with many keys)
+ * through a hash of them, so conversion stays linear.
+ */
+typedef struct keyset {
+	uint32_t *slot;		/* index + 1 of the entry, 0 = empty */
+	size_t mask;
+} keyset;
 
-	if (cel_map_get(&m, &key))
-		return false;
+static uint32_t key_hash(const char *s, size_t n)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 16777619u;
+	return h;
+}
+
+static int keyset_init(keyset *ks, alyx__cel_run *run, size_t n)
+{
+	size_t cap = 32;
+
+	ks->slot = NULL;
+	ks->mask = 0;
+	if (n <= 16)
+		return ALYX_OK;
+	while (cap < 2 * n)
+		cap *= 2;
+	ks->slot = alyx__cel_alloc(run, cap * sizeof(*ks->slot));
+	if (!ks->slot)
+		return ALYX_E_TOOBIG;
+	memset(ks->slot, 0, cap * sizeof(*ks->slot));
+	ks->mask = cap - 1;
+	return ALYX_OK;
+}
+
+/* Puts `key` at kv[2n] unless kv[0..n) has it already. */
+static bool put_keyval(keyset *ks, alyx__cel_val *kv, size_t n,
+		       alyx__cel_val key)
+{
+	if (!ks->slot) {
+		alyx__cel_val m = alyx__cel_map(kv, n);
+		if (cel_map_get(&m, &key))
+			return false;
+		kv[2 * n] = key;
+		return true;
+	}
+	size_t h = key_hash(key.v.s, key.n) & ks->mask;
+	while (ks->slot[h]) {
+		const alyx__cel_val *k = &kv[2 * (ks->slot[h] - 1)];
+		if (k->n == key.n && !memcmp(k->v.s, key.v.s, key.n))
+			return false;
+		h = (h + 1) & ks->mask;
+	}
+	ks->slot[h] = (uint32_t)n + 1;
 	kv[2 * n] = key;
 	return true;
+}
+
+static bool put_key(keyset *ks, alyx__cel_val *kv, size_t n,
+		    const cJSON *it)
+{
+	return put_keyval(ks, kv, n, alyx__cel_str(it->string,
+						   strlen(it->string)));
 }
 
 static int json_generic(const cJSON *j, alyx__cel_run *run,
@@ -183,12 +237,13 @@ static int json_generic(const cJSON *j, alyx__cel_run *run,
 		}
 		*out = alyx__cel_list(kv, n);
 	} else if (cJSON_IsObject(j)) {
+		keyset ks;
 		cJSON_ArrayForEach(it, j) n++;
-		if ((rc = mk_map(run, n, &kv)))
+		if ((rc = mk_map(run, n, &kv)) || (rc = keyset_init(&ks, run, n)))
 			return rc;
 		n = 0;
 		cJSON_ArrayForEach(it, j) {
-			if (!put_key(kv, n, it))
+			if (!put_key(&ks, kv, n, it))
 				continue;
 			rc = json_generic(it, run, &kv[2 * n + 1], depth + 1);
 			if (rc)
@@ -317,13 +372,14 @@ static int doc_val(const alyx__rule *r, const alyx__collection *c,
 	}
 	if (!cJSON_IsObject(j) || (!r && !c) || (r && !r->typed))
 		return json_generic(j, run, out, 0);
+	keyset ks;
 	cJSON_ArrayForEach(it, j) n++;
-	if ((rc = mk_map(run, n, &kv)))
+	if ((rc = mk_map(run, n, &kv)) || (rc = keyset_init(&ks, run, n)))
 		return rc;
 	n = 0;
 	cJSON_ArrayForEach(it, j) {
 		int ft = -1;
-		if (!put_key(kv, n, it))
+		if (!put_key(&ks, kv, n, it))
 			continue;
 		if (r) {
 			for (size_t i = 0; i < r->n_fields; i++)
@@ -363,15 +419,26 @@ const alyx__field *cel_coll_field(const alyx__collection *c,
 	return NULL;
 }
 
-/* Appends the keys of object j not yet in kv[0..n) and finishes the map. */
+/* Appends the keys of object j not yet in kv[0..n) and finishes the map
+ * (kv has room for n + the members of j). */
 static int add_rest(const cJSON *j, alyx__cel_run *run, alyx__cel_val *kv,
 		    size_t n, alyx__cel_val *out)
 {
 	const cJSON *it;
+	keyset ks;
+	size_t total = n;
 	int rc;
 
+	cJSON_ArrayForEach(it, j) total++;
+	if ((rc = keyset_init(&ks, run, total)))
+		return rc;
+	if (ks.slot) {
+		size_t placed = n;
+		for (size_t i = 0; i < placed; i++)
+			put_keyval(&ks, kv, i, kv[2 * i]);
+	}
 	cJSON_ArrayForEach(it, j) {
-		if (!put_key(kv, n, it))
+		if (!put_key(&ks, kv, n, it))
 			continue;
 		if ((rc = json_generic(it, run, &kv[2 * n + 1], 1)))
 			return rc;

@@ -530,6 +530,27 @@ TEST(alyx_doc_types)
 	ASSERT_CONTAINS(msg, "1:13:");
 }
 
+TEST(alyx_large_and_duplicate_keys)
+{
+	/* 20000 keys plus duplicates: linear conversion, first key wins */
+	alyx_buf b;
+	char msg[600];
+	alyx__buf_init(&b, 0);
+	alyx__buf_adds(&b, "{\"body\":{");
+	for (int i = 0; i < 20000; i++)
+		alyx__buf_addf(&b, "%s\"k%d\":%d", i ? "," : "", i, i);
+	alyx__buf_adds(&b, ",\"k5\":-1,\"k19999\":-1},\"method\":\"GET\","
+		       "\"method\":\"PUT\"}");
+	ASSERT_EQ(run_rule("request.body.k5 == 5 && request.body.k19999 == "
+			   "19999 && size(request.body) == 20000 && "
+			   "request.method == 'GET'", NULL, NULL, b.data, msg),
+		  ALYX_RULE_ALLOW);
+	ASSERT_EQ(run_rule("auth.role == 'a'", "{\"role\":\"a\",\"role\":\"b\","
+			   "\"x\":1,\"x\":2}", NULL, NULL, msg),
+		  ALYX_RULE_ALLOW);
+	alyx__buf_free(&b);
+}
+
 static const char *check(const char *src)
 {
 	static char out[1200];
