@@ -1032,6 +1032,20 @@ static int add_columns(sqlite3 *db, const alyx__collection *c,
 	return rc;
 }
 
+/* DROP <kind> "<name>" */
+static int drop_named(sqlite3 *db, const char *kind, const char *name,
+		      const char *what, alyx__err *err)
+{
+	char *q = alyx__quote_ident(name);
+	char *sql = q ? alyx__asprintf("DROP %s %s", kind, q) : NULL;
+	int rc = sql ? alyx__ddl_exec(db, sql, what, err) :
+		       alyx__err_set(err, ALYX_E_NOMEM, NULL, "out of memory");
+
+	alyx__free(q);
+	alyx__free(sql);
+	return rc;
+}
+
 /* Creates, keeps or drops indexes so the table has exactly the indexes
  * `c` generates (plus the ones Alyx does not manage). */
 static int sync_indexes(sqlite3 *db, const alyx__collection *oc,
@@ -1039,7 +1053,6 @@ static int sync_indexes(sqlite3 *db, const alyx__collection *oc,
 {
 	strv old_names = {0}, old_stmts = {0}, names = {0}, stmts = {0};
 	sqlite3_stmt *st = NULL;
-	char *qi = NULL, *sql = NULL;
 	int rc;
 
 	rc = gen_indexes(oc, &old_names, &old_stmts, err);
@@ -1063,14 +1076,8 @@ static int sync_indexes(sqlite3 *db, const alyx__collection *oc,
 				break;
 		if (k < names.n)
 			continue;
-		qi = alyx__quote_ident(old_names.v[i]);
-		sql = qi ? alyx__asprintf("DROP INDEX IF EXISTS %s", qi) : NULL;
-		rc = sql ? alyx__ddl_exec(db, sql, "dropping an index", err) :
-			   alyx__err_set(err, ALYX_E_NOMEM, NULL,
-					 "out of memory");
-		alyx__free(qi);
-		alyx__free(sql);
-		qi = sql = NULL;
+		rc = drop_named(db, "INDEX IF EXISTS", old_names.v[i],
+				"dropping an index", err);
 		if (rc != ALYX_OK)
 			goto out;
 	}
@@ -1092,15 +1099,8 @@ static int sync_indexes(sqlite3 *db, const alyx__collection *oc,
 		if (same)
 			continue;
 		if (exists) {
-			qi = alyx__quote_ident(names.v[i]);
-			sql = qi ? alyx__asprintf("DROP INDEX %s", qi) : NULL;
-			rc = sql ? alyx__ddl_exec(db, sql, "replacing an index",
-						  err) :
-				   alyx__err_set(err, ALYX_E_NOMEM, NULL,
-						 "out of memory");
-			alyx__free(qi);
-			alyx__free(sql);
-			qi = sql = NULL;
+			rc = drop_named(db, "INDEX", names.v[i],
+					"replacing an index", err);
 			if (rc != ALYX_OK)
 				goto out;
 		}
@@ -1172,21 +1172,14 @@ int alyx__ddl_sync(sqlite3 *db, const alyx__schema *old,
 	 * but their tables must be gone before foreign_key_check */
 	for (size_t i = 0; old && i < old->n_colls; i++) {
 		const alyx__collection *oc = &old->colls[i];
-		char *q, *sql;
 
 		if (new_ && alyx__schema_coll(new_, oc->name))
 			continue;
 		rc = need_fk_off(db, "dropping the table", oc->name, err);
 		if (rc != ALYX_OK)
 			return rc;
-		q = alyx__quote_ident(oc->name);
-		sql = q ? alyx__asprintf("DROP TABLE IF EXISTS %s", q) : NULL;
-		rc = sql ? alyx__ddl_exec(db, sql, "dropping a collection",
-					  err) :
-			   alyx__err_set(err, ALYX_E_NOMEM, NULL,
-					 "out of memory");
-		alyx__free(q);
-		alyx__free(sql);
+		rc = drop_named(db, "TABLE IF EXISTS", oc->name,
+				"dropping a collection", err);
 		if (rc != ALYX_OK)
 			return rc;
 	}
