@@ -44,7 +44,10 @@
  *
  *  Access context.  Data functions take an `const alyx_ctx *ctx`.  NULL
  *  means the system: trusted code, no access rules apply (the CLI, seeds,
- *  migrations).  Auth contexts are added by a later release.
+ *  migrations).  alyx_ctx_from_token() makes the context of a signed-in
+ *  user (see "authentication" below); data calls do not yet enforce
+ *  collection rules for it (that arrives with rule enforcement on every
+ *  door, docs/auth.md).
  */
 #ifndef ALYX_H
 #define ALYX_H
@@ -332,6 +335,69 @@ ALYX_API int alyx_yaml_to_json(alyx *a, const char *yaml, size_t len,
  * {"changes":[{"id":N,"collection":..,"operation":"INSERT|UPDATE|DELETE",
  *   "doc_id":..,"changed_fields":[..]|null,"timestamp":..}],"last_id":N} */
 ALYX_API int alyx_changes(alyx *a, int64_t since, int limit, char **out);
+
+/* ---- authentication (since 0.1; docs/auth.md) ---------------------- */
+
+/*
+ * Accounts live in _alyx_users; when the schema has a `users` collection,
+ * each account is also its `users` document with the same id (created in
+ * the same transaction).  Passwords are hashed with argon2id; access
+ * tokens are HS256 JWTs (claims iss, sub = user id, role, iat, exp);
+ * refresh tokens are opaque, stored only as SHA-256, and rotate on every
+ * refresh.  Every call that issues tokens needs alyx.yaml auth.jwt.secret
+ * of at least 32 bytes (else ALYX_E_CONFIG).
+ *
+ * register, login and refresh answer (caller frees with alyx_free()):
+ *   {"access_token":"...","refresh_token":"...","token_type":"Bearer",
+ *    "expires_in":900,"user":{"id",...,"email","role","verified",...}}
+ * where "user" is the users document (when there is one) with id, email,
+ * role and verified taken from the account.
+ */
+
+/* {"email","password", ...users collection fields (name, ...)}.  "role",
+ * "verified" and the id cannot be given (ALYX_E_VALIDATION, code
+ * "read_only"); the password must satisfy auth.password.  Returns
+ * ALYX_OK, ALYX_E_VALIDATION, ALYX_E_CONFLICT (email taken),
+ * ALYX_E_RATELIMIT (details {"retry_after":seconds}), ALYX_E_BADJSON,
+ * ALYX_E_CONFIG. */
+ALYX_API int alyx_auth_register(alyx *a, const char *json, size_t len,
+				char **out);
+/* {"email","password"}.  A wrong password and an unknown email fail the
+ * same way (ALYX_E_UNAUTHORIZED, "invalid email or password") after the
+ * same argon2id work.  ALYX_E_RATELIMIT as above. */
+ALYX_API int alyx_auth_login(alyx *a, const char *json, size_t len,
+			     char **out);
+/* {"refresh_token"}: a new token pair; the presented refresh token is
+ * spent.  Presenting a spent token again revokes its whole session
+ * (every token of the chain) and fails with ALYX_E_UNAUTHORIZED, details
+ * {"reason":"reused"}.  Unknown or expired: ALYX_E_UNAUTHORIZED. */
+ALYX_API int alyx_auth_refresh(alyx *a, const char *json, size_t len,
+			       char **out);
+/* {"refresh_token"}: revokes that token's session.  ALYX_E_UNAUTHORIZED
+ * for an unknown token. */
+ALYX_API int alyx_auth_logout(alyx *a, const char *json, size_t len);
+/* Trusted (the CLI's create-admin): creates an account like register,
+ * with role `role` and the email marked verified, without rate limits
+ * or tokens.  *out is the user object. */
+ALYX_API int alyx_auth_create_user(alyx *a, const char *json, size_t len,
+				   const char *role, char **out);
+
+/*
+ * The access context of an access token (`bearer` is the token, with or
+ * without a leading "Bearer ").  The token must be HS256, correctly
+ * signed, unexpired and from auth.jwt.issuer, and its account must still
+ * exist; else ALYX_E_UNAUTHORIZED.  The context carries the account's
+ * id, email, role and verified flag as stored now.  Release with
+ * alyx_ctx_free().  Note: data calls accept the context but do not yet
+ * enforce collection rules with it (docs/auth.md, "What is not done").
+ */
+ALYX_API int alyx_ctx_from_token(alyx *a, const char *bearer,
+				 alyx_ctx **out);
+/* NULL is a no-op. */
+ALYX_API void alyx_ctx_free(alyx_ctx *ctx);
+/* The user object of a context (as in the token replies);
+ * ALYX_E_UNAUTHORIZED for a NULL context. */
+ALYX_API int alyx_auth_me(alyx *a, const alyx_ctx *ctx, char **out);
 
 /* ---- HTTP server (alyxd's engine; since 0.1) ------------------------ */
 

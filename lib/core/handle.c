@@ -9,6 +9,7 @@
 
 #include "core/config.h"
 #include "core/handle.h"
+#include "auth/auth.h"
 
 struct alyx__reader {
 	sqlite3 *db;
@@ -542,6 +543,7 @@ static void handle_free(alyx *a)
 	}
 	alyx__snap_put(a->snap);
 	alyx__config_free(a->cfg);
+	alyx__auth_free(a->auth);
 	pthread_mutex_destroy(&a->rmu);
 	pthread_mutex_destroy(&a->wmu);
 	pthread_rwlock_destroy(&a->snap_lock);
@@ -645,7 +647,9 @@ ALYX_API int alyx_open(const char *dir, unsigned flags, alyx **out)
 		goto out;
 	}
 	a->flags = flags;
-	rc = alyx__config_load(dir, &a->cfg, &err);
+	rc = alyx__auth_new(&a->auth, &err);
+	if (rc == ALYX_OK)
+		rc = alyx__config_load(dir, &a->cfg, &err);
 	if (rc == ALYX_OK)
 		rc = open_paths(a, dir, flags, &err);
 	if (rc != ALYX_OK)

@@ -36,6 +36,7 @@ typedef struct alyx__snap {
 
 struct alyx__reader;
 struct alyx__config;
+struct alyx__auth;
 
 struct alyx {
 	uint32_t magic;
@@ -45,6 +46,7 @@ struct alyx {
 	char *schema_path;		/* <dir>/schema.yaml */
 	char *migrations_dir;		/* <dir>/migrations */
 	struct alyx__config *cfg;
+	struct alyx__auth *auth;	/* lib/auth: rate limits and such */
 	size_t max_body;		/* cap on JSON inputs */
 	alyx__conn_opts copts;
 

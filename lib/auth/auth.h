@@ -1,0 +1,131 @@
+/*
+ * auth.h - accounts, passwords, tokens and rate limits (docs/auth.md).
+ * Internal to libalyx (lib/auth, lib/core, lib/http).
+ *
+ * Passwords are hashed with argon2id (libargon2, encoded PHC strings);
+ * access tokens are HS256 JWTs (libjwt); refresh tokens are 32 random
+ * bytes in base64url, stored only as their SHA-256 in
+ * _alyx_refresh_tokens, one row per token, grouped by session (the
+ * _alyx_sessions row is the token family).
+ */
+#ifndef ALYX_AUTH_H
+#define ALYX_AUTH_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "core/config.h"
+#include "util/util.h"
+
+/* argon2id cost: m=19 MiB, t=3, p=1 (OWASP's m=19 MiB, t=2 plus one
+ * pass): ~55-60 ms of CPU per hash here (docs/auth.md). */
+#define ALYX_AUTH_ARGON2_T 3
+#define ALYX_AUTH_ARGON2_M_KIB 19456
+#define ALYX_AUTH_ARGON2_P 1
+#define ALYX_AUTH_PASSWORD_MAX 1024	/* bytes; longer is refused */
+#define ALYX_AUTH_EMAIL_MAX 254
+#define ALYX_AUTH_HASH_MAX 256		/* encoded hash length cap */
+#define ALYX_AUTH_JWT_MAX 4096		/* bytes of a bearer token */
+#define ALYX_AUTH_REFRESH_BYTES 32
+#define ALYX_AUTH_SECRET_MIN 32
+
+/* Test hook: the argon2id cost used for new hashes (t, m in KiB);
+ * 0, 0 restores the defaults above.  Not thread-safe; tests only. */
+void alyx__auth_set_cost(uint32_t t, uint32_t m_kib);
+
+/* ---- passwords (password.c) ---- */
+/* Encoded argon2id hash of `pw` (n bytes) with a fresh 16-byte salt into
+ * out[ALYX_AUTH_HASH_MAX]. */
+int alyx__pw_hash(const char *pw, size_t n, char out[ALYX_AUTH_HASH_MAX],
+		  alyx__err *err);
+/* True if `pw` matches the encoded hash (argon2id_verify: constant-time
+ * comparison).  A malformed hash is simply false. */
+bool alyx__pw_verify(const char *encoded, const char *pw, size_t n);
+/* Checks the password policy (auth.password).  Adds one field error per
+ * failed requirement to `fe` under field "password" (codes min_length,
+ * max_length, uppercase, number, special, type). */
+void alyx__pw_policy(const alyx__config *cfg, const char *pw, size_t n,
+		     alyx__fielderrs *fe);
+
+/* ---- tokens (token.c) ---- */
+/* ALYX_E_CONFIG unless auth.jwt.secret is at least 32 bytes. */
+int alyx__jwt_check_secret(const alyx__config *cfg, alyx__err *err);
+/* A signed HS256 access token for (sub, role), iat = now_s,
+ * exp = now_s + access_ttl.  *out is alyx__malloc'd. */
+int alyx__jwt_issue(const alyx__config *cfg, const char *sub,
+		    const char *role, int64_t now_s, char **out,
+		    alyx__err *err);
+/* Verifies a token: HS256 only (any other "alg", "none" included, is
+ * refused), the signature, "iss" equal to auth.jwt.issuer, "exp" after
+ * now_s, "sub" present.  On success *sub is alyx__malloc'd.  Failures are
+ * ALYX_E_UNAUTHORIZED. */
+int alyx__jwt_verify(const alyx__config *cfg, const char *token,
+		     int64_t now_s, char **sub, alyx__err *err);
+/* A new refresh token (base64url of 32 random bytes, 43 chars + NUL) and
+ * its SHA-256 hex. */
+int alyx__refresh_new(char tok[44], char hash[65], alyx__err *err);
+
+/* ---- rate limits (ratelimit.c) ---- */
+#define ALYX_RL_MAX_KEYS 65536
+
+typedef struct alyx__rl_entry {
+	struct alyx__rl_entry *next;
+	int64_t start_ms;	/* window start */
+	int64_t window_ms;
+	int count;
+	char key[];
+} alyx__rl_entry;
+
+/* Fixed-window counters keyed by text ("login|ip|1.2.3.4"); thread-safe. */
+typedef struct alyx__ratelimit {
+	pthread_mutex_t mu;
+	alyx__rl_entry **slots;
+	size_t n_slots;
+	size_t n_keys;
+} alyx__ratelimit;
+
+int alyx__rl_init(alyx__ratelimit *rl);
+void alyx__rl_free(alyx__ratelimit *rl);
+/* Counts one event for `key` at now_ms under rate `r`.  Returns 0 when it
+ * is allowed, else the seconds until the window reopens (>= 1); an event
+ * over the limit is not counted.  A rate with count <= 0 allows all. */
+int64_t alyx__rl_hit(alyx__ratelimit *rl, const alyx__rate *r,
+		     const char *key, int64_t now_ms);
+
+/* ---- per-handle state (account.c) ---- */
+typedef struct alyx__auth {
+	alyx__ratelimit rl;
+	pthread_mutex_t mu;	/* guards dummy and the tables check */
+	atomic_bool tables_ok;	/* _alyx_refresh_tokens etc. exist */
+	char dummy[ALYX_AUTH_HASH_MAX];	/* hash verified for unknown
+					 * emails */
+} alyx__auth;
+
+struct alyx;
+/* Created by alyx_open, freed by alyx_close. */
+int alyx__auth_new(alyx__auth **out, alyx__err *err);
+void alyx__auth_free(alyx__auth *au);
+
+/* The access context behind alyx_ctx. */
+struct alyx_ctx {
+	char *user_id;
+	char *email;
+	char *role;
+	bool verified;
+};
+/* auth as the rules see it: {"id","email","role","verified"}; NULL for a
+ * NULL ctx or out of memory. */
+cJSON *alyx__ctx_auth_json(const struct alyx_ctx *ctx);
+
+/* The public calls with the client's address (`ip`, may be NULL: then
+ * only per-email limits apply), for the HTTP server. */
+int alyx__auth_register(struct alyx *a, const char *json, size_t len,
+			const char *ip, char **out);
+int alyx__auth_login(struct alyx *a, const char *json, size_t len,
+		     const char *ip, char **out);
+
+#endif
