@@ -47,6 +47,19 @@ alyx__cel_val cel_errorf(alyx__cel_run *r, int pos, const char *fmt, ...)
 
 static alyx__cel_val ev(cel_ectx *x, const cel_node *n);
 
+/* Adds k steps for work proportional to a value's size (scans of lists
+ * and maps, element-wise equality); true when the budget is exceeded. */
+static inline bool charge(cel_ectx *x, size_t k)
+{
+	x->r->steps += k;
+	return x->r->steps > x->r->max_steps;
+}
+
+static alyx__cel_val cost_error(cel_ectx *x, const cel_node *n)
+{
+	return cel_errorf(x->r, n->pos, "evaluation cost limit exceeded");
+}
+
 /* Literals and variables without a recursive call (the hot path). */
 static inline alyx__cel_val ev_fast(cel_ectx *x, const cel_node *n)
 {
@@ -253,6 +266,12 @@ static alyx__cel_val binop(cel_ectx *x, const cel_node *n,
 							    a->n));
 		return alyx__cel_bool(eq == (n->op == OP_EQ));
 	}
+	if ((a->k == ALYX_CEL_LIST || a->k == ALYX_CEL_MAP) &&
+	    charge(x, a->n / 4))
+		return cost_error(x, n);
+	if ((b->k == ALYX_CEL_LIST || b->k == ALYX_CEL_MAP) &&
+	    charge(x, b->n / 4))
+		return cost_error(x, n);
 	switch (n->op) {
 	case OP_EQ:
 		return alyx__cel_bool(alyx__cel_equal(a, b));
@@ -322,6 +341,8 @@ static alyx__cel_val index_op(cel_ectx *x, const cel_node *n,
 	}
 	if (a->k == ALYX_CEL_MAP) {
 		const alyx__cel_val *v = NULL;
+		if (charge(x, a->n / 16))
+			return cost_error(x, n);
 		switch (b->k) {
 		case ALYX_CEL_BOOL:
 		case ALYX_CEL_INT:
@@ -368,6 +389,8 @@ static alyx__cel_val build_map(cel_ectx *x, const cel_node *n)
 		alyx__cel_val v = ev(x, n->a[2 * i + 1]);
 		if (ISERR(v))
 			return v;
+		if (charge(x, i / 16))
+			return cost_error(x, n);
 		for (size_t j = 0; j < i; j++)
 			if (alyx__cel_equal(&kv[2 * j], &k))
 				return cel_errorf(x->r, n->a[2 * i]->pos,
@@ -534,6 +557,8 @@ static alyx__cel_val ev(cel_ectx *x, const cel_node *n)
 					  "type '%s' does not support field "
 					  "selection",
 					  alyx__cel_type_name(a.k));
+		if (charge(x, a.n / 16))
+			return cost_error(x, n);
 		const alyx__cel_val *v = cel_map_field(&a, n->name,
 						       n->name_len);
 		if (n->kind == N_HAS)

@@ -399,6 +399,34 @@ TEST(limit_cost_and_memory)
 	alyx__cel_prog_free(p);
 }
 
+TEST(limit_cost_counts_scans)
+{
+	/* 5000 iterations of a 5000-element scan: too much work, although
+	 * it visits few nodes */
+	static alyx__cel_val big[5000];
+	const char *vars[] = {"big"};
+	alyx__cel_opts o = {.vars = vars, .n_vars = 1};
+	alyx__cel_prog *p = NULL;
+	alyx__err err = {0};
+	alyx__cel_run run;
+	const char *src = "big.all(x, x in big)";
+
+	for (int i = 0; i < 5000; i++)
+		big[i] = alyx__cel_int(i);
+	alyx__cel_val v = alyx__cel_list(big, 5000);
+	ASSERT_OK(alyx__cel_compile(src, strlen(src), &o, &p, &err));
+	alyx__cel_run_init(&run);
+	alyx__cel_val r = alyx__cel_eval(p, &v, &run);
+	ASSERT_EQ(r.k, ALYX_CEL_ERROR);
+	ASSERT_CONTAINS(r.v.e->msg, "cost limit");
+	alyx__cel_run_reset(&run);
+	v.n = 500;	/* 500 x 500 is fine */
+	r = alyx__cel_eval(p, &v, &run);
+	ASSERT_EQ(r.k, ALYX_CEL_BOOL);
+	alyx__cel_run_free(&run);
+	alyx__cel_prog_free(p);
+}
+
 TEST(variables_and_containers)
 {
 	const char *vars[] = {"x", "a.b.c", "ns.y"};
