@@ -146,6 +146,7 @@ int cmd_migrate(struct cli *g, int argc, char **argv);
 int cmd_db(struct cli *g, int argc, char **argv);
 int cmd_query(struct cli *g, int argc, char **argv);
 int cmd_doc(struct cli *g, int argc, char **argv);
+int cmd_auth(struct cli *g, int argc, char **argv);
 int cmd_dev(struct cli *g, int argc, char **argv);
 int cmd_serve(struct cli *g, int argc, char **argv);
 

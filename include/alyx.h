@@ -399,6 +399,85 @@ ALYX_API void alyx_ctx_free(alyx_ctx *ctx);
  * ALYX_E_UNAUTHORIZED for a NULL context. */
 ALYX_API int alyx_auth_me(alyx *a, const alyx_ctx *ctx, char **out);
 
+/* ---- realtime: live queries (since 0.1; docs/realtime.md) ---------- */
+
+/*
+ * A subscription keeps a query's result (its "window": the first `limit`
+ * documents in the query's order) up to date and tells the subscriber
+ * every change as JSON text, exactly the payloads of the WebSocket
+ * protocol:
+ *   snapshot  {"subscription_id":"sub_1","docs":[...],["total":N,]
+ *              "change_id":N[,"resync":bool]}
+ *   delta     {"subscription_id":"sub_1","changes":{"inserts":[{doc}..],
+ *              "updates":[{doc}..],"deletes":["id",..]},"change_id":N}
+ *   error     {"subscription_id":"sub_1","error":{"code":"NOMEM",
+ *              "message":..}}  (the last message; nothing follows)
+ * Applying each delta to the documents held (drop `deletes`, replace or
+ * add `updates` and `inserts` by id) and ordering them by the query's
+ * sort gives exactly what alyx_query() answers at that change id.  A
+ * document that starts matching, or enters a sort+limit window, is an
+ * insert; one that stops matching, is deleted or is pushed out of the
+ * window is a delete.  `change_id` is the newest change of the feed the
+ * message reflects (alyx_changes()).
+ *
+ * THREADS.  libalyx starts no thread for this.  Work is done, and every
+ * callback is called, by alyx_dispatch() on the thread that calls it.
+ * The host waits for alyx_get_fd() to become readable (writes made
+ * through this handle make it readable right after their commit; so does
+ * a new subscription's snapshot) or for alyx_next_timeout_ms() to elapse
+ * (the timer notices writes by other processes through PRAGMA
+ * data_version, every alyx.yaml realtime.poll_interval_ms, default 50,
+ * and prunes the change feed), then calls alyx_dispatch().
+ */
+typedef struct alyx_sub alyx_sub;
+
+/* Receives one message (`len` bytes, also NUL-terminated, borrowed for
+ * the call).  Inside a callback any libalyx call is allowed except
+ * alyx_dispatch() (it would deadlock) and alyx_close(). */
+typedef void (*alyx_sub_cb)(const char *json, size_t len, void *user_data);
+
+/*
+ * Subscribes to `collection` with `query_json` as alyx_query() takes it
+ * (filter, sort, limit, expand, total; NULL for everything) plus an
+ * optional "since": a change id from an earlier message.  Not allowed:
+ * offset, after, fields (ALYX_E_BADQUERY).  The snapshot is the first
+ * message, delivered by the next alyx_dispatch().  With "since", the
+ * snapshot carries "resync": false when the feed still holds every
+ * change after `since` (nothing was lost; the snapshot is the complete
+ * current state either way), true when it was pruned past it (or `since`
+ * is unknown).
+ *
+ * `destroy` (may be NULL) is called with user_data once the subscription
+ * is gone: after alyx_unsubscribe() when no callback of it is running,
+ * or by alyx_close().  On failure nothing is kept and destroy is not
+ * called.  Returns ALYX_OK, ALYX_E_MISUSE, ALYX_E_NOTFOUND (collection),
+ * ALYX_E_BADJSON, ALYX_E_BADQUERY, ALYX_E_TOOBIG, ALYX_E_NOMEM,
+ * ALYX_E_IO.  `ctx` is accepted for access rules (not yet applied).
+ */
+ALYX_API int alyx_subscribe(alyx *a, const alyx_ctx *ctx,
+			    const char *collection, const char *query_json,
+			    alyx_sub_cb cb, void *user_data,
+			    void (*destroy)(void *), alyx_sub **out);
+/* Ends a subscription; no callback of it starts after this returns (one
+ * already running on the dispatching thread finishes).  NULL is a no-op.
+ * Must not be called after alyx_close() (which ends them all). */
+ALYX_API void alyx_unsubscribe(alyx_sub *s);
+/* The subscription's id ("sub_N"), as in its messages; borrowed, valid
+ * until alyx_unsubscribe(). */
+ALYX_API const char *alyx_sub_id(const alyx_sub *s);
+
+/* An fd (eventfd) that is readable when alyx_dispatch() has work; owned
+ * by the handle (do not close or read it).  -1 on failure. */
+ALYX_API int alyx_get_fd(alyx *a);
+/* Milliseconds until alyx_dispatch() must run anyway (0: now), or -1 for
+ * no deadline. */
+ALYX_API int alyx_next_timeout_ms(alyx *a);
+/* Runs pending work: reads the change feed, updates every subscription
+ * and calls their callbacks, prunes the feed when due.  One thread at a
+ * time (concurrent calls wait).  Returns ALYX_OK or the failure of
+ * reading the feed (retried by the next call). */
+ALYX_API int alyx_dispatch(alyx *a);
+
 /* ---- HTTP server (alyxd's engine; since 0.1) ------------------------ */
 
 /*

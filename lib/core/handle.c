@@ -9,6 +9,7 @@
 
 #include "core/config.h"
 #include "core/handle.h"
+#include "realtime/realtime.h"
 #include "auth/auth.h"
 
 struct alyx__reader {
@@ -323,6 +324,8 @@ int alyx__wtx_end(alyx__wtx *t, bool ok, alyx__err *err)
 	}
 	t->open = false;
 	pthread_mutex_unlock(&t->a->wmu);
+	if (ok && !t->sp && rc == ALYX_OK)
+		alyx__rt_notify(t->a);
 	return ok ? rc : err->code;
 }
 
@@ -368,6 +371,8 @@ int alyx__group_end(alyx *a)
 	tl_group = NULL;
 	alyx__tx_commit(a->wdb, &err);
 	pthread_mutex_unlock(&a->wmu);
+	if (err.code == ALYX_OK)
+		alyx__rt_notify(a);
 out:
 	return quiet_finish(a, &err);
 }
@@ -527,6 +532,7 @@ static void handle_free(alyx *a)
 
 	if (!a)
 		return;
+	alyx__rt_free(a->rt);
 	for (r = a->all; r; r = next) {
 		next = r->next_all;
 		alyx__qcache_free(r->qc);

@@ -36,6 +36,7 @@ typedef struct alyx__snap {
 
 struct alyx__reader;
 struct alyx__config;
+struct alyx__rt;
 struct alyx__auth;
 
 struct alyx {
@@ -59,6 +60,10 @@ struct alyx {
 	pthread_mutex_t rmu;
 	struct alyx__reader *idle;	/* pool of idle readers */
 	struct alyx__reader *all;	/* every reader (for close) */
+
+	/* lib/realtime: the broker, made on first use of the realtime
+	 * API; writers wake it after each commit (alyx__rt_notify). */
+	_Atomic(struct alyx__rt *) rt;
 };
 
 /* True if `a` is a live handle (not NULL, not closed). */

@@ -1,0 +1,1497 @@
+/*
+ * broker.c - live queries over the change feed (docs/realtime.md).
+ *
+ * A subscription is a parsed query plus its window: the documents the
+ * subscriber holds, in the query's order (at most `limit` of them).  A
+ * batch reads every change of _alyx_changes after the last one seen, in
+ * one read transaction (snapshot S), re-reads each changed document once
+ * at S and updates the window of every candidate subscription; at the end
+ * of the batch each touched window is compared with what it was before
+ * the batch, and the difference goes out as one delta.  After a batch
+ * every window equals a fresh query's result at S.
+ *
+ * Candidates for a changed document: the subscriptions indexed under one
+ * of its field values (those whose filter is an AND of conditions with an
+ * `eq` on an indexable field), the per-collection fallback list (all
+ * other filters), and the subscriptions that hold the document in their
+ * window (it may have stopped matching).  Subscriptions with `expand`
+ * re-run their query when a collection they read changes.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "core/handle.h"
+#include "realtime/realtime.h"
+#include "realtime/rt-int.h"
+
+#define FEED_BATCH 1024		/* changes read per statement */
+#define MAX_SUBS 100000		/* subscriptions per handle */
+#define PRUNE_MAX_INTERVAL_MS 60000
+
+/* A document of a window. */
+typedef struct entry {
+	char *id;
+	cJSON *doc;
+} entry;
+
+/* A document touched during the current batch, as it was before. */
+typedef struct touch {
+	char *id;
+	cJSON *old;		/* the document when it was in the window at
+				 * the start of the batch, else NULL */
+} touch;
+
+typedef struct msg {
+	struct msg *next;
+	size_t len;
+	char json[];
+} msg;
+
+/* Per collection: who to look at when one of its documents changes. */
+typedef struct rcoll {
+	char *name;
+	size_t n_subs;		/* subscriptions on this collection */
+	alyx__subvec fallback;	/* filters the index cannot serve */
+	alyx__hmap eq;		/* "field\0Tvalue" -> subscriptions */
+	struct eqfield {
+		char *name;
+		size_t refs;
+	} *eqf;
+	size_t n_eqf;
+	alyx__hmap holders;	/* doc id -> subscriptions holding it */
+} rcoll;
+
+struct alyx_sub {
+	struct alyx__rt *rt;
+	char id[32];
+	int refs;
+	bool dead;
+	alyx_sub_cb cb;
+	void *ud;
+	void (*destroy)(void *);
+	alyx__snap *snap;
+	alyx__query *q;
+	rcoll *rc;
+	char *eq_key;		/* index key, NULL: fallback list */
+	size_t eq_klen;
+	const char *eq_field;	/* borrowed from the query's schema */
+	char **reads;		/* expand: every collection read */
+	size_t n_reads;
+	entry *w;
+	size_t n, cap;
+	bool complete;		/* the window holds every matching doc */
+	touch *t;		/* this batch's touched documents */
+	size_t nt, tcap;
+	bool need_refresh;
+	bool dirty;
+	bool failed;
+	uint64_t stamp;
+	msg *mq, *mq_tail;
+	struct alyx_sub *next, *prev;
+};
+
+struct alyx__rt {
+	alyx *a;
+	pthread_mutex_t mu;
+	pthread_mutex_t dmu;	/* one dispatch at a time */
+	int efd;
+	sqlite3 *db;
+	int64_t last_id;	/* last change processed */
+	int64_t data_version;
+	int64_t next_poll, next_prune;
+	int poll_ms;
+	int64_t retention_ms;
+	uint64_t stamp, seq;
+	size_t n_subs;
+	alyx_sub *subs;
+	alyx__hmap colls;	/* name -> rcoll */
+	alyx__subvec expanders;	/* subscriptions with expand */
+	alyx__subvec dirty;	/* touched in the current batch */
+	alyx__hmap seen;	/* "coll\0id" processed in this batch */
+};
+
+/* ---- small helpers ---- */
+
+static int nomem(alyx__err *err)
+{
+	return alyx__err_set(err, ALYX_E_NOMEM, NULL, "out of memory");
+}
+
+/* The primary key of a document as text ("5" for int keys). */
+static char *doc_id(const alyx__collection *c, const cJSON *doc)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(
+		doc, c->fields[c->pk].name);
+
+	if (cJSON_IsString(v))
+		return alyx__strdup(v->valuestring);
+	if (cJSON_IsNumber(v))
+		return alyx__asprintf("%lld", (long long)v->valuedouble);
+	return NULL;
+}
+
+/* Index key "field\0T<text>" or "field\0I<int>" of a JSON value; false
+ * when the value is not indexable (then no eq condition can match). */
+static bool json_key(const char *field, const cJSON *v, alyx_buf *k)
+{
+	alyx__buf_reset(k);
+	alyx__buf_add(k, field, strlen(field) + 1);
+	if (cJSON_IsString(v)) {
+		alyx__buf_addc(k, 'T');
+		alyx__buf_adds(k, v->valuestring);
+	} else if (cJSON_IsBool(v)) {
+		alyx__buf_adds(k, cJSON_IsTrue(v) ? "I1" : "I0");
+	} else if (cJSON_IsNumber(v) && v->valuedouble == trunc(v->valuedouble)
+		   && fabs(v->valuedouble) < 9.2e18) {
+		alyx__buf_addf(k, "I%lld", (long long)v->valuedouble);
+	} else {
+		return false;
+	}
+	return !k->err;
+}
+
+static bool indexable(const alyx__filter *f, const alyx__collection *c)
+{
+	alyx__type t;
+
+	if (f->kind != ALYX_F_COND || f->op != ALYX_OP_EQ || f->n_vals != 1)
+		return false;
+	t = c->fields[f->field].type;
+	if (t == ALYX_T_STRING || t == ALYX_T_TEXT || t == ALYX_T_UUID)
+		return f->vals[0].kind == ALYX_V_TEXT;
+	if (t == ALYX_T_INT || t == ALYX_T_BOOL)
+		return f->vals[0].kind == ALYX_V_INT;
+	return false;
+}
+
+/* The first indexable eq condition of a top-level AND (or a lone one). */
+static const alyx__filter *eq_cond(const alyx__query *q)
+{
+	const alyx__filter *f = q->where;
+	size_t i;
+
+	if (!f)
+		return NULL;
+	if (f->kind == ALYX_F_COND)
+		return indexable(f, q->coll) ? f : NULL;
+	if (f->kind != ALYX_F_AND)
+		return NULL;
+	for (i = 0; i < f->n_kids; i++)
+		if (indexable(f->kids[i], q->coll))
+			return f->kids[i];
+	return NULL;
+}
+
+static void msg_push(alyx_sub *s, alyx_buf *b)
+{
+	msg *m;
+
+	if (b->err || s->dead)
+		return;
+	m = alyx__malloc(sizeof(*m) + b->len + 1);
+	if (!m)
+		return;
+	m->next = NULL;
+	m->len = b->len;
+	memcpy(m->json, b->data, b->len);
+	m->json[b->len] = '\0';
+	if (s->mq_tail)
+		s->mq_tail->next = m;
+	else
+		s->mq = m;
+	s->mq_tail = m;
+}
+
+static void msg_free_all(alyx_sub *s)
+{
+	msg *m, *next;
+
+	for (m = s->mq; m; m = next) {
+		next = m->next;
+		alyx__free(m);
+	}
+	s->mq = s->mq_tail = NULL;
+}
+
+static void wake(struct alyx__rt *rt)
+{
+	uint64_t one = 1;
+	ssize_t r;
+
+	do
+		r = write(rt->efd, &one, sizeof(one));
+	while (r < 0 && errno == EINTR);
+}
+
+/* Appends a compact JSON document. */
+static void add_doc(alyx_buf *b, const cJSON *doc)
+{
+	char *s = cJSON_PrintUnformatted(doc);
+
+	if (!s) {
+		b->err = b->err ? b->err : ALYX_E_NOMEM;
+		return;
+	}
+	alyx__buf_adds(b, s);
+	cJSON_free(s);
+}
+
+/* ---- windows ---- */
+
+static ssize_t win_find(const alyx_sub *s, const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < s->n; i++)
+		if (strcmp(s->w[i].id, id) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+/* Where `doc` goes in the window (binary search by the query's order). */
+static size_t win_pos(const alyx_sub *s, const cJSON *doc)
+{
+	size_t lo = 0, hi = s->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (alyx__query_doc_cmp(s->q, s->w[mid].doc, doc) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Remembers how `id` was at the start of the batch (once per batch):
+ * as it is in the window now, or absent when `absent`. */
+static bool touch_as(struct alyx__rt *rt, alyx_sub *s, const char *id,
+		     bool absent)
+{
+	ssize_t i = absent ? -1 : win_find(s, id);
+	size_t k;
+	touch *t;
+
+	for (k = 0; k < s->nt; k++)
+		if (strcmp(s->t[k].id, id) == 0)
+			return true;
+	if (s->nt == s->tcap) {
+		size_t nc = s->tcap ? s->tcap * 2 : 8;
+
+		t = alyx__realloc(s->t, nc * sizeof(*t));
+		if (!t)
+			return false;
+		s->t = t;
+		s->tcap = nc;
+	}
+	t = &s->t[s->nt];
+	t->id = alyx__strdup(id);
+	t->old = i >= 0 ? cJSON_Duplicate(s->w[i].doc, true) : NULL;
+	if (!t->id || (i >= 0 && !t->old)) {
+		alyx__free(t->id);
+		cJSON_Delete(t->old);
+		return false;
+	}
+	s->nt++;
+	if (!s->dirty) {
+		if (!alyx__subvec_add(&rt->dirty, s))
+			return false;
+		s->dirty = true;
+	}
+	return true;
+}
+
+static bool touch_id(struct alyx__rt *rt, alyx_sub *s, const char *id)
+{
+	return touch_as(rt, s, id, false);
+}
+
+static void win_remove(alyx_sub *s, size_t i)
+{
+	alyx__hmap_sub_del(&s->rc->holders, s->w[i].id, strlen(s->w[i].id),
+			   s);
+	alyx__free(s->w[i].id);
+	cJSON_Delete(s->w[i].doc);
+	memmove(&s->w[i], &s->w[i + 1], (s->n - i - 1) * sizeof(*s->w));
+	s->n--;
+}
+
+/* Inserts (takes `id` and `doc`) at position i. */
+static bool win_insert(alyx_sub *s, size_t i, char *id, cJSON *doc)
+{
+	if (s->n == s->cap) {
+		size_t nc = s->cap ? s->cap * 2 : 8;
+		entry *nw = alyx__realloc(s->w, nc * sizeof(*nw));
+
+		if (!nw)
+			goto fail;
+		s->w = nw;
+		s->cap = nc;
+	}
+	if (!alyx__hmap_sub_add(&s->rc->holders, id, strlen(id), s))
+		goto fail;
+	memmove(&s->w[i + 1], &s->w[i], (s->n - i) * sizeof(*s->w));
+	s->w[i].id = id;
+	s->w[i].doc = doc;
+	s->n++;
+	return true;
+fail:
+	alyx__free(id);
+	cJSON_Delete(doc);
+	return false;
+}
+
+static void win_clear(alyx_sub *s)
+{
+	while (s->n)
+		win_remove(s, s->n - 1);
+}
+
+static void touches_clear(alyx_sub *s)
+{
+	size_t k;
+
+	for (k = 0; k < s->nt; k++) {
+		alyx__free(s->t[k].id);
+		cJSON_Delete(s->t[k].old);
+	}
+	s->nt = 0;
+}
+
+/*
+ * Runs the subscription's query on the broker connection and replaces
+ * the window with its documents.  *out_json (may be NULL) receives the
+ * query's output object ({"docs":..,"total":..}).
+ */
+static int win_load(struct alyx__rt *rt, alyx_sub *s, cJSON **out_json,
+		    alyx__err *err)
+{
+	const cJSON *docs, *d;
+	cJSON *res = NULL;
+	alyx_buf b;
+	int rc;
+
+	alyx__buf_init(&b, 0);
+	rc = alyx__query_run(rt->db, s->q, NULL, &b, err);
+	if (rc == ALYX_OK && b.err)
+		rc = alyx__err_set(err, b.err, NULL, "snapshot too large");
+	if (rc == ALYX_OK) {
+		alyx__buf_addc(&b, '\0');
+		res = cJSON_Parse(b.data);
+		if (!res)
+			rc = nomem(err);
+	}
+	alyx__buf_free(&b);
+	if (rc != ALYX_OK)
+		return rc;
+	win_clear(s);
+	docs = cJSON_GetObjectItemCaseSensitive(res, "docs");
+	cJSON_ArrayForEach(d, docs) {
+		char *id = doc_id(s->q->coll, d);
+		cJSON *dup = cJSON_Duplicate(d, true);
+
+		if (!id || !dup) {
+			alyx__free(id);
+			cJSON_Delete(dup);
+			rc = nomem(err);
+			break;
+		}
+		if (!win_insert(s, s->n, id, dup)) {
+			rc = nomem(err);
+			break;
+		}
+	}
+	s->complete = s->n < (size_t)s->q->limit;
+	if (rc == ALYX_OK && out_json)
+		*out_json = res;
+	else
+		cJSON_Delete(res);
+	return rc;
+}
+
+/* ---- subscriptions: registration in the indexes ---- */
+
+static void rcoll_free(void *p)
+{
+	rcoll *rc = p;
+	size_t i;
+
+	if (!rc)
+		return;
+	alyx__subvec_free(&rc->fallback);
+	alyx__hmap_clear(&rc->eq, alyx__subvec_destroy);
+	alyx__hmap_clear(&rc->holders, alyx__subvec_destroy);
+	for (i = 0; i < rc->n_eqf; i++)
+		alyx__free(rc->eqf[i].name);
+	alyx__free(rc->eqf);
+	alyx__free(rc->name);
+	alyx__free(rc);
+}
+
+static rcoll *rcoll_get(struct alyx__rt *rt, const char *name)
+{
+	rcoll *rc = alyx__hmap_get(&rt->colls, name, strlen(name));
+
+	if (rc)
+		return rc;
+	rc = alyx__calloc(1, sizeof(*rc));
+	if (!rc || !(rc->name = alyx__strdup(name)) ||
+	    !alyx__hmap_put(&rt->colls, name, strlen(name), rc)) {
+		if (rc)
+			alyx__free(rc->name);
+		alyx__free(rc);
+		return NULL;
+	}
+	return rc;
+}
+
+static bool eqf_ref(rcoll *rc, const char *field, int delta)
+{
+	size_t i;
+	struct eqfield *nf;
+
+	for (i = 0; i < rc->n_eqf; i++) {
+		if (strcmp(rc->eqf[i].name, field) != 0)
+			continue;
+		rc->eqf[i].refs += (size_t)delta;
+		if (rc->eqf[i].refs == 0) {
+			alyx__free(rc->eqf[i].name);
+			rc->eqf[i] = rc->eqf[--rc->n_eqf];
+		}
+		return true;
+	}
+	if (delta < 0)
+		return true;
+	nf = alyx__realloc(rc->eqf, (rc->n_eqf + 1) * sizeof(*nf));
+	if (!nf)
+		return false;
+	rc->eqf = nf;
+	nf[rc->n_eqf].name = alyx__strdup(field);
+	if (!nf[rc->n_eqf].name)
+		return false;
+	nf[rc->n_eqf++].refs = 1;
+	return true;
+}
+
+/* Adds every collection an expand path reads to s->reads. */
+static bool reads_add(alyx_sub *s, const char *name)
+{
+	char **nr;
+	size_t i;
+
+	for (i = 0; i < s->n_reads; i++)
+		if (strcmp(s->reads[i], name) == 0)
+			return true;
+	nr = alyx__realloc(s->reads, (s->n_reads + 1) * sizeof(*nr));
+	if (!nr)
+		return false;
+	s->reads = nr;
+	return (nr[s->n_reads] = alyx__strdup(name)) && ++s->n_reads;
+}
+
+static bool expand_reads(alyx_sub *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->q->n_expand; i++) {
+		const alyx__collection *c = s->q->coll;
+		const char *p = s->q->expand[i];
+
+		while (c && *p) {
+			const char *dot = strchr(p, '.');
+			size_t n = dot ? (size_t)(dot - p) : strlen(p), k;
+			const alyx__collection *next = NULL;
+
+			for (k = 0; k < c->n_fields; k++) {
+				const alyx__field *f = &c->fields[k];
+
+				if (strlen(f->name) == n &&
+				    memcmp(f->name, p, n) == 0 &&
+				    f->ref_collection) {
+					next = alyx__schema_coll(
+						s->snap->schema,
+						f->ref_collection);
+					break;
+				}
+			}
+			if (next && !reads_add(s, next->name))
+				return false;
+			c = next;
+			p = dot ? dot + 1 : p + n;
+		}
+	}
+	return true;
+}
+
+static int sub_register(struct alyx__rt *rt, alyx_sub *s, alyx__err *err)
+{
+	const alyx__filter *f = eq_cond(s->q);
+	rcoll *rc = rcoll_get(rt, s->q->coll->name);
+
+	if (!rc)
+		return nomem(err);
+	s->rc = rc;
+	rc->n_subs++;
+	if (s->q->n_expand) {
+		if (!expand_reads(s) || !alyx__subvec_add(&rt->expanders, s))
+			return nomem(err);
+	}
+	if (f) {
+		alyx_buf k;
+		const alyx__field *fd = &s->q->coll->fields[f->field];
+
+		alyx__buf_init(&k, 0);
+		alyx__buf_add(&k, fd->name, strlen(fd->name) + 1);
+		if (f->vals[0].kind == ALYX_V_TEXT) {
+			alyx__buf_addc(&k, 'T');
+			alyx__buf_add(&k, f->vals[0].s, f->vals[0].n);
+		} else {
+			alyx__buf_addf(&k, "I%lld", (long long)f->vals[0].i);
+		}
+		if (k.err) {
+			alyx__buf_free(&k);
+			return nomem(err);
+		}
+		s->eq_klen = k.len;
+		s->eq_key = alyx__buf_take(&k);
+		if (!s->eq_key)
+			return nomem(err);
+		s->eq_field = fd->name;
+		if (!eqf_ref(rc, fd->name, 1)) {
+			alyx__free(s->eq_key);
+			s->eq_key = NULL;
+			return nomem(err);
+		}
+		if (!alyx__hmap_sub_add(&rc->eq, s->eq_key, s->eq_klen, s))
+			return nomem(err);
+	} else if (!alyx__subvec_add(&rc->fallback, s)) {
+		return nomem(err);
+	}
+	return ALYX_OK;
+}
+
+/* Takes s out of every index and list (under rt->mu); idempotent. */
+static void sub_unregister(struct alyx__rt *rt, alyx_sub *s)
+{
+	rcoll *rc = s->rc;
+
+	win_clear(s);
+	touches_clear(s);
+	if (s->dirty) {
+		alyx__subvec_del(&rt->dirty, s);
+		s->dirty = false;
+	}
+	alyx__subvec_del(&rt->expanders, s);
+	if (rc) {
+		if (s->eq_key) {
+			alyx__hmap_sub_del(&rc->eq, s->eq_key, s->eq_klen, s);
+			eqf_ref(rc, s->eq_field, -1);
+		} else {
+			alyx__subvec_del(&rc->fallback, s);
+		}
+		if (--rc->n_subs == 0)
+			rcoll_free(alyx__hmap_del(&rt->colls, rc->name,
+						  strlen(rc->name)));
+		s->rc = NULL;
+	}
+	if (s->prev)
+		s->prev->next = s->next;
+	else if (rt->subs == s)
+		rt->subs = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->next = s->prev = NULL;
+}
+
+/* Drops a reference; the last one frees (destroy runs without rt->mu). */
+static void sub_unref(alyx_sub *s)
+{
+	size_t i;
+
+	if (--s->refs > 0)
+		return;
+	msg_free_all(s);
+	alyx__free(s->w);
+	alyx__free(s->t);
+	alyx__free(s->eq_key);
+	for (i = 0; i < s->n_reads; i++)
+		alyx__free(s->reads[i]);
+	alyx__free(s->reads);
+	alyx__query_free(s->q);
+	alyx__snap_put(s->snap);
+	if (s->destroy)
+		s->destroy(s->ud);
+	alyx__free(s);
+}
+
+/* ---- batches ---- */
+
+/* A subscription whose window could not be kept (out of memory, a read
+ * failing): it gets one error message and nothing more.  It stays in the
+ * indexes (skipped) until alyx_unsubscribe(). */
+static void sub_fail(alyx_sub *s, const alyx__err *e)
+{
+	alyx_buf b;
+
+	alyx__buf_init(&b, 0);
+	alyx__buf_adds(&b, "{\"subscription_id\":");
+	alyx__json_strz(&b, s->id);
+	alyx__buf_adds(&b, ",\"error\":{\"code\":");
+	alyx__json_strz(&b, alyx_errname(e->code));
+	alyx__buf_adds(&b, ",\"message\":");
+	alyx__json_strz(&b, e->msg);
+	alyx__buf_adds(&b, "}}");
+	msg_push(s, &b);
+	alyx__buf_free(&b);
+	s->failed = true;
+	win_clear(s);
+	touches_clear(s);
+}
+
+static void mark_refresh(struct alyx__rt *rt, alyx_sub *s)
+{
+	if (!s->need_refresh) {
+		s->need_refresh = true;
+		if (!s->dirty && alyx__subvec_add(&rt->dirty, s))
+			s->dirty = true;
+	}
+}
+
+/* Brings s's window up to date for one document (doc: its state at the
+ * batch's snapshot, NULL if gone).  Returns false when out of memory. */
+static bool apply(struct alyx__rt *rt, alyx_sub *s, const char *id,
+		  const cJSON *doc)
+{
+	bool match, was_in;
+	ssize_t i;
+	size_t pos;
+	cJSON *dup;
+	char *idc;
+
+	if (s->need_refresh || s->failed)
+		return true;
+	if (s->q->n_expand) {
+		mark_refresh(rt, s);
+		return true;
+	}
+	match = doc && alyx__filter_match(s->q->coll, s->q->where, doc);
+	i = win_find(s, id);
+	if (i >= 0 && match && cJSON_Compare(s->w[i].doc, doc, true))
+		return true;
+	if (i < 0 && !match)
+		return true;
+	if (!touch_id(rt, s, id))
+		return false;
+	was_in = i >= 0;
+	if (was_in)
+		win_remove(s, (size_t)i);
+	if (!match) {
+		/* Left the window: the next one in is unknown unless the
+		 * window held everything. */
+		if (!s->complete)
+			mark_refresh(rt, s);
+		return true;
+	}
+	if (!s->complete &&
+	    (s->n == 0 ||
+	     alyx__query_doc_cmp(s->q, doc, s->w[s->n - 1].doc) > 0)) {
+		/* Sorts after the last one kept: beyond the window, unless
+		 * it was in it (then what follows is unknown). */
+		if (was_in)
+			mark_refresh(rt, s);
+		return true;
+	}
+	pos = win_pos(s, doc);
+	idc = alyx__strdup(id);
+	dup = cJSON_Duplicate(doc, true);
+	if (!idc || !dup) {
+		alyx__free(idc);
+		cJSON_Delete(dup);
+		return false;
+	}
+	if (!win_insert(s, pos, idc, dup))
+		return false;
+	if (s->n > (size_t)s->q->limit) {
+		/* Pushes the last one out. */
+		if (!touch_id(rt, s, s->w[s->n - 1].id))
+			return false;
+		win_remove(s, s->n - 1);
+		s->complete = false;
+	}
+	return true;
+}
+
+/* Candidates for one changed document, each applied once.  They are
+ * collected first: applying changes the holders sets. */
+static int apply_all(struct alyx__rt *rt, rcoll *rc, const char *id,
+		     const cJSON *doc, alyx__err *err)
+{
+	const alyx__subvec *lists[64];
+	alyx__subvec cand = {0};
+	size_t nl = 0, i, k;
+	uint64_t stamp = ++rt->stamp;
+	alyx_buf key;
+	int r = ALYX_OK;
+
+	alyx__buf_init(&key, 0);
+	lists[nl++] = &rc->fallback;
+	lists[nl] = alyx__hmap_get(&rc->holders, id, strlen(id));
+	if (lists[nl])
+		nl++;
+	for (i = 0; doc && i < rc->n_eqf && nl < 64; i++) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(
+			doc, rc->eqf[i].name);
+
+		if (json_key(rc->eqf[i].name, v, &key) &&
+		    (lists[nl] = alyx__hmap_get(&rc->eq, key.data, key.len)))
+			nl++;
+	}
+	alyx__buf_free(&key);
+	for (i = 0; i < nl && r == ALYX_OK; i++) {
+		for (k = 0; k < lists[i]->n && r == ALYX_OK; k++) {
+			alyx_sub *s = lists[i]->v[k];
+
+			if (s->stamp == stamp)
+				continue;
+			s->stamp = stamp;
+			if (!alyx__subvec_add(&cand, s))
+				r = nomem(err);
+		}
+	}
+	for (k = 0; k < cand.n && r == ALYX_OK; k++)
+		if (!apply(rt, cand.v[k], id, doc))
+			sub_fail(cand.v[k], &(alyx__err){
+				.code = ALYX_E_NOMEM, .msg = "out of memory"});
+	alyx__subvec_free(&cand);
+	return r;
+}
+
+static int process_change(struct alyx__rt *rt, alyx__snap *snap,
+			  const char *coll, const char *id, alyx__err *err)
+{
+	const alyx__collection *c;
+	rcoll *rc;
+	cJSON *doc = NULL;
+	alyx_buf b;
+	size_t i, k, cl = strlen(coll);
+	int r;
+
+	for (i = 0; i < rt->expanders.n; i++) {
+		alyx_sub *s = rt->expanders.v[i];
+
+		for (k = 0; k < s->n_reads; k++)
+			if (strcmp(s->reads[k], coll) == 0)
+				mark_refresh(rt, s);
+	}
+	rc = alyx__hmap_get(&rt->colls, coll, cl);
+	if (!rc)
+		return ALYX_OK;
+	/* Once per document and batch. */
+	alyx__buf_init(&b, 0);
+	alyx__buf_add(&b, coll, cl + 1);
+	alyx__buf_adds(&b, id);
+	if (b.err) {
+		alyx__buf_free(&b);
+		return nomem(err);
+	}
+	if (alyx__hmap_get(&rt->seen, b.data, b.len)) {
+		alyx__buf_free(&b);
+		return ALYX_OK;
+	}
+	if (!alyx__hmap_put(&rt->seen, b.data, b.len, rt)) {
+		alyx__buf_free(&b);
+		return nomem(err);
+	}
+	alyx__buf_reset(&b);
+	c = alyx__schema_coll(snap->schema, coll);
+	r = c ? alyx__doc_read(rt->db, c, id, false, &b, err) : ALYX_E_NOTFOUND;
+	if (r == ALYX_OK && !b.err) {
+		alyx__buf_addc(&b, '\0');
+		doc = cJSON_Parse(b.data);
+		if (!doc)
+			r = nomem(err);
+	} else if (r == ALYX_OK) {
+		r = nomem(err);
+	} else if (r == ALYX_E_NOTFOUND) {
+		alyx__err_clear(err);
+		r = ALYX_OK;
+	}
+	alyx__buf_free(&b);
+	if (r == ALYX_OK)
+		r = apply_all(rt, rc, id, doc, err);
+	cJSON_Delete(doc);
+	return r;
+}
+
+/* The delta of one touched subscription; clears its batch state. */
+static void emit_delta(struct alyx__rt *rt, alyx_sub *s, int64_t change_id)
+{
+	alyx_buf ins, upd, del, b;
+	size_t k;
+	int ni = 0, nu = 0, nd = 0;
+
+	alyx__buf_init(&ins, 0);
+	alyx__buf_init(&upd, 0);
+	alyx__buf_init(&del, 0);
+	alyx__buf_init(&b, 0);
+	for (k = 0; k < s->nt; k++) {
+		ssize_t i = win_find(s, s->t[k].id);
+		const cJSON *cur = i >= 0 ? s->w[i].doc : NULL;
+
+		if (s->t[k].old && !cur) {
+			alyx__buf_adds(&del, nd++ ? "," : "");
+			alyx__json_strz(&del, s->t[k].id);
+		} else if (!s->t[k].old && cur) {
+			alyx__buf_adds(&ins, ni++ ? "," : "");
+			add_doc(&ins, cur);
+		} else if (cur && !cJSON_Compare(s->t[k].old, cur, true)) {
+			alyx__buf_adds(&upd, nu++ ? "," : "");
+			add_doc(&upd, cur);
+		}
+	}
+	if (ni + nu + nd) {
+		alyx__buf_adds(&b, "{\"subscription_id\":");
+		alyx__json_strz(&b, s->id);
+		alyx__buf_adds(&b, ",\"changes\":{\"inserts\":[");
+		alyx__buf_add(&b, ins.data, ins.len);
+		alyx__buf_adds(&b, "],\"updates\":[");
+		alyx__buf_add(&b, upd.data, upd.len);
+		alyx__buf_adds(&b, "],\"deletes\":[");
+		alyx__buf_add(&b, del.data, del.len);
+		alyx__buf_addf(&b, "]},\"change_id\":%lld}",
+			       (long long)change_id);
+		if (ins.err || upd.err || del.err || b.err)
+			sub_fail(s, &(alyx__err){.code = ALYX_E_NOMEM,
+						     .msg = "out of memory"});
+		else
+			msg_push(s, &b);
+	}
+	alyx__buf_free(&ins);
+	alyx__buf_free(&upd);
+	alyx__buf_free(&del);
+	alyx__buf_free(&b);
+	touches_clear(s);
+}
+
+/* Ends a batch: refreshes what needs it, emits every delta. */
+static void batch_end(struct alyx__rt *rt, int64_t change_id)
+{
+	size_t i;
+
+	for (i = 0; i < rt->dirty.n; i++) {
+		alyx_sub *s = rt->dirty.v[i];
+		alyx__err e = {0};
+		size_t k;
+
+		if (s->need_refresh && !s->failed) {
+			bool ok = true;
+
+			/* Every document it holds may change. */
+			for (k = 0; k < s->n && ok; k++)
+				ok = touch_id(rt, s, s->w[k].id);
+			if (!ok)
+				alyx__err_set(&e, ALYX_E_NOMEM, NULL,
+					      "out of memory");
+			if (!ok || win_load(rt, s, NULL, &e) != ALYX_OK) {
+				sub_fail(s, &e);
+				alyx__err_clear(&e);
+				continue;
+			}
+			/* ... and so may every document it holds now; one
+			 * not touched yet was not held before the batch. */
+			for (k = 0; k < s->n && ok; k++)
+				ok = touch_as(rt, s, s->w[k].id, true);
+			if (!ok) {
+				alyx__err_set(&e, ALYX_E_NOMEM, NULL,
+					      "out of memory");
+				sub_fail(s, &e);
+				alyx__err_clear(&e);
+			}
+		}
+		s->need_refresh = false;
+		s->dirty = false;
+		if (!s->failed)
+			emit_delta(rt, s, change_id);
+		else
+			touches_clear(s);
+	}
+	rt->dirty.n = 0;
+	alyx__hmap_clear(&rt->seen, NULL);
+}
+
+/*
+ * Processes every change after rt->last_id (under rt->mu).  A failure of
+ * the feed itself (I/O, busy) leaves last_id where it was: the next
+ * dispatch retries.
+ */
+static int process_feed(struct alyx__rt *rt, alyx__err *err)
+{
+	static const char sql[] = "SELECT id, collection, doc_id FROM "
+				   "_alyx_changes WHERE id > ? ORDER BY id "
+				   "LIMIT ?";
+	sqlite3_stmt *st = NULL;
+	alyx__snap *snap = NULL;
+	int64_t last = rt->last_id;
+	int rc, src, rows;
+
+	rc = alyx__tx_begin(rt->db, false, err);
+	if (rc != ALYX_OK)
+		return rc;
+	src = sqlite3_prepare_v2(rt->db, sql, -1, &st, NULL);
+	if (src != SQLITE_OK) {
+		rc = alyx__conn_err(rt->db, src, "change feed", err);
+		goto out;
+	}
+	snap = alyx__snap_get(rt->a);
+	do {
+		rows = 0;
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, last);
+		sqlite3_bind_int(st, 2, FEED_BATCH);
+		while (rc == ALYX_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
+			const char *coll = (const char *)sqlite3_column_text(st, 1);
+			const char *id = (const char *)sqlite3_column_text(st, 2);
+
+			last = sqlite3_column_int64(st, 0);
+			rows++;
+			if (rt->n_subs && coll && id)
+				rc = process_change(rt, snap, coll, id, err);
+		}
+		if (rc == ALYX_OK && src != SQLITE_DONE && src != SQLITE_ROW)
+			rc = alyx__conn_err(rt->db, src, "change feed", err);
+	} while (rc == ALYX_OK && rows == FEED_BATCH);
+	if (rc == ALYX_OK) {
+		if (last > rt->last_id)
+			batch_end(rt, last);
+		rt->last_id = last;
+	} else {
+		/* Windows already moved keep their touches; emitting them
+		 * now keeps every subscriber consistent with its window. */
+		batch_end(rt, rt->last_id);
+	}
+out:
+	sqlite3_finalize(st);
+	alyx__snap_put(snap);
+	alyx__tx_rollback(rt->db);
+	return rc;
+}
+
+/* The newest change id (0 when the feed is empty) and, if since >= 0,
+ * whether the feed still holds every change after `since`. */
+static int feed_bounds(sqlite3 *db, int64_t since, int64_t *max,
+		       bool *reaches, alyx__err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int src, rc = ALYX_OK;
+	int64_t min = 0;
+
+	*max = 0;
+	*reaches = true;
+	src = sqlite3_prepare_v2(db, "SELECT coalesce(max(id),0), "
+				 "coalesce(min(id),0) FROM _alyx_changes",
+				 -1, &st, NULL);
+	if (src == SQLITE_OK)
+		src = sqlite3_step(st);
+	if (src != SQLITE_ROW) {
+		rc = alyx__conn_err(db, src, "change feed", err);
+	} else {
+		*max = sqlite3_column_int64(st, 0);
+		min = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	if (rc == ALYX_OK && since >= 0)
+		*reaches = since <= *max && (since == *max || min <= since + 1);
+	return rc;
+}
+
+static int64_t data_version(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t v = -1;
+
+	if (sqlite3_prepare_v2(db, "PRAGMA data_version", -1, &st, NULL) ==
+	    SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* ---- the broker ---- */
+
+void alyx__rt_notify(alyx *a)
+{
+	struct alyx__rt *rt = atomic_load_explicit(&a->rt,
+						   memory_order_acquire);
+
+	if (rt)
+		wake(rt);
+}
+
+void alyx__rt_free(struct alyx__rt *rt)
+{
+	if (!rt)
+		return;
+	while (rt->subs) {
+		alyx_sub *s = rt->subs;
+
+		sub_unregister(rt, s);
+		s->dead = true;
+		sub_unref(s);
+	}
+	alyx__hmap_clear(&rt->colls, rcoll_free);
+	alyx__hmap_clear(&rt->seen, NULL);
+	alyx__subvec_free(&rt->expanders);
+	alyx__subvec_free(&rt->dirty);
+	alyx__conn_close(rt->db);
+	if (rt->efd >= 0)
+		close(rt->efd);
+	pthread_mutex_destroy(&rt->mu);
+	pthread_mutex_destroy(&rt->dmu);
+	alyx__free(rt);
+}
+
+static int rt_get(alyx *a, struct alyx__rt **out, alyx__err *err)
+{
+	struct alyx__rt *rt = atomic_load_explicit(&a->rt,
+						   memory_order_acquire);
+	struct alyx__rt *expected = NULL;
+	alyx__conn_opts o;
+	int rc;
+
+	*out = rt;
+	if (rt)
+		return ALYX_OK;
+	rt = alyx__calloc(1, sizeof(*rt));
+	if (!rt)
+		return nomem(err);
+	rt->a = a;
+	rt->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	pthread_mutex_init(&rt->mu, NULL);
+	pthread_mutex_init(&rt->dmu, NULL);
+	if (rt->efd < 0) {
+		rc = alyx__err_set(err, ALYX_E_IO, NULL, "eventfd: %s",
+				   strerror(errno));
+		goto fail;
+	}
+	o = a->copts;
+	o.create = false;
+	o.reader = true;
+	rc = alyx__conn_open(a->db_path, &o, &rt->db, err);
+	if (rc != ALYX_OK)
+		goto fail;
+	rt->poll_ms = a->cfg->realtime.poll_interval_ms > 0
+			      ? a->cfg->realtime.poll_interval_ms : 50;
+	rt->retention_ms = a->cfg->realtime.change_retention_ms;
+	{
+		bool reaches;
+
+		rc = feed_bounds(rt->db, -1, &rt->last_id, &reaches, err);
+	}
+	if (rc != ALYX_OK)
+		goto fail;
+	rt->data_version = data_version(rt->db);
+	rt->next_poll = alyx__mono_ms() + rt->poll_ms;
+	rt->next_prune = alyx__mono_ms();
+	if (!atomic_compare_exchange_strong(&a->rt, &expected, rt)) {
+		alyx__rt_free(rt);
+		*out = expected;
+		return ALYX_OK;
+	}
+	*out = rt;
+	return ALYX_OK;
+fail:
+	alyx__rt_free(rt);
+	return rc;
+}
+
+/* ---- public API ---- */
+
+/* Takes "since" out of the query object: -1 when absent. */
+static int take_since(cJSON *q, int64_t *since, alyx__err *err)
+{
+	cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(q, "since");
+	int rc = ALYX_OK;
+
+	*since = -1;
+	if (!v)
+		return ALYX_OK;
+	if (!cJSON_IsNumber(v) || v->valuedouble < 0 ||
+	    v->valuedouble != trunc(v->valuedouble) ||
+	    v->valuedouble > 9007199254740991.0)
+		rc = alyx__err_set(err, ALYX_E_BADQUERY,
+				   "{\"param\":\"since\"}",
+				   "since must be a change id (an integer >= 0)");
+	else
+		*since = (int64_t)v->valuedouble;
+	cJSON_Delete(v);
+	return rc;
+}
+
+static int check_query(const alyx__query *q, alyx__err *err)
+{
+	const char *p = q->offset ? "offset" : q->after ? "after"
+			: q->fields ? "fields" : NULL;
+
+	if (!p)
+		return ALYX_OK;
+	return alyx__err_setd(err, ALYX_E_BADQUERY,
+			      alyx__asprintf("{\"param\":\"%s\"}", p),
+			      "a subscription cannot use '%s' (a live query "
+			      "is the first page, whole documents)", p);
+}
+
+/* The snapshot message (under rt->mu, in a read transaction). */
+static int snapshot(struct alyx__rt *rt, alyx_sub *s, int64_t since,
+		    alyx__err *err)
+{
+	cJSON *res = NULL;
+	const cJSON *docs, *total;
+	int64_t max = 0;
+	bool reaches = true;
+	alyx_buf b;
+	int rc;
+
+	alyx__buf_init(&b, 0);
+	rc = alyx__tx_begin(rt->db, false, err);
+	if (rc != ALYX_OK)
+		return rc;
+	rc = feed_bounds(rt->db, since, &max, &reaches, err);
+	if (rc == ALYX_OK)
+		rc = win_load(rt, s, &res, err);
+	alyx__tx_rollback(rt->db);
+	if (rc != ALYX_OK)
+		goto out;
+	/* Later deltas need no total. */
+	s->q->total = false;
+	docs = cJSON_GetObjectItemCaseSensitive(res, "docs");
+	total = cJSON_GetObjectItemCaseSensitive(res, "total");
+	alyx__buf_adds(&b, "{\"subscription_id\":");
+	alyx__json_strz(&b, s->id);
+	alyx__buf_adds(&b, ",\"docs\":");
+	add_doc(&b, docs);
+	if (cJSON_IsNumber(total))
+		alyx__buf_addf(&b, ",\"total\":%lld",
+			       (long long)total->valuedouble);
+	alyx__buf_addf(&b, ",\"change_id\":%lld", (long long)max);
+	if (since >= 0)
+		alyx__buf_addf(&b, ",\"resync\":%s", reaches ? "false" : "true");
+	alyx__buf_addc(&b, '}');
+	if (b.err) {
+		rc = nomem(err);
+		goto out;
+	}
+	msg_push(s, &b);
+	if (!s->mq)
+		rc = nomem(err);
+out:
+	cJSON_Delete(res);
+	alyx__buf_free(&b);
+	return rc;
+}
+
+ALYX_API int alyx_subscribe(alyx *a, const alyx_ctx *ctx,
+			    const char *collection, const char *query_json,
+			    alyx_sub_cb cb, void *user_data,
+			    void (*destroy)(void *), alyx_sub **out)
+{
+	alyx__err err = {0};
+	struct alyx__rt *rt = NULL;
+	const alyx__collection *c;
+	alyx_sub *s = NULL;
+	cJSON *j = NULL;
+	int64_t since = -1;
+	bool locked = false;
+	int rc;
+
+	(void)ctx;
+	if (out)
+		*out = NULL;
+	rc = alyx__enter(a, &err);
+	if (rc == ALYX_OK && !out)
+		rc = alyx__misuse(&err, "out");
+	if (rc == ALYX_OK && !cb)
+		rc = alyx__misuse(&err, "cb");
+	if (rc != ALYX_OK)
+		goto out;
+	s = alyx__calloc(1, sizeof(*s));
+	if (!s) {
+		rc = nomem(&err);
+		goto out;
+	}
+	s->refs = 1;
+	s->snap = alyx__snap_get(a);
+	rc = alyx__coll_find(s->snap, collection, &c, &err);
+	if (rc != ALYX_OK)
+		goto out;
+	if (query_json)
+		rc = alyx__json_parse(a, query_json, (size_t)-1, "query_json",
+				      &j, &err);
+	else if (!(j = cJSON_CreateObject()))
+		rc = nomem(&err);
+	if (rc == ALYX_OK && !cJSON_IsObject(j))
+		rc = alyx__err_set(&err, ALYX_E_BADJSON,
+				   "{\"argument\":\"query_json\"}",
+				   "query_json must be a JSON object");
+	if (rc == ALYX_OK)
+		rc = take_since(j, &since, &err);
+	if (rc == ALYX_OK)
+		rc = alyx__query_parse_json(s->snap->schema, c, j, &s->q, &err);
+	if (rc == ALYX_OK)
+		rc = check_query(s->q, &err);
+	if (rc == ALYX_OK)
+		rc = rt_get(a, &rt, &err);
+	if (rc != ALYX_OK)
+		goto out;
+	pthread_mutex_lock(&rt->mu);
+	locked = true;
+	if (rt->n_subs >= MAX_SUBS) {
+		rc = alyx__err_set(&err, ALYX_E_TOOBIG, NULL,
+				   "too many subscriptions (at most %d)",
+				   MAX_SUBS);
+		goto out;
+	}
+	s->rt = rt;
+	snprintf(s->id, sizeof(s->id), "sub_%llu",
+		 (unsigned long long)++rt->seq);
+	rc = sub_register(rt, s, &err);
+	if (rc == ALYX_OK)
+		rc = snapshot(rt, s, since, &err);
+	if (rc != ALYX_OK) {
+		sub_unregister(rt, s);
+		goto out;
+	}
+	s->cb = cb;
+	s->ud = user_data;
+	s->destroy = destroy;
+	s->next = rt->subs;
+	if (rt->subs)
+		rt->subs->prev = s;
+	rt->subs = s;
+	rt->n_subs++;
+	*out = s;
+	s = NULL;
+	wake(rt);
+out:
+	if (locked)
+		pthread_mutex_unlock(&rt->mu);
+	if (s)
+		sub_unref(s);
+	cJSON_Delete(j);
+	return alyx__finish(a, &err);
+}
+
+ALYX_API const char *alyx_sub_id(const alyx_sub *s)
+{
+	return s ? s->id : NULL;
+}
+
+ALYX_API void alyx_unsubscribe(alyx_sub *s)
+{
+	struct alyx__rt *rt;
+
+	if (!s || s->dead)
+		return;
+	rt = s->rt;
+	pthread_mutex_lock(&rt->mu);
+	s->dead = true;
+	sub_unregister(rt, s);
+	rt->n_subs--;
+	msg_free_all(s);
+	if (s->refs > 1) {
+		/* A dispatch is delivering to it: it frees after. */
+		s->refs--;
+		pthread_mutex_unlock(&rt->mu);
+		return;
+	}
+	pthread_mutex_unlock(&rt->mu);
+	sub_unref(s);
+}
+
+ALYX_API int alyx_get_fd(alyx *a)
+{
+	alyx__err err = {0};
+	struct alyx__rt *rt = NULL;
+	int rc = alyx__enter(a, &err);
+
+	if (rc == ALYX_OK)
+		rc = rt_get(a, &rt, &err);
+	alyx__finish(a, &err);
+	return rc == ALYX_OK ? rt->efd : -1;
+}
+
+ALYX_API int alyx_next_timeout_ms(alyx *a)
+{
+	alyx__err err = {0};
+	struct alyx__rt *rt = NULL;
+	int64_t now, next = -1;
+	int rc = alyx__enter(a, &err);
+
+	if (rc == ALYX_OK)
+		rc = rt_get(a, &rt, &err);
+	alyx__finish(a, &err);
+	if (rc != ALYX_OK)
+		return -1;
+	pthread_mutex_lock(&rt->mu);
+	if (rt->n_subs)
+		next = rt->next_poll;
+	if (a->wdb && rt->retention_ms > 0 &&
+	    (next < 0 || rt->next_prune < next))
+		next = rt->next_prune;
+	pthread_mutex_unlock(&rt->mu);
+	if (next < 0)
+		return -1;
+	now = alyx__mono_ms();
+	return next <= now ? 0 : (int)(next - now > 3600000 ? 3600000
+							     : next - now);
+}
+
+/* Deletes changes older than the retention that the broker has seen. */
+static int prune(struct alyx__rt *rt, int64_t upto, alyx__err *err)
+{
+	alyx *a = rt->a;
+	char cutoff[25];
+	sqlite3_stmt *st = NULL;
+	alyx__wtx t;
+	int rc, src;
+
+	alyx__iso8601_ms(alyx__now_ms() - rt->retention_ms, cutoff);
+	/* Most runs find nothing: ask the broker's reader first, so the
+	 * writer (and a wake-up of every broker) is only taken for work. */
+	src = sqlite3_prepare_v2(rt->db, "SELECT 1 FROM _alyx_changes WHERE "
+				 "id <= ? AND timestamp < ? LIMIT 1", -1, &st,
+				 NULL);
+	if (src == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, upto);
+		sqlite3_bind_text(st, 2, cutoff, -1, SQLITE_STATIC);
+		src = sqlite3_step(st);
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (src == SQLITE_DONE)
+		return ALYX_OK;
+	if (src != SQLITE_ROW)
+		return alyx__conn_err(rt->db, src, "prune change feed", err);
+	rc = alyx__wtx_begin(a, &t, err);
+	if (rc != ALYX_OK)
+		return rc;
+	src = sqlite3_prepare_v2(a->wdb, "DELETE FROM _alyx_changes WHERE "
+				 "id <= ? AND timestamp < ?", -1, &st, NULL);
+	if (src == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, upto);
+		sqlite3_bind_text(st, 2, cutoff, -1, SQLITE_STATIC);
+		src = sqlite3_step(st);
+	}
+	if (src != SQLITE_DONE && src != SQLITE_OK)
+		rc = alyx__conn_err(a->wdb, src, "prune change feed", err);
+	sqlite3_finalize(st);
+	return alyx__wtx_end(&t, rc == ALYX_OK, err);
+}
+
+typedef struct delivery {
+	alyx_sub *s;
+	msg *m;
+} delivery;
+
+ALYX_API int alyx_dispatch(alyx *a)
+{
+	alyx__err err = {0};
+	struct alyx__rt *rt = NULL;
+	delivery *dl = NULL;
+	size_t n = 0, cap = 0, i;
+	bool woke, poll_due, prune_due = false;
+	int64_t now, upto = 0;
+	uint64_t cnt;
+	alyx_sub *s;
+	int rc = alyx__enter(a, &err);
+
+	if (rc == ALYX_OK)
+		rc = rt_get(a, &rt, &err);
+	if (rc != ALYX_OK)
+		goto out;
+	pthread_mutex_lock(&rt->dmu);
+	pthread_mutex_lock(&rt->mu);
+	woke = read(rt->efd, &cnt, sizeof(cnt)) == (ssize_t)sizeof(cnt);
+	now = alyx__mono_ms();
+	poll_due = now >= rt->next_poll;
+	if (poll_due) {
+		int64_t v = data_version(rt->db);
+
+		rt->next_poll = now + rt->poll_ms;
+		if (v != rt->data_version) {
+			rt->data_version = v;
+			woke = true;
+		}
+	}
+	if (woke)
+		rc = process_feed(rt, &err);
+	if (a->wdb && rt->retention_ms > 0 && now >= rt->next_prune) {
+		int64_t every = rt->retention_ms / 4;
+
+		if (every > PRUNE_MAX_INTERVAL_MS)
+			every = PRUNE_MAX_INTERVAL_MS;
+		if (every < 1000)
+			every = 1000;
+		rt->next_prune = now + every;
+		prune_due = true;
+		upto = rt->last_id;
+	}
+	/* Take every queued message, in order, with a reference on its
+	 * subscription, and deliver without the lock. */
+	for (s = rt->subs; s; s = s->next) {
+		while (s->mq) {
+			msg *m = s->mq;
+
+			if (n == cap) {
+				size_t nc = cap ? cap * 2 : 16;
+				delivery *nd = alyx__realloc(dl,
+							     nc * sizeof(*nd));
+
+				if (!nd)
+					break;
+				dl = nd;
+				cap = nc;
+			}
+			s->mq = m->next;
+			if (!s->mq)
+				s->mq_tail = NULL;
+			s->refs++;
+			dl[n].s = s;
+			dl[n++].m = m;
+		}
+		if (s->mq)
+			break;
+	}
+	pthread_mutex_unlock(&rt->mu);
+	for (i = 0; i < n; i++) {
+		if (!dl[i].s->dead)
+			dl[i].s->cb(dl[i].m->json, dl[i].m->len, dl[i].s->ud);
+		alyx__free(dl[i].m);
+	}
+	if (n) {
+		pthread_mutex_lock(&rt->mu);
+		for (i = 0; i < n; i++) {
+			if (dl[i].s->refs > 1) {
+				dl[i].s->refs--;
+				dl[i].s = NULL;
+			}
+		}
+		pthread_mutex_unlock(&rt->mu);
+		/* The last reference (unsubscribed meanwhile): free outside
+		 * the lock, destroy may do anything. */
+		for (i = 0; i < n; i++)
+			if (dl[i].s)
+				sub_unref(dl[i].s);
+	}
+	alyx__free(dl);
+	if (prune_due && rc == ALYX_OK)
+		rc = prune(rt, upto, &err);
+	pthread_mutex_unlock(&rt->dmu);
+out:
+	return alyx__finish(a, &err);
+}
