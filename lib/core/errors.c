@@ -1,4 +1,5 @@
 /* errors.c - stable error names and the per-thread, per-handle last error. */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -61,6 +62,33 @@ static _Thread_local struct {
 	char *details;
 } last;
 
+/* The details of a thread's last error are heap memory: a thread that
+ * exits (an HTTP service thread) frees them through this key's
+ * destructor, which runs while the thread's _Thread_local data is still
+ * there. */
+static pthread_key_t exit_key;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+
+static void thread_exit(void *unused)
+{
+	alyx__free(last.details);
+	last.details = NULL;
+}
+
+static void exit_key_init(void)
+{
+	pthread_key_create(&exit_key, thread_exit);
+}
+
+static void keep_details(char *details)
+{
+	last.details = details;
+	if (details) {
+		pthread_once(&exit_once, exit_key_init);
+		pthread_setspecific(exit_key, &last);
+	}
+}
+
 int alyx__report(const alyx *a, const alyx__err *e)
 {
 	last.handle = a;
@@ -74,7 +102,7 @@ int alyx__report(const alyx *a, const alyx__err *e)
 			 alyx_strerror(e->code));
 	}
 	alyx__free(last.details);
-	last.details = e->details ? alyx__strdup(e->details) : NULL;
+	keep_details(e->details ? alyx__strdup(e->details) : NULL);
 	return e->code;
 }
 
