@@ -104,6 +104,19 @@ static int th_failed_here;
 
 static int th_forked = 1;
 
+#if defined(__SANITIZE_ADDRESS__)
+int __lsan_do_recoverable_leak_check(void);
+static int th_leak_check(void)
+{
+	return __lsan_do_recoverable_leak_check();
+}
+#else
+static int th_leak_check(void)
+{
+	return 0;
+}
+#endif
+
 __attribute__((unused)) static void th_abort(void)
 {
 	if (th_forked)
@@ -135,6 +148,10 @@ static int th_run_one(const struct th_test *t, int timeout)
 		alarm((unsigned)timeout);
 		t->fn();
 		fflush(stdout);
+		/* _exit skips LeakSanitizer's exit-time check: run it here so
+		 * a test that leaks fails. */
+		if (th_leak_check() != 0)
+			th_failed_here = 1;
 		_exit(th_failed_here ? 1 : 0);
 	}
 	if (waitpid(pid, &status, 0) < 0)
