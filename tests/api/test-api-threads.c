@@ -101,4 +101,30 @@ TEST(threads_share_one_handle)
 	remove_project(dir);
 }
 
+static void *fail_and_exit(void *arg)
+{
+	char *out = NULL;
+
+	/* The thread ends with an error (with details) as its last state;
+	 * its exit must free it (ASan's leak check watches). */
+	if (alyx_query_str(shared, NULL, "nope", "", &out) != ALYX_E_NOTFOUND)
+		return (void *)1;
+	return strcmp(alyx_errdetails(shared), "{\"collection\":\"nope\"}")
+		       ? (void *)1 : NULL;
+}
+
+TEST(thread_exit_frees_its_error)
+{
+	pthread_t th;
+	char *dir;
+	void *bad = (void *)1;
+
+	shared = open_blog(&dir);
+	ASSERT_EQ(pthread_create(&th, NULL, fail_and_exit, NULL), 0);
+	pthread_join(th, &bad);
+	ASSERT(bad == NULL);
+	alyx_close(shared);
+	remove_project(dir);
+}
+
 TEST_MAIN()
