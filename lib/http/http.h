@@ -42,10 +42,17 @@ enum alyx__route {
 	R_COLL,		/* /api/collections/:name */
 	R_DOC,		/* /api/collections/:name/:id */
 	R_BENCH,	/* /bench/hello (ALYX_SERVER_BENCH_ROUTES) */
+	R_AUTH_REGISTER,	/* /api/auth/...: auth-routes.c */
+	R_AUTH_LOGIN,
+	R_AUTH_REFRESH,
+	R_AUTH_LOGOUT,
+	R_AUTH_ME,
 	R_NONE,		/* no route matched */
 	R_COUNT
 };
 const char *alyx__route_label(int route);
+/* Answers the R_AUTH_* routes (auth-routes.c). */
+int alyx__h_auth(struct alyx__svc *t, struct alyx__req *r);
 
 enum alyx__method {
 	M_GET, M_POST, M_PATCH, M_DELETE, M_PUT, M_OPTIONS, M_HEAD, M_OTHER,

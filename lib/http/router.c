@@ -26,6 +26,11 @@ static const char *const route_labels[R_COUNT] = {
 	[R_COLL] = "/api/collections/:name",
 	[R_DOC] = "/api/collections/:name/:id",
 	[R_BENCH] = "/bench/hello",
+	[R_AUTH_REGISTER] = "/api/auth/register",
+	[R_AUTH_LOGIN] = "/api/auth/login",
+	[R_AUTH_REFRESH] = "/api/auth/refresh",
+	[R_AUTH_LOGOUT] = "/api/auth/logout",
+	[R_AUTH_ME] = "/api/auth/me",
 	[R_NONE] = "unmatched",
 };
 
@@ -56,6 +61,11 @@ static const unsigned route_methods[R_COUNT] = {
 	[R_COLL] = B(M_GET) | B(M_POST),
 	[R_DOC] = B(M_GET) | B(M_PATCH) | B(M_DELETE),
 	[R_BENCH] = B(M_GET),
+	[R_AUTH_REGISTER] = B(M_POST),
+	[R_AUTH_LOGIN] = B(M_POST),
+	[R_AUTH_REFRESH] = B(M_POST),
+	[R_AUTH_LOGOUT] = B(M_POST),
+	[R_AUTH_ME] = B(M_GET),
 	[R_NONE] = 0,
 };
 
@@ -71,6 +81,11 @@ static const struct {
 	{"/metrics", R_METRICS},
 	{"/api/openapi.json", R_OPENAPI},
 	{"/api/batch", R_BATCH},
+	{"/api/auth/register", R_AUTH_REGISTER},
+	{"/api/auth/login", R_AUTH_LOGIN},
+	{"/api/auth/refresh", R_AUTH_REFRESH},
+	{"/api/auth/logout", R_AUTH_LOGOUT},
+	{"/api/auth/me", R_AUTH_ME},
 };
 
 #define COLL_PREFIX "/api/collections/"
@@ -442,6 +457,12 @@ static int dispatch(alyx__svc *t, alyx__req *r)
 		return h_health(t, r);
 	case R_OPENAPI:
 		return h_openapi(t, r);
+	case R_AUTH_REGISTER:
+	case R_AUTH_LOGIN:
+	case R_AUTH_REFRESH:
+	case R_AUTH_LOGOUT:
+	case R_AUTH_ME:
+		return alyx__h_auth(t, r);
 	default:
 		return h_text(t, r);
 	}
