@@ -33,16 +33,24 @@
 #define MAX_SUBS 100000		/* subscriptions per handle */
 #define PRUNE_MAX_INTERVAL_MS 60000
 
+/* A document as read, shared by every window holding it and every
+ * touch remembering it (reference-counted, under rt->mu); printed once. */
+typedef struct rdoc {
+	int refs;
+	cJSON *j;
+	char *text;		/* compact JSON, made on first use */
+} rdoc;
+
 /* A document of a window. */
 typedef struct entry {
 	char *id;
-	cJSON *doc;
+	rdoc *d;
 } entry;
 
 /* A document touched during the current batch, as it was before. */
 typedef struct touch {
 	char *id;
-	cJSON *old;		/* the document when it was in the window at
+	rdoc *old;		/* the document when it was in the window at
 				 * the start of the batch, else NULL */
 } touch;
 
@@ -241,6 +249,48 @@ static void add_doc(alyx_buf *b, const cJSON *doc)
 	cJSON_free(s);
 }
 
+/* ---- shared documents ---- */
+
+/* Takes ownership of j (freed on failure). */
+static rdoc *rdoc_new(cJSON *j)
+{
+	rdoc *d = j ? alyx__calloc(1, sizeof(*d)) : NULL;
+
+	if (!d) {
+		cJSON_Delete(j);
+		return NULL;
+	}
+	d->refs = 1;
+	d->j = j;
+	return d;
+}
+
+static rdoc *rdoc_ref(rdoc *d)
+{
+	d->refs++;
+	return d;
+}
+
+static void rdoc_put(rdoc *d)
+{
+	if (d && --d->refs == 0) {
+		cJSON_Delete(d->j);
+		if (d->text)
+			cJSON_free(d->text);
+		alyx__free(d);
+	}
+}
+
+/* Appends the document's compact JSON (printed once per document). */
+static void add_rdoc(alyx_buf *b, rdoc *d)
+{
+	if (!d->text && !(d->text = cJSON_PrintUnformatted(d->j))) {
+		b->err = b->err ? b->err : ALYX_E_NOMEM;
+		return;
+	}
+	alyx__buf_adds(b, d->text);
+}
+
 /* ---- windows ---- */
 
 static ssize_t win_find(const alyx_sub *s, const char *id)
@@ -261,7 +311,7 @@ static size_t win_pos(const alyx_sub *s, const cJSON *doc)
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (alyx__query_doc_cmp(s->q, s->w[mid].doc, doc) < 0)
+		if (alyx__query_doc_cmp(s->q, s->w[mid].d->j, doc) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -292,12 +342,9 @@ static bool touch_as(struct alyx__rt *rt, alyx_sub *s, const char *id,
 	}
 	t = &s->t[s->nt];
 	t->id = alyx__strdup(id);
-	t->old = i >= 0 ? cJSON_Duplicate(s->w[i].doc, true) : NULL;
-	if (!t->id || (i >= 0 && !t->old)) {
-		alyx__free(t->id);
-		cJSON_Delete(t->old);
+	if (!t->id)
 		return false;
-	}
+	t->old = i >= 0 ? rdoc_ref(s->w[i].d) : NULL;
 	s->nt++;
 	if (!s->dirty) {
 		if (!alyx__subvec_add(&rt->dirty, s))
@@ -317,13 +364,13 @@ static void win_remove(alyx_sub *s, size_t i)
 	alyx__hmap_sub_del(&s->rc->holders, s->w[i].id, strlen(s->w[i].id),
 			   s);
 	alyx__free(s->w[i].id);
-	cJSON_Delete(s->w[i].doc);
+	rdoc_put(s->w[i].d);
 	memmove(&s->w[i], &s->w[i + 1], (s->n - i - 1) * sizeof(*s->w));
 	s->n--;
 }
 
-/* Inserts (takes `id` and `doc`) at position i. */
-static bool win_insert(alyx_sub *s, size_t i, char *id, cJSON *doc)
+/* Inserts (takes `id` and the reference `d`) at position i. */
+static bool win_insert(alyx_sub *s, size_t i, char *id, rdoc *d)
 {
 	if (s->n == s->cap) {
 		size_t nc = s->cap ? s->cap * 2 : 8;
@@ -338,12 +385,12 @@ static bool win_insert(alyx_sub *s, size_t i, char *id, cJSON *doc)
 		goto fail;
 	memmove(&s->w[i + 1], &s->w[i], (s->n - i) * sizeof(*s->w));
 	s->w[i].id = id;
-	s->w[i].doc = doc;
+	s->w[i].d = d;
 	s->n++;
 	return true;
 fail:
 	alyx__free(id);
-	cJSON_Delete(doc);
+	rdoc_put(d);
 	return false;
 }
 
@@ -359,7 +406,7 @@ static void touches_clear(alyx_sub *s)
 
 	for (k = 0; k < s->nt; k++) {
 		alyx__free(s->t[k].id);
-		cJSON_Delete(s->t[k].old);
+		rdoc_put(s->t[k].old);
 	}
 	s->nt = 0;
 }
@@ -394,11 +441,11 @@ static int win_load(struct alyx__rt *rt, alyx_sub *s, cJSON **out_json,
 	docs = cJSON_GetObjectItemCaseSensitive(res, "docs");
 	cJSON_ArrayForEach(d, docs) {
 		char *id = doc_id(s->q->coll, d);
-		cJSON *dup = cJSON_Duplicate(d, true);
+		rdoc *dup = rdoc_new(cJSON_Duplicate(d, true));
 
 		if (!id || !dup) {
 			alyx__free(id);
-			cJSON_Delete(dup);
+			rdoc_put(dup);
 			rc = nomem(err);
 			break;
 		}
@@ -666,12 +713,12 @@ static void mark_refresh(struct alyx__rt *rt, alyx_sub *s)
 /* Brings s's window up to date for one document (doc: its state at the
  * batch's snapshot, NULL if gone).  Returns false when out of memory. */
 static bool apply(struct alyx__rt *rt, alyx_sub *s, const char *id,
-		  const cJSON *doc)
+		  rdoc *rd)
 {
+	const cJSON *doc = rd ? rd->j : NULL;
 	bool match, was_in;
 	ssize_t i;
 	size_t pos;
-	cJSON *dup;
 	char *idc;
 
 	if (s->need_refresh || s->failed)
@@ -682,7 +729,8 @@ static bool apply(struct alyx__rt *rt, alyx_sub *s, const char *id,
 	}
 	match = doc && alyx__filter_match(s->q->coll, s->q->where, doc);
 	i = win_find(s, id);
-	if (i >= 0 && match && cJSON_Compare(s->w[i].doc, doc, true))
+	if (i >= 0 && match &&
+	    (s->w[i].d == rd || cJSON_Compare(s->w[i].d->j, doc, true)))
 		return true;
 	if (i < 0 && !match)
 		return true;
@@ -700,7 +748,7 @@ static bool apply(struct alyx__rt *rt, alyx_sub *s, const char *id,
 	}
 	if (!s->complete &&
 	    (s->n == 0 ||
-	     alyx__query_doc_cmp(s->q, doc, s->w[s->n - 1].doc) > 0)) {
+	     alyx__query_doc_cmp(s->q, doc, s->w[s->n - 1].d->j) > 0)) {
 		/* Sorts after the last one kept: beyond the window, unless
 		 * it was in it (then what follows is unknown). */
 		if (was_in)
@@ -709,13 +757,9 @@ static bool apply(struct alyx__rt *rt, alyx_sub *s, const char *id,
 	}
 	pos = win_pos(s, doc);
 	idc = alyx__strdup(id);
-	dup = cJSON_Duplicate(doc, true);
-	if (!idc || !dup) {
-		alyx__free(idc);
-		cJSON_Delete(dup);
+	if (!idc)
 		return false;
-	}
-	if (!win_insert(s, pos, idc, dup))
+	if (!win_insert(s, pos, idc, rdoc_ref(rd)))
 		return false;
 	if (s->n > (size_t)s->q->limit) {
 		/* Pushes the last one out. */
@@ -730,7 +774,7 @@ static bool apply(struct alyx__rt *rt, alyx_sub *s, const char *id,
 /* Candidates for one changed document, each applied once.  They are
  * collected first: applying changes the holders sets. */
 static int apply_all(struct alyx__rt *rt, rcoll *rc, const char *id,
-		     const cJSON *doc, alyx__err *err)
+		     rdoc *rd, alyx__err *err)
 {
 	const alyx__subvec *lists[64];
 	alyx__subvec cand = {0};
@@ -744,9 +788,9 @@ static int apply_all(struct alyx__rt *rt, rcoll *rc, const char *id,
 	lists[nl] = alyx__hmap_get(&rc->holders, id, strlen(id));
 	if (lists[nl])
 		nl++;
-	for (i = 0; doc && i < rc->n_eqf && nl < 64; i++) {
+	for (i = 0; rd && i < rc->n_eqf && nl < 64; i++) {
 		const cJSON *v = cJSON_GetObjectItemCaseSensitive(
-			doc, rc->eqf[i].name);
+			rd->j, rc->eqf[i].name);
 
 		if (json_key(rc->eqf[i].name, v, &key) &&
 		    (lists[nl] = alyx__hmap_get(&rc->eq, key.data, key.len)))
@@ -765,7 +809,7 @@ static int apply_all(struct alyx__rt *rt, rcoll *rc, const char *id,
 		}
 	}
 	for (k = 0; k < cand.n && r == ALYX_OK; k++)
-		if (!apply(rt, cand.v[k], id, doc))
+		if (!apply(rt, cand.v[k], id, rd))
 			sub_fail(cand.v[k], &(alyx__err){
 				.code = ALYX_E_NOMEM, .msg = "out of memory"});
 	alyx__subvec_free(&cand);
@@ -778,6 +822,7 @@ static int process_change(struct alyx__rt *rt, alyx__snap *snap,
 	const alyx__collection *c;
 	rcoll *rc;
 	cJSON *doc = NULL;
+	rdoc *rd = NULL;
 	alyx_buf b;
 	size_t i, k, cl = strlen(coll);
 	int r;
@@ -823,9 +868,13 @@ static int process_change(struct alyx__rt *rt, alyx__snap *snap,
 		r = ALYX_OK;
 	}
 	alyx__buf_free(&b);
+	if (r == ALYX_OK && doc && !(rd = rdoc_new(doc)))
+		r = nomem(err);
 	if (r == ALYX_OK)
-		r = apply_all(rt, rc, id, doc, err);
-	cJSON_Delete(doc);
+		r = apply_all(rt, rc, id, rd, err);
+	else if (!rd)
+		cJSON_Delete(doc);
+	rdoc_put(rd);
 	return r;
 }
 
@@ -842,17 +891,18 @@ static void emit_delta(struct alyx__rt *rt, alyx_sub *s, int64_t change_id)
 	alyx__buf_init(&b, 0);
 	for (k = 0; k < s->nt; k++) {
 		ssize_t i = win_find(s, s->t[k].id);
-		const cJSON *cur = i >= 0 ? s->w[i].doc : NULL;
+		rdoc *cur = i >= 0 ? s->w[i].d : NULL, *old = s->t[k].old;
 
-		if (s->t[k].old && !cur) {
+		if (old && !cur) {
 			alyx__buf_adds(&del, nd++ ? "," : "");
 			alyx__json_strz(&del, s->t[k].id);
-		} else if (!s->t[k].old && cur) {
+		} else if (!old && cur) {
 			alyx__buf_adds(&ins, ni++ ? "," : "");
-			add_doc(&ins, cur);
-		} else if (cur && !cJSON_Compare(s->t[k].old, cur, true)) {
+			add_rdoc(&ins, cur);
+		} else if (cur && old != cur &&
+			   !cJSON_Compare(old->j, cur->j, true)) {
 			alyx__buf_adds(&upd, nu++ ? "," : "");
-			add_doc(&upd, cur);
+			add_rdoc(&upd, cur);
 		}
 	}
 	if (ni + nu + nd) {
