@@ -15,6 +15,7 @@
 
 #include <pcre2.h>
 
+#include "rules/rules.h"
 #include "schema/schema-int.h"
 
 typedef struct pending_ref {
@@ -1323,6 +1324,7 @@ int alyx__schema_build(const ynode *root, const char *file,
 {
 	bctx c;
 	int rc = ALYX_OK;
+	size_t i;
 
 	*out = NULL;
 	memset(&c, 0, sizeof(c));
@@ -1335,6 +1337,18 @@ int alyx__schema_build(const ynode *root, const char *file,
 	if (root)
 		rc = parse_top(&c, root);
 	alyx__free(c.refs);
+	for (i = 0; rc == ALYX_OK && i < c.s->n_colls; i++) {
+		rc = alyx__rules_build(&c.s->colls[i], c.s->colls[i].programs,
+				       err);
+		if (rc == ALYX_E_SCHEMA && file) {
+			/* "L:C: rule ..." becomes "schema.yaml:L:C: ..." like
+			 * every other schema error. */
+			char msg[sizeof(err->msg)];
+
+			snprintf(msg, sizeof(msg), "%s:%s", file, err->msg);
+			memcpy(err->msg, msg, sizeof(msg));
+		}
+	}
 	if (rc != ALYX_OK) {
 		alyx__schema_free(c.s);
 		return rc;
@@ -1396,8 +1410,10 @@ void alyx__schema_free(alyx__schema *s)
 			alyx__free(c->indexes[j].fields);
 		}
 		alyx__free(c->indexes);
-		for (j = 0; j < ALYX_RULE_COUNT; j++)
+		for (j = 0; j < ALYX_RULE_COUNT; j++) {
 			alyx__free(c->rules[j]);
+			alyx__rule_free(c->programs[j]);
+		}
 	}
 	alyx__free(s->colls);
 	alyx__free(s);

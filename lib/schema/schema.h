@@ -91,6 +91,8 @@ typedef struct alyx__index {
 enum { ALYX_RULE_CREATE, ALYX_RULE_READ, ALYX_RULE_UPDATE, ALYX_RULE_DELETE,
        ALYX_RULE_COUNT };
 
+struct alyx__rule;	/* a compiled CEL program (lib/rules/rules.h) */
+
 typedef struct alyx__collection {
 	char *name;
 	alyx__field *fields;	/* in file order */
@@ -103,6 +105,11 @@ typedef struct alyx__collection {
 	 * opening quote; for | and > block scalars, the first content
 	 * line at its indentation); 0 when parsed from JSON. */
 	int rule_line[ALYX_RULE_COUNT], rule_col[ALYX_RULE_COUNT];
+	/* The rules compiled and type-checked against this collection when
+	 * the schema was built (parse or from_json): the program cache.  It
+	 * lives exactly as long as the schema, so a schema change rebuilds
+	 * it.  NULL where there is no rule. */
+	struct alyx__rule *programs[ALYX_RULE_COUNT];
 	int line, col;
 } alyx__collection;
 
@@ -125,7 +132,10 @@ typedef struct alyx__schema {
  * refused), exactly one primary key per collection, bad regex patterns,
  * enum values of the wrong type, min > max, index fields that do not
  * exist.  A collection without a primary key field gets none implicitly:
- * it is an error.
+ * it is an error.  Every rule is compiled and type-checked against its
+ * collection (lib/rules): a rule naming a field the collection lacks, or
+ * comparing one with a value of the wrong type, is ALYX_E_SCHEMA with the
+ * collection, the operation and the position in the file.
  */
 int alyx__schema_parse(const char *yaml, size_t len, const char *filename,
 		       alyx__schema **out, alyx__err *err);

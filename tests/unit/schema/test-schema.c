@@ -206,6 +206,50 @@ TEST(rule_positions_point_at_the_text)
 	alyx__schema_free(s);
 }
 
+/* Rules are compiled and type-checked when the schema loads: a bad rule is
+ * a schema error naming the collection, the operation and the place. */
+static void expect_rule_err(const char *rule, const char *needle,
+			    const char *where)
+{
+	char yaml[512];
+	alyx__err err = {0};
+	alyx__schema *s = NULL;
+	int rc;
+
+	snprintf(yaml, sizeof(yaml),
+		 HEAD "      n: {type: int}\n"
+		 "      ok: {type: bool}\n"
+		 "    rules:\n"
+		 "      read: \"%s\"\n", rule);
+	rc = alyx__schema_parse(yaml, strlen(yaml), "t.yaml", &s, &err);
+	if (rc == ALYX_OK)
+		fprintf(stderr, "rule accepted: %s\n", rule);
+	ASSERT_EQ(rc, ALYX_E_SCHEMA);
+	ASSERT(s == NULL);
+	ASSERT_CONTAINS(err.msg, needle);
+	ASSERT_CONTAINS(err.msg, where);
+	ASSERT_CONTAINS(err.details, "\"collection\":\"c\"");
+	ASSERT_CONTAINS(err.details, "\"operation\":\"read\"");
+	alyx__err_clear(&err);
+}
+
+TEST(rules_checked_at_load)
+{
+	alyx__schema *s;
+
+	expect_rule_err("doc.nope == 1", "nope", "t.yaml:9:");
+	expect_rule_err("doc.ok == 'yes'", "ok", "t.yaml:9:");
+	expect_rule_err("doc.n > 'x'", "n", "t.yaml:9:");
+	expect_rule_err("doc.n ==", "rule c.read", "t.yaml:9:");
+	/* A good rule is compiled once and kept with the schema. */
+	s = parse_ok(HEAD "      n: {type: int}\n"
+		     "    rules:\n"
+		     "      read: \"doc.n > 3 || auth.role == 'admin'\"\n");
+	ASSERT(s->colls[0].programs[ALYX_RULE_READ] != NULL);
+	ASSERT(s->colls[0].programs[ALYX_RULE_UPDATE] == NULL);
+	alyx__schema_free(s);
+}
+
 TEST(empty_schema_is_valid)
 {
 	alyx__schema *s = parse_ok("");
