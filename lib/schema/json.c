@@ -60,12 +60,14 @@ static void field_json(alyx_buf *b, const alyx__field *f)
 			alyx__buf_adds(b, f->default_json);
 	}
 	if (f->ref_collection) {
-		char *ref = alyx__asprintf("%s.%s", f->ref_collection,
-					   f->ref_field);
-
+		/* Written piecewise into the buffer: an allocation failure
+		 * then marks the buffer failed instead of writing null. */
 		key(b, &first, "references");
-		alyx__json_strz(b, ref);
-		alyx__free(ref);
+		alyx__buf_addc(b, '"');
+		alyx__buf_adds(b, f->ref_collection);
+		alyx__buf_addc(b, '.');
+		alyx__buf_adds(b, f->ref_field);
+		alyx__buf_addc(b, '"');
 		if (f->on_delete != ALYX_ONDEL_RESTRICT) {
 			key(b, &first, "onDelete");
 			alyx__json_strz(b, on_delete_names[f->on_delete]);
