@@ -147,34 +147,33 @@ static int check_out(char **out, alyx__err *err)
 }
 
 /* Lower-cases and checks an email: one '@', something on each side, a
- * dot in the domain, no spaces or control characters. */
-static char *email_norm(const cJSON *j)
+ * dot in the domain, no spaces or control characters.  *out is NULL for
+ * an invalid one; NOMEM is the only error. */
+static int email_norm(const cJSON *j, char **out, alyx__err *err)
 {
 	const char *s, *at;
 	char *e;
 	size_t n, i;
 
+	*out = NULL;
 	if (!cJSON_IsString(j))
-		return NULL;
+		return ALYX_OK;
 	s = j->valuestring;
 	n = strlen(s);
 	at = strchr(s, '@');
 	if (n > ALYX_AUTH_EMAIL_MAX || !at || at == s || strchr(at + 1, '@') ||
 	    !strchr(at + 1, '.') || at[1] == '.' || s[n - 1] == '.')
-		return NULL;
+		return ALYX_OK;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f)
+			return ALYX_OK;
 	e = alyx__strdup(s);
 	if (!e)
-		return NULL;
-	for (i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)e[i];
-
-		if (ch <= ' ' || ch == 0x7f) {
-			alyx__free(e);
-			return NULL;
-		}
-		e[i] = (char)tolower(ch);
-	}
-	return e;
+		return alyx__err_set(err, ALYX_E_NOMEM, NULL, "out of memory");
+	for (i = 0; i < n; i++)
+		e[i] = (char)tolower((unsigned char)e[i]);
+	*out = e;
+	return ALYX_OK;
 }
 
 /* Counts one `what` event for ip and for email; RATELIMIT when either is
@@ -406,7 +405,10 @@ static int create_account(alyx *a, const char *json, size_t len,
 				   "expected a JSON object");
 	if (rc != ALYX_OK)
 		goto out;
-	email = email_norm(cJSON_GetObjectItemCaseSensitive(body, "email"));
+	rc = email_norm(cJSON_GetObjectItemCaseSensitive(body, "email"),
+			&email, &err);
+	if (rc != ALYX_OK)
+		goto out;
 	if (!trusted) {
 		rc = rate_check(a, "register", &a->cfg->auth.rate_limit.register_,
 				ip, email, &err);
@@ -591,9 +593,11 @@ int alyx__auth_login(alyx *a, const char *json, size_t len, const char *ip,
 				   "email and password are required");
 		goto out;
 	}
-	email = email_norm(cJSON_GetObjectItemCaseSensitive(body, "email"));
-	rc = rate_check(a, "login", &a->cfg->auth.rate_limit.login, ip,
-			email, &err);
+	rc = email_norm(cJSON_GetObjectItemCaseSensitive(body, "email"),
+			&email, &err);
+	if (rc == ALYX_OK)
+		rc = rate_check(a, "login", &a->cfg->auth.rate_limit.login,
+				ip, email, &err);
 	if (rc == ALYX_OK)
 		rc = ensure_tables(a, &err);
 	if (rc == ALYX_OK && email)

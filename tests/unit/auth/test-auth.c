@@ -895,4 +895,73 @@ TEST(create_user_admin_and_deleted_account)
 	remove_project(dir);
 }
 
+/* Every allocation of register, login, refresh, ctx and me fails in
+ * turn: each call fails with NOMEM (never a crash, a leak under ASan or a
+ * misreported error) or succeeds, and the handle keeps working.  Without
+ * a users collection: the document layer has its own fault tests. */
+TEST(allocation_failures)
+{
+	char *dir, *out = NULL, *r, *b, *acc, body[256];
+	alyx *a = open_default(&dir, false);
+	alyx_ctx *ctx = NULL;
+	int n, rc, ok = 0;
+
+	out = reg(a, "base@x.io", NULL);
+	r = jstr(out, "refresh_token", NULL);
+	acc = jstr(out, "access_token", NULL);
+	alyx_free(out);
+	for (n = 1; n < 400; n++) {
+		snprintf(body, sizeof(body), "{\"email\":\"f%d@x.io\","
+			 "\"password\":\"" GOOD_PW "\"}", n);
+		alyx__fail_alloc_after(n);
+		rc = alyx_auth_register(a, body, (size_t)-1, &out);
+		alyx__fail_alloc_after(0);
+		if (rc != ALYX_OK && rc != ALYX_E_NOMEM)
+			TH_FAIL("register n=%d: %s %s", n, alyx_errmsg(a), alyx_errdetails(a));
+		ASSERT((rc == ALYX_OK) == (out != NULL));
+		alyx_free(out);
+		out = NULL;
+		alyx__fail_alloc_after(n);
+		rc = login(a, "base@x.io", GOOD_PW, &out);
+		alyx__fail_alloc_after(0);
+		ASSERT(rc == ALYX_OK || rc == ALYX_E_NOMEM);
+		alyx_free(out);
+		out = NULL;
+		alyx__fail_alloc_after(n);
+		rc = alyx_ctx_from_token(a, acc, &ctx);
+		if (rc == ALYX_OK)
+			rc = alyx_auth_me(a, ctx, &out);
+		alyx__fail_alloc_after(0);
+		ASSERT(rc == ALYX_OK || rc == ALYX_E_NOMEM);
+		alyx_ctx_free(ctx);
+		ctx = NULL;
+		alyx_free(out);
+		out = NULL;
+		b = refresh_body(r);
+		alyx__fail_alloc_after(n);
+		rc = alyx_auth_refresh(a, b, (size_t)-1, &out);
+		alyx__fail_alloc_after(0);
+		free(b);
+		ASSERT(rc == ALYX_OK || rc == ALYX_E_NOMEM);
+		if (rc == ALYX_OK) {
+			/* Rotated: carry on with the new token. */
+			free(r);
+			r = jstr(out, "refresh_token", NULL);
+			ok++;
+		}
+		alyx_free(out);
+		out = NULL;
+	}
+	ASSERT(ok > 0);
+	/* Still consistent: the latest token refreshes. */
+	b = refresh_body(r);
+	ASSERT_OK(alyx_auth_refresh(a, b, (size_t)-1, &out));
+	alyx_free(out);
+	free(b);
+	free(r);
+	free(acc);
+	alyx_close(a);
+	remove_project(dir);
+}
+
 TEST_MAIN()
