@@ -74,14 +74,15 @@ typedef struct rcoll {
 	alyx__hmap holders;	/* doc id -> subscriptions holding it */
 } rcoll;
 
-struct alyx_sub {
-	struct alyx__rt *rt;
-	char id[32];
-	int refs;
-	bool dead;
-	alyx_sub_cb cb;
-	void *ud;
-	void (*destroy)(void *);
+/*
+ * A live query and its window.  Subscriptions with the same collection,
+ * schema and query text (and no "total") share one view: the window is
+ * kept once and each delta is built once, then addressed to each of them.
+ */
+typedef struct view {
+	char *key;		/* in rt->views, or NULL (not shared) */
+	int64_t load_at;	/* change id of the last full load */
+	alyx__subvec subs;	/* the subscriptions reading it */
 	alyx__snap *snap;
 	alyx__query *q;
 	rcoll *rc;
@@ -99,6 +100,17 @@ struct alyx_sub {
 	bool dirty;
 	bool failed;
 	uint64_t stamp;
+} view;
+
+struct alyx_sub {
+	struct alyx__rt *rt;
+	char id[32];
+	int refs;
+	bool dead;
+	alyx_sub_cb cb;
+	void *ud;
+	void (*destroy)(void *);
+	view *v;
 	msg *mq, *mq_tail;
 	struct alyx_sub *next, *prev;
 };
@@ -118,6 +130,7 @@ struct alyx__rt {
 	size_t n_subs;
 	alyx_sub *subs;
 	alyx__hmap colls;	/* name -> rcoll */
+	alyx__hmap views;	/* shared views by key */
 	alyx__subvec expanders;	/* subscriptions with expand */
 	alyx__subvec dirty;	/* touched in the current batch */
 	alyx__hmap seen;	/* "coll\0id" processed in this batch */
@@ -236,19 +249,6 @@ static void wake(struct alyx__rt *rt)
 	while (r < 0 && errno == EINTR);
 }
 
-/* Appends a compact JSON document. */
-static void add_doc(alyx_buf *b, const cJSON *doc)
-{
-	char *s = cJSON_PrintUnformatted(doc);
-
-	if (!s) {
-		b->err = b->err ? b->err : ALYX_E_NOMEM;
-		return;
-	}
-	alyx__buf_adds(b, s);
-	cJSON_free(s);
-}
-
 /* ---- shared documents ---- */
 
 /* Takes ownership of j (freed on failure). */
@@ -293,7 +293,7 @@ static void add_rdoc(alyx_buf *b, rdoc *d)
 
 /* ---- windows ---- */
 
-static ssize_t win_find(const alyx_sub *s, const char *id)
+static ssize_t win_find(const view *s, const char *id)
 {
 	size_t i;
 
@@ -304,7 +304,7 @@ static ssize_t win_find(const alyx_sub *s, const char *id)
 }
 
 /* Where `doc` goes in the window (binary search by the query's order). */
-static size_t win_pos(const alyx_sub *s, const cJSON *doc)
+static size_t win_pos(const view *s, const cJSON *doc)
 {
 	size_t lo = 0, hi = s->n;
 
@@ -321,7 +321,7 @@ static size_t win_pos(const alyx_sub *s, const cJSON *doc)
 
 /* Remembers how `id` was at the start of the batch (once per batch):
  * as it is in the window now, or absent when `absent`. */
-static bool touch_as(struct alyx__rt *rt, alyx_sub *s, const char *id,
+static bool touch_as(struct alyx__rt *rt, view *s, const char *id,
 		     bool absent)
 {
 	ssize_t i = absent ? -1 : win_find(s, id);
@@ -354,12 +354,12 @@ static bool touch_as(struct alyx__rt *rt, alyx_sub *s, const char *id,
 	return true;
 }
 
-static bool touch_id(struct alyx__rt *rt, alyx_sub *s, const char *id)
+static bool touch_id(struct alyx__rt *rt, view *s, const char *id)
 {
 	return touch_as(rt, s, id, false);
 }
 
-static void win_remove(alyx_sub *s, size_t i)
+static void win_remove(view *s, size_t i)
 {
 	alyx__hmap_sub_del(&s->rc->holders, s->w[i].id, strlen(s->w[i].id),
 			   s);
@@ -370,7 +370,7 @@ static void win_remove(alyx_sub *s, size_t i)
 }
 
 /* Inserts (takes `id` and the reference `d`) at position i. */
-static bool win_insert(alyx_sub *s, size_t i, char *id, rdoc *d)
+static bool win_insert(view *s, size_t i, char *id, rdoc *d)
 {
 	if (s->n == s->cap) {
 		size_t nc = s->cap ? s->cap * 2 : 8;
@@ -394,13 +394,13 @@ fail:
 	return false;
 }
 
-static void win_clear(alyx_sub *s)
+static void win_clear(view *s)
 {
 	while (s->n)
 		win_remove(s, s->n - 1);
 }
 
-static void touches_clear(alyx_sub *s)
+static void touches_clear(view *s)
 {
 	size_t k;
 
@@ -416,7 +416,7 @@ static void touches_clear(alyx_sub *s)
  * the window with its documents.  *out_json (may be NULL) receives the
  * query's output object ({"docs":..,"total":..}).
  */
-static int win_load(struct alyx__rt *rt, alyx_sub *s, cJSON **out_json,
+static int win_load(struct alyx__rt *rt, view *s, cJSON **out_json,
 		    alyx__err *err)
 {
 	const cJSON *docs, *d;
@@ -527,7 +527,7 @@ static bool eqf_ref(rcoll *rc, const char *field, int delta)
 }
 
 /* Adds every collection an expand path reads to s->reads. */
-static bool reads_add(alyx_sub *s, const char *name)
+static bool reads_add(view *s, const char *name)
 {
 	char **nr;
 	size_t i;
@@ -542,7 +542,7 @@ static bool reads_add(alyx_sub *s, const char *name)
 	return (nr[s->n_reads] = alyx__strdup(name)) && ++s->n_reads;
 }
 
-static bool expand_reads(alyx_sub *s)
+static bool expand_reads(view *s)
 {
 	size_t i;
 
@@ -576,7 +576,7 @@ static bool expand_reads(alyx_sub *s)
 	return true;
 }
 
-static int sub_register(struct alyx__rt *rt, alyx_sub *s, alyx__err *err)
+static int sub_register(struct alyx__rt *rt, view *s, alyx__err *err)
 {
 	const alyx__filter *f = eq_cond(s->q);
 	rcoll *rc = rcoll_get(rt, s->q->coll->name);
@@ -624,16 +624,16 @@ static int sub_register(struct alyx__rt *rt, alyx_sub *s, alyx__err *err)
 }
 
 /* Takes s out of every index and list (under rt->mu); idempotent. */
-static void sub_unregister(struct alyx__rt *rt, alyx_sub *s)
+/* Takes a view out of every index and frees it (under rt->mu). */
+static void view_free(struct alyx__rt *rt, view *s)
 {
 	rcoll *rc = s->rc;
+	size_t i;
 
 	win_clear(s);
 	touches_clear(s);
-	if (s->dirty) {
+	if (s->dirty)
 		alyx__subvec_del(&rt->dirty, s);
-		s->dirty = false;
-	}
 	alyx__subvec_del(&rt->expanders, s);
 	if (rc) {
 		if (s->eq_key) {
@@ -645,25 +645,11 @@ static void sub_unregister(struct alyx__rt *rt, alyx_sub *s)
 		if (--rc->n_subs == 0)
 			rcoll_free(alyx__hmap_del(&rt->colls, rc->name,
 						  strlen(rc->name)));
-		s->rc = NULL;
 	}
-	if (s->prev)
-		s->prev->next = s->next;
-	else if (rt->subs == s)
-		rt->subs = s->next;
-	if (s->next)
-		s->next->prev = s->prev;
-	s->next = s->prev = NULL;
-}
-
-/* Drops a reference; the last one frees (destroy runs without rt->mu). */
-static void sub_unref(alyx_sub *s)
-{
-	size_t i;
-
-	if (--s->refs > 0)
-		return;
-	msg_free_all(s);
+	if (s->key && alyx__hmap_get(&rt->views, s->key, strlen(s->key)) == s)
+		alyx__hmap_del(&rt->views, s->key, strlen(s->key));
+	alyx__free(s->key);
+	alyx__subvec_free(&s->subs);
 	alyx__free(s->w);
 	alyx__free(s->t);
 	alyx__free(s->eq_key);
@@ -672,36 +658,75 @@ static void sub_unref(alyx_sub *s)
 	alyx__free(s->reads);
 	alyx__query_free(s->q);
 	alyx__snap_put(s->snap);
-	if (s->destroy)
-		s->destroy(s->ud);
 	alyx__free(s);
+}
+
+/* Detaches a subscription from its view and the list of all (under
+ * rt->mu); the view goes with its last subscription. */
+static void sub_detach(struct alyx__rt *rt, alyx_sub *sub)
+{
+	view *v = sub->v;
+
+	if (v) {
+		alyx__subvec_del(&v->subs, sub);
+		if (v->subs.n == 0)
+			view_free(rt, v);
+		sub->v = NULL;
+	}
+	if (sub->prev)
+		sub->prev->next = sub->next;
+	else if (rt->subs == sub)
+		rt->subs = sub->next;
+	if (sub->next)
+		sub->next->prev = sub->prev;
+	sub->next = sub->prev = NULL;
+}
+
+/* Drops a reference; the last one frees (destroy runs without rt->mu). */
+static void sub_unref(alyx_sub *sub)
+{
+	if (--sub->refs > 0)
+		return;
+	msg_free_all(sub);
+	if (sub->destroy)
+		sub->destroy(sub->ud);
+	alyx__free(sub);
 }
 
 /* ---- batches ---- */
 
-/* A subscription whose window could not be kept (out of memory, a read
- * failing): it gets one error message and nothing more.  It stays in the
- * indexes (skipped) until alyx_unsubscribe(). */
-static void sub_fail(alyx_sub *s, const alyx__err *e)
+/* A view whose window could not be kept (out of memory, a read failing):
+ * each of its subscriptions gets one error message and nothing more.  It
+ * stays in the indexes (skipped) until they are all unsubscribed; new
+ * subscriptions do not join it. */
+static void sub_fail(struct alyx__rt *rt, view *s, const alyx__err *e)
 {
 	alyx_buf b;
+	size_t i;
 
 	alyx__buf_init(&b, 0);
-	alyx__buf_adds(&b, "{\"subscription_id\":");
-	alyx__json_strz(&b, s->id);
-	alyx__buf_adds(&b, ",\"error\":{\"code\":");
-	alyx__json_strz(&b, alyx_errname(e->code));
-	alyx__buf_adds(&b, ",\"message\":");
-	alyx__json_strz(&b, e->msg);
-	alyx__buf_adds(&b, "}}");
-	msg_push(s, &b);
+	for (i = 0; i < s->subs.n; i++) {
+		alyx_sub *sub = s->subs.v[i];
+
+		alyx__buf_reset(&b);
+		alyx__buf_adds(&b, "{\"subscription_id\":");
+		alyx__json_strz(&b, sub->id);
+		alyx__buf_adds(&b, ",\"error\":{\"code\":");
+		alyx__json_strz(&b, alyx_errname(e->code));
+		alyx__buf_adds(&b, ",\"message\":");
+		alyx__json_strz(&b, e->msg);
+		alyx__buf_adds(&b, "}}");
+		msg_push(sub, &b);
+	}
 	alyx__buf_free(&b);
 	s->failed = true;
+	if (s->key && alyx__hmap_get(&rt->views, s->key, strlen(s->key)) == s)
+		alyx__hmap_del(&rt->views, s->key, strlen(s->key));
 	win_clear(s);
 	touches_clear(s);
 }
 
-static void mark_refresh(struct alyx__rt *rt, alyx_sub *s)
+static void mark_refresh(struct alyx__rt *rt, view *s)
 {
 	if (!s->need_refresh) {
 		s->need_refresh = true;
@@ -712,7 +737,7 @@ static void mark_refresh(struct alyx__rt *rt, alyx_sub *s)
 
 /* Brings s's window up to date for one document (doc: its state at the
  * batch's snapshot, NULL if gone).  Returns false when out of memory. */
-static bool apply(struct alyx__rt *rt, alyx_sub *s, const char *id,
+static bool apply(struct alyx__rt *rt, view *s, const char *id,
 		  rdoc *rd)
 {
 	const cJSON *doc = rd ? rd->j : NULL;
@@ -799,7 +824,7 @@ static int apply_all(struct alyx__rt *rt, rcoll *rc, const char *id,
 	alyx__buf_free(&key);
 	for (i = 0; i < nl && r == ALYX_OK; i++) {
 		for (k = 0; k < lists[i]->n && r == ALYX_OK; k++) {
-			alyx_sub *s = lists[i]->v[k];
+			view *s = lists[i]->v[k];
 
 			if (s->stamp == stamp)
 				continue;
@@ -810,7 +835,7 @@ static int apply_all(struct alyx__rt *rt, rcoll *rc, const char *id,
 	}
 	for (k = 0; k < cand.n && r == ALYX_OK; k++)
 		if (!apply(rt, cand.v[k], id, rd))
-			sub_fail(cand.v[k], &(alyx__err){
+			sub_fail(rt, cand.v[k], &(alyx__err){
 				.code = ALYX_E_NOMEM, .msg = "out of memory"});
 	alyx__subvec_free(&cand);
 	return r;
@@ -828,7 +853,7 @@ static int process_change(struct alyx__rt *rt, alyx__snap *snap,
 	int r;
 
 	for (i = 0; i < rt->expanders.n; i++) {
-		alyx_sub *s = rt->expanders.v[i];
+		view *s = rt->expanders.v[i];
 
 		for (k = 0; k < s->n_reads; k++)
 			if (strcmp(s->reads[k], coll) == 0)
@@ -879,7 +904,7 @@ static int process_change(struct alyx__rt *rt, alyx__snap *snap,
 }
 
 /* The delta of one touched subscription; clears its batch state. */
-static void emit_delta(struct alyx__rt *rt, alyx_sub *s, int64_t change_id)
+static void emit_delta(struct alyx__rt *rt, view *s, int64_t change_id)
 {
 	alyx_buf ins, upd, del, b;
 	size_t k;
@@ -906,8 +931,7 @@ static void emit_delta(struct alyx__rt *rt, alyx_sub *s, int64_t change_id)
 		}
 	}
 	if (ni + nu + nd) {
-		alyx__buf_adds(&b, "{\"subscription_id\":");
-		alyx__json_strz(&b, s->id);
+		/* The changes once, then one message per subscriber. */
 		alyx__buf_adds(&b, ",\"changes\":{\"inserts\":[");
 		alyx__buf_add(&b, ins.data, ins.len);
 		alyx__buf_adds(&b, "],\"updates\":[");
@@ -916,11 +940,22 @@ static void emit_delta(struct alyx__rt *rt, alyx_sub *s, int64_t change_id)
 		alyx__buf_add(&b, del.data, del.len);
 		alyx__buf_addf(&b, "]},\"change_id\":%lld}",
 			       (long long)change_id);
-		if (ins.err || upd.err || del.err || b.err)
-			sub_fail(s, &(alyx__err){.code = ALYX_E_NOMEM,
+		if (ins.err || upd.err || del.err || b.err) {
+			sub_fail(rt, s, &(alyx__err){.code = ALYX_E_NOMEM,
 						     .msg = "out of memory"});
-		else
-			msg_push(s, &b);
+		} else {
+			size_t i;
+
+			for (i = 0; i < s->subs.n; i++) {
+				alyx_sub *sub = s->subs.v[i];
+
+				alyx__buf_reset(&ins);
+				alyx__buf_adds(&ins, "{\"subscription_id\":");
+				alyx__json_strz(&ins, sub->id);
+				alyx__buf_add(&ins, b.data, b.len);
+				msg_push(sub, &ins);
+			}
+		}
 	}
 	alyx__buf_free(&ins);
 	alyx__buf_free(&upd);
@@ -935,7 +970,7 @@ static void batch_end(struct alyx__rt *rt, int64_t change_id)
 	size_t i;
 
 	for (i = 0; i < rt->dirty.n; i++) {
-		alyx_sub *s = rt->dirty.v[i];
+		view *s = rt->dirty.v[i];
 		alyx__err e = {0};
 		size_t k;
 
@@ -949,7 +984,7 @@ static void batch_end(struct alyx__rt *rt, int64_t change_id)
 				alyx__err_set(&e, ALYX_E_NOMEM, NULL,
 					      "out of memory");
 			if (!ok || win_load(rt, s, NULL, &e) != ALYX_OK) {
-				sub_fail(s, &e);
+				sub_fail(rt, s, &e);
 				alyx__err_clear(&e);
 				continue;
 			}
@@ -960,7 +995,7 @@ static void batch_end(struct alyx__rt *rt, int64_t change_id)
 			if (!ok) {
 				alyx__err_set(&e, ALYX_E_NOMEM, NULL,
 					      "out of memory");
-				sub_fail(s, &e);
+				sub_fail(rt, s, &e);
 				alyx__err_clear(&e);
 			}
 		}
@@ -1032,17 +1067,14 @@ out:
 	return rc;
 }
 
-/* The newest change id (0 when the feed is empty) and, if since >= 0,
- * whether the feed still holds every change after `since`. */
-static int feed_bounds(sqlite3 *db, int64_t since, int64_t *max,
-		       bool *reaches, alyx__err *err)
+/* The newest and the oldest change id of the feed (0 when empty). */
+static int feed_bounds(sqlite3 *db, int64_t *max, int64_t *min,
+		       alyx__err *err)
 {
 	sqlite3_stmt *st = NULL;
 	int src, rc = ALYX_OK;
-	int64_t min = 0;
 
-	*max = 0;
-	*reaches = true;
+	*max = *min = 0;
 	src = sqlite3_prepare_v2(db, "SELECT coalesce(max(id),0), "
 				 "coalesce(min(id),0) FROM _alyx_changes",
 				 -1, &st, NULL);
@@ -1052,11 +1084,9 @@ static int feed_bounds(sqlite3 *db, int64_t since, int64_t *max,
 		rc = alyx__conn_err(db, src, "change feed", err);
 	} else {
 		*max = sqlite3_column_int64(st, 0);
-		min = sqlite3_column_int64(st, 1);
+		*min = sqlite3_column_int64(st, 1);
 	}
 	sqlite3_finalize(st);
-	if (rc == ALYX_OK && since >= 0)
-		*reaches = since <= *max && (since == *max || min <= since + 1);
 	return rc;
 }
 
@@ -1088,12 +1118,13 @@ void alyx__rt_free(struct alyx__rt *rt)
 	if (!rt)
 		return;
 	while (rt->subs) {
-		alyx_sub *s = rt->subs;
+		alyx_sub *sub = rt->subs;
 
-		sub_unregister(rt, s);
-		s->dead = true;
-		sub_unref(s);
+		sub_detach(rt, sub);
+		sub->dead = true;
+		sub_unref(sub);
 	}
+	alyx__hmap_clear(&rt->views, NULL);
 	alyx__hmap_clear(&rt->colls, rcoll_free);
 	alyx__hmap_clear(&rt->seen, NULL);
 	alyx__subvec_free(&rt->expanders);
@@ -1139,9 +1170,9 @@ static int rt_get(alyx *a, struct alyx__rt **out, alyx__err *err)
 			      ? a->cfg->realtime.poll_interval_ms : 50;
 	rt->retention_ms = a->cfg->realtime.change_retention_ms;
 	{
-		bool reaches;
+		int64_t min;
 
-		rc = feed_bounds(rt->db, -1, &rt->last_id, &reaches, err);
+		rc = feed_bounds(rt->db, &rt->last_id, &min, err);
 	}
 	if (rc != ALYX_OK)
 		goto fail;
@@ -1196,53 +1227,89 @@ static int check_query(const alyx__query *q, alyx__err *err)
 			      "is the first page, whole documents)", p);
 }
 
-/* The snapshot message (under rt->mu, in a read transaction). */
-static int snapshot(struct alyx__rt *rt, alyx_sub *s, int64_t since,
-		    alyx__err *err)
+/* Did the feed keep every change after `since`, for a state at change
+ * `at`?  (min: the oldest change the feed holds, 0 when empty.) */
+static bool reaches_back(int64_t since, int64_t at, int64_t min)
 {
+	return since <= at && (since == at || (min > 0 && min <= since + 1));
+}
+
+/*
+ * Queues the snapshot of `sub` (under rt->mu).  A new view (`fresh`) is
+ * loaded here, in a read transaction newer than the last batch; a shared
+ * one already holds its window at max(load_at, last_id).
+ */
+static int snapshot(struct alyx__rt *rt, alyx_sub *sub, bool fresh,
+		    int64_t since, alyx__err *err)
+{
+	view *v = sub->v;
 	cJSON *res = NULL;
-	const cJSON *docs, *total;
-	int64_t max = 0;
-	bool reaches = true;
+	const cJSON *total = NULL;
+	int64_t max = 0, min = 0, at;
 	alyx_buf b;
+	size_t i;
 	int rc;
 
 	alyx__buf_init(&b, 0);
 	rc = alyx__tx_begin(rt->db, false, err);
 	if (rc != ALYX_OK)
 		return rc;
-	rc = feed_bounds(rt->db, since, &max, &reaches, err);
-	if (rc == ALYX_OK)
-		rc = win_load(rt, s, &res, err);
+	rc = feed_bounds(rt->db, &max, &min, err);
+	if (rc == ALYX_OK && fresh) {
+		rc = win_load(rt, v, &res, err);
+		v->load_at = max;
+	}
 	alyx__tx_rollback(rt->db);
 	if (rc != ALYX_OK)
 		goto out;
+	at = v->load_at > rt->last_id ? v->load_at : rt->last_id;
+	if (res)
+		total = cJSON_GetObjectItemCaseSensitive(res, "total");
 	/* Later deltas need no total. */
-	s->q->total = false;
-	docs = cJSON_GetObjectItemCaseSensitive(res, "docs");
-	total = cJSON_GetObjectItemCaseSensitive(res, "total");
+	v->q->total = false;
 	alyx__buf_adds(&b, "{\"subscription_id\":");
-	alyx__json_strz(&b, s->id);
-	alyx__buf_adds(&b, ",\"docs\":");
-	add_doc(&b, docs);
+	alyx__json_strz(&b, sub->id);
+	alyx__buf_adds(&b, ",\"docs\":[");
+	for (i = 0; i < v->n; i++) {
+		if (i)
+			alyx__buf_addc(&b, ',');
+		add_rdoc(&b, v->w[i].d);
+	}
+	alyx__buf_addc(&b, ']');
 	if (cJSON_IsNumber(total))
 		alyx__buf_addf(&b, ",\"total\":%lld",
 			       (long long)total->valuedouble);
-	alyx__buf_addf(&b, ",\"change_id\":%lld", (long long)max);
+	alyx__buf_addf(&b, ",\"change_id\":%lld", (long long)at);
 	if (since >= 0)
-		alyx__buf_addf(&b, ",\"resync\":%s", reaches ? "false" : "true");
+		alyx__buf_addf(&b, ",\"resync\":%s",
+			       reaches_back(since, at, min) ? "false"
+							    : "true");
 	alyx__buf_addc(&b, '}');
 	if (b.err) {
 		rc = nomem(err);
 		goto out;
 	}
-	msg_push(s, &b);
-	if (!s->mq)
+	msg_push(sub, &b);
+	if (!sub->mq)
 		rc = nomem(err);
 out:
 	cJSON_Delete(res);
 	alyx__buf_free(&b);
 	return rc;
+}
+
+/* The sharing key of a query: collection, schema snapshot and the query
+ * text as parsed; NULL (not shared) when it asks for a total. */
+static char *view_key(const alyx__snap *snap, const alyx__collection *c,
+		      const alyx__query *q, const cJSON *j)
+{
+	char *text, *key;
+
+	if (q->total || !(text = cJSON_PrintUnformatted(j)))
+		return NULL;
+	key = alyx__asprintf("%s|%p|%s", c->name, (const void *)snap, text);
+	cJSON_free(text);
+	return key;
 }
 
 ALYX_API int alyx_subscribe(alyx *a, const alyx_ctx *ctx,
@@ -1253,10 +1320,14 @@ ALYX_API int alyx_subscribe(alyx *a, const alyx_ctx *ctx,
 	alyx__err err = {0};
 	struct alyx__rt *rt = NULL;
 	const alyx__collection *c;
-	alyx_sub *s = NULL;
+	alyx__snap *snap = NULL;
+	alyx__query *q = NULL;
+	alyx_sub *sub = NULL;
+	view *v = NULL;
+	char *key = NULL;
 	cJSON *j = NULL;
 	int64_t since = -1;
-	bool locked = false;
+	bool locked = false, fresh = false;
 	int rc;
 
 	(void)ctx;
@@ -1269,14 +1340,8 @@ ALYX_API int alyx_subscribe(alyx *a, const alyx_ctx *ctx,
 		rc = alyx__misuse(&err, "cb");
 	if (rc != ALYX_OK)
 		goto out;
-	s = alyx__calloc(1, sizeof(*s));
-	if (!s) {
-		rc = nomem(&err);
-		goto out;
-	}
-	s->refs = 1;
-	s->snap = alyx__snap_get(a);
-	rc = alyx__coll_find(s->snap, collection, &c, &err);
+	snap = alyx__snap_get(a);
+	rc = alyx__coll_find(snap, collection, &c, &err);
 	if (rc != ALYX_OK)
 		goto out;
 	if (query_json)
@@ -1291,13 +1356,18 @@ ALYX_API int alyx_subscribe(alyx *a, const alyx_ctx *ctx,
 	if (rc == ALYX_OK)
 		rc = take_since(j, &since, &err);
 	if (rc == ALYX_OK)
-		rc = alyx__query_parse_json(s->snap->schema, c, j, &s->q, &err);
+		rc = alyx__query_parse_json(snap->schema, c, j, &q, &err);
 	if (rc == ALYX_OK)
-		rc = check_query(s->q, &err);
+		rc = check_query(q, &err);
 	if (rc == ALYX_OK)
 		rc = rt_get(a, &rt, &err);
+	if (rc == ALYX_OK && !(sub = alyx__calloc(1, sizeof(*sub))))
+		rc = nomem(&err);
 	if (rc != ALYX_OK)
 		goto out;
+	key = view_key(snap, c, q, j);
+	sub->refs = 1;
+	sub->rt = rt;
 	pthread_mutex_lock(&rt->mu);
 	locked = true;
 	if (rt->n_subs >= MAX_SUBS) {
@@ -1306,32 +1376,62 @@ ALYX_API int alyx_subscribe(alyx *a, const alyx_ctx *ctx,
 				   MAX_SUBS);
 		goto out;
 	}
-	s->rt = rt;
-	snprintf(s->id, sizeof(s->id), "sub_%llu",
+	snprintf(sub->id, sizeof(sub->id), "sub_%llu",
 		 (unsigned long long)++rt->seq);
-	rc = sub_register(rt, s, &err);
-	if (rc == ALYX_OK)
-		rc = snapshot(rt, s, since, &err);
+	v = key ? alyx__hmap_get(&rt->views, key, strlen(key)) : NULL;
+	if (!v) {
+		fresh = true;
+		v = alyx__calloc(1, sizeof(*v));
+		if (!v) {
+			rc = nomem(&err);
+			goto out;
+		}
+		v->snap = snap;
+		v->q = q;
+		snap = NULL;
+		q = NULL;
+		rc = sub_register(rt, v, &err);
+		if (rc == ALYX_OK && key) {
+			if (alyx__hmap_put(&rt->views, key, strlen(key), v)) {
+				v->key = key;
+				key = NULL;
+			} else {
+				rc = nomem(&err);
+			}
+		}
+	}
+	if (rc == ALYX_OK && !alyx__subvec_add(&v->subs, sub))
+		rc = nomem(&err);
+	if (rc == ALYX_OK) {
+		sub->v = v;
+		rc = snapshot(rt, sub, fresh, since, &err);
+	}
 	if (rc != ALYX_OK) {
-		sub_unregister(rt, s);
+		alyx__subvec_del(&v->subs, sub);
+		if (v->subs.n == 0)
+			view_free(rt, v);
+		sub->v = NULL;
 		goto out;
 	}
-	s->cb = cb;
-	s->ud = user_data;
-	s->destroy = destroy;
-	s->next = rt->subs;
+	sub->cb = cb;
+	sub->ud = user_data;
+	sub->destroy = destroy;
+	sub->next = rt->subs;
 	if (rt->subs)
-		rt->subs->prev = s;
-	rt->subs = s;
+		rt->subs->prev = sub;
+	rt->subs = sub;
 	rt->n_subs++;
-	*out = s;
-	s = NULL;
+	*out = sub;
+	sub = NULL;
 	wake(rt);
 out:
 	if (locked)
 		pthread_mutex_unlock(&rt->mu);
-	if (s)
-		sub_unref(s);
+	if (sub)
+		sub_unref(sub);
+	alyx__free(key);
+	alyx__query_free(q);
+	alyx__snap_put(snap);
 	cJSON_Delete(j);
 	return alyx__finish(a, &err);
 }
@@ -1350,7 +1450,7 @@ ALYX_API void alyx_unsubscribe(alyx_sub *s)
 	rt = s->rt;
 	pthread_mutex_lock(&rt->mu);
 	s->dead = true;
-	sub_unregister(rt, s);
+	sub_detach(rt, s);
 	rt->n_subs--;
 	msg_free_all(s);
 	if (s->refs > 1) {

@@ -4,11 +4,11 @@
 #include "realtime/rt-int.h"
 #include "util/util.h"
 
-bool alyx__subvec_add(alyx__subvec *sv, struct alyx_sub *s)
+bool alyx__subvec_add(alyx__subvec *sv, void *s)
 {
 	if (sv->n == sv->cap) {
 		size_t nc = sv->cap ? sv->cap * 2 : 4;
-		struct alyx_sub **nv = alyx__realloc(sv->v, nc * sizeof(*nv));
+		void **nv = alyx__realloc(sv->v, nc * sizeof(*nv));
 
 		if (!nv)
 			return false;
@@ -19,7 +19,7 @@ bool alyx__subvec_add(alyx__subvec *sv, struct alyx_sub *s)
 	return true;
 }
 
-void alyx__subvec_del(alyx__subvec *sv, struct alyx_sub *s)
+void alyx__subvec_del(alyx__subvec *sv, const void *s)
 {
 	size_t i;
 
@@ -164,7 +164,7 @@ void alyx__hmap_clear(alyx__hmap *m, void (*fn)(void *val))
 }
 
 bool alyx__hmap_sub_add(alyx__hmap *m, const char *key, size_t klen,
-			struct alyx_sub *s)
+			void *s)
 {
 	alyx__subvec *sv = alyx__hmap_get(m, key, klen);
 
@@ -181,7 +181,7 @@ bool alyx__hmap_sub_add(alyx__hmap *m, const char *key, size_t klen,
 }
 
 void alyx__hmap_sub_del(alyx__hmap *m, const char *key, size_t klen,
-			struct alyx_sub *s)
+			void *s)
 {
 	alyx__subvec *sv = alyx__hmap_get(m, key, klen);
 

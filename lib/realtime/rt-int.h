@@ -9,17 +9,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct alyx_sub;
 
-/* A set of subscriptions (unordered; removal swaps with the last). */
+
+/* A set of pointers (unordered; removal swaps with the last). */
 typedef struct alyx__subvec {
-	struct alyx_sub **v;
+	void **v;
 	size_t n, cap;
 } alyx__subvec;
 
-bool alyx__subvec_add(alyx__subvec *sv, struct alyx_sub *s);
+bool alyx__subvec_add(alyx__subvec *sv, void *s);
 /* Removes one occurrence of s (no-op if absent). */
-void alyx__subvec_del(alyx__subvec *sv, struct alyx_sub *s);
+void alyx__subvec_del(alyx__subvec *sv, const void *s);
 void alyx__subvec_free(alyx__subvec *sv);
 
 /* A hash map from byte-string keys (any bytes, `klen` long) to values. */
@@ -47,9 +47,9 @@ void alyx__hmap_clear(alyx__hmap *m, void (*fn)(void *val));
 /* Map of key -> alyx__subvec* (the index's buckets): add s under key;
  * remove s from key's set (dropping an empty set). */
 bool alyx__hmap_sub_add(alyx__hmap *m, const char *key, size_t klen,
-			struct alyx_sub *s);
+			void *s);
 void alyx__hmap_sub_del(alyx__hmap *m, const char *key, size_t klen,
-			struct alyx_sub *s);
+			void *s);
 /* Frees a key's subvec (for alyx__hmap_clear). */
 void alyx__subvec_destroy(void *sv);
 

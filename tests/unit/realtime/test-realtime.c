@@ -335,6 +335,47 @@ TEST(window_with_sort_and_limit)
 	rm_project(dir);
 }
 
+TEST(shared_view)
+{
+	static const char q[] = "{\"filter\":{\"flag\":true},"
+				"\"sort\":[\"-n\"],\"limit\":2}";
+	char dir[64];
+	alyx *a = open_project(NULL, dir);
+	alyx_sub *s1 = NULL, *s2 = NULL;
+	client c1, c2;
+
+	client_init(&c1);
+	client_init(&c2);
+	create(a, "{\"id\":\"v1\",\"grp\":\"a\",\"n\":1,\"flag\":true}");
+	ASSERT_OK(alyx_subscribe(a, NULL, "items", q, on_msg, &c1, NULL, &s1));
+	ASSERT_OK(alyx_dispatch(a));
+	create(a, "{\"id\":\"v2\",\"grp\":\"a\",\"n\":2,\"flag\":true}");
+	/* Joins the same view before the change is dispatched. */
+	ASSERT_OK(alyx_subscribe(a, NULL, "items", q, on_msg, &c2, NULL, &s2));
+	ASSERT_OK(alyx_dispatch(a));
+	check_client(a, &c1, q);
+	check_client(a, &c2, q);
+	ASSERT_CONTAINS(c2.last, "\"subscription_id\":\"sub_2\"");
+	create(a, "{\"id\":\"v3\",\"grp\":\"a\",\"n\":3,\"flag\":true}");
+	ASSERT_OK(alyx_dispatch(a));
+	ASSERT_CONTAINS(c1.last, "\"subscription_id\":\"sub_1\"");
+	ASSERT_CONTAINS(c2.last, "\"subscription_id\":\"sub_2\"");
+	ASSERT_CONTAINS(c2.last, "\"deletes\":[\"v1\"]");
+	check_client(a, &c1, q);
+	check_client(a, &c2, q);
+	/* The view lives on with its other subscriber. */
+	alyx_unsubscribe(s1);
+	update(a, "v3", "{\"flag\":false}");
+	ASSERT_OK(alyx_dispatch(a));
+	check_client(a, &c2, q);
+	ASSERT_CONTAINS(c2.last, "\"inserts\":[{\"id\":\"v1\"");
+	alyx_unsubscribe(s2);
+	client_free(&c1);
+	client_free(&c2);
+	alyx_close(a);
+	rm_project(dir);
+}
+
 TEST(commit_makes_the_fd_readable)
 {
 	char dir[64];
@@ -763,7 +804,13 @@ TEST(random_model)
 			char q[256];
 
 			random_query(&seed, q, sizeof(q));
-			if (round > 0 && i % 4 == 0 && cl[i].change_id > 0) {
+			/* Every fifth one repeats an earlier query exactly
+			 * (a shared view). */
+			if (n_subs >= 5 && i % 5 == 0)
+				snprintf(q, sizeof(q), "%s",
+					 queries[rnd(&seed) % n_subs]);
+			if (round > 0 && i % 4 == 0 && cl[i].change_id > 0 &&
+			    !strstr(q, "since")) {
 				q[strlen(q) - 1] = '\0';
 				snprintf(queries[n_subs], sizeof(queries[0]),
 					 "%s,\"since\":%lld}", q,
