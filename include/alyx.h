@@ -95,7 +95,8 @@ enum alyx_status {
 	ALYX_E_TIMEOUT = 20,	/* an operation ran out of time */
 	ALYX_E_CHECKSUM = 21,	/* an applied migration file was edited */
 	ALYX_E_EXISTS = 22,	/* the thing to create exists already */
-	ALYX_E_UNSUPPORTED = 23 /* the build lacks an optional feature */
+	ALYX_E_UNSUPPORTED = 23, /* the build lacks an optional feature */
+	ALYX_E_FUNCTION = 24	/* a function failed (threw, exited) */
 };
 
 /* Opaque handles. */
@@ -477,6 +478,48 @@ ALYX_API int alyx_next_timeout_ms(alyx *a);
  * time (concurrent calls wait).  Returns ALYX_OK or the failure of
  * reading the feed (retried by the next call). */
 ALYX_API int alyx_dispatch(alyx *a);
+
+/* ---- functions (since 0.1; docs/functions.md) ---------------------- */
+
+/*
+ * Runs the function `name` of the project's functions/ directory (a
+ * .js/.mjs file for Node.js or a .py file for Python, with an optional
+ * name.yaml manifest) with `input_json` (a JSON object, `len` bytes or
+ * (size_t)-1 for a NUL-terminated string; NULL means {}) on a warm
+ * executor process of its runtime's pool, sandboxed with bubblewrap when
+ * it is installed.  The caller's thread waits for the answer (at most the
+ * function's timeout, plus the wait for a free executor, bounded the
+ * same way); other threads may invoke at the same time.  `ctx` gives the
+ * function ctx.auth (NULL: none).
+ *
+ * On success *out is the protocol's response object (caller frees):
+ *   {"request_id":..,"success":true,"output":..,"logs":[{"level",
+ *    "message"[,"data"]},..],"duration_ms":..}
+ * Errors: ALYX_E_NOTFOUND (no such function), ALYX_E_BADJSON (input not
+ * a JSON object), ALYX_E_VALIDATION (input fails the function's declared
+ * input schema, or the function threw VALIDATION_ERROR: details
+ * {"fields":[..],"logs":[..]}), ALYX_E_FUNCTION (the function threw or
+ * its executor died: details {"function","code","details","logs",
+ * "request_id"}, code EXECUTOR_EXITED when the process exited, crashed
+ * or ran out of memory), ALYX_E_TIMEOUT (ran past its timeout; that
+ * executor is replaced), ALYX_E_TOOBIG (output too large),
+ * ALYX_E_UNAVAILABLE (every executor busy and the queue full, no
+ * interpreter, functions disabled), ALYX_E_CONFIG (a broken manifest),
+ * ALYX_E_UNSUPPORTED (functions.runner is not "process").
+ */
+ALYX_API int alyx_invoke(alyx *a, const alyx_ctx *ctx, const char *name,
+			 const char *input_json, size_t len, char **out);
+
+/*
+ * The functions and their executor pools (caller frees):
+ *   {"enabled":true,"runner":"process","sandbox":"bwrap"|"none",
+ *    "functions":[{"name","runtime","file","timeout_ms","memory",
+ *                  "network","status":"ready"|"error"[,"error"]}],
+ *    "pools":[{"runtime","network","memory","instances","busy",
+ *              "waiting","started","replaced","min_warm",
+ *              "max_instances"}]}
+ */
+ALYX_API int alyx_functions_json(alyx *a, char **out);
 
 /* ---- HTTP server (alyxd's engine; since 0.1) ------------------------ */
 

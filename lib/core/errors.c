@@ -35,6 +35,7 @@ static const struct {
 			     "applied migration was modified"},
 	[ALYX_E_EXISTS] = {"ALREADY_EXISTS", "already exists"},
 	[ALYX_E_UNSUPPORTED] = {"UNSUPPORTED", "not supported by this build"},
+	[ALYX_E_FUNCTION] = {"FUNCTION_ERROR", "function failed"},
 };
 
 ALYX_API const char *alyx_errname(int code)

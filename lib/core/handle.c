@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "core/config.h"
+#include "functions/functions.h"
 #include "core/handle.h"
 #include "realtime/realtime.h"
 #include "auth/auth.h"
@@ -547,6 +548,7 @@ static void handle_free(alyx *a)
 		alyx__err_clear(&err);
 		alyx__conn_close(a->wdb);
 	}
+	alyx__fn_free(a->fn);
 	alyx__snap_put(a->snap);
 	alyx__config_free(a->cfg);
 	alyx__auth_free(a->auth);

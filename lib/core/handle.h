@@ -38,6 +38,7 @@ struct alyx__reader;
 struct alyx__config;
 struct alyx__rt;
 struct alyx__auth;
+struct alyx__fn;
 
 struct alyx {
 	uint32_t magic;
@@ -60,6 +61,8 @@ struct alyx {
 	pthread_mutex_t rmu;
 	struct alyx__reader *idle;	/* pool of idle readers */
 	struct alyx__reader *all;	/* every reader (for close) */
+	/* lib/functions: executor pools, made on first use. */
+	_Atomic(struct alyx__fn *) fn;
 
 	/* lib/realtime: the broker, made on first use of the realtime
 	 * API; writers wake it after each commit (alyx__rt_notify). */

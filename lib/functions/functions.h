@@ -1,0 +1,97 @@
+/*
+ * functions.h - Alyx functions: discovery of functions/, warm pools of
+ * executor processes (runtimes/node, runtimes/python), sandboxing and
+ * invocation (docs/functions.md).  Internal to libalyx.
+ *
+ * The state hangs off the handle (a->fn), made on first use by
+ * alyx_invoke() or alyx_functions_json() and freed by alyx_close().  No
+ * thread is started: pools grow on demand, idle executors are reaped by
+ * later calls, and each invocation does its pipe I/O on the caller's
+ * thread.  Every entry point is safe to call from several threads.
+ */
+#ifndef ALYX_FUNCTIONS_H
+#define ALYX_FUNCTIONS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util/util.h"
+
+struct alyx__fn;
+typedef struct alyx__fn_reg alyx__fn_reg;
+
+enum {
+	ALYX__RT_NODE = 0,
+	ALYX__RT_PYTHON = 1,
+	ALYX__RT_COUNT
+};
+
+/* Invocations that may wait for an executor, per pool, as a multiple of
+ * max_instances; beyond that a call fails at once (ALYX_E_UNAVAILABLE). */
+#define ALYX__FN_QUEUE_FACTOR 4
+/* The executor refuses a response line longer than this (its own error
+ * OUTPUT_TOO_LARGE); libalyx kills an executor that sends more than four
+ * times as much. */
+#define ALYX__FN_MAX_OUTPUT (1u << 20)
+/* Rescan functions/ at least this often (also when its mtime changes). */
+#define ALYX__FN_RESCAN_MS 1000
+
+/* One discovered function (a copy owned by the caller of
+ * alyx__fn_lookup; release with alyx__fn_def_clear). */
+typedef struct alyx__fn_def {
+	char *name;
+	char *file;		/* absolute path of the code file */
+	int runtime;		/* ALYX__RT_* */
+	int64_t timeout_ms;	/* manifest, else the runtime's exec_timeout */
+	int64_t memory;		/* bytes; manifest, else memory_limit */
+	bool network;		/* manifest `network: true` */
+	char *env_json;		/* the manifest env, expanded: JSON object */
+	char *error;		/* a broken manifest: why (NULL when fine) */
+} alyx__fn_def;
+
+void alyx__fn_def_clear(alyx__fn_def *d);
+
+/* Frees the functions state: kills every executor.  NULL is a no-op. */
+void alyx__fn_free(struct alyx__fn *fn);
+
+/* ---- between the files of lib/functions ---- */
+
+struct alyx;
+/* The handle's functions state, made on first use. */
+int alyx__fn_get(struct alyx *a, struct alyx__fn **out, alyx__err *err);
+/* Runs function d with `input` (a JSON object, len bytes) and `auth` (JSON
+ * text or NULL) on an executor of its pool.  On success *out is the
+ * response line (caller frees).  Errors: ALYX_E_VALIDATION (details
+ * {"fields":[...],"logs":[...]}), ALYX_E_FUNCTION (the function failed:
+ * details {"function","code","details","logs","request_id"}, or its
+ * executor died: code EXECUTOR_EXITED), ALYX_E_TIMEOUT, ALYX_E_TOOBIG,
+ * ALYX_E_UNAVAILABLE (pool full, no interpreter), ALYX_E_NOMEM. */
+int alyx__fn_call(struct alyx__fn *fn, const alyx__fn_def *d,
+		  const char *input, size_t len, const char *auth, char **out,
+		  alyx__err *err);
+/* Appends the pools as a JSON array to b. */
+void alyx__fn_pools_json(struct alyx__fn *fn, alyx_buf *b);
+/* "bwrap" or "none". */
+const char *alyx__fn_sandbox(struct alyx__fn *fn);
+/* The registry of fn. */
+alyx__fn_reg *alyx__fn_registry(struct alyx__fn *fn);
+
+struct alyx__config;
+
+/* The registry: the functions directory scanned on demand. */
+int alyx__fn_reg_new(const char *dir, const struct alyx__config *cfg,
+		     alyx__fn_reg **out, alyx__err *err);
+void alyx__fn_reg_free(alyx__fn_reg *r);
+/* Copies function `name` into *d: ALYX_E_NOTFOUND when there is none. */
+int alyx__fn_lookup(alyx__fn_reg *r, const char *name, alyx__fn_def *d,
+		    alyx__err *err);
+/* Appends [{"name","runtime","file","timeout_ms","memory","network",
+ * "status"[,"error"]},...] to b. */
+void alyx__fn_reg_json(alyx__fn_reg *r, alyx_buf *b);
+const char *alyx__fn_runtime_name(int rt);
+
+/* Expands ${VAR} and ${VAR:-default} from the environment; NULL when out
+ * of memory, or (with *bad set) on an unterminated ${. */
+char *alyx__fn_expand_env(const char *s, bool *bad);
+
+#endif
