@@ -1258,6 +1258,10 @@ static int snapshot(struct alyx__rt *rt, alyx_sub *sub, bool fresh,
 	if (rc == ALYX_OK && fresh) {
 		rc = win_load(rt, v, &res, err);
 		v->load_at = max;
+		/* The only subscription: the changes up to its snapshot
+		 * concern nobody, no need to read them again. */
+		if (rt->n_subs == 0 && max > rt->last_id)
+			rt->last_id = max;
 	}
 	alyx__tx_rollback(rt->db);
 	if (rc != ALYX_OK)
