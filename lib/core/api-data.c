@@ -4,6 +4,7 @@
 
 #include "core/handle.h"
 #include "doc/doc.h"
+#include "realtime/realtime.h"
 
 #define SEED_MAX_BYTES ((size_t)256 << 20)
 #define CHANGES_MAX_LIMIT 10000
@@ -265,6 +266,9 @@ ALYX_API int alyx_db_reset(alyx *a)
 	if (rc == ALYX_OK)
 		rc = alyx__exec(a->wdb, "DELETE FROM _alyx_changes", &err);
 	rc = alyx__wtx_end(&t, rc == ALYX_OK, &err);
+	/* The deletes left no trace in the feed: live queries re-run. */
+	if (rc == ALYX_OK)
+		alyx__rt_resync(a);
 	if (fk_off)
 		sqlite3_exec(a->wdb, "PRAGMA foreign_keys=ON", NULL, NULL,
 			     NULL);

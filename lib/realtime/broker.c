@@ -127,6 +127,7 @@ struct alyx__rt {
 	int poll_ms;
 	int64_t retention_ms;
 	uint64_t stamp, seq;
+	atomic_bool resync;	/* re-run every view (alyx__rt_resync) */
 	size_t n_subs;
 	alyx_sub *subs;
 	alyx__hmap colls;	/* name -> rcoll */
@@ -1034,6 +1035,13 @@ static int process_feed(struct alyx__rt *rt, alyx__err *err)
 		goto out;
 	}
 	snap = alyx__snap_get(rt->a);
+	if (atomic_exchange(&rt->resync, false)) {
+		alyx_sub *sub;
+
+		for (sub = rt->subs; sub; sub = sub->next)
+			if (sub->v && !sub->v->failed)
+				mark_refresh(rt, sub->v);
+	}
 	do {
 		rows = 0;
 		sqlite3_reset(st);
@@ -1052,7 +1060,7 @@ static int process_feed(struct alyx__rt *rt, alyx__err *err)
 			rc = alyx__conn_err(rt->db, src, "change feed", err);
 	} while (rc == ALYX_OK && rows == FEED_BATCH);
 	if (rc == ALYX_OK) {
-		if (last > rt->last_id)
+		if (last > rt->last_id || rt->dirty.n)
 			batch_end(rt, last);
 		rt->last_id = last;
 	} else {
@@ -1111,6 +1119,17 @@ void alyx__rt_notify(alyx *a)
 
 	if (rt)
 		wake(rt);
+}
+
+void alyx__rt_resync(alyx *a)
+{
+	struct alyx__rt *rt = atomic_load_explicit(&a->rt,
+						   memory_order_acquire);
+
+	if (rt) {
+		atomic_store(&rt->resync, true);
+		wake(rt);
+	}
 }
 
 void alyx__rt_free(struct alyx__rt *rt)

@@ -22,6 +22,10 @@ struct alyx__rt;
  * eventfd readable.  Async-signal-free, lock-free, cheap; called by the
  * core right after every successful COMMIT of a public write. */
 void alyx__rt_notify(struct alyx *a);
+/* Makes the next dispatch re-run every subscription's query (and send
+ * the difference): for writes that leave no trace in the change feed,
+ * like alyx_db_reset() which empties it in the same transaction. */
+void alyx__rt_resync(struct alyx *a);
 /* Frees the broker: every subscription (their destroy callbacks run),
  * the connection and the eventfd.  NULL ok.  No other call may run. */
 void alyx__rt_free(struct alyx__rt *rt);

@@ -535,6 +535,36 @@ TEST(since_and_pruning)
 	rm_project(dir);
 }
 
+TEST(reset_reaches_subscribers)
+{
+	static const char q[] = "{\"sort\":[\"n\"],\"limit\":5}";
+	char dir[64];
+	alyx *a = open_project(NULL, dir);
+	alyx_sub *s = NULL;
+	client c;
+
+	client_init(&c);
+	create(a, "{\"id\":\"r1\",\"grp\":\"a\",\"n\":1,\"flag\":true}");
+	create(a, "{\"id\":\"r2\",\"grp\":\"a\",\"n\":2,\"flag\":true}");
+	ASSERT_OK(alyx_subscribe(a, NULL, "items", q, on_msg, &c, NULL, &s));
+	ASSERT_OK(alyx_dispatch(a));
+	ASSERT_EQ(cJSON_GetArraySize(c.docs), 2);
+	/* alyx_db_reset empties the feed with the rows. */
+	ASSERT_OK(alyx_db_reset(a));
+	ASSERT_OK(alyx_dispatch(a));
+	ASSERT_EQ(cJSON_GetArraySize(c.docs), 0);
+	ASSERT_CONTAINS(c.last, "\"deletes\":[\"r1\",\"r2\"]");
+	check_client(a, &c, q);
+	create(a, "{\"id\":\"r3\",\"grp\":\"a\",\"n\":3,\"flag\":true}");
+	ASSERT_OK(alyx_dispatch(a));
+	check_client(a, &c, q);
+	ASSERT_EQ(cJSON_GetArraySize(c.docs), 1);
+	alyx_unsubscribe(s);
+	client_free(&c);
+	alyx_close(a);
+	rm_project(dir);
+}
+
 TEST(bad_subscriptions)
 {
 	char dir[64];
