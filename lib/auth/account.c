@@ -146,6 +146,18 @@ static int check_out(char **out, alyx__err *err)
 	return ALYX_OK;
 }
 
+static int nomem(alyx__err *err)
+{
+	return alyx__err_set(err, ALYX_E_NOMEM, NULL, "out of memory");
+}
+
+/* Hands the reply in `b` to the caller's *out. */
+static int take_out(alyx_buf *b, char **out, alyx__err *err)
+{
+	*out = alyx__buf_take(b);
+	return *out ? ALYX_OK : nomem(err);
+}
+
 /* Lower-cases and checks an email: one '@', something on each side, a
  * dot in the domain, no spaces or control characters.  *out is NULL for
  * an invalid one; NOMEM is the only error. */
@@ -169,7 +181,7 @@ static int email_norm(const cJSON *j, char **out, alyx__err *err)
 			return ALYX_OK;
 	e = alyx__strdup(s);
 	if (!e)
-		return alyx__err_set(err, ALYX_E_NOMEM, NULL, "out of memory");
+		return nomem(err);
 	for (i = 0; i < n; i++)
 		e[i] = (char)tolower((unsigned char)e[i]);
 	*out = e;
@@ -187,16 +199,14 @@ static int rate_check(alyx *a, const char *what, const alyx__rate *r,
 	if (ip && *ip) {
 		k = alyx__asprintf("%s|ip|%s", what, ip);
 		if (!k)
-			return alyx__err_set(err, ALYX_E_NOMEM, NULL,
-					     "out of memory");
+			return nomem(err);
 		w = alyx__rl_hit(&a->auth->rl, r, k, now);
 		alyx__free(k);
 	}
 	if (w == 0 && email) {
 		k = alyx__asprintf("%s|email|%s", what, email);
 		if (!k)
-			return alyx__err_set(err, ALYX_E_NOMEM, NULL,
-					     "out of memory");
+			return nomem(err);
 		w2 = alyx__rl_hit(&a->auth->rl, r, k, now);
 		alyx__free(k);
 		w = w2;
@@ -268,7 +278,7 @@ static int user_json(alyx *a, sqlite3 *db, const char *uid, alyx_buf *b,
 	}
 	goto out;
 nomem:
-	rc = alyx__err_set(err, ALYX_E_NOMEM, NULL, "out of memory");
+	rc = nomem(err);
 out:
 	cJSON_free(txt);
 	cJSON_Delete(u);
@@ -303,7 +313,7 @@ static int token_reply(alyx *a, sqlite3 *db, const char *uid,
 	alyx__buf_add(b, u.data, u.len);
 	alyx__buf_addc(b, '}');
 	if (b->err || u.err)
-		rc = alyx__err_set(err, ALYX_E_NOMEM, NULL, "out of memory");
+		rc = nomem(err);
 out:
 	alyx__free(role);
 	alyx__free(jwt);
@@ -452,8 +462,7 @@ static int create_account(alyx *a, const char *json, size_t len,
 	if (c) {
 		doc = users_doc(c, body, uid, email, role, trusted);
 		if (!doc) {
-			rc = alyx__err_set(&err, ALYX_E_NOMEM, NULL,
-					   "out of memory");
+			rc = nomem(&err);
 			goto out;
 		}
 		rc = alyx__doc_prepare(c, doc, ALYX_DOC_CREATE, &row, &err);
@@ -494,12 +503,8 @@ static int create_account(alyx *a, const char *json, size_t len,
 		rc = trusted ? user_json(a, a->wdb, uid, &b, NULL, &err)
 			     : token_reply(a, a->wdb, uid, tok, &b, &err);
 	rc = alyx__wtx_end(&t, rc == ALYX_OK, &err);
-	if (rc == ALYX_OK) {
-		*out = alyx__buf_take(&b);
-		if (!*out)
-			rc = alyx__err_set(&err, ALYX_E_NOMEM, NULL,
-					   "out of memory");
-	}
+	if (rc == ALYX_OK)
+		rc = take_out(&b, out, &err);
 out:
 	sqlite3_finalize(st);
 	alyx__row_free(&row);
@@ -610,8 +615,7 @@ int alyx__auth_login(alyx *a, const char *json, size_t len, const char *ip,
 		hash = sqlite3_column_type(st, 1) == SQLITE_NULL
 			       ? NULL : alyx__strdup(col_text(st, 1));
 		if (!uid)
-			rc = alyx__err_set(&err, ALYX_E_NOMEM, NULL,
-					   "out of memory");
+			rc = nomem(&err);
 	}
 	sqlite3_finalize(st);
 	st = NULL;
@@ -633,12 +637,8 @@ int alyx__auth_login(alyx *a, const char *json, size_t len, const char *ip,
 	if (rc == ALYX_OK)
 		rc = token_reply(a, a->wdb, uid, tok, &b, &err);
 	rc = alyx__wtx_end(&t, rc == ALYX_OK, &err);
-	if (rc == ALYX_OK) {
-		*out = alyx__buf_take(&b);
-		if (!*out)
-			rc = alyx__err_set(&err, ALYX_E_NOMEM, NULL,
-					   "out of memory");
-	}
+	if (rc == ALYX_OK)
+		rc = take_out(&b, out, &err);
 out:
 	alyx__free(email);
 	alyx__free(uid);
@@ -738,8 +738,7 @@ static int refresh_or_logout(alyx *a, const char *json, size_t len,
 		used = sqlite3_column_int(st, 1) != 0;
 		expired = sqlite3_column_int64(st, 2) <= now;
 		if (!sid || !uid)
-			rc = alyx__err_set(&err, ALYX_E_NOMEM, NULL,
-					   "out of memory");
+			rc = nomem(&err);
 	}
 	sqlite3_finalize(st);
 	if (rc != ALYX_OK)
@@ -783,12 +782,8 @@ static int refresh_or_logout(alyx *a, const char *json, size_t len,
 		rc = token_reply(a, a->wdb, uid, tok, &b, &err);
 end:
 	rc = alyx__wtx_end(&t, rc == ALYX_OK, &err);
-	if (rc == ALYX_OK && !logout) {
-		*out = alyx__buf_take(&b);
-		if (!*out)
-			rc = alyx__err_set(&err, ALYX_E_NOMEM, NULL,
-					   "out of memory");
-	}
+	if (rc == ALYX_OK && !logout)
+		rc = take_out(&b, out, &err);
 out:
 	alyx__free(sid);
 	alyx__free(uid);
@@ -862,8 +857,7 @@ ALYX_API int alyx_ctx_from_token(alyx *a, const char *bearer,
 			ctx->verified = sqlite3_column_int(st, 2) != 0;
 		}
 		if (!ctx || !ctx->email || !ctx->role)
-			rc = alyx__err_set(&err, ALYX_E_NOMEM, NULL,
-					   "out of memory");
+			rc = nomem(&err);
 	}
 	sqlite3_finalize(st);
 	alyx__reader_put(a, &rd);
@@ -914,12 +908,8 @@ ALYX_API int alyx_auth_me(alyx *a, const alyx_ctx *ctx, char **out)
 		goto out;
 	rc = user_json(a, rd.db, ctx->user_id, &b, NULL, &err);
 	alyx__reader_put(a, &rd);
-	if (rc == ALYX_OK) {
-		*out = alyx__buf_take(&b);
-		if (!*out)
-			rc = alyx__err_set(&err, ALYX_E_NOMEM, NULL,
-					   "out of memory");
-	}
+	if (rc == ALYX_OK)
+		rc = take_out(&b, out, &err);
 out:
 	alyx__buf_free(&b);
 	return alyx__finish(a, &err);
