@@ -81,6 +81,7 @@ typedef struct rcoll {
  */
 typedef struct view {
 	char *key;		/* in rt->views, or NULL (not shared) */
+	char *qtext;		/* the query JSON (for a schema change) */
 	int64_t load_at;	/* change id of the last full load */
 	alyx__subvec subs;	/* the subscriptions reading it */
 	alyx__snap *snap;
@@ -128,6 +129,7 @@ struct alyx__rt {
 	int64_t retention_ms;
 	uint64_t stamp, seq;
 	atomic_bool resync;	/* re-run every view (alyx__rt_resync) */
+	alyx__snap *bound;	/* the schema the views were parsed with */
 	size_t n_subs;
 	alyx_sub *subs;
 	alyx__hmap colls;	/* name -> rcoll */
@@ -577,15 +579,12 @@ static bool expand_reads(view *s)
 	return true;
 }
 
-static int sub_register(struct alyx__rt *rt, view *s, alyx__err *err)
+/* Puts a view in the candidate indexes of its collection (s->rc). */
+static int view_index(struct alyx__rt *rt, view *s, alyx__err *err)
 {
 	const alyx__filter *f = eq_cond(s->q);
-	rcoll *rc = rcoll_get(rt, s->q->coll->name);
+	rcoll *rc = s->rc;
 
-	if (!rc)
-		return nomem(err);
-	s->rc = rc;
-	rc->n_subs++;
 	if (s->q->n_expand) {
 		if (!expand_reads(s) || !alyx__subvec_add(&rt->expanders, s))
 			return nomem(err);
@@ -624,6 +623,46 @@ static int sub_register(struct alyx__rt *rt, view *s, alyx__err *err)
 	return ALYX_OK;
 }
 
+/* ... and takes it out of them (holders and the collection stay). */
+static void view_unindex(struct alyx__rt *rt, view *s)
+{
+	size_t i;
+
+	alyx__subvec_del(&rt->expanders, s);
+	for (i = 0; i < s->n_reads; i++)
+		alyx__free(s->reads[i]);
+	alyx__free(s->reads);
+	s->reads = NULL;
+	s->n_reads = 0;
+	if (s->eq_key) {
+		alyx__hmap_sub_del(&s->rc->eq, s->eq_key, s->eq_klen, s);
+		eqf_ref(s->rc, s->eq_field, -1);
+		alyx__free(s->eq_key);
+		s->eq_key = NULL;
+	} else {
+		alyx__subvec_del(&s->rc->fallback, s);
+	}
+}
+
+static int sub_register(struct alyx__rt *rt, view *s, alyx__err *err)
+{
+	rcoll *rc = rcoll_get(rt, s->q->coll->name);
+
+	if (!rc)
+		return nomem(err);
+	s->rc = rc;
+	rc->n_subs++;
+	return view_index(rt, s, err);
+}
+
+static void view_unshare(struct alyx__rt *rt, view *s)
+{
+	if (s->key && alyx__hmap_get(&rt->views, s->key, strlen(s->key)) == s)
+		alyx__hmap_del(&rt->views, s->key, strlen(s->key));
+	alyx__free(s->key);
+	s->key = NULL;
+}
+
 /* Takes s out of every index and list (under rt->mu); idempotent. */
 /* Takes a view out of every index and frees it (under rt->mu). */
 static void view_free(struct alyx__rt *rt, view *s)
@@ -635,21 +674,14 @@ static void view_free(struct alyx__rt *rt, view *s)
 	touches_clear(s);
 	if (s->dirty)
 		alyx__subvec_del(&rt->dirty, s);
-	alyx__subvec_del(&rt->expanders, s);
 	if (rc) {
-		if (s->eq_key) {
-			alyx__hmap_sub_del(&rc->eq, s->eq_key, s->eq_klen, s);
-			eqf_ref(rc, s->eq_field, -1);
-		} else {
-			alyx__subvec_del(&rc->fallback, s);
-		}
+		view_unindex(rt, s);
 		if (--rc->n_subs == 0)
 			rcoll_free(alyx__hmap_del(&rt->colls, rc->name,
 						  strlen(rc->name)));
 	}
-	if (s->key && alyx__hmap_get(&rt->views, s->key, strlen(s->key)) == s)
-		alyx__hmap_del(&rt->views, s->key, strlen(s->key));
-	alyx__free(s->key);
+	view_unshare(rt, s);
+	alyx__free(s->qtext);
 	alyx__subvec_free(&s->subs);
 	alyx__free(s->w);
 	alyx__free(s->t);
@@ -721,8 +753,7 @@ static void sub_fail(struct alyx__rt *rt, view *s, const alyx__err *e)
 	}
 	alyx__buf_free(&b);
 	s->failed = true;
-	if (s->key && alyx__hmap_get(&rt->views, s->key, strlen(s->key)) == s)
-		alyx__hmap_del(&rt->views, s->key, strlen(s->key));
+	view_unshare(rt, s);
 	win_clear(s);
 	touches_clear(s);
 }
@@ -1012,6 +1043,58 @@ static void batch_end(struct alyx__rt *rt, int64_t change_id)
 }
 
 /*
+ * After a schema change: parses each view's query again against the new
+ * schema `snap`, indexes it again and re-runs it in this batch.  A query
+ * the new schema refuses ends its view with an error.
+ */
+static void rebind(struct alyx__rt *rt, alyx__snap *snap)
+{
+	alyx_sub *sub;
+
+	if (rt->bound == snap)
+		return;
+	for (sub = rt->subs; sub; sub = sub->next) {
+		view *v = sub->v;
+		const alyx__collection *c;
+		alyx__query *q = NULL;
+		alyx__err e = {0};
+		cJSON *j;
+
+		if (!v || v->failed || v->snap == snap)
+			continue;
+		c = alyx__schema_coll(snap->schema, v->rc->name);
+		j = v->qtext ? cJSON_Parse(v->qtext) : NULL;
+		if (!c)
+			alyx__err_set(&e, ALYX_E_NOTFOUND, NULL,
+				      "collection '%.200s' no longer exists",
+				      v->rc->name);
+		else if (!j)
+			nomem(&e);
+		else
+			alyx__query_parse_json(snap->schema, c, j, &q, &e);
+		cJSON_Delete(j);
+		if (e.code == ALYX_OK) {
+			view_unindex(rt, v);
+			view_unshare(rt, v);
+			alyx__query_free(v->q);
+			v->q = q;
+			v->q->total = false;
+			alyx__snap_put(v->snap);
+			atomic_fetch_add(&snap->refs, 1);
+			v->snap = snap;
+			if (view_index(rt, v, &e) == ALYX_OK)
+				mark_refresh(rt, v);
+		}
+		if (e.code != ALYX_OK)
+			sub_fail(rt, v, &e);
+		alyx__err_clear(&e);
+	}
+	alyx__snap_put(rt->bound);
+	atomic_fetch_add(&snap->refs, 1);
+	rt->bound = snap;
+}
+
+/*
  * Processes every change after rt->last_id (under rt->mu).  A failure of
  * the feed itself (I/O, busy) leaves last_id where it was: the next
  * dispatch retries.
@@ -1035,6 +1118,7 @@ static int process_feed(struct alyx__rt *rt, alyx__err *err)
 		goto out;
 	}
 	snap = alyx__snap_get(rt->a);
+	rebind(rt, snap);
 	if (atomic_exchange(&rt->resync, false)) {
 		alyx_sub *sub;
 
@@ -1144,6 +1228,7 @@ void alyx__rt_free(struct alyx__rt *rt)
 		sub_unref(sub);
 	}
 	alyx__hmap_clear(&rt->views, NULL);
+	alyx__snap_put(rt->bound);
 	alyx__hmap_clear(&rt->colls, rcoll_free);
 	alyx__hmap_clear(&rt->seen, NULL);
 	alyx__subvec_free(&rt->expanders);
@@ -1413,6 +1498,12 @@ ALYX_API int alyx_subscribe(alyx *a, const alyx_ctx *ctx,
 		v->q = q;
 		snap = NULL;
 		q = NULL;
+		{
+			char *t = cJSON_PrintUnformatted(j);
+
+			v->qtext = t ? alyx__strdup(t) : NULL;
+			cJSON_free(t);
+		}
 		rc = sub_register(rt, v, &err);
 		if (rc == ALYX_OK && key) {
 			if (alyx__hmap_put(&rt->views, key, strlen(key), v)) {

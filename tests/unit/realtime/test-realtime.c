@@ -565,6 +565,42 @@ TEST(reset_reaches_subscribers)
 	rm_project(dir);
 }
 
+TEST(schema_change_rebinds)
+{
+	static const char q[] = "{\"filter\":{\"grp\":\"a\"},"
+				"\"sort\":[\"-n\"],\"limit\":3}";
+	char dir[64], *plan = NULL, *schema2;
+	alyx *a = open_project("database:\n  path: data/a.db\n"
+			       "realtime:\n  poll_interval_ms: 10\n", dir);
+	alyx_sub *s = NULL;
+	client c;
+
+	client_init(&c);
+	create(a, "{\"id\":\"m1\",\"grp\":\"a\",\"n\":1,\"flag\":true}");
+	ASSERT_OK(alyx_subscribe(a, NULL, "items", q, on_msg, &c, NULL, &s));
+	ASSERT_OK(alyx_dispatch(a));
+	/* A new field: every document gains it. */
+	schema2 = malloc(sizeof(SCHEMA) + 64);
+	snprintf(schema2, sizeof(SCHEMA) + 64, "%s      extra: {type: string, "
+		 "nullable: true}\n", SCHEMA);
+	ASSERT_OK(alyx_apply_schema(a, schema2, (size_t)-1, NULL, 0, &plan));
+	alyx_free(plan);
+	free(schema2);
+	create(a, "{\"id\":\"m2\",\"grp\":\"a\",\"n\":2,\"flag\":true,"
+		  "\"extra\":\"x\"}");
+	settle(a);
+	check_client(a, &c, q);
+	ASSERT_CONTAINS(c.last, "\"extra\"");
+	ASSERT_EQ(c.errors, 0);
+	update(a, "m1", "{\"grp\":\"b\"}");
+	ASSERT_OK(alyx_dispatch(a));
+	check_client(a, &c, q);
+	alyx_unsubscribe(s);
+	client_free(&c);
+	alyx_close(a);
+	rm_project(dir);
+}
+
 TEST(bad_subscriptions)
 {
 	char dir[64];
