@@ -49,7 +49,7 @@ int d_open_project(const struct d_opts *o, alyx **out)
 		      o->dir, "error", strerror(errno));
 		return D_EXIT_DATA;
 	}
-	rc = alyx_open(o->dir, ALYX_OPEN_CREATE, &a);
+	rc = alyx_open_config(o->dir, o->config, ALYX_OPEN_CREATE, &a);
 	if (rc != ALYX_OK) {
 		d_log("error", "cannot open the project", "dir", o->dir,
 		      "error", alyx_errmsg(NULL));

@@ -24,7 +24,7 @@ enum {
 
 struct d_opts {
 	const char *dir;	/* project directory */
-	const char *config;	/* --config FILE (must be DIR/alyx.yaml) */
+	const char *config;	/* --config FILE, or NULL: DIR/alyx.yaml */
 	const char *host;
 	int port;		/* -1: config */
 	int threads;		/* 0: config / cores */

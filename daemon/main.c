@@ -6,6 +6,7 @@
  * checkpoints the WAL).  Everything else is libalyx.
  */
 #include <errno.h>
+#include <unistd.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -24,9 +25,9 @@ static const char usage[] =
 "\n"
 "Options:\n"
 "  -d, --dir DIR        the project directory (alyx.yaml, schema.yaml)\n"
-"  -c, --config FILE    the project's alyx.yaml; its directory is the\n"
-"                       project directory unless --dir is given (then\n"
-"                       it must be DIR/alyx.yaml)\n"
+"  -c, --config FILE    read the configuration from FILE instead of\n"
+"                       DIR/alyx.yaml; without --dir, FILE's directory\n"
+"                       is the project directory\n"
 "  -H, --host H         bind address (env ALYX_HOST; default alyx.yaml\n"
 "                       server.host, 127.0.0.1)\n"
 "  -p, --port P         port, 0 for any free one (env ALYX_PORT; default\n"
@@ -59,41 +60,29 @@ static bool parse_int(const char *what, const char *s, long lo, long hi,
 	return true;
 }
 
-/* --config FILE: the project's alyx.yaml.  libalyx reads the config
- * of the project directory, so FILE must be DIR/alyx.yaml. */
+/* --config FILE: read the configuration from FILE instead of the
+ * project's own alyx.yaml.  Without --dir, FILE's directory is the
+ * project directory. */
 static int resolve_config(struct d_opts *o, char *dirbuf, size_t n)
 {
-	char cfg[PATH_MAX], want[PATH_MAX + 16];
+	char *slash;
 
-	if (!o->config)
+	if (!o->config || o->dir)
 		return D_EXIT_OK;
-	if (!realpath(o->config, cfg)) {
+	if (access(o->config, R_OK) != 0) {
 		fprintf(stderr, "alyxd: --config %s: %s\n", o->config,
 			strerror(errno));
 		return D_EXIT_CONFIG;
 	}
-	if (!o->dir) {
-		snprintf(dirbuf, n, "%s", cfg);
-		char *slash = strrchr(dirbuf, '/');
-		if (slash == dirbuf)
-			slash[1] = '\0';
-		else if (slash)
-			*slash = '\0';
-		o->dir = dirbuf;
-	}
-	char dir[PATH_MAX];
-	if (!realpath(o->dir, dir)) {
-		fprintf(stderr, "alyxd: --dir %s: %s\n", o->dir,
-			strerror(errno));
-		return D_EXIT_DATA;
-	}
-	snprintf(want, sizeof(want), "%s/alyx.yaml",
-		 strcmp(dir, "/") ? dir : "");
-	if (strcmp(cfg, want)) {
-		fprintf(stderr, "alyxd: --config must name the project's "
-			"alyx.yaml (%s), not %s\n", want, cfg);
-		return D_EXIT_USAGE;
-	}
+	snprintf(dirbuf, n, "%s", o->config);
+	slash = strrchr(dirbuf, '/');
+	if (!slash)
+		snprintf(dirbuf, n, ".");
+	else if (slash == dirbuf)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	o->dir = dirbuf;
 	return D_EXIT_OK;
 }
 

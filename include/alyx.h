@@ -156,6 +156,14 @@ ALYX_API void alyx_free(void *p);
  * ALYX_E_SCHEMA, ALYX_E_NOTFOUND.
  */
 ALYX_API int alyx_open(const char *dir, unsigned flags, alyx **out);
+/* Like alyx_open(), but the configuration is read from `config_path` (an
+ * alyx.yaml anywhere, e.g. /etc/alyx/production.yaml) instead of the
+ * project's own alyx.yaml.  Relative paths in it (database.path) still
+ * resolve against `dir`.  `config_path` NULL is alyx_open().  A missing
+ * config file is ALYX_E_NOTFOUND (unlike the project's optional
+ * alyx.yaml).  Since 0.1. */
+ALYX_API int alyx_open_config(const char *dir, const char *config_path,
+			      unsigned flags, alyx **out);
 /* Closes the handle (checkpoints the WAL).  NULL is a no-op. */
 ALYX_API void alyx_close(alyx *a);
 

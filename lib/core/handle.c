@@ -626,7 +626,8 @@ static int open_paths(alyx *a, const char *dir, unsigned flags,
 	return rc;
 }
 
-ALYX_API int alyx_open(const char *dir, unsigned flags, alyx **out)
+static int open_handle(const char *dir, const char *config_path,
+		       unsigned flags, alyx **out)
 {
 	alyx__err err = {0};
 	alyx__schema *schema = NULL;
@@ -657,7 +658,8 @@ ALYX_API int alyx_open(const char *dir, unsigned flags, alyx **out)
 	a->flags = flags;
 	rc = alyx__auth_new(&a->auth, &err);
 	if (rc == ALYX_OK)
-		rc = alyx__config_load(dir, &a->cfg, &err);
+		rc = alyx__config_load(config_path ? config_path : dir,
+				       &a->cfg, &err);
 	if (rc == ALYX_OK)
 		rc = open_paths(a, dir, flags, &err);
 	if (rc != ALYX_OK)
@@ -701,6 +703,17 @@ out:
 	handle_free(a);
 	/* An alyx_open failure is read with alyx_errmsg(NULL). */
 	return alyx__finish(out ? *out : NULL, &err);
+}
+
+ALYX_API int alyx_open(const char *dir, unsigned flags, alyx **out)
+{
+	return open_handle(dir, NULL, flags, out);
+}
+
+ALYX_API int alyx_open_config(const char *dir, const char *config_path,
+			      unsigned flags, alyx **out)
+{
+	return open_handle(dir, config_path, flags, out);
 }
 
 ALYX_API void alyx_close(alyx *a)

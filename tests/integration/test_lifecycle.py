@@ -128,10 +128,20 @@ def test_missing_and_unwritable_dirs(tmp_path):
 
 def test_config_flag(tmp_path):
     proj = make_project(tmp_path)
-    other = tmp_path / "other.yaml"
-    other.write_text("server:\n  port: 1\n")
-    p = run(["--dir", proj, "--config", other, "--port", "0"])
-    assert p.returncode == EXIT_USAGE and "alyx.yaml" in p.stderr
+    other = tmp_path / "production.yaml"
+    # A config outside the project: its database path still resolves
+    # against the project directory.
+    other.write_text("database:\n  path: data/other.db\n")
+    s = Server(proj, args=["--config", str(other)])
+    try:
+        assert (proj / "data" / "other.db").exists()
+    finally:
+        assert s.stop() == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("server:\n  prot: 1\n")
+    p = run(["--dir", proj, "--config", bad, "--port", "0"])
+    assert p.returncode == EXIT_CONFIG, p.stderr
+    assert "prot" in p.stderr
     p = run(["--config", tmp_path / "missing.yaml"])
     assert p.returncode == EXIT_CONFIG
 
