@@ -70,6 +70,7 @@ struct alyx__fn {
 	char *fn_dir;		/* absolute functions directory */
 	char *rt_dir;		/* runtimes directory */
 	char *interp[ALYX__RT_COUNT];	/* resolved interpreter paths */
+	bool interp_tried[ALYX__RT_COUNT];	/* resolved on first spawn */
 	char *interp_err[ALYX__RT_COUNT];
 	char *bwrap;		/* NULL: no sandbox */
 	pthread_mutex_t mu;
@@ -198,6 +199,39 @@ static char *resolve_interp(int rt)
 	return NULL;
 }
 
+/* resolve_interp() remembered for the process (asking a shim costs a
+ * whole interpreter start): keyed by the override and PATH. */
+static pthread_mutex_t interp_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	char *key;
+	char *path;
+} interp_cache[ALYX__RT_COUNT];
+
+static char *interp_cached(int rt)
+{
+	const char *env = getenv(rt == ALYX__RT_NODE ? "ALYX_NODE" :
+				 "ALYX_PYTHON");
+	const char *path_env = getenv("PATH");
+	char *key = alyx__asprintf("%s\n%s", env ? env : "",
+				   path_env ? path_env : "");
+	char *r = NULL;
+
+	if (!key)
+		return NULL;
+	pthread_mutex_lock(&interp_mu);
+	if (!interp_cache[rt].key || strcmp(interp_cache[rt].key, key)) {
+		alyx__free(interp_cache[rt].key);
+		alyx__free(interp_cache[rt].path);
+		interp_cache[rt].key = key;
+		interp_cache[rt].path = resolve_interp(rt);
+		key = NULL;
+	}
+	r = alyx__strdup(interp_cache[rt].path);
+	pthread_mutex_unlock(&interp_mu);
+	alyx__free(key);
+	return r;
+}
+
 static char *runtimes_dir(void)
 {
 	const char *env = getenv("ALYX_RUNTIMES_DIR");
@@ -226,7 +260,7 @@ static int fn_new(alyx *a, struct alyx__fn **out, alyx__err *err)
 {
 	struct alyx__fn *fn;
 	char *dir;
-	int rc = ALYX_OK, i;
+	int rc = ALYX_OK;
 
 	*out = NULL;
 	fn = alyx__calloc(1, sizeof(*fn));
@@ -255,8 +289,6 @@ static int fn_new(alyx *a, struct alyx__fn **out, alyx__err *err)
 	if (rc != ALYX_OK)
 		goto out;
 	fn->rt_dir = runtimes_dir();
-	for (i = 0; i < ALYX__RT_COUNT; i++)
-		fn->interp[i] = resolve_interp(i);
 	if (strcmp(a->cfg->functions.sandbox, "none") != 0) {
 		char *b = find_in_path("bwrap");
 
@@ -355,8 +387,10 @@ static int sandbox_args(struct alyx__fn *fn, const pool *p, const char **av,
 	size_t i;
 
 #define ARG(s) (av[n++] = (s))
+	/* No --die-with-parent: it is bound to the thread that forked (any
+	 * caller's thread, which may exit while the executor serves
+	 * others).  An executor exits when its stdin closes instead. */
 	ARG(fn->bwrap);
-	ARG("--die-with-parent");
 	ARG("--unshare-all");
 	if (p->network)
 		ARG("--share-net");
@@ -419,6 +453,18 @@ static int sandbox_args(struct alyx__fn *fn, const pool *p, const char **av,
 	ARG("--ro-bind");
 	ARG(fn->rt_dir);
 	ARG(fn->rt_dir);
+	if (p->runtime == ALYX__RT_NODE) {
+		/* "@alyx/functions" resolves by Node's own lookup, which
+		 * ends at /node_modules: cheaper than module hooks. */
+		char *nm = alyx__asprintf("%s/node/node_modules", fn->rt_dir);
+
+		if (!nm)
+			return -1;
+		own_strs[(*n_own)++] = nm;
+		ARG("--ro-bind");
+		ARG(nm);
+		ARG("/node_modules");
+	}
 	ARG("--ro-bind");
 	ARG(fn->fn_dir);
 	ARG(fn->fn_dir);
@@ -443,6 +489,10 @@ static int spawn(struct alyx__fn *fn, pool *p, worker **out, alyx__err *err)
 	pid_t pid;
 
 	*out = NULL;
+	if (!fn->interp_tried[p->runtime]) {
+		fn->interp[p->runtime] = interp_cached(p->runtime);
+		fn->interp_tried[p->runtime] = true;
+	}
 	if (!fn->interp[p->runtime])
 		return alyx__err_set(err, ALYX_E_UNAVAILABLE, NULL,
 				     "no %s interpreter found (PATH or $%s)",
@@ -473,6 +523,8 @@ static int spawn(struct alyx__fn *fn, pool *p, worker **out, alyx__err *err)
 			 (long long)(p->memory >> 20));
 		av[n++] = heap;
 		av[n++] = "--no-warnings";
+		/* Function .js files are ES modules without a package.json. */
+		av[n++] = "--experimental-default-type=module";
 		snprintf(exe, sizeof(exe), "%s/node/executor.mjs",
 			 fn->rt_dir);
 	} else {
@@ -491,7 +543,9 @@ static int spawn(struct alyx__fn *fn, pool *p, worker **out, alyx__err *err)
 	envp[3] = alyx__strdup("ALYX_PROTO_FD=3");
 	envp[4] = alyx__asprintf("ALYX_FUNCTIONS_DIR=%s", fn->fn_dir);
 	envp[5] = alyx__asprintf("ALYX_MAX_OUTPUT=%u", ALYX__FN_MAX_OUTPUT);
-	for (i = 0; i < 6; i++)
+	envp[6] = alyx__strdup(fn->bwrap ? "ALYX_SDK_MOUNTED=1" :
+			       "ALYX_SDK_MOUNTED=0");
+	for (i = 0; i < 7; i++)
 		if (!envp[i]) {
 			rc = alyx__err_set(err, ALYX_E_NOMEM, NULL,
 					   "out of memory");
@@ -810,23 +864,24 @@ static char *request_line(const alyx__fn_def *d, const char *rid,
 	return alyx__buf_take(&b);
 }
 
-/* Waits up to 500 ms for pid to exit by itself, then kills its process
- * group; *st is its wait status. */
+/* Waits up to 500 ms for pid to exit by itself, then kills what is left
+ * of its process group and reaps it; *st is its wait status.  The leader
+ * is reaped only after the group kill (WNOWAIT keeps the zombie, and with
+ * it the group id, reserved until then). */
 static void reap_exited(pid_t pid, int *st)
 {
 	int64_t until = alyx__mono_ms() + 500;
-	pid_t r;
 
 	for (;;) {
-		r = waitpid(pid, st, WNOHANG);
-		if (r == pid || (r < 0 && errno != EINTR))
+		siginfo_t si;
+		int r;
+
+		memset(&si, 0, sizeof(si));
+		r = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT);
+		if ((r == 0 && si.si_pid == pid) || (r < 0 && errno != EINTR))
 			break;
-		if (alyx__mono_ms() >= until) {
-			kill(-pid, SIGKILL);
-			while (waitpid(pid, st, 0) < 0 && errno == EINTR)
-				;
+		if (alyx__mono_ms() >= until)
 			break;
-		}
 		if (r == 0) {
 			struct timespec ts = {0, 2000000};
 
@@ -834,6 +889,8 @@ static void reap_exited(pid_t pid, int *st)
 		}
 	}
 	kill(-pid, SIGKILL);
+	while (waitpid(pid, st, 0) < 0 && errno == EINTR)
+		;
 }
 
 static void exit_text(int st, char *out, size_t n)

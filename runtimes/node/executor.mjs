@@ -21,11 +21,16 @@ const here = path.dirname(new URL(import.meta.url).pathname);
 const sdkUrl = pathToFileURL(path.join(here,
 	"node_modules/@alyx/functions/index.mjs")).href;
 const functionsDir = process.env.ALYX_FUNCTIONS_DIR || "";
-register(pathToFileURL(path.join(here, "hooks.mjs")).href, {
-	data: { sdkUrl,
-		functionsUrl: functionsDir ?
-			pathToFileURL(functionsDir).href + "/" : null },
-});
+/* In the sandbox libalyx mounts the SDK at /node_modules, where Node's own
+ * resolution finds it, and starts node with
+ * --experimental-default-type=module; elsewhere module hooks do both
+ * (they cost some 50-70 ms of start-up: a hooks thread). */
+if (process.env.ALYX_SDK_MOUNTED !== "1")
+	register(pathToFileURL(path.join(here, "hooks.mjs")).href, {
+		data: { sdkUrl,
+			functionsUrl: functionsDir ?
+				pathToFileURL(functionsDir).href + "/" : null },
+	});
 const sdk = await import(sdkUrl);
 
 const protoFd = process.env.ALYX_PROTO_FD ?

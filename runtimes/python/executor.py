@@ -7,9 +7,7 @@ runtimes/node/executor.mjs (docs/functions.md, "Protocol").  print() and
 anything else written to sys.stdout by a function becomes log entries;
 fd 1 itself is pointed at stderr so the protocol channel stays clean.
 """
-import asyncio
 import importlib.util
-import inspect
 import io
 import json
 import logging
@@ -222,7 +220,8 @@ def _invoke(req):
             raise _Fail("VALIDATION_ERROR", "invalid input: " + "; ".join(
                 f["message"] for f in fields), {"fields": fields})
         out = fn.handler(inp, Context(req))
-        if inspect.isawaitable(out):
+        if hasattr(out, "__await__"):
+            import asyncio      # only when needed: ~30 ms of start-up
             out = asyncio.run(_await(out))
         res["success"] = True
         res["output"] = out

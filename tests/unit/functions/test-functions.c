@@ -667,6 +667,40 @@ TEST(queue_bound_then_unavailable)
 	done(a);
 }
 
+/* An executor started by a thread that then exits keeps serving. */
+static void *call_once(void *p)
+{
+	struct racer *r = p;
+	char *out = NULL;
+
+	r->rc = alyx_invoke(r->a, NULL, "slow", "{}", 2, &out);
+	alyx_free(out);
+	return NULL;
+}
+
+TEST(executor_outlives_spawning_thread)
+{
+	alyx *a;
+	pthread_t th;
+	struct racer r;
+	cJSON *res;
+
+	NEED("python3");
+	a = project("functions:\n"
+		    "  python: {min_warm: 0, max_instances: 1}\n");
+	spit("functions/slow.py", "from alyx_functions import define_function\n"
+	     "@define_function()\ndef handler(i, c):\n    return 1\n");
+	r = (struct racer){a, NULL, -1};
+	ASSERT_EQ(pthread_create(&th, NULL, call_once, &r), 0);
+	pthread_join(th, NULL);
+	ASSERT_OK(r.rc);
+	usleep(100000);
+	ASSERT_OK(call(a, NULL, "slow", "{}", &res));
+	cJSON_Delete(res);
+	ASSERT_EQ(replaced(a), 0);
+	done(a);
+}
+
 /* ---- hot reload ---- */
 
 static void reload(const char *file, const char *v1, const char *v2)

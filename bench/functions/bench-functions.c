@@ -1,0 +1,319 @@
+/*
+ * bench-functions.c - what a function call costs, beside the bare
+ * runtime measured in the same run:
+ *   cold: the first call on an empty pool (fresh handle) vs `node -e 0` /
+ *         `python3 -c pass` (fork + exec + wait), median of 10;
+ *   warm: alyx_invoke of a trivial function vs a bare round trip of one
+ *         JSON line to a warm worker of the same runtime over a pipe
+ *         (the worker parses and re-serializes it), p50/p99;
+ *   throughput: invocations per second, 4 threads, max_instances=2.
+ * Usage: bench-functions [warm-calls] (default 5000).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <alyx.h>
+
+static double now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double pct(double *v, int n, double p)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_d);
+	return v[(int)(p * (n - 1))];
+}
+
+static char proj[256];
+
+static void spit(const char *rel, const char *text)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", proj, rel);
+	f = fopen(path, "w");
+	if (!f || fputs(text, f) < 0) {
+		perror(path);
+		exit(1);
+	}
+	fclose(f);
+}
+
+static void make_project(const char *sandbox)
+{
+	char tmpl[] = "/tmp/alyx-fnbench-XXXXXX", path[512], yaml[512];
+
+	if (!mkdtemp(tmpl)) {
+		perror("mkdtemp");
+		exit(1);
+	}
+	snprintf(proj, sizeof(proj), "%s", tmpl);
+	snprintf(path, sizeof(path), "%s/functions", proj);
+	mkdir(path, 0755);
+	snprintf(yaml, sizeof(yaml),
+		 "functions:\n  sandbox: %s\n"
+		 "  node: {min_warm: 0, max_instances: 2}\n"
+		 "  python: {min_warm: 0, max_instances: 2}\n", sandbox);
+	spit("alyx.yaml", yaml);
+	spit("functions/echo.js", "import { defineFunction } from "
+	     "\"@alyx/functions\";\nexport default defineFunction({\n"
+	     "  input: { n: { type: \"int\", required: true } },\n"
+	     "  handler: (input) => ({ n: input.n }) });\n");
+	spit("functions/echopy.py", "from alyx_functions import "
+	     "define_function\n@define_function(input={\"n\": {\"type\": "
+	     "\"int\", \"required\": True}})\ndef handler(input, ctx):\n"
+	     "    return {\"n\": input[\"n\"]}\n");
+}
+
+static void remove_project(void)
+{
+	char cmd[400];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", proj);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", proj);
+}
+
+static alyx *open_project(void)
+{
+	alyx *a = NULL;
+
+	if (alyx_open(proj, ALYX_OPEN_CREATE, &a) != ALYX_OK) {
+		fprintf(stderr, "open: %s\n", alyx_errmsg(NULL));
+		exit(1);
+	}
+	return a;
+}
+
+static void invoke(alyx *a, const char *fn)
+{
+	char *out = NULL;
+
+	if (alyx_invoke(a, NULL, fn, "{\"n\":1}", (size_t)-1, &out)) {
+		fprintf(stderr, "invoke %s: %s\n", fn, alyx_errmsg(a));
+		exit(1);
+	}
+	alyx_free(out);
+}
+
+/* fork + exec + wait of argv, in microseconds. */
+static double run_us(char *const argv[])
+{
+	double t0 = now_us();
+	pid_t pid = fork();
+	int st;
+
+	if (pid == 0) {
+		int dn = open("/dev/null", O_WRONLY);
+
+		dup2(dn, 1);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	waitpid(pid, &st, 0);
+	return now_us() - t0;
+}
+
+/* A bare warm worker: reads a JSON line, writes it back re-serialized. */
+static pid_t bare_worker(char *const argv[], int *to, int *from)
+{
+	int a[2], b[2];
+	pid_t pid;
+
+	if (pipe(a) || pipe(b))
+		exit(1);
+	pid = fork();
+	if (pid == 0) {
+		dup2(a[0], 0);
+		dup2(b[1], 1);
+		close(a[1]);
+		close(b[0]);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	close(a[0]);
+	close(b[1]);
+	*to = a[1];
+	*from = b[0];
+	return pid;
+}
+
+static double bare_round_trip(int to, int from, const char *line)
+{
+	char buf[4096];
+	size_t n = strlen(line), got = 0;
+	double t0 = now_us();
+
+	if (write(to, line, n) != (ssize_t)n)
+		exit(1);
+	while (got == 0 || buf[got - 1] != '\n') {
+		ssize_t r = read(from, buf + got, sizeof(buf) - got);
+
+		if (r <= 0)
+			exit(1);
+		got += (size_t)r;
+	}
+	return now_us() - t0;
+}
+
+struct thr {
+	alyx *a;
+	const char *fn;
+	int calls;
+};
+
+static void *hammer(void *p)
+{
+	struct thr *t = p;
+
+	for (int i = 0; i < t->calls; i++)
+		invoke(t->a, t->fn);
+	return NULL;
+}
+
+static void bench_runtime(const char *label, const char *fn, char *const bare[],
+			  char *const worker[], const char *sandbox, int calls)
+{
+	enum { COLD = 10 };
+	double cold_bare[COLD], cold_fn[COLD], *warm_fn, *warm_bare;
+	int to, from, i;
+	pid_t wp;
+	alyx *a;
+	const char *line = "{\"request_id\":\"r\",\"function\":\"echo\","
+			   "\"input\":{\"n\":1},\"context\":{\"auth\":null,"
+			   "\"env\":{}}}\n";
+
+	warm_fn = calloc((size_t)calls, sizeof(double));
+	warm_bare = calloc((size_t)calls, sizeof(double));
+	make_project(sandbox);
+	for (i = 0; i < COLD; i++) {
+		double t0;
+
+		cold_bare[i] = run_us(bare);
+		a = open_project();
+		t0 = now_us();
+		invoke(a, fn);
+		cold_fn[i] = now_us() - t0;
+		alyx_close(a);
+	}
+	a = open_project();
+	for (i = 0; i < 200; i++)
+		invoke(a, fn);
+	for (i = 0; i < calls; i++) {
+		double t0 = now_us();
+
+		invoke(a, fn);
+		warm_fn[i] = now_us() - t0;
+	}
+	wp = bare_worker(worker, &to, &from);
+	for (i = 0; i < 200; i++)
+		bare_round_trip(to, from, line);
+	for (i = 0; i < calls; i++)
+		warm_bare[i] = bare_round_trip(to, from, line);
+	close(to);
+	close(from);
+	waitpid(wp, NULL, 0);
+
+	printf("%s (sandbox %s)\n", label, sandbox);
+	printf("  cold start: first call %.1f ms   bare runtime start %.1f ms"
+	       "   (+%.1f ms)\n", pct(cold_fn, COLD, 0.5) / 1e3,
+	       pct(cold_bare, COLD, 0.5) / 1e3,
+	       (pct(cold_fn, COLD, 0.5) - pct(cold_bare, COLD, 0.5)) / 1e3);
+	{
+		double f50 = pct(warm_fn, calls, 0.5);
+		double f99 = pct(warm_fn, calls, 0.99);
+		double b50 = pct(warm_bare, calls, 0.5);
+		double b99 = pct(warm_bare, calls, 0.99);
+
+		printf("  warm call:  p50 %.1f us  p99 %.1f us   bare pipe "
+		       "p50 %.1f us  p99 %.1f us   (p50 +%.1f us, x%.2f)\n",
+		       f50, f99, b50, b99, f50 - b50, f50 / b50);
+	}
+	{
+		struct thr t[4];
+		pthread_t th[4];
+		int per = calls / 4 > 250 ? calls / 4 : 250;
+		double t0 = now_us(), el;
+
+		for (i = 0; i < 4; i++) {
+			t[i] = (struct thr){a, fn, per};
+			pthread_create(&th[i], NULL, hammer, &t[i]);
+		}
+		for (i = 0; i < 4; i++)
+			pthread_join(th[i], NULL);
+		el = now_us() - t0;
+		printf("  throughput: %.0f calls/s (4 threads, "
+		       "max_instances 2)\n", 4.0 * per / (el / 1e6));
+	}
+	alyx_close(a);
+	remove_project();
+	free(warm_fn);
+	free(warm_bare);
+}
+
+/* The real interpreter binary (PATH may hold a wrapper such as a pyenv
+ * shim, which libalyx resolves too). */
+static char *real_binary(const char *cmd)
+{
+	char buf[4096];
+	FILE *f = popen(cmd, "r");
+
+	if (!f || !fgets(buf, sizeof(buf), f)) {
+		fprintf(stderr, "cannot run: %s\n", cmd);
+		exit(1);
+	}
+	pclose(f);
+	buf[strcspn(buf, "\n")] = '\0';
+	return strdup(buf);
+}
+
+int main(int argc, char **argv)
+{
+	int calls = argc > 1 ? atoi(argv[1]) : 5000;
+	char *node = real_binary("node -p process.execPath");
+	char *py = real_binary("python3 -c 'import sys; "
+			       "print(sys.executable)'");
+	char *node_bare[] = {node, "-e", "0", NULL};
+	char *py_bare[] = {py, "-I", "-c", "pass", NULL};
+	char *node_worker[] = {node, "-e",
+		"const rl=require('readline').createInterface({input:"
+		"process.stdin});rl.on('line',l=>{process.stdout.write("
+		"JSON.stringify(JSON.parse(l))+'\\n')})", NULL};
+	char *py_worker[] = {py, "-I", "-c",
+		"import sys,json\nfor l in sys.stdin:\n"
+		"    sys.stdout.write(json.dumps(json.loads(l))+'\\n');"
+		"sys.stdout.flush()", NULL};
+	const char *sandboxes[] = {"none", "auto"};
+
+	if (calls < 100)
+		calls = 100;
+	for (int s = 0; s < 2; s++) {
+		bench_runtime("node", "echo", node_bare, node_worker,
+			      sandboxes[s], calls);
+		bench_runtime("python", "echopy", py_bare, py_worker,
+			      sandboxes[s], calls);
+	}
+	free(node);
+	free(py);
+	return 0;
+}
