@@ -98,6 +98,7 @@ typedef struct view {
 	touch *t;		/* this batch's touched documents */
 	size_t nt, tcap;
 	bool need_refresh;
+	bool need_tail;		/* read what follows the window's last */
 	bool dirty;
 	bool failed;
 	uint64_t stamp;
@@ -796,20 +797,21 @@ static bool apply(struct alyx__rt *rt, view *s, const char *id,
 	was_in = i >= 0;
 	if (was_in)
 		win_remove(s, (size_t)i);
+	/*
+	 * The window stays a prefix of the result: a document that leaves
+	 * it, or sorts after the last one kept, is out; what follows the
+	 * last one is read once at the end of the batch (win_tail).
+	 */
 	if (!match) {
-		/* Left the window: the next one in is unknown unless the
-		 * window held everything. */
 		if (!s->complete)
-			mark_refresh(rt, s);
+			s->need_tail = true;
 		return true;
 	}
 	if (!s->complete &&
 	    (s->n == 0 ||
 	     alyx__query_doc_cmp(s->q, doc, s->w[s->n - 1].d->j) > 0)) {
-		/* Sorts after the last one kept: beyond the window, unless
-		 * it was in it (then what follows is unknown). */
 		if (was_in)
-			mark_refresh(rt, s);
+			s->need_tail = true;
 		return true;
 	}
 	pos = win_pos(s, doc);
@@ -996,6 +998,88 @@ static void emit_delta(struct alyx__rt *rt, view *s, int64_t change_id)
 	touches_clear(s);
 }
 
+/*
+ * Fills an incomplete window up to its limit with the documents that
+ * follow its last one: the page query with that document's sort key
+ * values as keyset (inside the batch's read transaction).  Documents read
+ * here were not in the window at the start of the batch unless touched.
+ */
+static int win_tail(struct alyx__rt *rt, view *s, alyx__err *err)
+{
+	alyx__value *after = NULL;
+	alyx__query q2 = *s->q;
+	const cJSON *docs, *d;
+	cJSON *res = NULL;
+	alyx_buf b;
+	size_t k;
+	int rc = ALYX_OK;
+
+	if (s->complete || s->n >= (size_t)s->q->limit)
+		return ALYX_OK;
+	q2.limit = s->q->limit - (int64_t)s->n;
+	q2.offset = 0;
+	q2.after = NULL;
+	q2.total = false;
+	q2.after_vals = NULL;
+	q2.n_after = 0;
+	if (s->n) {
+		const cJSON *last = s->w[s->n - 1].d->j;
+
+		after = alyx__calloc(s->q->n_sort, sizeof(*after));
+		if (!after)
+			return nomem(err);
+		for (k = 0; k < s->q->n_sort; k++) {
+			const alyx__field *f =
+				&s->q->coll->fields[s->q->sort[k].field];
+			const cJSON *v =
+				cJSON_GetObjectItemCaseSensitive(last, f->name);
+			char why[128];
+
+			if (v && !cJSON_IsNull(v) &&
+			    !alyx__value_from_json(f, v, &after[k], why))
+				rc = alyx__err_set(err, ALYX_E_INTERNAL, NULL,
+						   "window key: %s", why);
+		}
+		q2.after_vals = after;
+		q2.n_after = s->q->n_sort;
+	}
+	alyx__buf_init(&b, 0);
+	if (rc == ALYX_OK)
+		rc = alyx__query_run(rt->db, &q2, NULL, &b, err);
+	if (rc == ALYX_OK && b.err)
+		rc = nomem(err);
+	if (rc == ALYX_OK) {
+		alyx__buf_addc(&b, '\0');
+		if (!(res = cJSON_Parse(b.data)))
+			rc = nomem(err);
+	}
+	alyx__buf_free(&b);
+	docs = cJSON_GetObjectItemCaseSensitive(res, "docs");
+	cJSON_ArrayForEach(d, docs) {
+		char *id = doc_id(s->q->coll, d);
+		rdoc *rd = rdoc_new(cJSON_Duplicate(d, true));
+
+		if (!id || !rd || !touch_as(rt, s, id, true)) {
+			alyx__free(id);
+			rdoc_put(rd);
+			rc = nomem(err);
+			break;
+		}
+		if (!win_insert(s, s->n, id, rd)) {
+			rc = nomem(err);
+			break;
+		}
+	}
+	if (rc == ALYX_OK)
+		s->complete = s->n < (size_t)s->q->limit;
+	cJSON_Delete(res);
+	if (after)
+		for (k = 0; k < s->q->n_sort; k++)
+			alyx__value_clear(&after[k]);
+	alyx__free(after);
+	return rc;
+}
+
 /* Ends a batch: refreshes what needs it, emits every delta. */
 static void batch_end(struct alyx__rt *rt, int64_t change_id)
 {
@@ -1015,23 +1099,25 @@ static void batch_end(struct alyx__rt *rt, int64_t change_id)
 			if (!ok)
 				alyx__err_set(&e, ALYX_E_NOMEM, NULL,
 					      "out of memory");
-			if (!ok || win_load(rt, s, NULL, &e) != ALYX_OK) {
-				sub_fail(rt, s, &e);
-				alyx__err_clear(&e);
-				continue;
+			if (ok && win_load(rt, s, NULL, &e) == ALYX_OK) {
+				/* ... and so may every document it holds now;
+				 * one not touched yet was not held before. */
+				for (k = 0; k < s->n && ok; k++)
+					ok = touch_as(rt, s, s->w[k].id, true);
+				if (!ok)
+					alyx__err_set(&e, ALYX_E_NOMEM, NULL,
+						      "out of memory");
 			}
-			/* ... and so may every document it holds now; one
-			 * not touched yet was not held before the batch. */
-			for (k = 0; k < s->n && ok; k++)
-				ok = touch_as(rt, s, s->w[k].id, true);
-			if (!ok) {
-				alyx__err_set(&e, ALYX_E_NOMEM, NULL,
-					      "out of memory");
+			if (e.code != ALYX_OK)
 				sub_fail(rt, s, &e);
-				alyx__err_clear(&e);
-			}
+			alyx__err_clear(&e);
+		} else if (s->need_tail && !s->failed) {
+			if (win_tail(rt, s, &e) != ALYX_OK)
+				sub_fail(rt, s, &e);
+			alyx__err_clear(&e);
 		}
 		s->need_refresh = false;
+		s->need_tail = false;
 		s->dirty = false;
 		if (!s->failed)
 			emit_delta(rt, s, change_id);

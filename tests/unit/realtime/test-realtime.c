@@ -851,7 +851,10 @@ TEST(random_model)
 	pthread_t th[N_WRITER_THREADS + 1];
 	alyx_sub *subs[N_SUBS] = {0};
 	client *cl = calloc(N_SUBS, sizeof(*cl));
-	unsigned seed = 12345;
+	/* ALYX_RT_SEED=N picks another random stream. */
+	unsigned seed0 = getenv("ALYX_RT_SEED")
+				 ? (unsigned)atoi(getenv("ALYX_RT_SEED"))
+				 : 12345u, seed = seed0;
 	world w = {.a = a, .db_path = alyx_db_path(a)};
 	int i, round, n_subs = 0;
 
@@ -923,8 +926,8 @@ TEST(random_model)
 
 		for (i = 0; i < n_subs; i++)
 			deltas += cl[i].deltas;
-		printf("  random_model: %d subscriptions, %d deltas\n",
-		       n_subs, deltas);
+		printf("  random_model: seed %u, %d subscriptions, %d "
+		       "deltas\n", seed0, n_subs, deltas);
 		ASSERT(deltas > n_subs);
 	}
 	for (i = 0; i < n_subs; i++) {
