@@ -153,7 +153,8 @@ static int run(int n_subs, int distinct)
 	usleep(100000);
 	alyx_dispatch(a);
 	printf("%d subscriber(s), %s queries, %d writes:\n", n_subs,
-	       distinct ? "distinct" : "2 shared", n_writes);
+	       distinct ? "distinct" : n_subs == 1 ? "1" : "2 shared",
+	       n_writes);
 	for (i = 0; i < n_writes; i++)
 		d[i] = t1[i] - t0[i];
 	pct("write", d, n_writes);
