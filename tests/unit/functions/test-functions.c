@@ -701,6 +701,55 @@ TEST(executor_outlives_spawning_thread)
 	done(a);
 }
 
+/* The pool's "started" counter and live instances. */
+static void pool_counts(alyx *a, int *started, int *instances)
+{
+	char *j = NULL;
+	cJSON *o, *p;
+
+	ASSERT_OK(alyx_functions_json(a, &j));
+	o = cJSON_Parse(j);
+	p = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "pools"), 0);
+	ASSERT(p != NULL);
+	*started = cJSON_GetObjectItem(p, "started")->valueint;
+	*instances = cJSON_GetObjectItem(p, "instances")->valueint;
+	cJSON_Delete(o);
+	alyx_free(j);
+}
+
+static void idle(int min_warm, int started_after)
+{
+	char yaml[200];
+	alyx *a;
+	cJSON *res;
+	int started, instances;
+
+	snprintf(yaml, sizeof(yaml), "functions:\n  python: {min_warm: %d, "
+		 "max_instances: 2, idle_timeout: 200ms}\n", min_warm);
+	a = project(yaml);
+	spit("functions/f.py", "from alyx_functions import define_function\n"
+	     "@define_function()\ndef handler(i, c):\n    return 1\n");
+	ASSERT_OK(call(a, NULL, "f", "{}", &res));
+	cJSON_Delete(res);
+	pool_counts(a, &started, &instances);
+	ASSERT_EQ(started, 1);
+	ASSERT_EQ(instances, 1);
+	usleep(400000);
+	ASSERT_OK(call(a, NULL, "f", "{}", &res));
+	cJSON_Delete(res);
+	pool_counts(a, &started, &instances);
+	ASSERT_EQ(started, started_after);
+	ASSERT_EQ(instances, 1);
+	done(a);
+}
+
+TEST(idle_executors_beyond_min_warm_are_stopped)
+{
+	NEED("python3");
+	idle(0, 2);	/* stopped when idle, a new one for the next call */
+	idle(1, 1);	/* min_warm keeps it */
+}
+
 /* ---- hot reload ---- */
 
 static void reload(const char *file, const char *v1, const char *v2)
