@@ -1011,22 +1011,37 @@ int alyx__fn_call(struct alyx__fn *fn, const alyx__fn_def *d,
 	pthread_mutex_lock(&fn->mu);
 	snprintf(rid, sizeof(rid), "req_%lld_%d", (long long)++fn->seq,
 		 (int)getpid());
-	p = pool_get(fn, d, err);
-	rc = p ? acquire(fn, p, d, &w, err) : err->code;
 	pthread_mutex_unlock(&fn->mu);
-	if (rc != ALYX_OK)
-		goto out;
-
 	req = request_line(d, rid, input, len, auth);
 	if (!req) {
 		rc = alyx__err_set(err, ALYX_E_NOMEM, NULL, "out of memory");
 		goto out;
 	}
-	deadline = alyx__mono_ms() + d->timeout_ms;
-	if (write_all(w->in_fd, req, strlen(req), deadline, &timed_out) != 0)
+	for (int attempt = 0;; attempt++) {
+		pthread_mutex_lock(&fn->mu);
+		p = pool_get(fn, d, err);
+		rc = p ? acquire(fn, p, d, &w, err) : err->code;
+		pthread_mutex_unlock(&fn->mu);
+		if (rc != ALYX_OK)
+			goto out;
+		deadline = alyx__mono_ms() + d->timeout_ms;
+		if (write_all(w->in_fd, req, strlen(req), deadline,
+			      &timed_out) == 0) {
+			io = read_line(w->out_fd, &line, deadline);
+			break;
+		}
 		io = timed_out ? IO_TIMEOUT : IO_EOF;
-	else
-		io = read_line(w->out_fd, &line, deadline);
+		if (timed_out || attempt > 0)
+			break;
+		/* The executor died while idle (its stdin is closed): the
+		 * request never reached it, so another executor takes it. */
+		pthread_mutex_lock(&fn->mu);
+		worker_kill(p, w);
+		p->replaced++;
+		w = NULL;
+		pthread_cond_signal(&p->cv);
+		pthread_mutex_unlock(&fn->mu);
+	}
 	switch (io) {
 	case IO_OK: {
 		size_t n = line.len;

@@ -750,6 +750,28 @@ TEST(idle_executors_beyond_min_warm_are_stopped)
 	idle(1, 1);	/* min_warm keeps it */
 }
 
+/* An executor that dies while idle: the next call is not lost. */
+TEST(idle_executor_death_is_retried)
+{
+	alyx *a;
+	cJSON *res;
+
+	NEED("node");
+	a = project("functions:\n"
+		    "  node: {min_warm: 0, max_instances: 1}\n");
+	spit("functions/f.js", "export default { handler(input) {\n"
+	     "  if (input.die) setTimeout(() => process.exit(0), 20);\n"
+	     "  return 1; } };\n");
+	ASSERT_OK(call(a, NULL, "f", "{\"die\":true}", &res));
+	cJSON_Delete(res);
+	usleep(300000);
+	ASSERT_OK(call(a, NULL, "f", "{}", &res));
+	ASSERT_EQ(output(res)->valueint, 1);
+	cJSON_Delete(res);
+	ASSERT_EQ(replaced(a), 1);
+	done(a);
+}
+
 /* ---- hot reload ---- */
 
 static void reload(const char *file, const char *v1, const char *v2)
