@@ -33,6 +33,9 @@ struct alyx__fn_reg {
 	size_t n;
 	int64_t scanned_ms;		/* monotonic; 0 = never */
 	struct timespec dir_mtime;
+	bool racy;			/* the directory changed just before
+					 * the scan (within a coarse timestamp
+					 * tick): scan again next time */
 };
 
 void alyx__fn_def_clear(alyx__fn_def *d)
@@ -399,13 +402,15 @@ static int refresh(alyx__fn_reg *r, alyx__err *err)
 		memset(&st, 0, sizeof(st));
 	changed = st.st_mtim.tv_sec != r->dir_mtime.tv_sec ||
 		  st.st_mtim.tv_nsec != r->dir_mtime.tv_nsec;
-	if (r->scanned_ms && !changed &&
+	if (r->scanned_ms && !changed && !r->racy &&
 	    now - r->scanned_ms < ALYX__FN_RESCAN_MS)
 		return ALYX_OK;
 	if (scan(r, err) != ALYX_OK)
 		return err->code;
 	r->scanned_ms = now;
 	r->dir_mtime = st.st_mtim;
+	r->racy = alyx__now_ms() - ((int64_t)st.st_mtim.tv_sec * 1000 +
+				    st.st_mtim.tv_nsec / 1000000) < 50;
 	return ALYX_OK;
 }
 

@@ -387,6 +387,42 @@ TEST(listing_and_manifests)
 	done(a);
 }
 
+/* timeout_ms of function `name` in the listing; -1 when not listed. */
+static int listed_timeout(alyx *a, const char *name)
+{
+	char *j = NULL;
+	cJSON *o, *f;
+	int t = -1;
+
+	ASSERT_OK(alyx_functions_json(a, &j));
+	o = cJSON_Parse(j);
+	cJSON_ArrayForEach(f, cJSON_GetObjectItem(o, "functions"))
+		if (!strcmp(str(f, "name"), name))
+			t = cJSON_GetObjectItem(f, "timeout_ms")->valueint;
+	cJSON_Delete(o);
+	alyx_free(j);
+	return t;
+}
+
+TEST(directory_changes_are_seen)
+{
+	alyx *a = project(NULL);
+	char path[600];
+
+	ASSERT_EQ(listed_timeout(a, "late"), -1);
+	spit("functions/late.js", "export default { handler: () => 1 };\n");
+	ASSERT_EQ(listed_timeout(a, "late"), 10000);	/* new file: at once */
+	spit("functions/late.yaml", "timeout: 2s\n");
+	ASSERT_EQ(listed_timeout(a, "late"), 2000);
+	spit("functions/late.yaml", "timeout: 3s\n");	/* same inode */
+	usleep((ALYX__FN_RESCAN_MS + 200) * 1000);
+	ASSERT_EQ(listed_timeout(a, "late"), 3000);
+	snprintf(path, sizeof(path), "%s/functions/late.js", proj);
+	ASSERT_EQ(unlink(path), 0);
+	ASSERT_EQ(listed_timeout(a, "late"), -1);
+	done(a);
+}
+
 /* ---- failures ---- */
 
 TEST(node_throws_with_code)
