@@ -161,6 +161,24 @@ typedef struct alyx__query_opts {
 int alyx__query_run(sqlite3 *db, const alyx__query *q,
 		    const alyx__query_opts *o, alyx_buf *out, alyx__err *err);
 
+struct alyx__rule;	/* lib/rules/rules.h */
+
+/*
+ * alyx__query_run under a read rule (NULL: none) for the caller's auth and
+ * request (JSON, may be NULL): only documents the rule allows are listed,
+ * counted in "total", skipped by `offset`, and the pages are full.  A rule
+ * alyx__rule_to_sql translates exactly is ANDed into the SQL; otherwise
+ * its pre-filter is, and the rule is evaluated on each candidate (an
+ * evaluation error denies).  Expanded documents meet the read rule of
+ * their collection (`read_rule` for the queried one, else its compiled
+ * programs[ALYX_RULE_READ]); one that is not exactly translatable expands
+ * to null.  `cache` may be NULL.  See docs/rules.md, "Push-down".
+ */
+int alyx__query_run_ruled(sqlite3 *db, const alyx__query *q,
+			  const struct alyx__rule *read_rule,
+			  const cJSON *auth, const cJSON *request,
+			  alyx__qcache *cache, alyx_buf *out, alyx__err *err);
+
 /* Builds the SQL text of the page query exactly as alyx__query_exec
  * prepares it (SELECT ... FROM "coll" AS _m WHERE ... ORDER BY ...
  * LIMIT ? OFFSET ?), for tests and EXPLAIN QUERY PLAN checks.  The main
