@@ -178,55 +178,101 @@ bool alyx__utf8_valid(const char *s, size_t n)
 
 /* ---- JSON writer ---- */
 
-void alyx__json_str(alyx_buf *b, const char *s, size_t n)
+/*
+ * Byte classes of the string writer: 0 copies as is, 1 starts a UTF-8
+ * sequence (checked), 2 needs an escape.  A run of class-0 bytes is found
+ * with one table lookup per byte and copied with one memcpy.
+ */
+static const unsigned char json_class[256] = {
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+	0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* '"' */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0,	/* '\\' */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
+
+/* Writes the escape of byte c (class 2) or U+FFFD (invalid UTF-8). */
+static void json_escape(alyx_buf *b, unsigned char c)
 {
 	static const char hex[] = "0123456789abcdef";
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0, run = 0, k;
 
-	alyx__buf_addc(b, '"');
-	while (i < n) {
-		unsigned char c = p[i];
-
-		if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
-			run++;
-			i++;
-			continue;
-		}
-		if (c >= 0x80) {
-			k = utf8_seq(p + i, n - i);
-			if (k) {
-				run += k;
-				i += k;
-				continue;
-			}
-		}
-		if (run)
-			alyx__buf_add(b, p + i - run, run);
-		run = 0;
-		if (c >= 0x80) {
-			alyx__buf_adds(b, "\xEF\xBF\xBD");
-			i++;
-			continue;
-		}
-		switch (c) {
-		case '"': alyx__buf_add(b, "\\\"", 2); break;
-		case '\\': alyx__buf_add(b, "\\\\", 2); break;
-		case '\n': alyx__buf_add(b, "\\n", 2); break;
-		case '\r': alyx__buf_add(b, "\\r", 2); break;
-		case '\t': alyx__buf_add(b, "\\t", 2); break;
-		case '\b': alyx__buf_add(b, "\\b", 2); break;
-		case '\f': alyx__buf_add(b, "\\f", 2); break;
-		default: {
-			char e[6] = {'\\', 'u', '0', '0', hex[c >> 4],
-				     hex[c & 15]};
-			alyx__buf_add(b, e, 6);
-		}
-		}
-		i++;
+	if (c >= 0x80) {
+		alyx__buf_add(b, "\xEF\xBF\xBD", 3);
+		return;
 	}
-	if (run)
-		alyx__buf_add(b, p + i - run, run);
+	switch (c) {
+	case '"': alyx__buf_add(b, "\\\"", 2); break;
+	case '\\': alyx__buf_add(b, "\\\\", 2); break;
+	case '\n': alyx__buf_add(b, "\\n", 2); break;
+	case '\r': alyx__buf_add(b, "\\r", 2); break;
+	case '\t': alyx__buf_add(b, "\\t", 2); break;
+	case '\b': alyx__buf_add(b, "\\b", 2); break;
+	case '\f': alyx__buf_add(b, "\\f", 2); break;
+	default: {
+		char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+
+		alyx__buf_add(b, e, 6);
+	}
+	}
+}
+
+/* No byte of the 8 in w is below 0x20, '"', '\\' or above 0x7F.  A false
+ * "no" only sends the bytes to the table loop; a false "yes" cannot
+ * happen (the lowest offending byte always sets its high bit). */
+static bool word_plain(uint64_t w)
+{
+	const uint64_t ones = 0x0101010101010101ULL;
+	uint64_t q = w ^ (ones * '"'), s = w ^ (ones * '\\');
+
+	return !(((w - ones * 0x20) | (q - ones) | (s - ones) | w) &
+		 (ones * 0x80));
+}
+
+void alyx__json_str(alyx_buf *b, const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, start, k;
+
+	/* The common case (nothing to escape) then needs no further growth. */
+	if (!grow(b, n + 2))
+		return;
+	b->data[b->len++] = '"';
+	while (i < n) {
+		start = i;
+		for (;;) {
+			uint64_t w;
+
+			while (i + 8 <= n) {
+				memcpy(&w, p + i, 8);
+				if (!word_plain(w))
+					break;
+				i += 8;
+			}
+			while (i < n && !json_class[p[i]])
+				i++;
+			if (i == n || json_class[p[i]] == 2)
+				break;
+			k = utf8_seq(p + i, n - i);
+			if (!k)
+				break;
+			i += k;
+		}
+		if (i > start)
+			alyx__buf_add(b, p + start, i - start);
+		if (i < n)
+			json_escape(b, p[i++]);
+	}
 	alyx__buf_addc(b, '"');
 }
 
