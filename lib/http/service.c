@@ -9,7 +9,9 @@
  * (alyx__read_pass_begin/end): begun lazily by the first read of a pass,
  * ended when the pass is over, so a snapshot is at most one pass old.
  */
+#include <dlfcn.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -84,15 +86,86 @@ static int listen_cb(struct lws *wsi, enum lws_callback_reasons reason,
 	}
 }
 
+/*
+ * Pipelined requests with a body (libwebsockets 4.1.6 .. 4.4).
+ *
+ * When a request ends before the data lws read from the socket does, lws
+ * keeps the rest (the next pipelined request) on the connection's
+ * "buflist" and later parses it from there (lws_service_do_ripe_rxflow ->
+ * lws_read_h1 -> lws_handshake_server -> lws_http_action).  After
+ * LWS_CALLBACK_HTTP, lws_http_action() drains the wsi's own buflist
+ * through lws_read_h1() whenever the request has a Content-Length > 0 (a
+ * loop meant for h2 streams, which have their own buflist).  On an h1
+ * connection that buflist is the very segment being parsed, not yet
+ * consumed: the loop hands the request's own header bytes to the body
+ * state as body, reports the body complete, and then calls lws_read_h1()
+ * again with no body left, which reports completion again and consumes
+ * nothing - forever, inside one lws_service() call, so the whole service
+ * thread stops.  Requests without a body never reach that loop, which is
+ * why GET and DELETE pipeline fine.
+ *
+ * The real body is delivered correctly right after, by the lws_read_h1()
+ * that parsed the headers (it restarts at the byte after them).  So the
+ * drain loop must see an empty buflist: LWS_CALLBACK_HTTP of a request
+ * with a body arms a per-thread flag, and the first
+ * lws_buflist_next_segment_len() call after it - the loop's - answers 0.
+ * lws calls that exported function through its PLT, so this definition
+ * takes its place process-wide; every other call goes to the real one.
+ * The flag is cleared by the next callback and after every service pass,
+ * so it can never swallow an unrelated call.
+ */
+static _Thread_local bool skip_buflist_drain;
+static size_t (*real_next_segment_len)(struct lws_buflist **, uint8_t **);
+static pthread_once_t real_once = PTHREAD_ONCE_INIT;
+
+static void find_real_next_segment_len(void)
+{
+	real_next_segment_len = (size_t (*)(struct lws_buflist **,
+		uint8_t **))dlsym(RTLD_NEXT, "lws_buflist_next_segment_len");
+}
+
+__attribute__((visibility("default"))) size_t
+lws_buflist_next_segment_len(struct lws_buflist **head, uint8_t **buf)
+{
+	if (skip_buflist_drain) {
+		skip_buflist_drain = false;
+		if (buf)
+			*buf = NULL;
+		return 0;
+	}
+	pthread_once(&real_once, find_real_next_segment_len);
+	if (!real_next_segment_len)
+		abort();	/* libwebsockets without this export */
+	return real_next_segment_len(head, buf);
+}
+
+/* Does lws hold a Content-Length > 0 for this request (then
+ * lws_http_action() runs its drain loop after LWS_CALLBACK_HTTP)? */
+static bool has_body(struct lws *wsi)
+{
+	char v[24];
+	int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+
+	if (n <= 0 || n >= (int)sizeof(v) ||
+	    lws_hdr_copy(wsi, v, sizeof(v), WSI_TOKEN_HTTP_CONTENT_LENGTH) != n)
+		return false;
+	return atoll(v) > 0;	/* lws's own reading of the header */
+}
+
 static int http_cb(struct lws *wsi, enum lws_callback_reasons reason,
 		   void *user, void *in, size_t len)
 {
 	alyx__svc *t = lws_context_user(lws_get_context(wsi));
 	alyx__req *r = user;
 
+	skip_buflist_drain = false;
 	switch (reason) {
-	case LWS_CALLBACK_HTTP:
-		return alyx__req_begin(t, wsi, r, in);
+	case LWS_CALLBACK_HTTP: {
+		int n = alyx__req_begin(t, wsi, r, in);
+		if (!n && has_body(wsi))
+			skip_buflist_drain = true;
+		return n;
+	}
 	case LWS_CALLBACK_HTTP_BODY:
 		return r ? alyx__req_body(t, r, in, len) : -1;
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
@@ -163,6 +236,7 @@ static void lws_log_setup(void)
 
 static void pass_end(alyx__svc *t)
 {
+	skip_buflist_drain = false;
 	if (t->in_read_pass) {
 		alyx__read_pass_end(t->srv->a);
 		t->in_read_pass = false;
