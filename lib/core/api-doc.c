@@ -1,4 +1,5 @@
 /* api-doc.c - the public document, batch and query functions. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -242,7 +243,10 @@ static int get_with_opts(alyx__snap *snap, const alyx__collection *c,
 		goto out;
 	/* An id the primary key could never hold names no document. */
 	if (!alyx__doc_pk_value(c, id, &pk, why)) {
-		rc = notfound_id(c, id, err);
+		rc = strcmp(why, ALYX_DOC_WHY_NOMEM)
+			     ? notfound_id(c, id, err)
+			     : alyx__err_set(err, ALYX_E_NOMEM, NULL,
+					     "out of memory");
 		goto out;
 	}
 	alyx__buf_adds(&qs, "filter=");
@@ -438,8 +442,10 @@ static int parse_url(const char *url, char **name, char **id, alyx__err *err)
 	if (!slash)
 		return ALYX_OK;
 	p = slash + 1;
-	if (!*p || strchr(p, '/') ||
-	    !alyx__url_decode(p, strlen(p), id, &idlen))
+	if (*p && !strchr(p, '/') &&
+	    !alyx__url_decode(p, strlen(p), id, &idlen) && errno == ENOMEM)
+		return alyx__err_set(err, ALYX_E_NOMEM, NULL, "out of memory");
+	if (!*p || strchr(p, '/') || !*id)
 		return alyx__err_set(err, ALYX_E_BADJSON,
 				     "{\"field\":\"url\"}",
 				     "bad document id in url");

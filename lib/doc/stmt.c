@@ -411,7 +411,10 @@ static int key_of(const alyx__collection *c, const char *id,
 	if (rc != ALYX_OK)
 		return rc;
 	if (!alyx__doc_pk_value(c, id, key, why))
-		return not_found(c, id, err);
+		return strcmp(why, ALYX_DOC_WHY_NOMEM)
+			       ? not_found(c, id, err)
+			       : alyx__err_set(err, ALYX_E_NOMEM, NULL,
+					       "out of memory");
 	return ALYX_OK;
 }
 

@@ -188,10 +188,13 @@ static void enum_list(const alyx__field *f, char *out, size_t cap)
 }
 
 /* True if v equals one of the enum values (parsed as values of f). */
-static bool in_enum(const alyx__field *f, const alyx__value *v)
+/* 1 if v is one of the field's enum values, 0 if not, -1 out of memory
+ * (the enum texts were valid JSON when the schema was built, so a parse
+ * failure here can only be an allocation failure). */
+static int in_enum(const alyx__field *f, const alyx__value *v)
 {
 	size_t i;
-	bool ok = false;
+	int ok = 0;
 
 	for (i = 0; i < f->n_enum && !ok; i++) {
 		cJSON *j = cJSON_Parse(f->enum_json[i]);
@@ -199,10 +202,12 @@ static bool in_enum(const alyx__field *f, const alyx__value *v)
 		char why[128];
 
 		if (!j)
-			continue;
+			return -1;
 		if (alyx__value_from_json(f, j, &e, why)) {
 			ok = alyx__value_cmp(&e, v) == 0;
 			alyx__value_clear(&e);
+		} else if (!strcmp(why, ALYX_DOC_WHY_NOMEM)) {
+			ok = -1;
 		}
 		cJSON_Delete(j);
 	}
@@ -320,12 +325,19 @@ static void check_value(const alyx__field *f, const alyx__value *v,
 				"could not be matched against the pattern "
 				"(pcre2 error %d)", m);
 	}
-	if (f->n_enum && !in_enum(f, v)) {
+	if (f->n_enum) {
+		int in = in_enum(f, v);
 		char list[256];
 
-		enum_list(f, list, sizeof(list));
-		alyx__fielderrs_add(fe, n, "enum", "must be one of [%s]",
-				    list);
+		if (in < 0) {
+			/* Reported as NOMEM by the caller, not as a field
+			 * error. */
+			fe->buf.err = ALYX_E_NOMEM;
+		} else if (in == 0) {
+			enum_list(f, list, sizeof(list));
+			alyx__fielderrs_add(fe, n, "enum",
+					    "must be one of [%s]", list);
+		}
 	}
 }
 

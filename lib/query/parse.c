@@ -5,6 +5,7 @@
  * build the same AST through the same helpers, so a filter means the same
  * thing whichever door it came through.  docs/queries.md is the reference.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -354,6 +355,11 @@ static int bad_value(pctx *px, const alyx__filter *f, const char *why)
 {
 	const alyx__field *fd = fld(px, f);
 
+	/* The value converters report an allocation failure as a reason
+	 * text; it is not the caller's bad value. */
+	if (!strcmp(why, ALYX_DOC_WHY_NOMEM))
+		return alyx__err_set(px->err, ALYX_E_NOMEM, NULL,
+				     "out of memory");
 	return alyx__qerr(px->err, ALYX_E_BADQUERY, px->param, fd->name,
 			  strlen(fd->name), op_names[f->op],
 			  "%s: bad value for %s field '%s' (operator %s): %s",
@@ -1026,9 +1032,14 @@ int alyx__query_parse_str(const alyx__schema *s, const alyx__collection *c,
 		if (!alyx__url_decode(p, (size_t)(eq - p), &key, &klen) ||
 		    !alyx__url_decode(eq + (eq < amp), (size_t)(amp - eq) -
 				      (eq < amp), &val, &vlen)) {
-			rc = alyx__qerr(err, ALYX_E_BADQUERY, NULL, NULL, 0,
-					NULL, "bad %%-escape in the query "
-					"string");
+			if (errno == ENOMEM)
+				rc = alyx__err_set(err, ALYX_E_NOMEM, NULL,
+						   "out of memory");
+			else
+				rc = alyx__qerr(err, ALYX_E_BADQUERY, NULL,
+						NULL, 0, NULL,
+						"bad %%-escape in the query "
+						"string");
 		} else if (strlen(key) != klen) {
 			rc = alyx__qerr(err, ALYX_E_BADQUERY, NULL, NULL, 0,
 					NULL, "NUL byte in a parameter name");

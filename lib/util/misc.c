@@ -171,8 +171,10 @@ bool alyx__url_decode(const char *s, size_t n, char **out, size_t *outlen)
 	char *d = alyx__malloc(n + 1);
 	size_t i, o = 0;
 
-	if (!d)
+	if (!d) {
+		errno = ENOMEM;
 		return false;
+	}
 	for (i = 0; i < n; i++) {
 		if (s[i] == '%') {
 			int h = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
@@ -180,6 +182,7 @@ bool alyx__url_decode(const char *s, size_t n, char **out, size_t *outlen)
 
 			if (h < 0 || l < 0) {
 				alyx__free(d);
+				errno = EINVAL;
 				return false;
 			}
 			d[o++] = (char)(h * 16 + l);

@@ -128,7 +128,8 @@ void alyx__base64_enc(alyx_buf *b, const void *p, size_t n);
 bool alyx__base64_dec(const char *s, size_t n, unsigned char **out,
 		      size_t *outlen);
 /* URL-decodes n bytes of a query-string component ('+' is a space).
- * Returns false on a bad %-escape.  Output is alyx__malloc'd, NUL-ended,
+ * Returns false on a bad %-escape (errno EINVAL) or when out of memory
+ * (errno ENOMEM).  Output is alyx__malloc'd, NUL-ended,
  * and *outlen excludes the NUL. */
 bool alyx__url_decode(const char *s, size_t n, char **out, size_t *outlen);
 

@@ -179,12 +179,14 @@ TEST(allocation_failures)
 				done[step]++;
 			} else {
 				ASSERT(out == NULL);
-				/* Mostly NOMEM; a few paths of other
-				 * modules still report an allocation
-				 * failure as a bad value (see the core
-				 * integration report). */
-				if (rc == ALYX_E_NOMEM)
-					nomem[step]++;
+				/* An allocation failure is reported as
+				 * exactly that, never as bad input. */
+				if (rc != ALYX_E_NOMEM)
+					fprintf(stderr, "step %d n %d: %s %s\n",
+						step, n, alyx_errname(rc),
+						alyx_errmsg(a));
+				ASSERT_EQ(rc, ALYX_E_NOMEM);
+				nomem[step]++;
 			}
 			alyx_free(out);
 			out = NULL;
