@@ -1343,10 +1343,11 @@ int alyx__schema_build(const ynode *root, const char *file,
 		if (rc == ALYX_E_SCHEMA && file) {
 			/* "L:C: rule ..." becomes "schema.yaml:L:C: ..." like
 			 * every other schema error. */
-			char msg[sizeof(err->msg)];
+			char *m = alyx__asprintf("%s:%s", file, err->msg);
 
-			snprintf(msg, sizeof(msg), "%s:%s", file, err->msg);
-			memcpy(err->msg, msg, sizeof(msg));
+			if (m)
+				snprintf(err->msg, sizeof(err->msg), "%s", m);
+			alyx__free(m);
 		}
 	}
 	if (rc != ALYX_OK) {
