@@ -136,19 +136,6 @@ bool alyx__qsortable(alyx__type t)
 	return t != ALYX_T_JSON && t != ALYX_T_BLOB;
 }
 
-void alyx__qident(alyx_buf *b, const char *name)
-{
-	const char *p;
-
-	alyx__buf_addc(b, '"');
-	for (p = name; *p; p++) {
-		if (*p == '"')
-			alyx__buf_addc(b, '"');
-		alyx__buf_addc(b, *p);
-	}
-	alyx__buf_addc(b, '"');
-}
-
 /* ---- the AST ---- */
 
 void alyx__filter_free(alyx__filter *f)

@@ -25,9 +25,6 @@ const alyx__collection *alyx__qcoll(const alyx__schema *s, const char *name);
 bool alyx__qop_allowed(alyx__type t, alyx__op op);
 bool alyx__qsortable(alyx__type t);
 
-/* Appends "name" double-quoted (inner quotes doubled). */
-void alyx__qident(alyx_buf *b, const char *name);
-
 /* Decodes q->after against q->sort into q->after_vals (ALYX_E_BADQUERY,
  * details {"param":"after"}, on any flaw). */
 int alyx__cursor_decode(alyx__query *q, alyx__err *err);

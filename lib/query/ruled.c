@@ -249,7 +249,7 @@ static int page_of(sqlite3 *db, const alyx__query *q, const picked *p,
 		alyx__buf_addc(&sql, '0');
 	} else {
 		alyx__buf_adds(&sql, ALYX_QUERY_ALIAS ".");
-		alyx__qident(&sql, q->coll->fields[q->coll->pk].name);
+		alyx__sql_ident(&sql, q->coll->fields[q->coll->pk].name);
 		alyx__buf_adds(&sql, " IN (");
 		for (i = 0; i < p->n; i++)
 			alyx__buf_adds(&sql, i ? ",?" : "?");

@@ -44,7 +44,7 @@ static void bind_add(binds *bl, const alyx__value *v)
 static void col_sql(alyx_buf *b, const alyx__field *f)
 {
 	alyx__buf_adds(b, ALYX_QUERY_ALIAS ".");
-	alyx__qident(b, f->name);
+	alyx__sql_ident(b, f->name);
 }
 
 static void param(alyx_buf *b, binds *bl, const alyx__value *v)
@@ -319,7 +319,7 @@ static void sel_sql(alyx_buf *b, const alyx__collection *c, const sel *s)
 		col_sql(b, &c->fields[s->order[i]]);
 	}
 	alyx__buf_adds(b, " FROM ");
-	alyx__qident(b, c->name);
+	alyx__sql_ident(b, c->name);
 	alyx__buf_adds(b, " AS " ALYX_QUERY_ALIAS);
 }
 
@@ -884,7 +884,7 @@ static int count_rows(sqlite3 *db, alyx__qcache *c, const alyx__query *q,
 
 	alyx__buf_init(&sql, 0);
 	alyx__buf_adds(&sql, "SELECT COUNT(*) FROM ");
-	alyx__qident(&sql, q->coll->name);
+	alyx__sql_ident(&sql, q->coll->name);
 	alyx__buf_adds(&sql, " AS " ALYX_QUERY_ALIAS);
 	where_sql(&sql, &bl, q, extra, false);
 	rc = prepare(db, c, &sql, &bl, &st, err);

@@ -14,19 +14,6 @@
  * arguments; the changed-fields list is built from chunks this size. */
 #define TRIGGER_CHUNK 100
 
-static void ident(alyx_buf *b, const char *name)
-{
-	const char *p;
-
-	alyx__buf_addc(b, '"');
-	for (p = name; *p; p++) {
-		if (*p == '"')
-			alyx__buf_addc(b, '"');
-		alyx__buf_addc(b, *p);
-	}
-	alyx__buf_addc(b, '"');
-}
-
 static void str_literal(alyx_buf *b, const char *s, size_t n)
 {
 	size_t i;
@@ -111,13 +98,13 @@ char *alyx__sql_create_table(const alyx__collection *c, const char *table)
 
 	alyx__buf_init(&b, 0);
 	alyx__buf_adds(&b, "CREATE TABLE ");
-	ident(&b, table ? table : c->name);
+	alyx__sql_ident(&b, table ? table : c->name);
 	alyx__buf_adds(&b, " (");
 	for (i = 0; i < c->n_fields; i++) {
 		const alyx__field *f = &c->fields[i];
 
 		alyx__buf_adds(&b, i ? ",\n  " : "\n  ");
-		ident(&b, f->name);
+		alyx__sql_ident(&b, f->name);
 		alyx__buf_addc(&b, ' ');
 		alyx__buf_adds(&b, alyx__type_sql(f->type));
 		if (!f->nullable)
@@ -132,9 +119,9 @@ char *alyx__sql_create_table(const alyx__collection *c, const char *table)
 		}
 		if (f->ref_collection) {
 			alyx__buf_adds(&b, " REFERENCES ");
-			ident(&b, f->ref_collection);
+			alyx__sql_ident(&b, f->ref_collection);
 			alyx__buf_addc(&b, '(');
-			ident(&b, f->ref_field);
+			alyx__sql_ident(&b, f->ref_field);
 			alyx__buf_adds(&b, ") ON DELETE ");
 			alyx__buf_adds(&b, on_delete_sql(f->on_delete));
 		}
@@ -162,11 +149,11 @@ char *alyx__sql_create_indexes(const alyx__collection *c)
 			return NULL;
 		}
 		alyx__buf_adds(&b, "CREATE INDEX IF NOT EXISTS ");
-		ident(&b, name);
+		alyx__sql_ident(&b, name);
 		alyx__buf_adds(&b, " ON ");
-		ident(&b, c->name);
+		alyx__sql_ident(&b, c->name);
 		alyx__buf_adds(&b, " (");
-		ident(&b, f->name);
+		alyx__sql_ident(&b, f->name);
 		alyx__buf_adds(&b, ");\n");
 		alyx__free(name);
 	}
@@ -176,14 +163,14 @@ char *alyx__sql_create_indexes(const alyx__collection *c)
 		alyx__buf_adds(&b, ix->unique ? "CREATE UNIQUE INDEX "
 					      : "CREATE INDEX ");
 		alyx__buf_adds(&b, "IF NOT EXISTS ");
-		ident(&b, ix->name);
+		alyx__sql_ident(&b, ix->name);
 		alyx__buf_adds(&b, " ON ");
-		ident(&b, c->name);
+		alyx__sql_ident(&b, c->name);
 		alyx__buf_adds(&b, " (");
 		for (j = 0; j < ix->n_fields; j++) {
 			if (j)
 				alyx__buf_adds(&b, ", ");
-			ident(&b, ix->fields[j]);
+			alyx__sql_ident(&b, ix->fields[j]);
 			if (ix->desc)
 				alyx__buf_adds(&b, " DESC");
 		}
@@ -198,13 +185,13 @@ static void trigger_head(alyx_buf *b, const alyx__collection *c,
 	char *name = alyx__asprintf("%s_alyx_%s", c->name, suffix);
 
 	alyx__buf_adds(b, "DROP TRIGGER IF EXISTS ");
-	ident(b, name ? name : "");
+	alyx__sql_ident(b, name ? name : "");
 	alyx__buf_adds(b, ";\nCREATE TRIGGER ");
-	ident(b, name ? name : "");
+	alyx__sql_ident(b, name ? name : "");
 	alyx__buf_adds(b, " AFTER ");
 	alyx__buf_adds(b, event);
 	alyx__buf_adds(b, " ON ");
-	ident(b, c->name);
+	alyx__sql_ident(b, c->name);
 	alyx__buf_adds(b, " BEGIN INSERT INTO \"_alyx_changes\" "
 		       "(collection, operation, doc_id, changed_fields, "
 		       "timestamp) VALUES (");
@@ -213,7 +200,7 @@ static void trigger_head(alyx_buf *b, const alyx__collection *c,
 	alyx__buf_adds(b, event);
 	alyx__buf_adds(b, "', ");
 	alyx__buf_adds(b, strcmp(event, "DELETE") ? "NEW." : "OLD.");
-	ident(b, c->fields[c->pk].name);
+	alyx__sql_ident(b, c->fields[c->pk].name);
 	alyx__buf_adds(b, ", ");
 	if (!name)
 		b->err = b->err ? b->err : ALYX_E_NOMEM;
@@ -250,9 +237,9 @@ char *alyx__sql_triggers(const alyx__collection *c)
 		else
 			alyx__buf_adds(&b, ", ");
 		alyx__buf_adds(&b, "CASE WHEN OLD.");
-		ident(&b, f->name);
+		alyx__sql_ident(&b, f->name);
 		alyx__buf_adds(&b, " IS NOT NEW.");
-		ident(&b, f->name);
+		alyx__sql_ident(&b, f->name);
 		alyx__buf_adds(&b, " THEN ");
 		str_literal(&b, f->name, strlen(f->name));
 		alyx__buf_adds(&b, " END");

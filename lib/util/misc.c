@@ -327,3 +327,16 @@ bool alyx__ident_valid(const char *s)
 	}
 	return true;
 }
+
+void alyx__sql_ident(alyx_buf *b, const char *name)
+{
+	const char *p;
+
+	alyx__buf_addc(b, '"');
+	for (p = name; *p; p++) {
+		if (*p == '"')
+			alyx__buf_addc(b, '"');
+		alyx__buf_addc(b, *p);
+	}
+	alyx__buf_addc(b, '"');
+}

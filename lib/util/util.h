@@ -147,5 +147,7 @@ char *alyx__path_join(const char *a, const char *b);
 /* ---- identifiers ---- */
 /* [A-Za-z_][A-Za-z0-9_]{0,62}: the only names ever spliced into SQL. */
 bool alyx__ident_valid(const char *s);
+/* Appends `name` as a double-quoted SQL identifier ("a""b"). */
+void alyx__sql_ident(alyx_buf *b, const char *name);
 
 #endif

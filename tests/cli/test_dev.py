@@ -18,22 +18,31 @@ def start(project, cmd="dev", *extra):
     proc = subprocess.Popen(
         [BIN, cmd, "--port", "0", "--host", "127.0.0.1", *extra],
         cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env=dict(os.environ))
+        env=dict(os.environ))
+    # Read the raw pipe: select() on a buffered reader would miss lines
+    # that arrived together with the one readline() returned.
+    fd = proc.stdout.fileno()
     lines = []
+    pending = b""
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 1.0)
+        ready, _, _ = select.select([fd], [], [], 1.0)
         if not ready:
             if proc.poll() is not None:
                 break
             continue
-        line = proc.stdout.readline()
-        if not line:
+        chunk = os.read(fd, 65536)
+        if not chunk:
             break
-        lines.append(line)
-        m = re.search(r"Server running at http://127\.0\.0\.1:(\d+)", line)
-        if m:
-            return proc, int(m.group(1)), lines
+        pending += chunk
+        while b"\n" in pending:
+            raw, pending = pending.split(b"\n", 1)
+            line = raw.decode("utf-8", "replace") + "\n"
+            lines.append(line)
+            m = re.search(r"Server running at http://127\.0\.0\.1:(\d+)",
+                          line)
+            if m:
+                return proc, int(m.group(1)), lines
     proc.kill()
     out, err = proc.communicate()
     raise AssertionError("server did not start:\n%s%s\n%s" %
@@ -53,6 +62,8 @@ def get(port, path):
 def stop(proc, sig=signal.SIGINT):
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
+    out = out.decode("utf-8", "replace")
+    err = err.decode("utf-8", "replace")
     assert "ERROR: AddressSanitizer" not in err, err
     assert "ERROR: LeakSanitizer" not in err, err
     assert proc.returncode == OK, (proc.returncode, out, err)
