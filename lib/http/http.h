@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include <libwebsockets.h>
+#include <sqlite3.h>
 
 #include "util/util.h"
 
@@ -197,6 +198,17 @@ struct alyx_server {
 	bool wquit;
 	_Atomic uint64_t wq_len;
 	_Atomic uint64_t w_batches, w_jobs, w_failed_commits;
+	/* checkpointer thread (writer.c): WAL checkpoints off the writer */
+	pthread_t ckpt;
+	bool ckpt_started;
+	pthread_mutex_t ckpt_mu;
+	pthread_cond_t ckpt_cv;
+	bool ckpt_quit;		/* under ckpt_mu */
+	bool ckpt_due;		/* under ckpt_mu */
+	_Atomic bool ckpt_busy;		/* a round is asked for or running */
+	_Atomic int ckpt_backfilled;	/* WAL frames its last round copied */
+	sqlite3 *ckpt_db;
+	_Atomic uint64_t w_checkpoints;
 
 	_Atomic bool stopping;
 	_Atomic int inflight;

@@ -117,6 +117,9 @@ bool alyx__parse_iso8601(const char *s, size_t n, int64_t *ms);
 /* ---- ids, hashes, encodings ---- */
 /* A random RFC 4122 version-4 UUID in lower-case text (37 bytes). */
 void alyx__uuid_v4(char out[37]);
+/* The same from a per-thread pool of CSPRNG bytes (cheaper; for document
+ * ids, not for secrets). */
+void alyx__uuid_v4_pooled(char out[37]);
 bool alyx__uuid_valid(const char *s, size_t n);
 /* Random bytes from OpenSSL; false on failure. */
 bool alyx__random(void *p, size_t n);
