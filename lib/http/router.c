@@ -164,8 +164,21 @@ static void set_request_id(alyx__svc *t, alyx__req *r)
 				"x-request-id:", 13) == n &&
 	    rid_ok(r->rid, (size_t)n))
 		return;
-	snprintf(r->rid, sizeof(r->rid), "%s-%06llx", t->rid_prefix,
-		 (unsigned long long)++t->rid_seq);
+	/* "<16 hex prefix>-<sequence in at least 6 hex digits>" */
+	static const char hex[] = "0123456789abcdef";
+	char tmp[16], *q = tmp + sizeof(tmp);
+	uint64_t seq = ++t->rid_seq;
+	size_t plen = strlen(t->rid_prefix), dlen;
+
+	do {
+		*--q = hex[seq & 15];
+		seq >>= 4;
+	} while (seq || tmp + sizeof(tmp) - q < 6);
+	dlen = (size_t)(tmp + sizeof(tmp) - q);
+	memcpy(r->rid, t->rid_prefix, plen);
+	r->rid[plen] = '-';
+	memcpy(r->rid + plen + 1, q, dlen);
+	r->rid[plen + 1 + dlen] = '\0';
 }
 
 static bool origin_allowed(alyx_server *s, const char *o)
