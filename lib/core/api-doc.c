@@ -56,15 +56,60 @@ static int do_update(alyx *a, const alyx__collection *c, const char *id,
 	return rc;
 }
 
-/* Creates or updates (id != NULL) one document from JSON text. */
-static int write_one(alyx *a, const char *collection, const char *id,
-		     const char *json, size_t len, char **out)
+void alyx__write_free(alyx__prepared *p)
+{
+	if (p->row) {
+		alyx__row_free(p->row);
+		alyx__free(p->row);
+	}
+	alyx__snap_put(p->snap);
+	memset(p, 0, sizeof(*p));
+}
+
+int alyx__write_prepare(alyx *a, const char *collection, bool update,
+			const char *json, size_t len, alyx__prepared *p)
 {
 	alyx__err err = {0};
-	alyx__snap *snap = NULL;
-	const alyx__collection *c;
 	cJSON *body = NULL;
-	alyx__row row = {0};
+	int rc;
+
+	memset(p, 0, sizeof(*p));
+	p->update = update;
+	rc = alyx__enter(a, &err);
+	if (rc != ALYX_OK)
+		goto out;
+	p->snap = alyx__snap_get(a);
+	rc = alyx__coll_find(p->snap, collection, &p->c, &err);
+	if (rc == ALYX_OK)
+		rc = alyx__json_parse(a, json, len, "json", &body, &err);
+	if (rc == ALYX_OK && !(p->row = alyx__calloc(1, sizeof(*p->row))))
+		rc = alyx__err_set(&err, ALYX_E_NOMEM, NULL, "out of memory");
+	if (rc == ALYX_OK)
+		rc = alyx__doc_prepare(p->c, body,
+				       update ? ALYX_DOC_UPDATE
+					      : ALYX_DOC_CREATE,
+				       p->row, &err);
+out:
+	cJSON_Delete(body);
+	if (rc != ALYX_OK)
+		alyx__write_free(p);
+	return alyx__finish(a, &err);
+}
+
+/* True if `s` is still the handle's schema snapshot. */
+static bool snap_current(alyx *a, const alyx__snap *s)
+{
+	alyx__snap *now = alyx__snap_get(a);
+	bool same = now == s;
+
+	alyx__snap_put(now);
+	return same;
+}
+
+int alyx__write_run(alyx *a, alyx__prepared *p, const char *collection,
+		    const char *id, const char *json, size_t len, char **out)
+{
+	alyx__err err = {0};
 	alyx__wtx t = {0};
 	alyx_buf b;
 	int rc;
@@ -73,38 +118,56 @@ static int write_one(alyx *a, const char *collection, const char *id,
 	rc = check_out(out, &err);
 	if (rc == ALYX_OK)
 		rc = alyx__enter(a, &err);
-	if (rc == ALYX_OK && id)
+	if (rc == ALYX_OK && p->update)
 		rc = check_id(id, &err);
-	if (rc != ALYX_OK)
-		goto out;
-	snap = alyx__snap_get(a);
-	rc = alyx__coll_find(snap, collection, &c, &err);
-	if (rc == ALYX_OK)
-		rc = alyx__json_parse(a, json, len, "json", &body, &err);
-	/* Validate before taking the writer: a bad document costs no lock. */
-	if (rc == ALYX_OK)
-		rc = alyx__doc_prepare(c, body,
-				       id ? ALYX_DOC_UPDATE : ALYX_DOC_CREATE,
-				       &row, &err);
+	if (rc == ALYX_OK && (!p->row || !snap_current(a, p->snap))) {
+		/* The schema changed since the document was checked (or it
+		 * never was): check it again against the new one. */
+		alyx__write_free(p);
+		rc = alyx__write_prepare(a, collection, id != NULL, json, len,
+					 p);
+		if (rc != ALYX_OK)
+			return rc;	/* reported by prepare */
+	}
 	if (rc == ALYX_OK)
 		rc = alyx__wtx_begin(a, &t, &err);
 	if (rc != ALYX_OK)
 		goto out;
-	if (id)
-		rc = alyx__doc_update(a->wdb, c, id, &row, &b, &err);
+	if (p->update)
+		rc = alyx__doc_update(a->wdb, p->c, id, p->row, &b, &err);
 	else
-		rc = alyx__doc_insert(a->wdb, c, &row, &b, &err);
+		rc = alyx__doc_insert(a->wdb, p->c, p->row, &b, &err);
 	rc = alyx__wtx_end(&t, rc == ALYX_OK, &err);
 	if (rc == ALYX_OK && b.err)
 		rc = alyx__err_set(&err, b.err, NULL, "document too large");
 	if (rc == ALYX_OK)
 		*out = alyx__buf_take(&b);
 out:
-	alyx__row_free(&row);
-	cJSON_Delete(body);
-	alyx__snap_put(snap);
 	alyx__buf_free(&b);
 	return alyx__finish(a, &err);
+}
+
+/* Creates or updates (id != NULL) one document from JSON text: validated
+ * before taking the writer, so a bad document costs no lock. */
+static int write_one(alyx *a, const char *collection, const char *id,
+		     const char *json, size_t len, char **out)
+{
+	alyx__prepared p;
+	alyx__err err = {0};
+	int rc;
+
+	rc = check_out(out, &err);
+	if (rc == ALYX_OK)
+		rc = alyx__enter(a, &err);
+	if (rc == ALYX_OK && id)
+		rc = check_id(id, &err);
+	if (rc != ALYX_OK)
+		return alyx__finish(a, &err);
+	rc = alyx__write_prepare(a, collection, id != NULL, json, len, &p);
+	if (rc == ALYX_OK)
+		rc = alyx__write_run(a, &p, collection, id, json, len, out);
+	alyx__write_free(&p);
+	return rc;
 }
 
 ALYX_API int alyx_doc_create(alyx *a, const alyx_ctx *ctx,

@@ -106,6 +106,29 @@ int alyx__group_begin(alyx *a);
 int alyx__group_end(alyx *a);
 
 /*
+ * A create or update validated ahead of its write, so the HTTP server's
+ * service threads parse and check documents and the one writer thread
+ * only writes them.  alyx__write_prepare parses the JSON and validates it
+ * against the current schema (defaults and generated ids included),
+ * keeping that schema snapshot; a failure is reported like any public
+ * call's.  alyx__write_run writes it (in the caller's group or its own
+ * transaction) and sets *out like alyx_doc_create/update; if the schema
+ * changed in between, it validates `json` again against the new one.
+ * alyx__write_free releases what prepare kept (also after run).
+ */
+typedef struct alyx__prepared {
+	struct alyx__snap *snap;
+	const struct alyx__collection *c;
+	struct alyx__row *row;
+	bool update;
+} alyx__prepared;
+int alyx__write_prepare(alyx *a, const char *collection, bool update,
+			const char *json, size_t len, alyx__prepared *p);
+int alyx__write_run(alyx *a, alyx__prepared *p, const char *collection,
+		    const char *id, const char *json, size_t len, char **out);
+void alyx__write_free(alyx__prepared *p);
+
+/*
  * Read passes: begin takes a reader connection for this thread and opens
  * one read transaction that every read of this thread on `a` uses until
  * end (snapshot at most one pass stale).  Outside a pass each read takes a

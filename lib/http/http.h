@@ -96,6 +96,9 @@ typedef struct alyx__job {
 	char *id;
 	char *body;
 	size_t body_len;
+	/* create/update: parsed and validated by the service thread
+	 * (alyx__write_prepare), so the writer only writes */
+	struct alyx__prepared *prep;
 	struct alyx__svc *owner;	/* the service thread to answer on */
 	struct alyx__req *req;		/* owner thread only; NULL: orphaned */
 	/* results (writer thread, then owner thread) */

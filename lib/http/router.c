@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/handle.h"
 #include "http/http.h"
 
 static const char *const route_labels[R_COUNT] = {
@@ -441,6 +442,24 @@ static int queue_write(alyx__svc *t, alyx__req *r)
 		alyx__job_free(j);
 		return alyx__reply_error(t, r, 500, "OUT_OF_MEMORY",
 					 "out of memory", NULL);
+	}
+	if (j->op == JOB_CREATE || j->op == JOB_UPDATE) {
+		/* Parse and validate here: the writer only writes, and a bad
+		 * document is answered without reaching it. */
+		j->prep = alyx__malloc(sizeof(*j->prep));
+		if (!j->prep) {
+			alyx__job_free(j);
+			return alyx__reply_error(t, r, 500, "OUT_OF_MEMORY",
+						 "out of memory", NULL);
+		}
+		if (alyx__write_prepare(s->a, j->coll, j->op == JOB_UPDATE,
+					j->body, j->body_len, j->prep) !=
+		    ALYX_OK) {
+			alyx__free(j->prep);
+			j->prep = NULL;
+			alyx__job_free(j);
+			return alyx__reply_core_error(t, r);
+		}
 	}
 	j->owner = t;
 	j->req = r;

@@ -42,6 +42,10 @@ void alyx__job_free(alyx__job *j)
 	alyx__free(j->coll);
 	alyx__free(j->id);
 	alyx__free(j->body);
+	if (j->prep) {
+		alyx__write_free(j->prep);
+		alyx__free(j->prep);
+	}
 	alyx_free(j->out);
 	alyx__free(j->err_msg);
 	alyx__free(j->err_details);
@@ -65,12 +69,16 @@ static void run_job(alyx *a, alyx__job *j)
 {
 	switch (j->op) {
 	case JOB_CREATE:
-		j->rc = alyx_doc_create(a, NULL, j->coll, j->body, j->body_len,
-					&j->out);
-		break;
 	case JOB_UPDATE:
-		j->rc = alyx_doc_update(a, NULL, j->coll, j->id, j->body,
-					j->body_len, &j->out);
+		if (j->prep)
+			j->rc = alyx__write_run(a, j->prep, j->coll, j->id,
+						j->body, j->body_len, &j->out);
+		else if (j->op == JOB_CREATE)
+			j->rc = alyx_doc_create(a, NULL, j->coll, j->body,
+						j->body_len, &j->out);
+		else
+			j->rc = alyx_doc_update(a, NULL, j->coll, j->id,
+						j->body, j->body_len, &j->out);
 		break;
 	case JOB_DELETE:
 		j->rc = alyx_doc_delete(a, NULL, j->coll, j->id);
