@@ -743,8 +743,8 @@ static int acquire(struct alyx__fn *fn, pool *p, const alyx__fn_def *d,
 /* Writes all of s to fd before the deadline.  SIGPIPE is blocked on
  * this thread for the write, and a SIGPIPE it raised is consumed, so a
  * dead executor is an EPIPE, never a signal to the host. */
-static int write_all(int fd, const char *s, size_t n, int64_t deadline,
-		     bool *timed_out)
+int alyx__fn_write_all(int fd, const char *s, size_t n, int64_t deadline,
+		       bool *timed_out)
 {
 	sigset_t pipe_set, old;
 	int rc = 0;
@@ -790,45 +790,10 @@ static int write_all(int fd, const char *s, size_t n, int64_t deadline,
 	return rc;
 }
 
-enum { IO_OK, IO_TIMEOUT, IO_EOF, IO_TOOBIG, IO_ERR };
-
-/* Reads one line (without its '\n') into b before the deadline. */
-static int read_line(int fd, alyx_buf *b, int64_t deadline)
-{
-	char chunk[65536];
-
-	for (;;) {
-		ssize_t r = read(fd, chunk, sizeof(chunk));
-
-		if (r > 0) {
-			char *nl = memchr(chunk, '\n', (size_t)r);
-
-			alyx__buf_add(b, chunk, nl ? (size_t)(nl - chunk) :
-						     (size_t)r);
-			if (b->err == ALYX_E_TOOBIG)
-				return IO_TOOBIG;
-			if (b->err)
-				return IO_ERR;
-			if (nl)
-				return IO_OK;
-			continue;
-		}
-		if (r == 0)
-			return IO_EOF;
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN) {
-			struct pollfd pf = {fd, POLLIN, 0};
-			int64_t left = deadline - alyx__mono_ms();
-
-			if (left <= 0)
-				return IO_TIMEOUT;
-			poll(&pf, 1, (int)(left > INT_MAX ? INT_MAX : left));
-			continue;
-		}
-		return IO_ERR;
-	}
-}
+#define IO_OK ALYX__IO_OK
+#define IO_TIMEOUT ALYX__IO_TIMEOUT
+#define IO_EOF ALYX__IO_EOF
+#define IO_TOOBIG ALYX__IO_TOOBIG
 
 /* ---- one invocation ---- */
 
@@ -837,7 +802,8 @@ static int read_line(int fd, alyx_buf *b, int64_t deadline)
  * a JSON object; line breaks (whitespace outside strings in valid JSON)
  * become spaces so the request stays one line. */
 static char *request_line(const alyx__fn_def *d, const char *rid,
-			  const char *input, size_t len, const char *auth)
+			  const char *input, size_t len, const char *auth,
+			  const alyx__fn_inv *inv)
 {
 	alyx_buf b;
 	size_t i, start;
@@ -860,6 +826,8 @@ static char *request_line(const alyx__fn_def *d, const char *rid,
 	alyx__buf_adds(&b, auth ? auth : "null");
 	alyx__buf_adds(&b, ",\"env\":");
 	alyx__buf_adds(&b, d->env_json);
+	alyx__buf_adds(&b, ",\"internal_token\":");
+	alyx__json_strz(&b, alyx__fn_inv_token(inv));
 	alyx__buf_adds(&b, "}}\n");
 	return alyx__buf_take(&b);
 }
@@ -999,6 +967,7 @@ int alyx__fn_call(struct alyx__fn *fn, const alyx__fn_def *d,
 		  alyx__err *err)
 {
 	char rid[48], *req = NULL, extra[160];
+	alyx__fn_inv *inv = NULL;
 	worker *w = NULL;
 	pool *p;
 	alyx_buf line;
@@ -1012,7 +981,13 @@ int alyx__fn_call(struct alyx__fn *fn, const alyx__fn_def *d,
 	snprintf(rid, sizeof(rid), "req_%lld_%d", (long long)++fn->seq,
 		 (int)getpid());
 	pthread_mutex_unlock(&fn->mu);
-	req = request_line(d, rid, input, len, auth);
+	/* The token lives while the call may wait for an executor and
+	 * run; it is revoked when the call ends. */
+	rc = alyx__fn_inv_begin(fn->a, d, 2 * d->timeout_ms + 1000, &inv,
+				err);
+	if (rc != ALYX_OK)
+		goto out;
+	req = request_line(d, rid, input, len, auth, inv);
 	if (!req) {
 		rc = alyx__err_set(err, ALYX_E_NOMEM, NULL, "out of memory");
 		goto out;
@@ -1025,9 +1000,10 @@ int alyx__fn_call(struct alyx__fn *fn, const alyx__fn_def *d,
 		if (rc != ALYX_OK)
 			goto out;
 		deadline = alyx__mono_ms() + d->timeout_ms;
-		if (write_all(w->in_fd, req, strlen(req), deadline,
-			      &timed_out) == 0) {
-			io = read_line(w->out_fd, &line, deadline);
+		if (alyx__fn_write_all(w->in_fd, req, strlen(req), deadline,
+				       &timed_out) == 0) {
+			io = alyx__fn_converse(inv, w->in_fd, w->out_fd,
+					       &line, deadline);
 			break;
 		}
 		io = timed_out ? IO_TIMEOUT : IO_EOF;
@@ -1112,6 +1088,7 @@ out:
 		pthread_cond_signal(&p->cv);
 		pthread_mutex_unlock(&fn->mu);
 	}
+	alyx__fn_inv_end(inv);
 	alyx__free(req);
 	alyx__buf_free(&line);
 	return rc;
