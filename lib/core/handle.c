@@ -27,8 +27,10 @@ static pthread_rwlock_t live_lock = PTHREAD_RWLOCK_INITIALIZER;
 static const alyx **live;
 static size_t n_live, cap_live;
 
-/* This thread's group (alyx__group_begin) and read pass. */
+/* This thread's group (alyx__group_begin/open) and read pass; a group
+ * made by alyx__group_open also takes this thread's reads. */
 static _Thread_local alyx *tl_group;
+static _Thread_local bool tl_group_reads;
 static _Thread_local struct {
 	alyx *a;
 	struct alyx__reader *r;
@@ -197,8 +199,8 @@ int alyx__reader_get(alyx *a, alyx__rd *rd, alyx__err *err)
 	int rc;
 
 	memset(rd, 0, sizeof(*rd));
-	if (tl_group == a) {
-		/* Inside a group: read its own uncommitted writes. */
+	if (tl_group == a && tl_group_reads) {
+		/* Inside a function's transaction: read its own writes. */
 		rd->db = a->wdb;
 		rd->pass = true;
 		return ALYX_OK;
@@ -395,6 +397,7 @@ int alyx__group_open(alyx *a, int64_t wait_ms, alyx__err *err)
 		return err->code;
 	}
 	tl_group = a;
+	tl_group_reads = true;
 	return ALYX_OK;
 }
 
@@ -406,6 +409,7 @@ int alyx__group_close(alyx *a, bool ok, alyx__err *err)
 		return alyx__err_set(err, ALYX_E_MISUSE, NULL,
 				     "no group open on this handle");
 	tl_group = NULL;
+	tl_group_reads = false;
 	if (ok)
 		rc = alyx__tx_commit(a->wdb, err);
 	if (!ok || rc != ALYX_OK)
@@ -431,6 +435,7 @@ int alyx__group_end(alyx *a)
 		goto out;
 	}
 	tl_group = NULL;
+	tl_group_reads = false;
 	alyx__tx_commit(a->wdb, &err);
 	pthread_mutex_unlock(&a->wmu);
 	if (err.code == ALYX_OK)
@@ -788,6 +793,7 @@ ALYX_API void alyx_close(alyx *a)
 	}
 	if (tl_group == a) {
 		tl_group = NULL;
+		tl_group_reads = false;
 		alyx__tx_rollback(a->wdb);
 		pthread_mutex_unlock(&a->wmu);
 	}

@@ -94,6 +94,21 @@ const char *alyx__fn_runtime_name(int rt);
  * of memory, or (with *bad set) on an unterminated ${. */
 char *alyx__fn_expand_env(const char *s, bool *bad);
 
+/* ---- per-function logs for the admin UI (logs.c) ---- */
+typedef struct alyx__fn_logbook alyx__fn_logbook;
+alyx__fn_logbook *alyx__fn_logbook_new(void);
+void alyx__fn_logbook_free(alyx__fn_logbook *lb);
+/* Records one invocation of `name`: outcome rc (message msg), its
+ * response line or error details `json` (for "logs" and "request_id";
+ * may be NULL) and its duration. */
+void alyx__fn_log_call(alyx__fn_logbook *lb, const char *name, int rc,
+		       const char *msg, const char *json, double duration_ms);
+/* Appends {"function","max_entries","entries":[...oldest first]} to b. */
+void alyx__fn_logs_json(alyx__fn_logbook *lb, const char *name,
+			alyx_buf *b);
+/* The logbook of fn (pool.c). */
+alyx__fn_logbook *alyx__fn_logbook_of(struct alyx__fn *fn);
+
 /* ---- the internal API: ctx.db (internal.c; docs/functions.md) ----
  *
  * Every invocation gets a token ("itk_<id>_<secret>") that authorizes the
@@ -124,6 +139,12 @@ typedef struct alyx__fn_inv alyx__fn_inv;
 int alyx__fn_inv_begin(struct alyx *a, const alyx__fn_def *d, int64_t ttl_ms,
 		       alyx__fn_inv **out, alyx__err *err);
 const char *alyx__fn_inv_token(const alyx__fn_inv *inv);
+/* Appends the request context's internal API keys: ,"internal_token",
+ * "alyx_url" (when a server runs) and "db_transport": "pipe", or "http"
+ * when $ALYX_FUNCTIONS_DB is "http" and a server runs. */
+void alyx__fn_inv_context(const alyx__fn_inv *inv, alyx_buf *b);
+/* The address of a's HTTP server (NULL: none), for alyx_url. */
+void alyx__fn_set_url(struct alyx *a, const char *url);
 /* Ends it (same thread): rolls back an open transaction, revokes the
  * token and fails requests that arrived over HTTP and were not run. */
 void alyx__fn_inv_end(alyx__fn_inv *inv);

@@ -134,6 +134,53 @@ const char *alyx__fn_inv_token(const alyx__fn_inv *inv)
 	return inv->token;
 }
 
+/* The HTTP address of each handle's server, for executors that reach
+ * the internal API over HTTP (containers). */
+static struct {
+	const alyx *a;
+	char *url;
+} urls[16];
+
+void alyx__fn_set_url(alyx *a, const char *url)
+{
+	size_t i, slot = ALYX_ARRAY_LEN(urls);
+
+	pthread_mutex_lock(&reg_mu);
+	for (i = 0; i < ALYX_ARRAY_LEN(urls); i++) {
+		if (urls[i].a == a) {
+			alyx__free(urls[i].url);
+			urls[i].a = NULL;
+			urls[i].url = NULL;
+		}
+		if (!urls[i].a && slot == ALYX_ARRAY_LEN(urls))
+			slot = i;
+	}
+	if (url && slot < ALYX_ARRAY_LEN(urls) &&
+	    (urls[slot].url = alyx__strdup(url)))
+		urls[slot].a = a;
+	pthread_mutex_unlock(&reg_mu);
+}
+
+void alyx__fn_inv_context(const alyx__fn_inv *inv, alyx_buf *b)
+{
+	const char *want = getenv("ALYX_FUNCTIONS_DB");
+	bool http = false;
+	size_t i;
+
+	alyx__buf_adds(b, ",\"internal_token\":");
+	alyx__json_strz(b, inv->token);
+	pthread_mutex_lock(&reg_mu);
+	for (i = 0; i < ALYX_ARRAY_LEN(urls); i++)
+		if (urls[i].a == inv->a && urls[i].url) {
+			alyx__buf_adds(b, ",\"alyx_url\":");
+			alyx__json_strz(b, urls[i].url);
+			http = want && !strcmp(want, "http");
+		}
+	pthread_mutex_unlock(&reg_mu);
+	alyx__buf_adds(b, http ? ",\"db_transport\":\"http\"" :
+		       ",\"db_transport\":\"pipe\"");
+}
+
 static void sub_free(sub *s)
 {
 	cJSON_Delete(s->body);

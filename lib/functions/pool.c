@@ -76,6 +76,7 @@ struct alyx__fn {
 	pthread_mutex_t mu;
 	pool *pools;
 	int64_t seq;
+	alyx__fn_logbook *logs;	/* per-function logs (logs.c) */
 };
 
 /* ---- helpers ---- */
@@ -285,6 +286,11 @@ static int fn_new(alyx *a, struct alyx__fn **out, alyx__err *err)
 		}
 	}
 	fn->fn_dir = dir;
+	fn->logs = alyx__fn_logbook_new();
+	if (!fn->logs) {
+		rc = alyx__err_set(err, ALYX_E_NOMEM, NULL, "out of memory");
+		goto out;
+	}
 	rc = alyx__fn_reg_new(dir, a->cfg, &fn->reg, err);
 	if (rc != ALYX_OK)
 		goto out;
@@ -342,6 +348,7 @@ void alyx__fn_free(struct alyx__fn *fn)
 		alyx__free(p);
 	}
 	alyx__fn_reg_free(fn->reg);
+	alyx__fn_logbook_free(fn->logs);
 	for (i = 0; i < ALYX__RT_COUNT; i++)
 		alyx__free(fn->interp[i]);
 	alyx__free(fn->bwrap);
@@ -826,8 +833,7 @@ static char *request_line(const alyx__fn_def *d, const char *rid,
 	alyx__buf_adds(&b, auth ? auth : "null");
 	alyx__buf_adds(&b, ",\"env\":");
 	alyx__buf_adds(&b, d->env_json);
-	alyx__buf_adds(&b, ",\"internal_token\":");
-	alyx__json_strz(&b, alyx__fn_inv_token(inv));
+	alyx__fn_inv_context(inv, &b);
 	alyx__buf_adds(&b, "}}\n");
 	return alyx__buf_take(&b);
 }
@@ -1133,4 +1139,9 @@ const char *alyx__fn_sandbox(struct alyx__fn *fn)
 alyx__fn_reg *alyx__fn_registry(struct alyx__fn *fn)
 {
 	return fn->reg;
+}
+
+alyx__fn_logbook *alyx__fn_logbook_of(struct alyx__fn *fn)
+{
+	return fn->logs;
 }
