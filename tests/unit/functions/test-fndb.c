@@ -136,6 +136,23 @@ static void crud(const char *file, const char *code)
 	ASSERT_STR_EQ(str(out, "ddl"), "INVALID_QUERY");
 	ASSERT(cJSON_IsNull(cJSON_GetObjectItem(out, "gone")));
 	ASSERT(cJSON_IsTrue(cJSON_GetObjectItem(out, "both")));
+	{
+		/* The call is in the function's log ring. */
+		char *lj = NULL;
+		cJSON *l, *e;
+
+		ASSERT_OK(alyx_function_logs_json(a, "crud", &lj));
+		l = cJSON_Parse(lj);
+		e = cJSON_GetArrayItem(cJSON_GetObjectItem(l, "entries"), 0);
+		ASSERT(cJSON_IsTrue(cJSON_GetObjectItem(e, "success")));
+		ASSERT_STR_EQ(str(e, "request_id"), str(res, "request_id"));
+		ASSERT_EQ(cJSON_GetArraySize(cJSON_GetObjectItem(e, "logs")),
+			  0);
+		cJSON_Delete(l);
+		alyx_free(lj);
+		ASSERT_EQ(alyx_function_logs_json(a, "nope", &lj),
+			  ALYX_E_NOTFOUND);
+	}
 	cJSON_Delete(res);
 	ASSERT_EQ(count_posts(a), 1);
 
