@@ -403,6 +403,8 @@ void alyx__svc_destroy(alyx__svc *t)
 	pthread_mutex_destroy(&t->done_mu);
 	alyx__free(t->frag);
 	t->frag = NULL;
+	alyx__tokcache_free(t->tok);
+	t->tok = NULL;
 	alyx__buf_free(&t->out);
 	alyx__buf_free(&t->scratch);
 	alyx__buf_free(&t->logbuf);
