@@ -463,6 +463,8 @@ ALYX_API int alyx_server_start(alyx *a, const alyx_server_options *o,
 	if (rc != ALYX_OK)
 		goto out;
 	rc = alyx__writer_start(s, &err);
+	if (rc == ALYX_OK)
+		rc = alyx__fnq_start(s, &err);
 	if (rc != ALYX_OK)
 		goto out;
 	for (int i = 0; i < s->nthreads; i++) {
@@ -480,6 +482,7 @@ ALYX_API int alyx_server_start(alyx *a, const alyx_server_options *o,
 	s = NULL;
 out:
 	if (s) {
+		alyx__fnq_stop(s);
 		join_all(s);
 		alyx__writer_stop(s);
 		server_release(s);
@@ -519,6 +522,9 @@ ALYX_API int alyx_server_stop(alyx_server *s, int grace_ms)
 	/* 3. the writer commits everything queued, then exits; its last
 	 *    answers still reach live contexts. */
 	alyx__writer_stop(s);
+	/* 3b. function calls and their internal requests finish (each
+	 *     bounded by its function's timeout) and are answered. */
+	alyx__fnq_stop(s);
 	/* 4. the service threads exit and destroy their contexts, closing
 	 *    every connection. */
 	join_all(s);
