@@ -109,11 +109,9 @@ typedef struct alyx__job {
 	char *out;		/* success JSON (alyx_free) */
 	char *err_msg;		/* alyx__malloc'd */
 	char *err_details;	/* JSON object text, alyx__malloc'd */
-<<<<<<< HEAD
-	alyx_ctx *ctx;		/* the caller's context (a copy) */
-=======
-	alyx_ctx *ctx;		/* JOB_INVOKE: the caller (NULL: anonymous) */
->>>>>>> main
+	alyx_ctx *ctx;		/* the caller's context (owned; data jobs:
+				 * a copy, never NULL; JOB_INVOKE: NULL
+				 * when anonymous) */
 } alyx__job;
 
 void alyx__job_free(alyx__job *j);
