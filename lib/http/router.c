@@ -31,6 +31,7 @@ static const char *const route_labels[R_COUNT] = {
 	[R_AUTH_REFRESH] = "/api/auth/refresh",
 	[R_AUTH_LOGOUT] = "/api/auth/logout",
 	[R_AUTH_ME] = "/api/auth/me",
+	[R_REALTIME] = "/api/realtime",
 	[R_NONE] = "unmatched",
 };
 
@@ -66,6 +67,7 @@ static const unsigned route_methods[R_COUNT] = {
 	[R_AUTH_REFRESH] = B(M_POST),
 	[R_AUTH_LOGOUT] = B(M_POST),
 	[R_AUTH_ME] = B(M_GET),
+	[R_REALTIME] = B(M_GET),
 	[R_NONE] = 0,
 };
 
@@ -86,6 +88,7 @@ static const struct {
 	{"/api/auth/refresh", R_AUTH_REFRESH},
 	{"/api/auth/logout", R_AUTH_LOGOUT},
 	{"/api/auth/me", R_AUTH_ME},
+	{"/api/realtime", R_REALTIME},
 };
 
 #define COLL_PREFIX "/api/collections/"
@@ -463,6 +466,12 @@ static int dispatch(alyx__svc *t, alyx__req *r)
 	case R_AUTH_LOGOUT:
 	case R_AUTH_ME:
 		return alyx__h_auth(t, r);
+	case R_REALTIME:
+		/* A plain GET: the WebSocket handshake goes to ws.c. */
+		return alyx__reply_error_h(t, r, 426, "UPGRADE_REQUIRED",
+			"/api/realtime is a WebSocket endpoint (send "
+			"Upgrade: websocket)", NULL,
+			"Upgrade: websocket\r\nConnection: Upgrade\r\n");
 	default:
 		return h_text(t, r);
 	}
