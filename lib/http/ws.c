@@ -269,7 +269,7 @@ static wsframe *error_frame(const wssub *ws, const char *sub,
 	alyx__json_strz(&b, sub);
 	alyx__buf_adds(&b, ",\"code\":");
 	alyx__json_strz(&b, cJSON_IsString(code) ? code->valuestring
-						 : "INTERNAL");
+						 : "INTERNAL_ERROR");
 	alyx__buf_adds(&b, ",\"message\":");
 	alyx__json_strz(&b, cJSON_IsString(msg) ? msg->valuestring
 						: "the subscription ended");
