@@ -83,6 +83,19 @@ static void make_project(const char *sandbox)
 	     "define_function\n@define_function(input={\"n\": {\"type\": "
 	     "\"int\", \"required\": True}})\ndef handler(input, ctx):\n"
 	     "    return {\"n\": input[\"n\"]}\n");
+	/* One ctx.db call per invocation. */
+	spit("schema.yaml", "version: 1\ncollections:\n  posts:\n"
+	     "    fields:\n      id: {type: uuid, primary: true, "
+	     "default: auto}\n      title: {type: string}\n");
+	spit("functions/dbget.js", "import { defineFunction } from "
+	     "\"@alyx/functions\";\nexport default defineFunction({\n"
+	     "  async handler(input, ctx) {\n"
+	     "    return { t: (await ctx.db.posts.get(input.id)).title };\n"
+	     "  } });\n");
+	spit("functions/dbgetpy.py", "from alyx_functions import "
+	     "define_function\n@define_function()\ndef handler(input, ctx):\n"
+	     "    return {\"t\": ctx.db.posts.get(input[\"id\"])"
+	     "[\"title\"]}\n");
 }
 
 static void remove_project(void)
@@ -96,24 +109,84 @@ static void remove_project(void)
 
 static alyx *open_project(void)
 {
+	char path[512], yaml[512];
 	alyx *a = NULL;
+	FILE *f;
+	size_t n;
 
 	if (alyx_open(proj, ALYX_OPEN_CREATE, &a) != ALYX_OK) {
 		fprintf(stderr, "open: %s\n", alyx_errmsg(NULL));
 		exit(1);
 	}
+	snprintf(path, sizeof(path), "%s/schema.yaml", proj);
+	f = fopen(path, "rb");
+	n = f ? fread(yaml, 1, sizeof(yaml) - 1, f) : 0;
+	if (f)
+		fclose(f);
+	if (alyx_apply_schema(a, yaml, n, "schema.yaml", 0, NULL)) {
+		fprintf(stderr, "schema: %s\n", alyx_errmsg(a));
+		exit(1);
+	}
 	return a;
 }
 
-static void invoke(alyx *a, const char *fn)
+static void invoke_with(alyx *a, const char *fn, const char *in)
 {
 	char *out = NULL;
 
-	if (alyx_invoke(a, NULL, fn, "{\"n\":1}", (size_t)-1, &out)) {
+	if (alyx_invoke(a, NULL, fn, in, (size_t)-1, &out)) {
 		fprintf(stderr, "invoke %s: %s\n", fn, alyx_errmsg(a));
 		exit(1);
 	}
 	alyx_free(out);
+}
+
+static void invoke(alyx *a, const char *fn)
+{
+	invoke_with(a, fn, "{\"n\":1}");
+}
+
+/* Warm calls of dbfn (one ctx.db.posts.get each) beside the same read
+ * made directly with alyx_doc_get(). */
+static void bench_db(alyx *a, const char *dbfn, int calls, double echo50)
+{
+	double *fn_us = calloc((size_t)calls, sizeof(double));
+	double *direct = calloc((size_t)calls, sizeof(double));
+	char *doc = NULL, in[128], *id;
+	int i;
+
+	if (alyx_doc_create(a, NULL, "posts", "{\"title\":\"bench\"}",
+			    (size_t)-1, &doc)) {
+		fprintf(stderr, "create: %s\n", alyx_errmsg(a));
+		exit(1);
+	}
+	id = strstr(doc, "\"id\":\"") + 6;
+	snprintf(in, sizeof(in), "{\"id\":\"%.36s\"}", id);
+	for (i = 0; i < 200; i++)
+		invoke_with(a, dbfn, in);
+	for (i = 0; i < calls; i++) {
+		double t0 = now_us();
+
+		invoke_with(a, dbfn, in);
+		fn_us[i] = now_us() - t0;
+	}
+	snprintf(in, sizeof(in), "%.36s", id);
+	for (i = 0; i < calls; i++) {
+		char *out = NULL;
+		double t0 = now_us();
+
+		alyx_doc_get(a, NULL, "posts", in, NULL, &out);
+		direct[i] = now_us() - t0;
+		alyx_free(out);
+	}
+	printf("  ctx.db:     p50 %.1f us  p99 %.1f us with one "
+	       "ctx.db.posts.get (+%.1f us over the warm call)   "
+	       "alyx_doc_get p50 %.1f us\n", pct(fn_us, calls, 0.5),
+	       pct(fn_us, calls, 0.99), pct(fn_us, calls, 0.5) - echo50,
+	       pct(direct, calls, 0.5));
+	alyx_free(doc);
+	free(fn_us);
+	free(direct);
 }
 
 /* fork + exec + wait of argv, in microseconds. */
@@ -191,8 +264,9 @@ static void *hammer(void *p)
 	return NULL;
 }
 
-static void bench_runtime(const char *label, const char *fn, char *const bare[],
-			  char *const worker[], const char *sandbox, int calls)
+static void bench_runtime(const char *label, const char *fn, const char *dbfn,
+			  char *const bare[], char *const worker[],
+			  const char *sandbox, int calls)
 {
 	enum { COLD = 10 };
 	double cold_bare[COLD], cold_fn[COLD], *warm_fn, *warm_bare;
@@ -248,6 +322,7 @@ static void bench_runtime(const char *label, const char *fn, char *const bare[],
 		printf("  warm call:  p50 %.1f us  p99 %.1f us   bare pipe "
 		       "p50 %.1f us  p99 %.1f us   (p50 +%.1f us, x%.2f)\n",
 		       f50, f99, b50, b99, f50 - b50, f50 / b50);
+		bench_db(a, dbfn, calls, f50);
 	}
 	{
 		struct thr t[4];
@@ -308,10 +383,10 @@ int main(int argc, char **argv)
 	if (calls < 100)
 		calls = 100;
 	for (int s = 0; s < 2; s++) {
-		bench_runtime("node", "echo", node_bare, node_worker,
+		bench_runtime("node", "echo", "dbget", node_bare, node_worker,
 			      sandboxes[s], calls);
-		bench_runtime("python", "echopy", py_bare, py_worker,
-			      sandboxes[s], calls);
+		bench_runtime("python", "echopy", "dbgetpy", py_bare,
+			      py_worker, sandboxes[s], calls);
 	}
 	free(node);
 	free(py);

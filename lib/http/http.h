@@ -48,6 +48,12 @@ enum alyx__route {
 	R_AUTH_LOGOUT,
 	R_AUTH_ME,
 	R_REALTIME,	/* /api/realtime: ws.c */
+	R_FUNCTION,		/* POST /api/functions/:name: fn-routes.c */
+	R_ADMIN_FUNCTIONS,	/* GET /api/admin/functions */
+	R_ADMIN_FN_LOGS,	/* GET /api/admin/functions/:name/logs */
+	R_INTERNAL_QUERY,	/* POST /internal/v1/db/query|exec|tx */
+	R_INTERNAL_EXEC,
+	R_INTERNAL_TX,
 	R_NONE,		/* no route matched */
 	R_COUNT
 };
@@ -87,7 +93,8 @@ void alyx__metrics_record(alyx__metrics *m, int route, int method,
 			  int status, int64_t dur_us, size_t bytes);
 
 /* ---- write jobs ---- */
-enum alyx__job_op { JOB_CREATE, JOB_UPDATE, JOB_DELETE, JOB_BATCH };
+enum alyx__job_op { JOB_CREATE, JOB_UPDATE, JOB_DELETE, JOB_BATCH,
+		   JOB_INVOKE, JOB_INTERNAL };
 
 typedef struct alyx__job {
 	struct alyx__job *next;
@@ -103,6 +110,7 @@ typedef struct alyx__job {
 	char *out;		/* success JSON (alyx_free) */
 	char *err_msg;		/* alyx__malloc'd */
 	char *err_details;	/* JSON object text, alyx__malloc'd */
+	alyx_ctx *ctx;		/* JOB_INVOKE: the caller (NULL: anonymous) */
 } alyx__job;
 
 void alyx__job_free(alyx__job *j);
@@ -199,6 +207,8 @@ struct alyx_server {
 	bool wquit;
 	_Atomic uint64_t wq_len;
 	_Atomic uint64_t w_batches, w_jobs, w_failed_commits;
+	/* function invocations and internal API requests (fn-routes.c) */
+	struct alyx__fnq *fnq;
 
 	_Atomic bool stopping;
 	_Atomic int inflight;
@@ -242,6 +252,20 @@ bool alyx__writer_push(struct alyx_server *s, alyx__job *j);
 void alyx__writer_stop(struct alyx_server *s);
 /* On the owning service thread: answers every finished job. */
 void alyx__svc_take_done(alyx__svc *t);
+/* Hands finished jobs back to their service threads (any thread). */
+void alyx__jobs_deliver(struct alyx_server *s, alyx__job *list);
+
+/* fn-routes.c: functions over HTTP.  Invocations run on worker threads
+ * (started on demand), internal API requests on their invocation's
+ * thread; both are answered like queued writes. */
+int alyx__h_functions(struct alyx__svc *t, struct alyx__req *r);
+/* The reply of a finished JOB_INVOKE / JOB_INTERNAL. */
+int alyx__fn_job_reply(struct alyx__svc *t, struct alyx__req *r,
+		       alyx__job *j);
+int alyx__fnq_start(struct alyx_server *s, alyx__err *err);
+/* Waits for running invocations and internal requests, stops the
+ * workers (before the service threads go). */
+void alyx__fnq_stop(struct alyx_server *s);
 
 /* router.c: request handling on the service thread */
 int alyx__req_begin(alyx__svc *t, struct lws *wsi, alyx__req *r,

@@ -32,6 +32,12 @@ static const char *const route_labels[R_COUNT] = {
 	[R_AUTH_LOGOUT] = "/api/auth/logout",
 	[R_AUTH_ME] = "/api/auth/me",
 	[R_REALTIME] = "/api/realtime",
+	[R_FUNCTION] = "/api/functions/:name",
+	[R_ADMIN_FUNCTIONS] = "/api/admin/functions",
+	[R_ADMIN_FN_LOGS] = "/api/admin/functions/:name/logs",
+	[R_INTERNAL_QUERY] = "/internal/v1/db/query",
+	[R_INTERNAL_EXEC] = "/internal/v1/db/exec",
+	[R_INTERNAL_TX] = "/internal/v1/db/tx",
 	[R_NONE] = "unmatched",
 };
 
@@ -68,6 +74,12 @@ static const unsigned route_methods[R_COUNT] = {
 	[R_AUTH_LOGOUT] = B(M_POST),
 	[R_AUTH_ME] = B(M_GET),
 	[R_REALTIME] = B(M_GET),
+	[R_FUNCTION] = B(M_POST),
+	[R_ADMIN_FUNCTIONS] = B(M_GET),
+	[R_ADMIN_FN_LOGS] = B(M_GET),
+	[R_INTERNAL_QUERY] = B(M_POST),
+	[R_INTERNAL_EXEC] = B(M_POST),
+	[R_INTERNAL_TX] = B(M_POST),
 	[R_NONE] = 0,
 };
 
@@ -89,9 +101,43 @@ static const struct {
 	{"/api/auth/logout", R_AUTH_LOGOUT},
 	{"/api/auth/me", R_AUTH_ME},
 	{"/api/realtime", R_REALTIME},
+	{"/api/admin/functions", R_ADMIN_FUNCTIONS},
+	{"/internal/v1/db/query", R_INTERNAL_QUERY},
+	{"/internal/v1/db/exec", R_INTERNAL_EXEC},
+	{"/internal/v1/db/tx", R_INTERNAL_TX},
 };
 
 #define COLL_PREFIX "/api/collections/"
+#define FN_PREFIX "/api/functions/"
+#define FN_ADMIN_PREFIX "/api/admin/functions/"
+
+/* /api/functions/:name and /api/admin/functions/:name/logs; the name
+ * goes to r->coll. */
+static int function_route(alyx__req *r)
+{
+	const char *p = r->path;
+	bool admin = !strncmp(p, FN_ADMIN_PREFIX, strlen(FN_ADMIN_PREFIX));
+	char *name, *rest;
+
+	if (!admin && strncmp(p, FN_PREFIX, strlen(FN_PREFIX)))
+		return R_NONE;
+	r->segs = alyx__strdup(p + strlen(admin ? FN_ADMIN_PREFIX :
+					  FN_PREFIX));
+	if (!r->segs)
+		return R_NONE;
+	name = r->segs;
+	rest = strchr(name, '/');
+	if (rest)
+		*rest++ = '\0';
+	if (admin ? !rest || strcmp(rest, "logs") : rest != NULL)
+		return R_NONE;
+	if (!*name || strlen(name) > 64 ||
+	    strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		   "0123456789_-") != strlen(name))
+		return R_NONE;
+	r->coll = name;
+	return admin ? R_ADMIN_FN_LOGS : R_FUNCTION;
+}
 
 static int get_method(struct lws *wsi)
 {
@@ -124,7 +170,7 @@ static int route_of(alyx_server *s, alyx__req *r)
 	if ((s->flags & ALYX_SERVER_BENCH_ROUTES) && !strcmp(p, "/bench/hello"))
 		return R_BENCH;
 	if (strncmp(p, COLL_PREFIX, strlen(COLL_PREFIX)))
-		return R_NONE;
+		return function_route(r);
 	r->segs = alyx__strdup(p + strlen(COLL_PREFIX));
 	if (!r->segs)
 		return R_NONE;
@@ -472,6 +518,13 @@ static int dispatch(alyx__svc *t, alyx__req *r)
 			"/api/realtime is a WebSocket endpoint (send "
 			"Upgrade: websocket)", NULL,
 			"Upgrade: websocket\r\nConnection: Upgrade\r\n");
+	case R_FUNCTION:
+	case R_ADMIN_FUNCTIONS:
+	case R_ADMIN_FN_LOGS:
+	case R_INTERNAL_QUERY:
+	case R_INTERNAL_EXEC:
+	case R_INTERNAL_TX:
+		return alyx__h_functions(t, r);
 	default:
 		return h_text(t, r);
 	}
@@ -745,7 +798,9 @@ int alyx__req_writeable(alyx__svc *t, alyx__req *r)
 	if (r->state != RS_REPLY || !j)
 		return 0;
 	r->job = NULL;
-	if (j->rc != ALYX_OK) {
+	if (j->op == JOB_INVOKE || j->op == JOB_INTERNAL) {
+		n = alyx__fn_job_reply(t, r, j);
+	} else if (j->rc != ALYX_OK) {
 		n = alyx__reply_job_error(t, r, j);
 	} else if (j->op == JOB_DELETE) {
 		n = alyx__reply(t, r, 204, NULL, NULL, 0, NULL);

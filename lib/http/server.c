@@ -467,6 +467,8 @@ ALYX_API int alyx_server_start(alyx *a, const alyx_server_options *o,
 	if (rc != ALYX_OK)
 		goto out;
 	rc = alyx__writer_start(s, &err);
+	if (rc == ALYX_OK)
+		rc = alyx__fnq_start(s, &err);
 	if (rc != ALYX_OK)
 		goto out;
 	for (int i = 0; i < s->nthreads; i++) {
@@ -484,6 +486,7 @@ ALYX_API int alyx_server_start(alyx *a, const alyx_server_options *o,
 	s = NULL;
 out:
 	if (s) {
+		alyx__fnq_stop(s);
 		join_all(s);
 		alyx__writer_stop(s);
 		alyx__ws_stop(s);
@@ -524,6 +527,9 @@ ALYX_API int alyx_server_stop(alyx_server *s, int grace_ms)
 	/* 3. the writer commits everything queued, then exits; its last
 	 *    answers still reach live contexts. */
 	alyx__writer_stop(s);
+	/* 3b. function calls and their internal requests finish (each
+	 *     bounded by its function's timeout) and are answered. */
+	alyx__fnq_stop(s);
 	/* 4. the service threads exit and destroy their contexts, closing
 	 *    every connection (and ending their subscriptions). */
 	join_all(s);
