@@ -58,7 +58,8 @@ static void accept_ready(alyx__svc *t)
 		lws_sock_file_fd_type sfd;
 		sfd.sockfd = fd;
 		struct lws *w = lws_adopt_descriptor_vhost(t->vh,
-			LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP, sfd, "http", NULL);
+			LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP |
+			LWS_ADOPT_ALLOW_SSL, sfd, "http", NULL);
 		if (!w)
 			continue;	/* lws closed fd */
 		lws_set_opaque_user_data(w, &conn_mark);

@@ -9,13 +9,14 @@ process writing the SQLite file."""
 import json
 import os
 import random
-import socket
+import shutil
 import sqlite3
-import struct
+import ssl
+import subprocess
 import threading
 import time
 import urllib.parse
-import uuid
+from pathlib import Path
 
 import pytest
 
@@ -581,5 +582,44 @@ def test_event_loops(tmp_path, loop):
             pump(c, {v.sid: v}, lambda: d["id"] in v.docs)
             assert c.request({"id": 1, "type": "ping"})["type"] == "pong"
             c.close()
+    finally:
+        assert s.stop() == 0
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="no openssl CLI")
+def test_tls_websocket(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                    "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    supp = str(Path(__file__).with_name("lsan-openssl.supp"))
+    lsan = os.environ.get("LSAN_OPTIONS", "")
+    proj = make_project(tmp_path, schema=SCHEMA, config=CONFIG.replace(
+        "  max_body: 1mb\n", "  max_body: 1mb\n  tls:\n    cert: %s\n"
+        "    key: %s\n" % (cert, key)))
+    s = Server(proj, wait=False, env={"LSAN_OPTIONS": (
+        lsan + ":" if lsan else "") + "suppressions=" + supp})
+    ctx = ssl.create_default_context(cafile=str(cert))
+    ctx.check_hostname = False
+    try:
+        deadline = time.time() + 20 * SLOW
+        while s.port is None and time.time() < deadline:
+            for rec in s.log_records():
+                if rec.get("msg") == "listening":
+                    s.port = int(rec["port"])
+            time.sleep(0.05)
+        ws = None
+        while ws is None and time.time() < deadline:
+            try:
+                ws = WS(s.host, s.port, tls=ctx, timeout=10 * SLOW)
+            except OSError:
+                time.sleep(0.1)
+        assert ws.recv()["type"] == "connected"
+        snap = subscribe(ws, "t", "items")
+        assert snap["payload"]["docs"] == []
+        assert ws.request({"id": 1, "type": "ping"})["type"] == "pong"
+        ws.close()
+        assert ws.closed[0] == 1000
     finally:
         assert s.stop() == 0

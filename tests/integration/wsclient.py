@@ -37,9 +37,20 @@ class WS:
     unless auto_pong is False."""
 
     def __init__(self, host, port, path="/api/realtime", headers=None,
-                 timeout=10.0, auto_pong=True):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+                 timeout=10.0, auto_pong=True, tls=None, rcvbuf=None):
+        if rcvbuf:
+            # A small receive window (set before connecting).
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF,
+                                 rcvbuf)
+            self.sock.settimeout(timeout)
+            self.sock.connect((host, port))
+        else:
+            self.sock = socket.create_connection((host, port),
+                                                 timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock, server_hostname=host)
         self.timeout = timeout
         self.auto_pong = auto_pong
         self.buf = b""
