@@ -47,6 +47,8 @@ typedef struct alyx__fn_def {
 	bool network;		/* manifest `network: true` */
 	char *env_json;		/* the manifest env, expanded: JSON object */
 	char *error;		/* a broken manifest: why (NULL when fine) */
+	int64_t gen;		/* bumped when functions/_shared changes:
+				 * executors of an older one are replaced */
 } alyx__fn_def;
 
 void alyx__fn_def_clear(alyx__fn_def *d);

@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -65,7 +66,8 @@ struct alyx__fn_inv {
 	char secret[65];
 	char token[96];
 	int64_t expires;	/* monotonic ms */
-	int wake;		/* eventfd: HTTP requests queued */
+	int wake;		/* the thread's eventfd: HTTP requests
+				 * queued */
 	sub *head, *tail;	/* under reg_mu */
 	int queued;
 	int tx;			/* TX_* (invoking thread only) */
@@ -79,6 +81,40 @@ struct alyx__fn_inv {
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static alyx__fn_inv *live;
 static uint64_t inv_seq;
+
+/* The eventfd an invocation is woken through: one per thread, made on
+ * its first invocation and closed when the thread exits (an invocation
+ * runs on one thread, and a thread runs one invocation at a time). */
+static pthread_key_t wake_key;
+static pthread_once_t wake_once = PTHREAD_ONCE_INIT;
+
+static void wake_close(void *p)
+{
+	close((int)(intptr_t)p - 1);
+}
+
+static void wake_key_make(void)
+{
+	pthread_key_create(&wake_key, wake_close);
+}
+
+static int thread_wake_fd(void)
+{
+	void *p;
+	int fd;
+
+	pthread_once(&wake_once, wake_key_make);
+	p = pthread_getspecific(wake_key);
+	if (p)
+		return (int)(intptr_t)p - 1;
+	fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (fd >= 0 && pthread_setspecific(wake_key,
+					   (void *)(intptr_t)(fd + 1)) != 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
 
 static bool ct_equal(const char *a, const char *b, size_t n)
 {
@@ -112,7 +148,7 @@ int alyx__fn_inv_begin(alyx *a, const alyx__fn_def *d, int64_t ttl_ms,
 	}
 	inv->a = a;
 	inv->expires = alyx__mono_ms() + ttl_ms;
-	inv->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	inv->wake = thread_wake_fd();
 	if (inv->wake < 0) {
 		alyx__free(inv);
 		return alyx__err_set(err, ALYX_E_IO, NULL, "eventfd: %s",
@@ -215,7 +251,13 @@ void alyx__fn_inv_end(alyx__fn_inv *inv)
 		alyx__group_close(inv->a, false, &e);
 		alyx__err_clear(&e);
 	}
-	close(inv->wake);
+	{
+		/* The thread's eventfd is reused: leave it unsignalled. */
+		uint64_t n;
+
+		if (read(inv->wake, &n, sizeof(n)) < 0)
+			;	/* nothing pending (EAGAIN) */
+	}
 	alyx__free(inv);
 }
 

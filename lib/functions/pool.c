@@ -47,6 +47,7 @@ typedef struct worker {
 	bool busy;
 	int64_t last_used;	/* monotonic ms */
 	int64_t calls;
+	int64_t gen;		/* of functions/_shared when started */
 	struct worker *next;
 } worker;
 
@@ -657,6 +658,7 @@ static pool *pool_get(struct alyx__fn *fn, const alyx__fn_def *d,
 			alyx__err_clear(&e2);
 			break;
 		}
+		w->gen = d->gen;
 	}
 	return p;
 }
@@ -697,17 +699,26 @@ static int acquire(struct alyx__fn *fn, pool *p, const alyx__fn_def *d,
 	*out = NULL;
 	reap_idle(p, alyx__mono_ms());
 	for (;;) {
-		worker *w;
+		worker *w, *next;
 		struct timespec ts;
 		int64_t left;
 
-		for (w = p->workers; w; w = w->next)
-			if (!w->busy)
+		for (w = p->workers; w; w = next) {
+			next = w->next;
+			if (w->busy)
+				continue;
+			if (w->gen >= d->gen)
 				break;
+			/* functions/_shared changed since it started: its
+			 * cached helpers are stale. */
+			worker_kill(p, w);
+			p->replaced++;
+		}
 		if (!w && p->n < p->cfg->max_instances) {
 			rc = spawn(fn, p, &w, err);
 			if (rc != ALYX_OK)
 				break;
+			w->gen = d->gen;
 		}
 		if (w) {
 			w->busy = true;
@@ -1084,7 +1095,8 @@ out:
 			p->replaced++;
 			/* A fresh executor replaces it (started now, so the
 			 * next call does not pay the start-up). */
-			spawn(fn, p, &fresh, &e2);
+			if (spawn(fn, p, &fresh, &e2) == ALYX_OK)
+				fresh->gen = d->gen;
 			alyx__err_clear(&e2);
 		} else {
 			w->busy = false;

@@ -47,6 +47,7 @@ enum alyx__route {
 	R_AUTH_REFRESH,
 	R_AUTH_LOGOUT,
 	R_AUTH_ME,
+	R_REALTIME,	/* /api/realtime: ws.c */
 	R_FUNCTION,		/* POST /api/functions/:name: fn-routes.c */
 	R_ADMIN_FUNCTIONS,	/* GET /api/admin/functions */
 	R_ADMIN_FN_LOGS,	/* GET /api/admin/functions/:name/logs */
@@ -175,6 +176,7 @@ typedef struct alyx__svc {
 	char rid_prefix[17];
 	alyx__metrics metrics;
 	struct alyx__tokcache *tok;	/* verified tokens (caller.c) */
+	struct alyx__wsq *wsq;	/* realtime frames for this thread (ws.c) */
 } alyx__svc;
 
 /* ---- the server ---- */
@@ -220,6 +222,8 @@ struct alyx_server {
 	pthread_mutex_t oa_mu;
 	char *oa_schema;	/* schema JSON the cache was built from */
 	char *oa_doc;
+
+	struct alyx__ws *ws;	/* realtime: dispatch thread, limits (ws.c) */
 };
 
 /* server.c */
@@ -241,6 +245,8 @@ int alyx__svc_init(alyx__svc *t, alyx__err *err);
 void *alyx__svc_main(void *arg);
 void alyx__svc_destroy(alyx__svc *t);
 void alyx__svc_read_pass(alyx__svc *t);	/* begin lazily */
+/* WSI_DESTROY of a connection this thread accepted (any protocol). */
+void alyx__svc_conn_gone(alyx__svc *t, struct lws *wsi);
 
 /* writer.c */
 int alyx__writer_start(struct alyx_server *s, alyx__err *err);
@@ -284,6 +290,25 @@ int alyx__req_caller(alyx__svc *t, alyx__req *r, struct alyx_ctx *rc,
 int alyx__reply_unauthorized(alyx__svc *t, alyx__req *r, int code,
 			     const char *why);
 void alyx__tokcache_free(struct alyx__tokcache *c);
+/* ws.c: GET /api/realtime (docs/realtime.md).  The WebSocket protocol
+ * ("alyx-realtime", the vhost's default for upgrades) of every service
+ * thread's context; its per-session data is one pointer. */
+#define ALYX_WS_PROTOCOL "alyx-realtime"
+int alyx__ws_cb(struct lws *wsi, enum lws_callback_reasons reason,
+		void *user, void *in, size_t len);
+/* Creates the server's realtime state; starts the dispatch thread. */
+int alyx__ws_start(struct alyx_server *s, alyx__err *err);
+/* Ends the dispatch thread (after the service threads) and frees. */
+void alyx__ws_stop(struct alyx_server *s);
+/* Per service thread: its frame queue. */
+int alyx__ws_svc_init(alyx__svc *t, alyx__err *err);
+/* On the service thread before its context goes: no more frames. */
+void alyx__ws_svc_end(alyx__svc *t);
+void alyx__ws_svc_free(alyx__svc *t);
+/* LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: 0 to upgrade, else (after an error
+ * reply) -1 to hang up. */
+int alyx__ws_confirm(alyx__svc *t, struct lws *wsi, alyx__req *r,
+		     const char *upgrade);
 
 /* reply.c */
 const char *alyx__status_text(int status);

@@ -32,6 +32,7 @@ static const char *const route_labels[R_COUNT] = {
 	[R_AUTH_REFRESH] = "/api/auth/refresh",
 	[R_AUTH_LOGOUT] = "/api/auth/logout",
 	[R_AUTH_ME] = "/api/auth/me",
+	[R_REALTIME] = "/api/realtime",
 	[R_FUNCTION] = "/api/functions/:name",
 	[R_ADMIN_FUNCTIONS] = "/api/admin/functions",
 	[R_ADMIN_FN_LOGS] = "/api/admin/functions/:name/logs",
@@ -73,6 +74,7 @@ static const unsigned route_methods[R_COUNT] = {
 	[R_AUTH_REFRESH] = B(M_POST),
 	[R_AUTH_LOGOUT] = B(M_POST),
 	[R_AUTH_ME] = B(M_GET),
+	[R_REALTIME] = B(M_GET),
 	[R_FUNCTION] = B(M_POST),
 	[R_ADMIN_FUNCTIONS] = B(M_GET),
 	[R_ADMIN_FN_LOGS] = B(M_GET),
@@ -99,6 +101,7 @@ static const struct {
 	{"/api/auth/refresh", R_AUTH_REFRESH},
 	{"/api/auth/logout", R_AUTH_LOGOUT},
 	{"/api/auth/me", R_AUTH_ME},
+	{"/api/realtime", R_REALTIME},
 	{"/api/admin/functions", R_ADMIN_FUNCTIONS},
 	{"/internal/v1/db/query", R_INTERNAL_QUERY},
 	{"/internal/v1/db/exec", R_INTERNAL_EXEC},
@@ -556,6 +559,12 @@ static int dispatch(alyx__svc *t, alyx__req *r)
 	case R_AUTH_LOGOUT:
 	case R_AUTH_ME:
 		return alyx__h_auth(t, r);
+	case R_REALTIME:
+		/* A plain GET: the WebSocket handshake goes to ws.c. */
+		return alyx__reply_error_h(t, r, 426, "UPGRADE_REQUIRED",
+			"/api/realtime is a WebSocket endpoint (send "
+			"Upgrade: websocket)", NULL,
+			"Upgrade: websocket\r\nConnection: Upgrade\r\n");
 	case R_FUNCTION:
 	case R_ADMIN_FUNCTIONS:
 	case R_ADMIN_FN_LOGS:

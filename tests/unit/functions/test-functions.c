@@ -743,6 +743,76 @@ TEST(python_hot_reload)
 	       "@define_function()\ndef handler(i, c):\n    return 22 # v2\n");
 }
 
+/* An edited _shared helper: the call in flight finishes on the old code,
+ * the next one runs on a fresh executor with the new helper. */
+struct slow_call {
+	alyx *a;
+	int rc;
+	int v;
+};
+
+static void *slow_call_main(void *p)
+{
+	struct slow_call *sc = p;
+	cJSON *res;
+
+	sc->rc = call(sc->a, NULL, "s", "{\"ms\":600}", &res);
+	if (sc->rc == ALYX_OK)
+		sc->v = output(res)->valueint;
+	cJSON_Delete(res);
+	return NULL;
+}
+
+static void shared_reload(const char *helper, const char *v1, const char *v2,
+			  const char *fn_file, const char *fn_code)
+{
+	alyx *a = project(NULL);
+	struct slow_call sc = {0};
+	pthread_t th;
+	cJSON *res;
+
+	spit(helper, v1);
+	spit(fn_file, fn_code);
+	ASSERT_OK(call(a, NULL, "s", "{\"ms\":0}", &res));
+	ASSERT_EQ(output(res)->valueint, 1);
+	cJSON_Delete(res);
+	sc.a = a;
+	ASSERT_OK(pthread_create(&th, NULL, slow_call_main, &sc));
+	usleep(200000);
+	spit(helper, v2);
+	spit("functions/touch.txt", "x");	/* the directory changed */
+	ASSERT_OK(pthread_join(th, NULL));
+	ASSERT_OK(sc.rc);
+	ASSERT_EQ(sc.v, 1);
+	ASSERT_OK(call(a, NULL, "s", "{\"ms\":0}", &res));
+	ASSERT_EQ(output(res)->valueint, 22);
+	cJSON_Delete(res);
+	ASSERT_EQ(replaced(a), 1);
+	done(a);
+}
+
+TEST(node_shared_helper_reload)
+{
+	NEED("node");
+	shared_reload("functions/_shared/v.js", "export const v = 1;\n",
+		      "export const v = 22;\n", "functions/s.js",
+		      "import { v } from \"./_shared/v.js\";\n"
+		      "export default { async handler(input) {\n"
+		      "  await new Promise((r) => setTimeout(r, input.ms));\n"
+		      "  return v; } };\n");
+}
+
+TEST(python_shared_helper_reload)
+{
+	NEED("python3");
+	shared_reload("functions/_shared/v.py", "v = 1\n", "v = 22\n",
+		      "functions/s.py",
+		      "import time\nfrom _shared.v import v\n"
+		      "from alyx_functions import define_function\n"
+		      "@define_function()\ndef handler(i, c):\n"
+		      "    time.sleep(i['ms'] / 1000)\n    return v\n");
+}
+
 /* ---- sandbox ---- */
 
 static const char escape_js[] =
