@@ -180,8 +180,11 @@ class Server:
             with db:
                 db.execute("UPDATE _alyx_users SET role=? WHERE email=?",
                            (role, email))
-                db.execute("UPDATE users SET role=? WHERE email=?",
-                           (role, email))
+                try:
+                    db.execute("UPDATE users SET role=? WHERE email=?",
+                               (role, email))
+                except sqlite3.OperationalError:
+                    pass    # no users collection
             db.close()
         st, _, body = self.json("POST", "/api/auth/login",
                                 {"email": email, "password": password})
