@@ -458,6 +458,10 @@ ALYX_API int alyx_server_start(alyx *a, const alyx_server_options *o,
 	rc = open_listeners(s, &err);
 	if (rc != ALYX_OK)
 		goto out;
+	/* Before the contexts: their realtime protocol reads s->ws. */
+	rc = alyx__ws_start(s, &err);
+	if (rc != ALYX_OK)
+		goto out;
 	for (int i = 0; i < s->nthreads && rc == ALYX_OK; i++)
 		rc = alyx__svc_init(&s->svcs[i], &err);
 	if (rc != ALYX_OK)
@@ -485,6 +489,7 @@ out:
 		alyx__fnq_stop(s);
 		join_all(s);
 		alyx__writer_stop(s);
+		alyx__ws_stop(s);
 		server_release(s);
 	}
 	rc = alyx__report(a, &err);
@@ -526,8 +531,10 @@ ALYX_API int alyx_server_stop(alyx_server *s, int grace_ms)
 	 *     bounded by its function's timeout) and are answered. */
 	alyx__fnq_stop(s);
 	/* 4. the service threads exit and destroy their contexts, closing
-	 *    every connection. */
+	 *    every connection (and ending their subscriptions). */
 	join_all(s);
+	/* 5. the realtime dispatch thread. */
+	alyx__ws_stop(s);
 	s->stopped = true;
 out:
 	pthread_mutex_unlock(&s->stop_mu);
