@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth/auth.h"
 #include "core/config.h"
 #include "core/handle.h"
 #include "http/http.h"
@@ -259,6 +260,16 @@ static int check_settings(alyx_server *s, alyx__err *err)
 	if (s->timeout_ms < 100)
 		return alyx__err_set(err, ALYX_E_CONFIG, NULL,
 				     "request_timeout must be at least 100 ms");
+	/* A server hands out and checks tokens: it needs the key for them
+	 * (alyx dev makes one; a project without accounts says so). */
+	if (s->a->cfg->auth.enabled &&
+	    strlen(s->a->cfg->auth.jwt.secret) < ALYX_AUTH_SECRET_MIN)
+		return alyx__err_set(err, ALYX_E_CONFIG,
+			"{\"key\":\"auth.jwt.secret\"}",
+			"auth.jwt.secret is not set: alyx.yaml needs a JWT "
+			"secret of at least %d bytes (the templates read "
+			"${JWT_SECRET}), or auth.enabled: false for a project "
+			"without accounts", ALYX_AUTH_SECRET_MIN);
 	return ALYX_OK;
 }
 
@@ -451,11 +462,17 @@ ALYX_API int alyx_server_start(alyx *a, const alyx_server_options *o,
 	rc = open_listeners(s, &err);
 	if (rc != ALYX_OK)
 		goto out;
+	/* Before the contexts: their realtime protocol reads s->ws. */
+	rc = alyx__ws_start(s, &err);
+	if (rc != ALYX_OK)
+		goto out;
 	for (int i = 0; i < s->nthreads && rc == ALYX_OK; i++)
 		rc = alyx__svc_init(&s->svcs[i], &err);
 	if (rc != ALYX_OK)
 		goto out;
 	rc = alyx__writer_start(s, &err);
+	if (rc == ALYX_OK)
+		rc = alyx__fnq_start(s, &err);
 	if (rc != ALYX_OK)
 		goto out;
 	for (int i = 0; i < s->nthreads; i++) {
@@ -473,8 +490,10 @@ ALYX_API int alyx_server_start(alyx *a, const alyx_server_options *o,
 	s = NULL;
 out:
 	if (s) {
+		alyx__fnq_stop(s);
 		join_all(s);
 		alyx__writer_stop(s);
+		alyx__ws_stop(s);
 		server_release(s);
 	}
 	rc = alyx__report(a, &err);
@@ -512,9 +531,14 @@ ALYX_API int alyx_server_stop(alyx_server *s, int grace_ms)
 	/* 3. the writer commits everything queued, then exits; its last
 	 *    answers still reach live contexts. */
 	alyx__writer_stop(s);
+	/* 3b. function calls and their internal requests finish (each
+	 *     bounded by its function's timeout) and are answered. */
+	alyx__fnq_stop(s);
 	/* 4. the service threads exit and destroy their contexts, closing
-	 *    every connection. */
+	 *    every connection (and ending their subscriptions). */
 	join_all(s);
+	/* 5. the realtime dispatch thread. */
+	alyx__ws_stop(s);
 	s->stopped = true;
 out:
 	pthread_mutex_unlock(&s->stop_mu);
