@@ -387,13 +387,18 @@ bool alyx__ident_valid(const char *s)
 
 void alyx__sql_ident(alyx_buf *b, const char *name)
 {
-	const char *p;
+	const char *p = name;
+	size_t n;
 
 	alyx__buf_addc(b, '"');
-	for (p = name; *p; p++) {
-		if (*p == '"')
-			alyx__buf_addc(b, '"');
-		alyx__buf_addc(b, *p);
+	for (;;) {
+		/* Runs up to a '"' (doubled) in one append each. */
+		n = strcspn(p, "\"");
+		alyx__buf_add(b, p, n);
+		if (!p[n])
+			break;
+		alyx__buf_add(b, "\"\"", 2);
+		p += n + 1;
 	}
 	alyx__buf_addc(b, '"');
 }
