@@ -14,6 +14,8 @@ Parts, each bounded in time and count:
               per write, its last receipt.  The bare server (ws-bare)
               stamps and broadcasts a captured alyx delta the same way.
   throughput  1,000 subscribers, writes back to back: deliveries/s.
+  rest        the same through the real alyxd, ws-load itself writing with
+              POST /api/collections/items (stamp just before the request).
   filtered    1,000 subscribers with 10 accounts' tokens on a collection
               whose read rule is doc.owner == auth.id (each document
               reaches 100 of them); the same with an explicit owner filter.
@@ -334,6 +336,28 @@ class Bench:
             b.stop()
             h.stop()
 
+    def rest_latency(self):
+        """Real alyxd; ws-load writes through POST and stamps before it."""
+        d = self.alyxd(self.a.loop)
+        try:
+            for n, m, iv in ((1, self.a.writes1, 2000),
+                             (1000, self.a.writes1000, 20000)):
+                grp = self.fresh_grp()
+                c = self.load("latency", d.port, n,
+                              self.sub("items", grp, 10), m,
+                              extra=["-W", "items", "-i", str(iv), "-g",
+                                     grp])
+                r = json.loads(c.readline(self.a.timeout + 30))
+                c.stop(quit_cmd=False)
+                self.base += m
+                self.results["rest%d_alyxd" % n] = r
+                log("rest    alyxd n=%-4d last p50/p95/p99 %s ms  "
+                    "deliveries %d/%d  write errors %d" % (
+                        n, fmt3(r["last"]), r["deliveries"], r["expected"],
+                        r["rest_errors"]))
+        finally:
+            d.stop(quit_cmd=False)
+
     def idle_rss(self):
         n = self.a.idle
         out = {}
@@ -462,6 +486,11 @@ def table(res, args, load_start, load_end):
                          n, a["write_us"]["p50"] / 1e3,
                          a["write_us"]["p95"] / 1e3,
                          a["write_us"]["p99"] / 1e3))
+    for n in (1, 1000):
+        r = res.get("rest%d_alyxd" % n)
+        if r:
+            L.append("| %d | alyxd, written through REST: request sent → "
+                     "last receipt | %s | | | |" % (n, fmt3(r["last"])))
     if len(L) == 2:
         L = []
     T = ["", "| throughput and memory | alyx | bare lws | alyx ÷ bare | "
@@ -575,7 +604,7 @@ def main():
     ap.add_argument("--duration", type=int, default=5,
                     help="seconds per wrk run")
     ap.add_argument("--timeout", type=float, default=120)
-    ap.add_argument("--parts", default="latency,idle,http,create")
+    ap.add_argument("--parts", default="latency,rest,idle,http,create")
     ap.add_argument("--quick", action="store_true",
                     help="fewer writes, 2,000 idle connections")
     ap.add_argument("--json", help="also write the raw results here")
@@ -604,6 +633,8 @@ def main():
                   builddir / "daemon/alyxd", work)
         if "latency" in parts:
             b.latency_and_throughput()
+        if "rest" in parts:
+            b.rest_latency()
         if "idle" in parts:
             b.idle_rss()
         if "http" in parts:

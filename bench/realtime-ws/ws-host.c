@@ -138,7 +138,7 @@ static void fire(const char *coll, long long base, long long m, long long iv,
 			snprintf(own, sizeof(own), "\"%s\"",
 				 owners[i % n_owners]);
 		else
-			strcpy(own, "null");
+			snprintf(own, sizeof(own), "null");
 		t0 = now_ns();
 		int len = snprintf(doc, sizeof(doc),
 				   "{\"bseq\":%lld,\"bts\":%lld,\"grp\":\"%s\","

@@ -23,6 +23,13 @@
  *	  deliveries_per_s	deliveries / (last receipt - first stamp)
  *	The documents must be flat JSON objects (no nested object).
  *
+ *	With -W COLL, ws-load is also the writer: once ready, it creates
+ *	the M documents itself through the REST API (POST
+ *	/api/collections/COLL on one keep-alive connection to the same
+ *	server, one every -i microseconds, the next only after the previous
+ *	answer), stamping "bts" just before sending each request; -g sets
+ *	their "grp".  The figures then include the HTTP request.
+ *
  *   ws-load idle -p PORT [-n N] [-s SUBSCRIBE]
  *	Opens N connections (subscribing if -s is given), prints
  *	"ready OK FAILED", then holds them until stdin reaches EOF (or -T s).
@@ -90,6 +97,16 @@ static int64_t *lats;
 static int64_t n_lats, lats_cap;
 static int64_t n_deliveries, n_msgs, n_other;
 static int64_t rx_first_ns, rx_last_ns;
+
+/* REST writer (-W) */
+#define WRITER_KEY (UINT32_MAX - 1)
+static const char *w_coll;
+static const char *w_grp = "a";
+static int64_t w_iv_ns;
+static int w_fd = -1, w_busy, w_next, w_bad;
+static int64_t w_start, w_done_ns;
+static char *w_in;
+static size_t w_len, w_cap;
 
 static int64_t now_ns(void)
 {
@@ -578,12 +595,14 @@ static void report(void)
 	       "\"errors\":%d,\"messages\":%" PRId64 ",\"deliveries\":%" PRId64
 	       ",\"expected\":%" PRId64 ",\"writes_unseen\":%" PRId64 ","
 	       "\"span_s\":%.4f,\"deliveries_per_s\":%.0f,"
-	       "\"client_cpu_s\":%.3f,",
+	       "\"client_cpu_s\":%.3f,\"rest_writes\":%d,"
+	       "\"rest_errors\":%d,",
 	       n_conns, n_ok, n_failed, n_closed, n_errors, n_msgs,
 	       n_deliveries, expected, missing, span,
 	       span > 0 ? (double)n_deliveries / span : 0,
 	       (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6,
+	       w_next, w_bad);
 	print_pct("lat", lats, n_lats, 1);
 	print_pct("first", f, nf, 1);
 	print_pct("last", l, nf, 0);
@@ -613,6 +632,87 @@ static char **read_lines(const char *file, int *n)
 	return v;
 }
 
+static void writer_open(void)
+{
+	struct sockaddr_in sa;
+	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = WRITER_KEY};
+	int one = 1;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)port);
+	inet_pton(AF_INET, host, &sa.sin_addr);
+	w_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (w_fd < 0 || connect(w_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		die("writer connect");
+	setsockopt(w_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, w_fd, &ev) < 0)
+		die("epoll_ctl");
+}
+
+/* Sends the next POST when it is due; returns ms until it is (-1: none
+ * pending). */
+static int writer_tick(void)
+{
+	static const char pad[] =
+		"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+	char body[512], req[1024];
+	int64_t t = now_ns(), due;
+
+	if (w_fd < 0 || w_busy || w_next >= n_seq)
+		return -1;
+	if (!w_start)
+		w_start = t;
+	due = w_start + (int64_t)w_next * w_iv_ns;
+	if (t < due)
+		return (int)((due - t) / 1000000);
+	int bl = snprintf(body, sizeof(body),
+			  "{\"bseq\":%" PRId64 ",\"bts\":%" PRId64 ","
+			  "\"grp\":\"%s\",\"pad\":\"%s\"}",
+			  seq_base + w_next, now_ns(), w_grp, pad);
+	int rl = snprintf(req, sizeof(req),
+			  "POST /api/collections/%s HTTP/1.1\r\n"
+			  "Host: %s:%d\r\nContent-Type: application/json\r\n"
+			  "Content-Length: %d\r\n\r\n%s",
+			  w_coll, host, port, bl, body);
+	if (send_all(w_fd, req, (size_t)rl) < 0)
+		die("writer send");
+	w_busy = 1;
+	return -1;
+}
+
+/* Reads the answer to the POST in flight. */
+static void writer_readable(void)
+{
+	reserve(&w_in, &w_cap, w_len, 16384);
+	ssize_t r = recv(w_fd, w_in + w_len, w_cap - w_len, 0);
+	if (r <= 0)
+		die("writer recv");
+	w_len += (size_t)r;
+	char *end = memmem(w_in, w_len, "\r\n\r\n", 4);
+	if (!end)
+		return;
+	size_t hl = (size_t)(end + 4 - w_in), cl = 0;
+	char *p = memmem(w_in, hl, "\r\nContent-Length:", 17);
+	if (!p)
+		p = memmem(w_in, hl, "\r\ncontent-length:", 17);
+	if (p)
+		cl = (size_t)strtoul(p + 17, NULL, 10);
+	if (w_len < hl + cl)
+		return;
+	if (w_len < 12 || w_in[9] != '2') {
+		if (++w_bad <= 3)
+			fprintf(stderr, "ws-load: writer: %.*s\n",
+				(int)(w_len > 300 ? 300 : w_len), w_in);
+	}
+	memmove(w_in, w_in + hl + cl, w_len - hl - cl);
+	w_len -= hl + cl;
+	w_busy = 0;
+	if (++w_next == n_seq)
+		w_done_ns = now_ns();
+}
+
 static void usage(void)
 {
 	fprintf(stderr,
@@ -621,7 +721,8 @@ static void usage(void)
 		"       [-n conns] [-w window] [-s subscribe-json] "
 		"[-k tokens-file] [-O owners-file]\n"
 		"       [-m writes] [-b first-bseq] [-e expected] "
-		"[-q quiet-ms] [-T timeout-s] [-D dump-file]\n");
+		"[-q quiet-ms] [-T timeout-s] [-D dump-file]\n"
+		"       [-W collection [-i interval-us] [-g grp]]\n");
 	exit(2);
 }
 
@@ -641,7 +742,7 @@ int main(int argc, char **argv)
 		usage();
 	optind = 2;
 	expected = -1;
-	while ((opt = getopt(argc, argv, "p:H:P:x:n:w:s:k:O:m:b:e:q:T:D:")) != -1) {
+	while ((opt = getopt(argc, argv, "p:H:P:x:n:w:s:k:O:m:b:e:q:T:D:W:i:g:")) != -1) {
 		switch (opt) {
 		case 'p': port = atoi(optarg); break;
 		case 'H': host = optarg; break;
@@ -658,6 +759,9 @@ int main(int argc, char **argv)
 		case 'q': quiet_ms = atoi(optarg); break;
 		case 'T': timeout_s = atof(optarg); break;
 		case 'D': dump_path = optarg; break;
+		case 'W': w_coll = optarg; break;
+		case 'i': w_iv_ns = strtoll(optarg, NULL, 10) * 1000; break;
+		case 'g': w_grp = optarg; break;
 		default: usage();
 		}
 	}
@@ -682,6 +786,8 @@ int main(int argc, char **argv)
 					 .data.u32 = UINT32_MAX};
 		epoll_ctl(ep, EPOLL_CTL_ADD, 0, &ev);
 	}
+	if (latency && w_coll)
+		writer_open();
 	start_more();
 
 	int64_t t_end = now_ns() + (int64_t)(timeout_s * 1e9);
@@ -698,9 +804,18 @@ int main(int argc, char **argv)
 			break;
 		}
 		if (latency && ready) {
-			if (n_deliveries >= expected && expected > 0)
+			int w = writer_tick();
+			int64_t quiet_from = rx_last_ns;
+			if (w >= 0 && w < wait_ms)
+				wait_ms = w;
+			if (w_fd >= 0 && (w_busy || w_next < n_seq))
+				quiet_from = 0;	/* still writing */
+			else if (w_fd >= 0 && quiet_from < w_done_ns)
+				quiet_from = w_done_ns;
+			if (quiet_from && n_deliveries >= expected &&
+			    expected > 0)
 				break;
-			if (rx_last_ns && t - rx_last_ns >
+			if (quiet_from && t - quiet_from >
 			    (int64_t)quiet_ms * 1000000)
 				break;
 		}
@@ -709,6 +824,10 @@ int main(int argc, char **argv)
 			die("epoll_wait");
 		for (int i = 0; i < n; i++) {
 			uint32_t k = evs[i].data.u32;
+			if (k == WRITER_KEY) {
+				writer_readable();
+				continue;
+			}
 			if (k == UINT32_MAX) {
 				char b[256];
 				if (read(0, b, sizeof(b)) <= 0)
