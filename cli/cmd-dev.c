@@ -4,13 +4,18 @@
  * schema.yaml's safe changes, like the plan's development server.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "json.h"
@@ -141,6 +146,102 @@ out:
 	return rc;
 }
 
+#define SECRET_FILE "jwt-secret"
+#define SECRET_HEX 64		/* 32 random bytes */
+
+/* The secret kept in `path` (64 hex digits), made on first use with
+ * mode 0600.  A file others may read is refused. */
+static int dev_secret_file(struct cli *g, const char *path,
+			   char out[SECRET_HEX + 1], bool *made)
+{
+	unsigned char r[SECRET_HEX / 2];
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	*made = false;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 && errno == ENOENT) {
+		if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+			return cli_error(g, CLI_FAIL, "IO_ERROR",
+					 "no random bytes for the JWT secret");
+		for (size_t i = 0; i < sizeof(r); i++)
+			snprintf(out + 2 * i, 3, "%02x", r[i]);
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0 || write(fd, out, SECRET_HEX) != SECRET_HEX ||
+		    fsync(fd) != 0) {
+			int e = errno;
+			if (fd >= 0)
+				close(fd);
+			unlink(path);
+			return cli_error(g, CLI_FAIL, "IO_ERROR",
+					 "cannot write %s: %s", path,
+					 strerror(e));
+		}
+		close(fd);
+		*made = true;
+		return CLI_OK;
+	}
+	if (fd < 0)
+		return cli_error(g, CLI_FAIL, "IO_ERROR", "cannot read %s: %s",
+				 path, strerror(errno));
+	if (fstat(fd, &st) != 0 || (st.st_mode & 077)) {
+		close(fd);
+		return cli_error(g, CLI_FAIL, "IO_ERROR",
+				 "%s may be read by other users; make it "
+				 "private (chmod 600 %s)", path, path);
+	}
+	n = read(fd, out, SECRET_HEX + 1);
+	close(fd);
+	if (n < 32 || n > SECRET_HEX)
+		return cli_error(g, CLI_FAIL, "IO_ERROR",
+				 "%s does not hold a JWT secret (32 to %d "
+				 "bytes); delete it to make a new one", path,
+				 SECRET_HEX);
+	out[n] = '\0';
+	return CLI_OK;
+}
+
+/* alyx dev without auth.jwt.secret in alyx.yaml: the project's own
+ * generated secret from the data directory (docs/auth.md). */
+static int dev_secret(struct cli *g, alyx *a)
+{
+	char *cfg = NULL, dir[PATH_MAX], path[PATH_MAX + 16];
+	char secret[SECRET_HEX + 1];
+	const cj *auth;
+	const char *set;
+	bool made, enabled;
+	cj *c = NULL;
+	int rc;
+
+	if (alyx_config_json(a, &cfg) != ALYX_OK)
+		return cli_lib_error(g, a, alyx_errcode(a));
+	c = cj_parse(cfg, strlen(cfg));
+	auth = cj_get(c, "auth");
+	set = cj_getstr(cj_get(auth, "jwt"), "secret");
+	enabled = cj_gettrue(auth, "enabled");
+	rc = CLI_OK;
+	if (!enabled || (set && *set))
+		goto out;
+	snprintf(dir, sizeof(dir), "%s", alyx_db_path(a));
+	snprintf(path, sizeof(path), "%s/" SECRET_FILE, dirname(dir));
+	rc = dev_secret_file(g, path, secret, &made);
+	if (rc != CLI_OK)
+		goto out;
+	if (alyx_auth_default_secret(a, secret) != ALYX_OK) {
+		rc = cli_lib_error(g, a, alyx_errcode(a));
+		goto out;
+	}
+	say("\xe2\x9c\x93 JWT secret: %s (%s; set auth.jwt.secret for "
+	    "production)", path, made ? "generated" : "kept from an earlier "
+	    "run");
+out:
+	explicit_bzero(secret, sizeof(secret));
+	cj_free(c);
+	alyx_free(cfg);
+	return rc;
+}
+
 static int run(struct cli *g, int argc, char **argv, bool dev)
 {
 	struct cli_parser p;
@@ -184,6 +285,10 @@ static int run(struct cli *g, int argc, char **argv, bool dev)
 		goto out;
 	if (dev && (rc = apply_schema(g, a)) != CLI_OK)
 		goto out;
+	if (dev && (rc = dev_secret(g, a)) != CLI_OK)
+		goto out;
+	if (dev)
+		o.flags |= ALYX_SERVER_DEV;
 
 	/* The server's threads inherit this mask, so the signals come only
 	 * to sigwait() below. */

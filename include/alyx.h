@@ -408,6 +408,15 @@ ALYX_API void alyx_ctx_free(alyx_ctx *ctx);
  * ALYX_E_UNAUTHORIZED for a NULL context. */
 ALYX_API int alyx_auth_me(alyx *a, const alyx_ctx *ctx, char **out);
 
+/*
+ * Uses `secret` (at least 32 bytes, else ALYX_E_CONFIG) as
+ * auth.jwt.secret when alyx.yaml gives none; a configured secret wins
+ * (ALYX_OK, nothing changes).  For `alyx dev`'s generated secret.  Call
+ * it before the handle is used from other threads (before
+ * alyx_server_start()).
+ */
+ALYX_API int alyx_auth_default_secret(alyx *a, const char *secret);
+
 /* ---- realtime: live queries (since 0.1; docs/realtime.md) ---------- */
 
 /*
@@ -568,6 +577,9 @@ typedef void (*alyx_log_cb)(void *user_data, int level, const char *line,
 /* alyx_server_options.flags */
 #define ALYX_SERVER_BENCH_ROUTES 0x1u	/* serve GET /bench/hello (a fixed
 					 * tiny JSON reply, for benchmarks) */
+#define ALYX_SERVER_DEV 0x2u		/* development: email verification
+					 * and password reset links are also
+					 * written to the log */
 
 #define ALYX_SERVER_OPTIONS_VERSION 1
 
@@ -612,7 +624,10 @@ ALYX_API void alyx_server_options_init(alyx_server_options *o);
  * running server.  Start-up problems are reported synchronously, with a
  * message naming the cause: port in use or bind failure (ALYX_E_IO), bad
  * options or config (ALYX_E_CONFIG, ALYX_E_MISUSE), TLS files that cannot
- * be loaded (ALYX_E_CONFIG), out of memory.  Errors are read with
+ * be loaded (ALYX_E_CONFIG), out of memory.  Unless alyx.yaml has
+ * auth.enabled: false, the server refuses to start (ALYX_E_CONFIG)
+ * without an auth.jwt.secret of at least 32 bytes (docs/auth.md).
+ * Errors are read with
  * alyx_errmsg(a) on this thread.
  */
 ALYX_API int alyx_server_start(alyx *a, const alyx_server_options *o,

@@ -233,7 +233,8 @@ def main():
         shutil.rmtree(proj, ignore_errors=True)
         shutil.copytree(ROOT / "tests/fixtures/blog", proj)
         (proj / "alyx.yaml").write_text(
-            "server:\n  max_body: 4mb\ndatabase:\n  path: data/alyx.db\n")
+            "server:\n  max_body: 4mb\ndatabase:\n  path: data/alyx.db\n"
+            "auth:\n  jwt:\n    secret: bench-secret-0123456789abcdefghijklmn\n")
         srv = Alyxd(args.alyxd, proj, args.threads, args.loop)
         seed(srv.port, args.posts, work)
         srv.stop()

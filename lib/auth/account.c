@@ -914,3 +914,35 @@ out:
 	alyx__buf_free(&b);
 	return alyx__finish(a, &err);
 }
+
+ALYX_API int alyx_auth_default_secret(alyx *a, const char *secret)
+{
+	alyx__err err = {0};
+	char *copy;
+	int rc = alyx__enter(a, &err);
+
+	if (rc != ALYX_OK)
+		goto out;
+	if (!secret) {
+		rc = alyx__misuse(&err, "secret");
+		goto out;
+	}
+	if (*a->cfg->auth.jwt.secret)
+		goto out;	/* alyx.yaml's own secret wins */
+	if (strlen(secret) < ALYX_AUTH_SECRET_MIN) {
+		rc = alyx__err_set(&err, ALYX_E_CONFIG,
+				   "{\"key\":\"auth.jwt.secret\"}",
+				   "the JWT secret must be at least %d bytes",
+				   ALYX_AUTH_SECRET_MIN);
+		goto out;
+	}
+	copy = alyx__strdup(secret);
+	if (!copy) {
+		rc = nomem(&err);
+		goto out;
+	}
+	alyx__free(a->cfg->auth.jwt.secret);
+	a->cfg->auth.jwt.secret = copy;
+out:
+	return alyx__finish(a, &err);
+}

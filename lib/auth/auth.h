@@ -68,6 +68,9 @@ int alyx__jwt_verify(const alyx__config *cfg, const char *token,
 /* A new refresh token (base64url of 32 random bytes, 43 chars + NUL) and
  * its SHA-256 hex. */
 int alyx__refresh_new(char tok[44], char hash[65], alyx__err *err);
+/* base64url without padding of n bytes into out (4 * ceil(n / 3) + 1
+ * bytes suffice); returns the length written. */
+size_t alyx__b64url(const unsigned char *in, size_t n, char *out);
 
 /* ---- rate limits (ratelimit.c) ---- */
 #define ALYX_RL_MAX_KEYS 65536

@@ -11,6 +11,11 @@ int alyx__jwt_check_secret(const alyx__config *cfg, alyx__err *err)
 {
 	const char *s = cfg->auth.jwt.secret;
 
+	if (!cfg->auth.enabled)
+		return alyx__err_set(err, ALYX_E_NOTFOUND,
+				     "{\"key\":\"auth.enabled\"}",
+				     "authentication is turned off "
+				     "(alyx.yaml auth.enabled: false)");
 	if (!s || strlen(s) < ALYX_AUTH_SECRET_MIN)
 		return alyx__err_set(err, ALYX_E_CONFIG,
 				     "{\"key\":\"auth.jwt.secret\"}",
@@ -73,6 +78,8 @@ int alyx__jwt_verify(const alyx__config *cfg, const char *token,
 	int rc;
 
 	*sub = NULL;
+	if (!cfg->auth.enabled)
+		return bad_token(err, "authentication is turned off");
 	rc = alyx__jwt_check_secret(cfg, err);
 	if (rc != ALYX_OK)
 		return rc;
@@ -117,29 +124,39 @@ out:
 	return rc;
 }
 
-int alyx__refresh_new(char tok[44], char hash[65], alyx__err *err)
+size_t alyx__b64url(const unsigned char *in, size_t n, char *out)
 {
 	static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 				     "abcdefghijklmnopqrstuvwxyz0123456789-_";
-	unsigned char r[ALYX_AUTH_REFRESH_BYTES + 1] = {0};
 	size_t i, o = 0;
+
+	for (i = 0; i < n; i += 3) {
+		size_t left = n - i;
+		uint32_t v = (uint32_t)in[i] << 16 |
+			     (left > 1 ? (uint32_t)in[i + 1] << 8 : 0) |
+			     (left > 2 ? in[i + 2] : 0);
+
+		out[o++] = b64url[(v >> 18) & 63];
+		out[o++] = b64url[(v >> 12) & 63];
+		if (left > 1)
+			out[o++] = b64url[(v >> 6) & 63];
+		if (left > 2)
+			out[o++] = b64url[v & 63];
+	}
+	out[o] = '\0';
+	return o;
+}
+
+int alyx__refresh_new(char tok[44], char hash[65], alyx__err *err)
+{
+	unsigned char r[ALYX_AUTH_REFRESH_BYTES];
+	size_t n;
 
 	if (!alyx__random(r, ALYX_AUTH_REFRESH_BYTES))
 		return alyx__err_set(err, ALYX_E_INTERNAL, NULL,
-				     "no random bytes for a refresh token");
-	/* 32 bytes = 10 groups of 3 + 2 bytes: 40 + 3 chars, no padding. */
-	for (i = 0; i < ALYX_AUTH_REFRESH_BYTES; i += 3) {
-		uint32_t v = (uint32_t)r[i] << 16 | (uint32_t)r[i + 1] << 8 |
-			     (i + 2 < ALYX_AUTH_REFRESH_BYTES ? r[i + 2] : 0);
-		size_t left = ALYX_AUTH_REFRESH_BYTES - i;
-
-		tok[o++] = b64url[(v >> 18) & 63];
-		tok[o++] = b64url[(v >> 12) & 63];
-		tok[o++] = b64url[(v >> 6) & 63];
-		if (left >= 3)
-			tok[o++] = b64url[v & 63];
-	}
-	tok[o] = '\0';
-	alyx__sha256_hex(tok, o, hash);
+				     "no random bytes for a token");
+	/* 32 bytes: 43 characters, no padding. */
+	n = alyx__b64url(r, ALYX_AUTH_REFRESH_BYTES, tok);
+	alyx__sha256_hex(tok, n, hash);
 	return ALYX_OK;
 }

@@ -151,19 +151,25 @@ typedef struct raw_provider {
 	char *client_id, *client_secret;
 	char **scopes;
 	unsigned scopes_count;
-	char *auth_url, *token_url, *userinfo_url;
+	char *auth_url, *token_url, *userinfo_url, *emails_url;
 } raw_provider;
 typedef struct raw_oauth {
 	raw_provider *github, *google;
-	char *redirect_url;
+	char *redirect_url, *frontend_url, *timeout, *state_ttl;
 } raw_oauth;
+typedef struct raw_email {
+	char *webhook, *webhook_timeout, *verify_url, *reset_url,
+		*verify_ttl, *reset_ttl;
+} raw_email;
 typedef struct raw_rate {
 	char *login, *register_, *password_reset;
 } raw_rate;
 typedef struct raw_auth {
+	char *enabled;
 	raw_jwt *jwt;
 	raw_password *password;
 	raw_oauth *oauth;
+	raw_email *email;
 	raw_rate *rate_limit;
 } raw_auth;
 typedef struct raw_runtime {
@@ -253,12 +259,25 @@ static const cyaml_schema_field_t provider_f[] = {
 	STR("auth_url", raw_provider, auth_url),
 	STR("token_url", raw_provider, token_url),
 	STR("userinfo_url", raw_provider, userinfo_url),
+	STR("emails_url", raw_provider, emails_url),
 	CYAML_FIELD_END
 };
 static const cyaml_schema_field_t oauth_f[] = {
 	MAP("github", raw_oauth, github, provider_f),
 	MAP("google", raw_oauth, google, provider_f),
 	STR("redirect_url", raw_oauth, redirect_url),
+	STR("frontend_url", raw_oauth, frontend_url),
+	STR("timeout", raw_oauth, timeout),
+	STR("state_ttl", raw_oauth, state_ttl),
+	CYAML_FIELD_END
+};
+static const cyaml_schema_field_t email_f[] = {
+	STR("webhook", raw_email, webhook),
+	STR("webhook_timeout", raw_email, webhook_timeout),
+	STR("verify_url", raw_email, verify_url),
+	STR("reset_url", raw_email, reset_url),
+	STR("verify_ttl", raw_email, verify_ttl),
+	STR("reset_ttl", raw_email, reset_ttl),
 	CYAML_FIELD_END
 };
 static const cyaml_schema_field_t rate_f[] = {
@@ -268,9 +287,11 @@ static const cyaml_schema_field_t rate_f[] = {
 	CYAML_FIELD_END
 };
 static const cyaml_schema_field_t auth_f[] = {
+	STR("enabled", raw_auth, enabled),
 	MAP("jwt", raw_auth, jwt, jwt_f),
 	MAP("password", raw_auth, password, password_f),
 	MAP("oauth", raw_auth, oauth, oauth_f),
+	MAP("email", raw_auth, email, email_f),
 	MAP("rate_limit", raw_auth, rate_limit, rate_f),
 	CYAML_FIELD_END
 };
@@ -1141,6 +1162,7 @@ static void type_provider(tctx *t, const char *name, const raw_provider *r,
 	set_str(t, &p->auth_url, r->auth_url, urls[0]);
 	set_str(t, &p->token_url, r->token_url, urls[1]);
 	set_str(t, &p->userinfo_url, r->userinfo_url, urls[2]);
+	set_str(t, &p->emails_url, r->emails_url, urls[3]);
 	if (t->rc != ALYX_OK)
 		return;
 	p->enabled = *p->client_id && *p->client_secret;
@@ -1154,6 +1176,15 @@ static void type_provider(tctx *t, const char *name, const raw_provider *r,
 	}
 }
 
+/* "" (e.g. an unset ${VAR}) is the same as a missing key. */
+static void empty_is_unset(char **s)
+{
+	if (*s && !**s) {
+		alyx__free(*s);
+		*s = NULL;
+	}
+}
+
 static void type_auth(tctx *t, const raw_auth *r)
 {
 	static const raw_auth none;
@@ -1161,26 +1192,32 @@ static void type_auth(tctx *t, const raw_auth *r)
 	static const raw_password npw;
 	static const raw_oauth noauth;
 	static const raw_rate nrate;
+	static const raw_email nemail;
 	static const char *const gh_scopes[] = {"user:email", NULL};
 	static const char *const gg_scopes[] = {"email", "profile", NULL};
 	static const char *const gh_urls[] = {
 		"https://github.com/login/oauth/authorize",
 		"https://github.com/login/oauth/access_token",
 		"https://api.github.com/user",
+		"https://api.github.com/user/emails",
 	};
 	static const char *const gg_urls[] = {
 		"https://accounts.google.com/o/oauth2/v2/auth",
 		"https://oauth2.googleapis.com/token",
 		"https://openidconnect.googleapis.com/v1/userinfo",
+		"",
 	};
 	__typeof__(t->cfg->auth) *a = &t->cfg->auth;
 	const raw_jwt *j;
 	const raw_password *pw;
 	const raw_oauth *o;
 	const raw_rate *rl;
+	const raw_email *em;
 
 	if (!r)
 		r = &none;
+	em = r->email ? r->email : &nemail;
+	a->enabled = get_bool(t, "auth.enabled", r->enabled, true);
 	j = r->jwt ? r->jwt : &njwt;
 	pw = r->password ? r->password : &npw;
 	o = r->oauth ? r->oauth : &noauth;
@@ -1210,6 +1247,29 @@ static void type_auth(tctx *t, const raw_auth *r)
 	type_provider(t, "google", o->google, &a->oauth.google, gg_scopes,
 		      gg_urls);
 	set_str(t, &a->oauth.redirect_url, o->redirect_url, NULL);
+	set_str(t, &a->oauth.frontend_url, o->frontend_url, NULL);
+	a->oauth.timeout_ms = get_duration(t, "auth.oauth.timeout", o->timeout,
+					   100, 10000);
+	a->oauth.state_ttl_ms = get_duration(t, "auth.oauth.state_ttl",
+					     o->state_ttl, 1000, 600000);
+	set_str(t, &a->email.webhook, em->webhook, NULL);
+	a->email.webhook_timeout_ms = get_duration(
+		t, "auth.email.webhook_timeout", em->webhook_timeout, 100,
+		5000);
+	set_str(t, &a->email.verify_url, em->verify_url, "/verify-email");
+	set_str(t, &a->email.reset_url, em->reset_url, "/reset-password");
+	a->email.verify_ttl_ms = get_duration(t, "auth.email.verify_ttl",
+					      em->verify_ttl, 1000, 86400000);
+	a->email.reset_ttl_ms = get_duration(t, "auth.email.reset_ttl",
+					     em->reset_ttl, 1000, 3600000);
+	empty_is_unset(&a->oauth.redirect_url);
+	empty_is_unset(&a->oauth.frontend_url);
+	empty_is_unset(&a->email.webhook);
+	if (t->rc == ALYX_OK && a->email.webhook &&
+	    strncmp(a->email.webhook, "http://", 7) &&
+	    strncmp(a->email.webhook, "https://", 8))
+		t->rc = verr(t->l, "auth.email.webhook", "expected an http:// "
+			     "or https:// URL, got '%.64s'", a->email.webhook);
 	get_rate(t, "auth.rate_limit.login", rl->login, 5, 60000,
 		 &a->rate_limit.login);
 	get_rate(t, "auth.rate_limit.register", rl->register_, 3, 60000,
@@ -1472,6 +1532,7 @@ static void free_provider(alyx__oauth_provider *p)
 	alyx__free(p->auth_url);
 	alyx__free(p->token_url);
 	alyx__free(p->userinfo_url);
+	alyx__free(p->emails_url);
 }
 
 void alyx__config_free(alyx__config *c)
@@ -1490,6 +1551,10 @@ void alyx__config_free(alyx__config *c)
 	free_provider(&c->auth.oauth.github);
 	free_provider(&c->auth.oauth.google);
 	alyx__free(c->auth.oauth.redirect_url);
+	alyx__free(c->auth.oauth.frontend_url);
+	alyx__free(c->auth.email.webhook);
+	alyx__free(c->auth.email.verify_url);
+	alyx__free(c->auth.email.reset_url);
 	alyx__free(c->functions.dir);
 	alyx__free(c->functions.runner);
 	alyx__free(c->functions.sandbox);
@@ -1576,6 +1641,7 @@ static void jprovider(alyx_buf *b, bool *first, const char *k,
 	jstr(b, &f, "auth_url", p->auth_url);
 	jstr(b, &f, "token_url", p->token_url);
 	jstr(b, &f, "userinfo_url", p->userinfo_url);
+	jstr(b, &f, "emails_url", p->emails_url);
 	alyx__buf_addc(b, '}');
 }
 
@@ -1642,7 +1708,9 @@ char *alyx__config_to_json(const alyx__config *c, bool mask)
 	alyx__buf_addc(&b, '}');
 
 	jkey(&b, &top, "auth");
-	alyx__buf_adds(&b, "{\"jwt\":{");
+	alyx__buf_adds(&b, "{\"enabled\":");
+	alyx__json_bool(&b, c->auth.enabled);
+	alyx__buf_adds(&b, ",\"jwt\":{");
 	f = true;
 	jsecret(&b, &f, "secret", c->auth.jwt.secret, mask);
 	jint(&b, &f, "access_ttl", c->auth.jwt.access_ttl_ms);
@@ -1660,6 +1728,19 @@ char *alyx__config_to_json(const alyx__config *c, bool mask)
 	jprovider(&b, &f, "google", &c->auth.oauth.google, mask);
 	if (c->auth.oauth.redirect_url)
 		jstr(&b, &f, "redirect_url", c->auth.oauth.redirect_url);
+	if (c->auth.oauth.frontend_url)
+		jstr(&b, &f, "frontend_url", c->auth.oauth.frontend_url);
+	jint(&b, &f, "timeout", c->auth.oauth.timeout_ms);
+	jint(&b, &f, "state_ttl", c->auth.oauth.state_ttl_ms);
+	alyx__buf_adds(&b, "},\"email\":{");
+	f = true;
+	if (c->auth.email.webhook)
+		jstr(&b, &f, "webhook", c->auth.email.webhook);
+	jint(&b, &f, "webhook_timeout", c->auth.email.webhook_timeout_ms);
+	jstr(&b, &f, "verify_url", c->auth.email.verify_url);
+	jstr(&b, &f, "reset_url", c->auth.email.reset_url);
+	jint(&b, &f, "verify_ttl", c->auth.email.verify_ttl_ms);
+	jint(&b, &f, "reset_ttl", c->auth.email.reset_ttl_ms);
 	alyx__buf_adds(&b, "},\"rate_limit\":{");
 	f = true;
 	jrate(&b, &f, "login", &c->auth.rate_limit.login);

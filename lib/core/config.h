@@ -30,6 +30,8 @@ typedef struct alyx__oauth_provider {
 	char *auth_url;		/* endpoint overrides; the provider's */
 	char *token_url;	/* public endpoints by default */
 	char *userinfo_url;
+	char *emails_url;	/* GitHub's verified-email list; "" for
+				 * none (Google's userinfo has the flag) */
 } alyx__oauth_provider;
 
 /* Pool settings of one function runtime (node, python). */
@@ -67,6 +69,8 @@ typedef struct alyx__config {
 		int busy_timeout_ms;	/* 5000 */
 	} database;
 	struct {
+		bool enabled;		/* true; false: no accounts or tokens,
+					 * no secret needed (docs/auth.md) */
 		struct {
 			char *secret;	/* "" when unset; else >= 32 chars */
 			int64_t access_ttl_ms;	/* 15m */
@@ -83,8 +87,22 @@ typedef struct alyx__config {
 			alyx__oauth_provider github;
 			alyx__oauth_provider google;
 			char *redirect_url;	/* NULL: derived by the
-						 * server */
+						 * server; "{provider}" is
+						 * replaced */
+			char *frontend_url;	/* NULL: the callback answers
+						 * the token JSON */
+			int64_t timeout_ms;	/* 10s per provider request */
+			int64_t state_ttl_ms;	/* 10m */
 		} oauth;
+		struct {
+			char *webhook;		/* NULL: links go to the dev
+						 * log only */
+			int64_t webhook_timeout_ms;	/* 5s */
+			char *verify_url;	/* "/verify-email" */
+			char *reset_url;	/* "/reset-password" */
+			int64_t verify_ttl_ms;	/* 24h */
+			int64_t reset_ttl_ms;	/* 1h */
+		} email;
 		struct {
 			alyx__rate login;	   /* 5/minute */
 			alyx__rate register_;	   /* 3/minute */

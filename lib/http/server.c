@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth/auth.h"
 #include "core/config.h"
 #include "core/handle.h"
 #include "http/http.h"
@@ -259,6 +260,16 @@ static int check_settings(alyx_server *s, alyx__err *err)
 	if (s->timeout_ms < 100)
 		return alyx__err_set(err, ALYX_E_CONFIG, NULL,
 				     "request_timeout must be at least 100 ms");
+	/* A server hands out and checks tokens: it needs the key for them
+	 * (alyx dev makes one; a project without accounts says so). */
+	if (s->a->cfg->auth.enabled &&
+	    strlen(s->a->cfg->auth.jwt.secret) < ALYX_AUTH_SECRET_MIN)
+		return alyx__err_set(err, ALYX_E_CONFIG,
+			"{\"key\":\"auth.jwt.secret\"}",
+			"auth.jwt.secret is not set: alyx.yaml needs a JWT "
+			"secret of at least %d bytes (the templates read "
+			"${JWT_SECRET}), or auth.enabled: false for a project "
+			"without accounts", ALYX_AUTH_SECRET_MIN);
 	return ALYX_OK;
 }
 

@@ -9,16 +9,27 @@ import signal
 import subprocess
 import time
 
-from conftest import BIN, MIGRATION, NOPROJECT, OK, USAGE, fails, ok, run
+from conftest import (BADPROJECT, BIN, FAIL, MIGRATION, NOPROJECT, OK, USAGE,
+                      fails, ok, run)
 
 START_TIMEOUT = 60
 
 
-def start(project, cmd="dev", *extra):
+# `alyx serve` (like alyxd) needs the template's ${JWT_SECRET}; `alyx dev`
+# makes its own when there is none.
+SECRET = "cli-test-secret-0123456789abcdefghijkl"
+
+
+def start(project, cmd="dev", *extra, env=None):
+    e = dict(os.environ)
+    e.pop("JWT_SECRET", None)
+    if cmd == "serve":
+        e["JWT_SECRET"] = SECRET
+    e.update(env or {})
     proc = subprocess.Popen(
         [BIN, cmd, "--port", "0", "--host", "127.0.0.1", *extra],
         cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env=dict(os.environ))
+        env=e)
     # Read the raw pipe: select() on a buffered reader would miss lines
     # that arrived together with the one readline() returned.
     fd = proc.stdout.fileno()
@@ -141,3 +152,66 @@ def test_bad_port_is_a_usage_error(blog):
         fails(USAGE, "USAGE_ERROR", "dev", "--port", bad, cwd=blog)
     fails(USAGE, "USAGE_ERROR", "serve", "--threads", "0", cwd=blog)
     fails(USAGE, "USAGE_ERROR", "serve", "extra", cwd=blog)
+
+
+def post(port, path, body):
+    con = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        con.request("POST", path, body=json.dumps(body),
+                    headers={"Content-Type": "application/json"})
+        r = con.getresponse()
+        return r.status, json.loads(r.read() or b"null")
+    finally:
+        con.close()
+
+
+def test_dev_makes_and_keeps_a_jwt_secret(blog):
+    """Without auth.jwt.secret, alyx dev generates one into the data
+    directory (mode 0600), reuses it on the next run, and auth works."""
+    secret_file = blog / "data" / "jwt-secret"
+    proc, port, lines = start(blog)
+    try:
+        assert "JWT secret: " in "".join(lines)
+        assert "generated" in "".join(lines)
+        st, body = post(port, "/api/auth/register",
+                        {"email": "dev@example.com", "password": "password1",
+                         "name": "Dev"})
+        assert st == 201, body
+        token = body["access_token"]
+    finally:
+        stop(proc)
+    secret = secret_file.read_text()
+    assert len(secret) == 64 and int(secret, 16) >= 0
+    assert secret_file.stat().st_mode & 0o777 == 0o600
+    proc, port, lines = start(blog)
+    try:
+        assert "kept from an earlier run" in "".join(lines)
+        # The same key: the first run's token is still good.
+        con = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        con.request("GET", "/api/auth/me",
+                    headers={"Authorization": "Bearer " + token})
+        r = con.getresponse()
+        assert r.status == 200 and json.loads(r.read())["email"] == \
+            "dev@example.com"
+        con.close()
+    finally:
+        stop(proc)
+    assert secret_file.read_text() == secret
+    # A secret from the environment wins and no file is consulted.
+    secret_file.chmod(0o644)
+    proc, port, lines = start(blog, env={"JWT_SECRET": SECRET})
+    try:
+        assert "JWT secret:" not in "".join(lines)
+    finally:
+        stop(proc)
+    # Without it, a file others may read is refused.
+    res = fails(FAIL, "IO_ERROR", "dev", "--port", "0", cwd=blog,
+                env={"JWT_SECRET": ""})
+    assert "chmod 600" in res.err
+
+
+def test_serve_refuses_without_a_jwt_secret(blog_db):
+    res = fails(BADPROJECT, None, "serve", "--port", "0", cwd=blog_db,
+                env={"JWT_SECRET": ""})
+    assert "auth.jwt.secret" in res.err
+    assert not (blog_db / "data" / "jwt-secret").exists()

@@ -36,11 +36,26 @@ database:
 """
 
 
-def make_project(tmp, config=DEFAULT_CONFIG, schema=None):
-    """A fresh copy of the blog project in tmp/proj."""
+# alyxd refuses to start without a JWT secret of at least 32 bytes.
+TEST_SECRET = "integration-test-secret-0123456789abcdef"
+TEST_AUTH = "auth:\n  jwt:\n    secret: %s\n" % TEST_SECRET
+
+
+def with_secret(config):
+    """`config` with TEST_AUTH appended unless it has its own `auth:`."""
+    if re.search(r"^auth:", config, re.M):
+        return config
+    return config + ("" if config.endswith("\n") or not config else "\n") \
+        + TEST_AUTH
+
+
+def make_project(tmp, config=DEFAULT_CONFIG, schema=None, secret=True):
+    """A fresh copy of the blog project in tmp/proj.  With `secret`, a
+    config without an `auth:` section gets TEST_AUTH."""
     proj = Path(tmp) / "proj"
     shutil.copytree(FIXTURE, proj)
-    (proj / "alyx.yaml").write_text(config)
+    (proj / "alyx.yaml").write_text(with_secret(config) if secret
+                                    else config)
     if schema is not None:
         (proj / "schema.yaml").write_text(schema)
     return proj

@@ -11,7 +11,8 @@ import uuid
 
 import pytest
 
-from conftest import BIN, SLOW, Server, make_project, sanitizer_clean
+from conftest import (BIN, SLOW, Server, make_project, sanitizer_clean,
+                      with_secret)
 
 # docs/alyxd.md
 EXIT_USAGE, EXIT_DATA, EXIT_CONFIG, EXIT_MIGRATION, EXIT_LISTEN = 2, 3, 4, 5, 6
@@ -131,7 +132,7 @@ def test_config_flag(tmp_path):
     other = tmp_path / "production.yaml"
     # A config outside the project: its database path still resolves
     # against the project directory.
-    other.write_text("database:\n  path: data/other.db\n")
+    other.write_text(with_secret("database:\n  path: data/other.db\n"))
     s = Server(proj, args=["--config", str(other)])
     try:
         assert (proj / "data" / "other.db").exists()
@@ -303,3 +304,33 @@ database:
         assert s.proc.returncode == 0
     finally:
         s.stop()
+
+
+def test_refuses_to_start_without_a_jwt_secret(tmp_path):
+    """No secret, an empty ${JWT_SECRET} or a short one: exit 4 with a
+    message naming the key; auth.enabled: false needs none."""
+    proj = make_project(tmp_path / "none", secret=False)
+    p = run(["--dir", proj, "--port", "0"])
+    assert p.returncode == EXIT_CONFIG, p.stderr
+    assert "auth.jwt.secret" in p.stderr and "listening" not in p.stderr
+    proj = make_project(tmp_path / "env", config="auth:\n  jwt:\n"
+                        "    secret: ${JWT_SECRET}\n")
+    p = run(["--dir", proj, "--port", "0"], env={"JWT_SECRET": ""})
+    assert p.returncode == EXIT_CONFIG, p.stderr
+    assert "auth.jwt.secret" in p.stderr
+    p = run(["--dir", proj, "--port", "0"], env={"JWT_SECRET": "x" * 31})
+    assert p.returncode == EXIT_CONFIG, p.stderr
+    assert "at least 32" in p.stderr
+    s = Server(proj, env={"JWT_SECRET": "x" * 32})
+    assert s.stop() == 0
+    proj = make_project(tmp_path / "off", config="auth:\n  enabled: false\n")
+    s = Server(proj)
+    try:
+        st, _, body = s.json("POST", "/api/auth/login",
+                             {"email": "a@b.co", "password": "whatever1"})
+        assert st == 404 and "turned off" in body["error"]["message"]
+        st, _, _ = s.json("GET", "/api/auth/me",
+                          headers={"Authorization": "Bearer x.y.z"})
+        assert st == 401
+    finally:
+        assert s.stop() == 0

@@ -106,6 +106,19 @@ static void check_defaults(const alyx__config *c)
 	ASSERT_EQ(c->auth.rate_limit.login.window_ms, 60000);
 	ASSERT_EQ(c->auth.rate_limit.register_.count, 3);
 	ASSERT_EQ(c->auth.rate_limit.password_reset.window_ms, 3600000);
+	ASSERT(c->auth.enabled);
+	ASSERT(c->auth.email.webhook == NULL);
+	ASSERT_EQ(c->auth.email.webhook_timeout_ms, 5000);
+	ASSERT_STR_EQ(c->auth.email.verify_url, "/verify-email");
+	ASSERT_STR_EQ(c->auth.email.reset_url, "/reset-password");
+	ASSERT_EQ(c->auth.email.verify_ttl_ms, 86400000);
+	ASSERT_EQ(c->auth.email.reset_ttl_ms, 3600000);
+	ASSERT_EQ(c->auth.oauth.timeout_ms, 10000);
+	ASSERT_EQ(c->auth.oauth.state_ttl_ms, 600000);
+	ASSERT(c->auth.oauth.frontend_url == NULL);
+	ASSERT_STR_EQ(c->auth.oauth.github.emails_url,
+		      "https://api.github.com/user/emails");
+	ASSERT_STR_EQ(c->auth.oauth.google.emails_url, "");
 	ASSERT(c->functions.enabled);
 	ASSERT_STR_EQ(c->functions.runner, "process");
 	ASSERT_STR_EQ(c->functions.sandbox, "auto");
@@ -191,6 +204,11 @@ TEST(every_section)
 		"    github: {client_id: gid, client_secret: gsecret, scopes: "
 		"[read:user], token_url: 'http://127.0.0.1:1/token'}\n"
 		"    redirect_url: https://app.example/cb\n"
+		"    frontend_url: https://app.example/signed-in\n"
+		"    timeout: 3s\n    state_ttl: 5m\n"
+		"  email: {webhook: 'http://127.0.0.1:9/hook', webhook_timeout: "
+		"2s, verify_url: 'https://app.example/v', reset_url: "
+		"'https://app.example/r', verify_ttl: 2h, reset_ttl: 15m}\n"
 		"  rate_limit: {login: 10/hour, register: 1/second, "
 		"password_reset: 2/day}\n"
 		"functions:\n"
@@ -231,6 +249,16 @@ TEST(every_section)
 	ASSERT_STR_EQ(c->auth.oauth.github.auth_url,
 		      "https://github.com/login/oauth/authorize");
 	ASSERT_STR_EQ(c->auth.oauth.redirect_url, "https://app.example/cb");
+	ASSERT_STR_EQ(c->auth.oauth.frontend_url,
+		      "https://app.example/signed-in");
+	ASSERT_EQ(c->auth.oauth.timeout_ms, 3000);
+	ASSERT_EQ(c->auth.oauth.state_ttl_ms, 300000);
+	ASSERT_STR_EQ(c->auth.email.webhook, "http://127.0.0.1:9/hook");
+	ASSERT_EQ(c->auth.email.webhook_timeout_ms, 2000);
+	ASSERT_STR_EQ(c->auth.email.verify_url, "https://app.example/v");
+	ASSERT_STR_EQ(c->auth.email.reset_url, "https://app.example/r");
+	ASSERT_EQ(c->auth.email.verify_ttl_ms, 7200000);
+	ASSERT_EQ(c->auth.email.reset_ttl_ms, 900000);
 	ASSERT_EQ(c->auth.rate_limit.login.count, 10);
 	ASSERT_EQ(c->auth.rate_limit.login.window_ms, 3600000);
 	ASSERT_EQ(c->auth.rate_limit.register_.window_ms, 1000);
@@ -357,6 +385,12 @@ TEST(err_bad_values)
 		   "set both cert and key");
 	expect_err("auth:\n  oauth:\n    google: {client_id: x}\n",
 		   ALYX_E_CONFIG, 3, 13, "set both client_id and client_secret");
+	expect_err("auth:\n  email: {webhook: ftp://x}\n", ALYX_E_CONFIG, 2,
+		   20, "auth.email.webhook: expected an http:// or https://");
+	expect_err("auth: {enabled: sometimes}\n", ALYX_E_CONFIG, 1, 17,
+		   "auth.enabled: expected true or false");
+	expect_err("auth: {oauth: {timeout: 1ms}}\n", ALYX_E_CONFIG, 1, 25,
+		   "auth.oauth.timeout: expected a duration");
 	expect_err("functions:\n  python: {min_warm: 5, max_instances: 2}\n",
 		   ALYX_E_CONFIG, 2, 22, "min_warm 5 is more than max_instances");
 	expect_err("dev: {generate: [cobol]}\n", ALYX_E_CONFIG, 1, 18,

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,11 @@ static const char schema[] =
 	"      id: {type: uuid, primary: true, default: auto}\n"
 	"      text: {type: string, maxLength: 20}\n";
 
-static alyx *open_project(char *dir)
+#define TEST_SECRET "test-secret-test-secret-test-secret-0123"
+
+/* A project in a fresh directory; with `secret`, the handle has a JWT
+ * secret (a server refuses to start without one). */
+static alyx *open_project_s(char *dir, bool secret)
 {
 	alyx *a = NULL;
 
@@ -33,12 +38,21 @@ static alyx *open_project(char *dir)
 		return NULL;
 	if (alyx_open(dir, ALYX_OPEN_CREATE, &a) != ALYX_OK)
 		return NULL;
+	if (secret && alyx_auth_default_secret(a, TEST_SECRET) != ALYX_OK) {
+		alyx_close(a);
+		return NULL;
+	}
 	if (alyx_apply_schema(a, schema, (size_t)-1, NULL, 0, NULL) !=
 	    ALYX_OK) {
 		alyx_close(a);
 		return NULL;
 	}
 	return a;
+}
+
+static alyx *open_project(char *dir)
+{
+	return open_project_s(dir, true);
 }
 
 static void remove_project(const char *dir)
@@ -145,6 +159,53 @@ TEST(bad_options_are_refused)
 	ASSERT(s == NULL);
 	ASSERT_EQ(alyx_server_stop(NULL, 0), ALYX_E_MISUSE);
 	alyx_server_free(NULL);
+	alyx_close(a);
+	remove_project(dir);
+}
+
+/* Without a JWT secret the server refuses to start, naming the key;
+ * with auth.enabled: false it needs none. */
+TEST(server_needs_a_jwt_secret)
+{
+	char dir[64], path[128];
+	alyx *a = open_project_s(dir, false);
+	alyx_server_options o;
+	alyx_server *s = NULL;
+	FILE *f;
+
+	ASSERT(a);
+	alyx_server_options_init(&o);
+	o.port = 0;
+	ASSERT_EQ(alyx_server_start(a, &o, &s), ALYX_E_CONFIG);
+	ASSERT(s == NULL);
+	ASSERT_CONTAINS(alyx_errmsg(a), "auth.jwt.secret");
+	ASSERT_CONTAINS(alyx_errmsg(a), "auth.enabled: false");
+	ASSERT_CONTAINS(alyx_errdetails(a), "auth.jwt.secret");
+	/* Too short a default is refused; a configured one would win. */
+	ASSERT_EQ(alyx_auth_default_secret(a, "short"), ALYX_E_CONFIG);
+	ASSERT_EQ(alyx_auth_default_secret(a, NULL), ALYX_E_MISUSE);
+	ASSERT_EQ(alyx_server_start(a, &o, &s), ALYX_E_CONFIG);
+	ASSERT_OK(alyx_auth_default_secret(a, TEST_SECRET));
+	ASSERT_OK(alyx_server_start(a, &o, &s));
+	ASSERT_OK(alyx_server_stop(s, 1000));
+	alyx_server_free(s);
+	s = NULL;
+	alyx_close(a);
+	remove_project(dir);
+
+	/* A project without accounts. */
+	a = open_project_s(dir, false);
+	ASSERT(a);
+	alyx_close(a);
+	snprintf(path, sizeof(path), "%s/alyx.yaml", dir);
+	f = fopen(path, "w");
+	ASSERT(f);
+	fputs("auth:\n  enabled: false\n", f);
+	fclose(f);
+	ASSERT_OK(alyx_open(dir, 0, &a));
+	ASSERT_OK(alyx_server_start(a, &o, &s));
+	ASSERT_OK(alyx_server_stop(s, 1000));
+	alyx_server_free(s);
 	alyx_close(a);
 	remove_project(dir);
 }
