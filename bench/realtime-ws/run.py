@@ -359,16 +359,26 @@ class Bench:
             d.stop(quit_cmd=False)
 
     def idle_rss(self):
+        """Each kind on a fresh server: VmRSS after - before / conns."""
         n = self.a.idle
         out = {}
-        for kind in ("alyxd", "bare"):
-            srv = self.alyxd("poll") if kind == "alyxd" else self.bare()
+        for kind in ("alyxd", "alyxd_sub", "bare"):
+            srv = self.alyxd("poll") if kind != "bare" else self.bare()
             try:
-                if kind == "alyxd":
+                sub = None
+                if kind != "bare":
                     http_get(srv.port, "/health/live")
+                if kind == "alyxd_sub":
+                    # One subscription per connection: one shared live
+                    # query, limit 10, over 10 documents.
+                    grp = self.fresh_grp()
+                    for i in range(10):
+                        http_post(srv.port, "/api/collections/items", {
+                            "bseq": i, "bts": 0, "grp": grp, "pad": "x"})
+                    sub = self.sub("items", grp, 10)
                 time.sleep(0.5)
                 before = srv.rss_kib()
-                c = self.load("idle", srv.port, n, None, timeout=120)
+                c = self.load("idle", srv.port, n, sub, timeout=180)
                 time.sleep(1.0)
                 after = srv.rss_kib()
                 out[kind] = {"conns": c.ok, "failed": c.failed,
@@ -376,7 +386,7 @@ class Bench:
                              "rss_after_kib": after,
                              "kib_per_conn": (after - before) / max(1, c.ok)}
                 c.stop(quit_cmd=False)
-                log("idle    %-5s %d conns (%d failed)  %.2f KiB/conn" % (
+                log("idle    %-9s %d conns (%d failed)  %.2f KiB/conn" % (
                     kind, c.ok, c.failed, out[kind]["kib_per_conn"]))
             finally:
                 srv.stop(quit_cmd=(kind == "bare"))
@@ -440,6 +450,18 @@ class Bench:
             r["rps"], r["cpu_us_per_req"], r["non2xx"]))
 
 
+def http_post(port, path, body):
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    c.request("POST", path, json.dumps(body),
+              {"Content-Type": "application/json"})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    if r.status >= 300:
+        raise SystemExit("%s -> %d %s" % (path, r.status, data[:300]))
+
+
 def http_get(port, path):
     import http.client
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -480,6 +502,12 @@ def table(res, args, load_start, load_end):
             L.append("| %d | %s | %s | %s | %s | %s |" % (
                 n, what, fmt3(a[key]), fmt3(b[key]),
                 ratio(a[key]["p50"], b[key]["p50"]), tgt))
+        if n == 1000:
+            L.append("| %d | server CPU µs per delivery | %.2f | %.2f | %s | |"
+                     % (n, a["server_cpu_us_per_delivery"] or 0,
+                        b["server_cpu_us_per_delivery"] or 0,
+                        ratio(a["server_cpu_us_per_delivery"],
+                              b["server_cpu_us_per_delivery"])))
         if "write_us" in a:
             L.append("| %d | the write call itself (alyx_doc_create) | "
                      "%.2f / %.2f / %.2f | | | |" % (
@@ -499,11 +527,12 @@ def table(res, args, load_start, load_end):
     a, b = res.get("burst_alyx"), res.get("burst_bare")
     if a and b:
         L.append("| deliveries/s, 1,000 subscribers, %d writes back to back "
-                 "(delivered/expected) | %.0f (%d/%d) | %.0f (%d/%d) | %s | |"
+                 "(delivered/expected; messages) | %.0f (%d/%d; %d) | "
+                 "%.0f (%d/%d; %d) | %s | |"
                  % (args.burst, a["deliveries_per_s"], a["deliveries"],
-                    a["expected"], b["deliveries_per_s"], b["deliveries"],
-                    b["expected"], ratio(a["deliveries_per_s"],
-                                         b["deliveries_per_s"])))
+                    a["expected"], a["messages"], b["deliveries_per_s"],
+                    b["deliveries"], b["expected"], b["messages"],
+                    ratio(a["deliveries_per_s"], b["deliveries_per_s"])))
         L.append("| server CPU µs per delivery | %.2f | %.2f | %s | |" % (
             a["server_cpu_us_per_delivery"] or 0,
             b["server_cpu_us_per_delivery"] or 0,
@@ -532,6 +561,11 @@ def table(res, args, load_start, load_end):
                      a["conns"], a["kib_per_conn"], b["kib_per_conn"],
                      ratio(a["kib_per_conn"], b["kib_per_conn"]),
                      "met" if a["kib_per_conn"] < 16 else "MISSED"))
+        a = idle.get("alyxd_sub")
+        if a:
+            L.append("| the same, each connection with one subscription "
+                     "(shared query, 10 documents) | %.2f | | | |" %
+                     a["kib_per_conn"])
     if L[-len(T):] == T:
         del L[-len(T):]
     L.append("")
