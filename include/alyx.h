@@ -518,7 +518,9 @@ ALYX_API int alyx_dispatch(alyx *a);
  * it is installed.  The caller's thread waits for the answer (at most the
  * function's timeout, plus the wait for a free executor, bounded the
  * same way); other threads may invoke at the same time.  `ctx` gives the
- * function ctx.auth (NULL: none).
+ * function ctx.auth (NULL: none).  The function's ctx.db calls run as
+ * trusted code on the calling thread while it waits (a transaction holds
+ * the writer for at most 5 s; docs/functions.md).
  *
  * On success *out is the protocol's response object (caller frees):
  *   {"request_id":..,"success":true,"output":..,"logs":[{"level",
