@@ -70,6 +70,7 @@ struct alyx__fn_inv {
 				 * queued */
 	sub *head, *tail;	/* under reg_mu */
 	int queued;
+	bool signalled;		/* the eventfd was written (reg_mu) */
 	int tx;			/* TX_* (invoking thread only) */
 	int64_t tx_seq;
 	char tx_id[32];
@@ -227,6 +228,7 @@ void alyx__fn_inv_end(alyx__fn_inv *inv)
 {
 	alyx__fn_inv **pp;
 	sub *s, *next;
+	bool signalled;
 
 	if (!inv)
 		return;
@@ -238,6 +240,7 @@ void alyx__fn_inv_end(alyx__fn_inv *inv)
 		}
 	s = inv->head;
 	inv->head = inv->tail = NULL;
+	signalled = inv->signalled;
 	pthread_mutex_unlock(&reg_mu);
 	for (; s; s = next) {
 		next = s->next;
@@ -251,12 +254,12 @@ void alyx__fn_inv_end(alyx__fn_inv *inv)
 		alyx__group_close(inv->a, false, &e);
 		alyx__err_clear(&e);
 	}
-	{
+	if (signalled) {
 		/* The thread's eventfd is reused: leave it unsignalled. */
 		uint64_t n;
 
 		if (read(inv->wake, &n, sizeof(n)) < 0)
-			;	/* nothing pending (EAGAIN) */
+			;	/* drained already (EAGAIN) */
 	}
 	alyx__free(inv);
 }
@@ -975,6 +978,7 @@ void alyx__fn_db_submit(alyx *a, const char *token, int route,
 			inv->head = s;
 		inv->tail = s;
 		inv->queued++;
+		inv->signalled = true;
 		if (write(inv->wake, &one, sizeof(one)) < 0)
 			;	/* the counter is already non-zero */
 		pthread_mutex_unlock(&reg_mu);

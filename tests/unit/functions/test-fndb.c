@@ -136,6 +136,23 @@ static void crud(const char *file, const char *code)
 	ASSERT_STR_EQ(str(out, "ddl"), "INVALID_QUERY");
 	ASSERT(cJSON_IsNull(cJSON_GetObjectItem(out, "gone")));
 	ASSERT(cJSON_IsTrue(cJSON_GetObjectItem(out, "both")));
+	{
+		/* The call is in the function's log ring. */
+		char *lj = NULL;
+		cJSON *l, *e;
+
+		ASSERT_OK(alyx_function_logs_json(a, "crud", &lj));
+		l = cJSON_Parse(lj);
+		e = cJSON_GetArrayItem(cJSON_GetObjectItem(l, "entries"), 0);
+		ASSERT(cJSON_IsTrue(cJSON_GetObjectItem(e, "success")));
+		ASSERT_STR_EQ(str(e, "request_id"), str(res, "request_id"));
+		ASSERT_EQ(cJSON_GetArraySize(cJSON_GetObjectItem(e, "logs")),
+			  0);
+		cJSON_Delete(l);
+		alyx_free(lj);
+		ASSERT_EQ(alyx_function_logs_json(a, "nope", &lj),
+			  ALYX_E_NOTFOUND);
+	}
 	cJSON_Delete(res);
 	ASSERT_EQ(count_posts(a), 1);
 
@@ -212,10 +229,17 @@ static const char tx_js[] =
 	"      const after = await ctx.db.posts.create({title: 'g', slug: 'g'});\n"
 	"      return {code, after: after.slug};\n"
 	"    }\n"
-	"    if (input.mode === 'open') {\n"
-	"      const t = await ctx.db.transaction(async (tx) => 1);\n"
-	"      return {t};\n"
-	"    }\n"
+	"    if (input.mode === 'die')\n"
+	"      return ctx.db.transaction(async (tx) => {\n"
+	"        await tx.posts.create({title: 'h', slug: 'h'});\n"
+	"        process.exit(3);\n"
+	"      });\n"
+	"    if (input.mode === 'hold')\n"
+	"      return ctx.db.transaction(async (tx) => {\n"
+	"        const p = await tx.posts.create({title: 'i', slug: input.slug});\n"
+	"        await sleep(input.ms);\n"
+	"        return {slug: p.slug};\n"
+	"      });\n"
 	"  },\n"
 	"});\n";
 
@@ -258,6 +282,41 @@ static const char tx_py[] =
 	"        after = ctx.db.posts.create({'title': 'g', 'slug': 'g'})\n"
 	"        return {'code': code, 'after': after['slug']}\n";
 
+struct holder {
+	alyx *a;
+	const char *input;
+	int rc;
+};
+
+static void *hold_main(void *p)
+{
+	struct holder *h = p;
+	cJSON *res = NULL;
+
+	h->rc = call(h->a, NULL, "tx", h->input, &res);
+	cJSON_Delete(res);
+	return NULL;
+}
+
+/* Two functions' transactions at once: the second waits for the writer
+ * (the first holds it for 400 ms), then both commit. */
+static void concurrent_transactions(alyx *a)
+{
+	struct holder h1 = {a, "{\"mode\":\"hold\",\"slug\":\"c1\","
+			       "\"ms\":400}", -1};
+	struct holder h2 = {a, "{\"mode\":\"hold\",\"slug\":\"c2\","
+			       "\"ms\":0}", -1};
+	pthread_t t1, t2;
+
+	ASSERT_OK(pthread_create(&t1, NULL, hold_main, &h1));
+	usleep(150000);
+	ASSERT_OK(pthread_create(&t2, NULL, hold_main, &h2));
+	ASSERT_OK(pthread_join(t1, NULL));
+	ASSERT_OK(pthread_join(t2, NULL));
+	ASSERT_OK(h1.rc);
+	ASSERT_OK(h2.rc);
+}
+
 static void transactions(const char *file, const char *code, bool bound)
 {
 	alyx *a = db_project();
@@ -294,9 +353,19 @@ static void transactions(const char *file, const char *code, bool bound)
 	ASSERT_EQ(count_posts(a), 3);
 
 	if (bound) {
+		/* Rolled back when its executor dies. */
+		ASSERT_EQ(call(a, NULL, "tx", "{\"mode\":\"die\"}", &res),
+			  ALYX_E_FUNCTION);
+		details_code(a, "EXECUTOR_EXITED");
+		ASSERT_EQ(count_posts(a), 3);
+		concurrent_transactions(a);
+		ASSERT_EQ(count_posts(a), 5);
+	}
+	if (bound) {
 		/* Rolled back by the transaction bound while the function
 		 * keeps running; it may write again afterwards. */
 		spit("functions/tx.yaml", "timeout: 12s\n");
+		spit("functions/touch.txt", "x");	/* rescan now */
 		snprintf(in, sizeof(in), "{\"mode\":\"bound\",\"ms\":%d}",
 			 ALYX__FN_TX_MS + 400);
 		ASSERT_OK(call(a, NULL, "tx", in, &res));
@@ -304,7 +373,7 @@ static void transactions(const char *file, const char *code, bool bound)
 		ASSERT_STR_EQ(str(out, "code"), "TIMEOUT");
 		ASSERT_STR_EQ(str(out, "after"), "g");
 		cJSON_Delete(res);
-		ASSERT_EQ(count_posts(a), 4);
+		ASSERT_EQ(count_posts(a), 6);
 	}
 	done(a);
 }
