@@ -615,9 +615,23 @@ static int64_t token_exp_ms(const char *tok)
 	return exp;
 }
 
+/* The anonymous context (static; alyx_ctx_free ignores it). */
 static alyx_ctx *anon_ctx(void)
 {
-	return alyx__calloc(1, sizeof(struct alyx_ctx));
+	return (alyx_ctx *)alyx_ctx_anonymous();
+}
+
+/* Gives a signed-in context the client's address (request.ip). */
+static void set_ip(alyx_ctx *ctx, struct lws *wsi)
+{
+	char ip[64];
+	const char *p;
+
+	if (!ctx || !ctx->user_id || ctx->ip || !wsi)
+		return;
+	p = lws_get_peer_simple(wsi, ip, sizeof(ip));
+	if (p && *p)
+		ctx->ip = alyx__strdup(p);
 }
 
 static bool same_user(const alyx_ctx *x, const alyx_ctx *y)
@@ -673,6 +687,7 @@ static void do_auth(wsconn *c, const char *rid, const cJSON *pl)
 	}
 	alyx_ctx_free(c->ctx);
 	alyx__free(c->token);
+	set_ip(ctx, c->wsi);
 	c->ctx = ctx;
 	c->token = dup;
 	c->exp_ms = token_exp_ms(dup);
@@ -1196,6 +1211,7 @@ int alyx__ws_confirm(alyx__svc *t, struct lws *wsi, alyx__req *r,
 		return reject(t, r, 401, code, msg,
 			      "WWW-Authenticate: Bearer\r\n");
 	}
+	set_ip(ctx, wsi);
 	/* Handed to LWS_CALLBACK_ESTABLISHED, in this same lws call. */
 	alyx_ctx_free(q->p_ctx);
 	alyx__free(q->p_token);

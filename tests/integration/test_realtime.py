@@ -101,7 +101,9 @@ realtime:
 
 
 def start(tmp, config=CONFIG, args=()):
-    return Server(make_project(tmp, config=config, schema=SCHEMA), args=args)
+    # rules="blog": keep the schema's own rules (conftest opens them).
+    return Server(make_project(tmp, config=config, schema=SCHEMA,
+                               rules="blog"), args=args)
 
 
 @pytest.fixture(scope="module")
@@ -389,8 +391,8 @@ def test_sort_limit_window(srv):
     qs = "filter=owner:eq:win&sort=-n,title&limit=3"
 
     def check():
-        want = ids(query(srv, "items", qs))
-        pump(ws, views, lambda: ids(v.ordered()) == want)
+        want = query(srv, "items", qs)
+        pump(ws, views, lambda: v.ordered() == want)
 
     docs = [create(srv, "items", {"owner": "win", "title": "t%d" % i,
                                   "n": i * 10}) for i in range(6)]
@@ -595,7 +597,8 @@ def test_tls_websocket(tmp_path):
                    check=True, capture_output=True)
     supp = str(Path(__file__).with_name("lsan-openssl.supp"))
     lsan = os.environ.get("LSAN_OPTIONS", "")
-    proj = make_project(tmp_path, schema=SCHEMA, config=CONFIG.replace(
+    proj = make_project(tmp_path, schema=SCHEMA, rules="blog",
+                        config=CONFIG.replace(
         "  max_body: 1mb\n", "  max_body: 1mb\n  tls:\n    cert: %s\n"
         "    key: %s\n" % (cert, key)))
     s = Server(proj, wait=False, env={"LSAN_OPTIONS": (
@@ -873,3 +876,96 @@ def test_connection_cap(tmp_path):
             ws.close()
     finally:
         assert s.stop() == 0
+
+
+# ---- read rules ---------------------------------------------------------
+
+def bearer(tok):
+    return {"Authorization": "Bearer " + tok} if tok else {}
+
+
+def test_read_rule_filters_per_subscriber(asrv):
+    s = asrv
+    ta, ua = register(s, "ra@example.com")
+    tb, ub = register(s, "rb@example.com")
+    users = {"anon": None, "a": ta, "b": tb}
+    sort = ["-n"]
+    clients, views = {}, {}
+    for who, tok in users.items():
+        ws = connect(s, headers=bearer(tok))
+        clients[who] = ws
+        views[who] = View(subscribe(ws, who, "notes", sort=sort, limit=3),
+                          sort)
+    qs = "sort=-n&limit=3"
+
+    def check():
+        for who, tok in users.items():
+            want = query(s, "notes", qs, headers=bearer(tok))
+            v = views[who]
+            pump(clients[who], {v.sid: v}, lambda: v.ordered() == want)
+
+    pa = create(s, "notes", {"owner_id": ua, "body": "a private", "n": 5})
+    pub = create(s, "notes", {"owner_id": ua, "body": "a public", "n": 4,
+                              "public": True})
+    pb = create(s, "notes", {"owner_id": ub, "body": "b private", "n": 3})
+    check()
+    assert pa["id"] in views["a"].docs and pa["id"] not in views["b"].docs
+    assert set(views["anon"].docs) == {pub["id"]}
+    # Stops passing the rule: a delete for those who lose it, an update for
+    # the owner.
+    patch(s, "notes", pub["id"], {"public": False})
+    check()
+    assert pub["id"] not in views["anon"].docs
+    assert views["a"].docs[pub["id"]]["public"] is False
+    # Starts passing it: an insert.
+    patch(s, "notes", pb["id"], {"public": True, "n": 9})
+    check()
+    assert pb["id"] in views["anon"].docs and pb["id"] in views["a"].docs
+    # The window of each reader is the top 3 of what they may read.
+    for i in range(4):
+        create(s, "notes", {"owner_id": ua, "body": "more", "n": 6 + i})
+    check()
+    assert len(views["a"].docs) == 3 and len(views["anon"].docs) == 1
+    delete(s, "notes", pb["id"])
+    check()
+    for ws in clients.values():
+        ws.close()
+
+
+def test_no_read_rule_admin_only(asrv):
+    s = asrv
+    tok, uid = register(s, "plain@example.com")
+    atok, aid = register(s, "boss@example.com")
+    other_process(s, "UPDATE _alyx_users SET role = 'admin' WHERE id = ?",
+                  (aid,))
+    create(s, "vault", {"body": "gold"})
+    anon = connect(s)
+    user = connect(s, headers=bearer(tok))
+    admin = connect(s, headers=bearer(atok))
+    assert admin.hello["payload"]["role"] == "admin"
+    va = View(subscribe(anon, "v", "vault"))
+    vu = View(subscribe(user, "v", "vault"))
+    vb = View(subscribe(admin, "v", "vault"))
+    assert va.docs == {} and vu.docs == {} and len(vb.docs) == 1
+    d = create(s, "vault", {"body": "silver"})
+    pump(admin, {vb.sid: vb}, lambda: d["id"] in vb.docs)
+    # Nothing reaches the others (a ping answers after anything queued).
+    for ws in (anon, user):
+        m = ws.request({"id": "p", "type": "ping"})
+        assert m["type"] == "pong" and not ws.backlog, ws.backlog
+    for ws in (anon, user, admin):
+        ws.close()
+
+
+def test_expand_meets_the_referenced_rule(asrv):
+    """A subscription's expanded documents meet their own collection's read
+    rule, as REST does (the vault has none: only admins see it)."""
+    s = asrv
+    tok, uid = register(s, "exp2@example.com")
+    ws = connect(s, headers=bearer(tok))
+    create(s, "notes", {"owner_id": uid, "body": "mine", "n": 1})
+    snap = subscribe(ws, "e", "notes", filter={"owner_id": {"$eq": uid}})
+    want = query(s, "notes", "filter=owner_id:eq:" + uid,
+                 headers=bearer(tok))
+    assert ids(snap["payload"]["docs"]) == ids(want)
+    ws.close()
