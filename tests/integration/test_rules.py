@@ -11,12 +11,22 @@ import urllib.parse
 
 import pytest
 
-from conftest import TEST_SECRET, Server, make_project
+from conftest import DEFAULT_CONFIG, TEST_SECRET, Server, make_project
+
+# More sign-ups than the default 3/minute from one address.
+CONFIG = DEFAULT_CONFIG + """auth:
+  jwt:
+    secret: %s
+  rate_limit:
+    register: 100/minute
+    login: 100/minute
+""" % TEST_SECRET
 
 
 @pytest.fixture(scope="module")
 def blog(tmp_path_factory):
-    s = Server(make_project(tmp_path_factory.mktemp("rules"), rules="blog"))
+    s = Server(make_project(tmp_path_factory.mktemp("rules"), config=CONFIG,
+                            rules="blog"))
     w = {"s": s}
     w["author"] = s.sign_in("author@example.com")
     w["reader"] = s.sign_in("reader@example.com")
@@ -316,3 +326,31 @@ def test_bad_tokens_are_401_on_every_data_route(blog):
     # Nothing was written by any of them.
     assert q(w, "/api/collections/posts/" + w["posts"][0])[2]["title"] \
         == "Post 0"
+
+
+def test_token_cache_follows_account_changes_within_a_second(blog):
+    """A verified token is cached per service thread for 1 s: a role
+    change or a deleted account reaches it within that second."""
+    import sqlite3
+    w = blog
+    s = w["s"]
+    h = s.sign_in("fleeting@example.com")
+    draft = w["drafts"][3]
+    assert s.json("GET", "/api/collections/posts/" + draft,
+                  headers=h)[0] == 404
+    db = sqlite3.connect(str(s.proj / "data" / "alyx.db"), timeout=30)
+    with db:
+        db.execute("UPDATE _alyx_users SET role='admin' WHERE email=?",
+                   ("fleeting@example.com",))
+    time.sleep(1.2)
+    assert s.json("GET", "/api/collections/posts/" + draft,
+                  headers=h)[0] == 200
+    with db:
+        db.execute("DELETE FROM users WHERE email=?",
+                   ("fleeting@example.com",))
+        db.execute("DELETE FROM _alyx_users WHERE email=?",
+                   ("fleeting@example.com",))
+    db.close()
+    time.sleep(1.2)
+    st, _, b = s.json("GET", "/api/collections/posts", headers=h)
+    assert st == 401 and b["error"]["code"] == "UNAUTHORIZED"
