@@ -140,9 +140,16 @@ class Child:
             return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
 
     def cpu(self):
-        with open("/proc/%d/stat" % self.p.pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK
+        """utime+stime of the process; for ws-host without its main
+        thread, the in-process writer (the server's threads only)."""
+        def ticks(path):
+            with open(path) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return int(fields[11]) + int(fields[12])
+        t = ticks("/proc/%d/stat" % self.p.pid)
+        if self.name == "ws-host":
+            t -= ticks("/proc/%d/task/%d/stat" % (self.p.pid, self.p.pid))
+        return t / TICK
 
     def stop(self, quit_cmd=True, timeout=30):
         if self.p.poll() is None:
