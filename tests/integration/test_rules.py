@@ -354,3 +354,51 @@ def test_token_cache_follows_account_changes_within_a_second(blog):
     time.sleep(1.2)
     st, _, b = s.json("GET", "/api/collections/posts", headers=h)
     assert st == 401 and b["error"]["code"] == "UNAUTHORIZED"
+
+
+REQUEST_SCHEMA = """\
+version: 1
+collections:
+  pings:
+    fields:
+      id: {type: uuid, primary: true, default: auto}
+      n: {type: int}
+      secret: {type: string, nullable: true, internal: true}
+    rules:
+      create: "request.ip == '127.0.0.1' && request.method == 'POST' && request.body.n < 10"
+      read: "request.ip == '127.0.0.1' && request.method == 'GET' && doc.n >= 0"
+      update: "request.method == 'PATCH' && request.body.n > doc.n"
+      delete: "request.ip == '10.9.9.9'"
+"""
+
+
+def test_request_variable_over_http(tmp_path):
+    """request.method, request.ip (the TCP peer) and request.body reach the
+    rules of every door, reads and queued writes alike."""
+    s = Server(make_project(tmp_path, config=CONFIG, schema=REQUEST_SCHEMA,
+                            rules="as-is"))
+    try:
+        st, _, d = s.json("POST", "/api/collections/pings", {"n": 3})
+        assert st == 201, d
+        assert s.json("POST", "/api/collections/pings", {"n": 30})[0] == 403
+        assert s.json("GET", "/api/collections/pings/" + d["id"])[0] == 200
+        st, _, b = s.json("GET", "/api/collections/pings?total=true")
+        assert st == 200 and b["total"] == 1
+        path = "/api/collections/pings/" + d["id"]
+        assert s.json("PATCH", path, {"n": 2})[0] == 403
+        st, _, b = s.json("PATCH", path, {"n": 4})
+        assert st == 200 and b["n"] == 4
+        assert s.json("DELETE", path)[0] == 403
+        # In a batch the method is each request's own.
+        st, _, b = s.json("POST", "/api/batch", {"requests": [
+            {"method": "POST", "url": "/api/collections/pings",
+             "body": {"n": 1}},
+            {"method": "PATCH", "url": path, "body": {"n": 5}}]})
+        assert st == 200, b
+        # Internal fields cannot be written over HTTP.
+        st, _, b = s.json("POST", "/api/collections/pings",
+                          {"n": 1, "secret": "x"})
+        assert st == 422 and b["error"]["details"]["fields"][0]["code"] \
+            == "internal"
+    finally:
+        assert s.stop() == 0
