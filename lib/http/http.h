@@ -47,6 +47,13 @@ enum alyx__route {
 	R_AUTH_REFRESH,
 	R_AUTH_LOGOUT,
 	R_AUTH_ME,
+	R_REALTIME,	/* /api/realtime: ws.c */
+	R_FUNCTION,		/* POST /api/functions/:name: fn-routes.c */
+	R_ADMIN_FUNCTIONS,	/* GET /api/admin/functions */
+	R_ADMIN_FN_LOGS,	/* GET /api/admin/functions/:name/logs */
+	R_INTERNAL_QUERY,	/* POST /internal/v1/db/query|exec|tx */
+	R_INTERNAL_EXEC,
+	R_INTERNAL_TX,
 	R_NONE,		/* no route matched */
 	R_COUNT
 };
@@ -86,7 +93,8 @@ void alyx__metrics_record(alyx__metrics *m, int route, int method,
 			  int status, int64_t dur_us, size_t bytes);
 
 /* ---- write jobs ---- */
-enum alyx__job_op { JOB_CREATE, JOB_UPDATE, JOB_DELETE, JOB_BATCH };
+enum alyx__job_op { JOB_CREATE, JOB_UPDATE, JOB_DELETE, JOB_BATCH,
+		   JOB_INVOKE, JOB_INTERNAL };
 
 typedef struct alyx__job {
 	struct alyx__job *next;
@@ -102,6 +110,9 @@ typedef struct alyx__job {
 	char *out;		/* success JSON (alyx_free) */
 	char *err_msg;		/* alyx__malloc'd */
 	char *err_details;	/* JSON object text, alyx__malloc'd */
+	alyx_ctx *ctx;		/* the caller's context (owned; data jobs:
+				 * a copy, never NULL; JOB_INVOKE: NULL
+				 * when anonymous) */
 } alyx__job;
 
 void alyx__job_free(alyx__job *j);
@@ -164,6 +175,8 @@ typedef struct alyx__svc {
 	uint64_t rid_seq;
 	char rid_prefix[17];
 	alyx__metrics metrics;
+	struct alyx__tokcache *tok;	/* verified tokens (caller.c) */
+	struct alyx__wsq *wsq;	/* realtime frames for this thread (ws.c) */
 } alyx__svc;
 
 /* ---- the server ---- */
@@ -197,6 +210,8 @@ struct alyx_server {
 	bool wquit;
 	_Atomic uint64_t wq_len;
 	_Atomic uint64_t w_batches, w_jobs, w_failed_commits;
+	/* function invocations and internal API requests (fn-routes.c) */
+	struct alyx__fnq *fnq;
 
 	_Atomic bool stopping;
 	_Atomic int inflight;
@@ -207,6 +222,8 @@ struct alyx_server {
 	pthread_mutex_t oa_mu;
 	char *oa_schema;	/* schema JSON the cache was built from */
 	char *oa_doc;
+
+	struct alyx__ws *ws;	/* realtime: dispatch thread, limits (ws.c) */
 };
 
 /* server.c */
@@ -228,6 +245,8 @@ int alyx__svc_init(alyx__svc *t, alyx__err *err);
 void *alyx__svc_main(void *arg);
 void alyx__svc_destroy(alyx__svc *t);
 void alyx__svc_read_pass(alyx__svc *t);	/* begin lazily */
+/* WSI_DESTROY of a connection this thread accepted (any protocol). */
+void alyx__svc_conn_gone(alyx__svc *t, struct lws *wsi);
 
 /* writer.c */
 int alyx__writer_start(struct alyx_server *s, alyx__err *err);
@@ -236,6 +255,20 @@ bool alyx__writer_push(struct alyx_server *s, alyx__job *j);
 void alyx__writer_stop(struct alyx_server *s);
 /* On the owning service thread: answers every finished job. */
 void alyx__svc_take_done(alyx__svc *t);
+/* Hands finished jobs back to their service threads (any thread). */
+void alyx__jobs_deliver(struct alyx_server *s, alyx__job *list);
+
+/* fn-routes.c: functions over HTTP.  Invocations run on worker threads
+ * (started on demand), internal API requests on their invocation's
+ * thread; both are answered like queued writes. */
+int alyx__h_functions(struct alyx__svc *t, struct alyx__req *r);
+/* The reply of a finished JOB_INVOKE / JOB_INTERNAL. */
+int alyx__fn_job_reply(struct alyx__svc *t, struct alyx__req *r,
+		       alyx__job *j);
+int alyx__fnq_start(struct alyx_server *s, alyx__err *err);
+/* Waits for running invocations and internal requests, stops the
+ * workers (before the service threads go). */
+void alyx__fnq_stop(struct alyx_server *s);
 
 /* router.c: request handling on the service thread */
 int alyx__req_begin(alyx__svc *t, struct lws *wsi, alyx__req *r,
@@ -245,6 +278,37 @@ int alyx__req_body_done(alyx__svc *t, alyx__req *r);
 int alyx__req_writeable(alyx__svc *t, alyx__req *r);
 void alyx__req_cleanup(alyx__svc *t, alyx__req *r);
 
+
+/* caller.c: the request's access context.  Fills *rc (a copy of the
+ * anonymous context or of the Bearer token's, with ip pointing to
+ * `ip`); rc is valid until the next request on this thread.  On failure
+ * returns the code and, for a malformed header, *why. */
+struct alyx__tokcache;
+int alyx__req_caller(alyx__svc *t, alyx__req *r, struct alyx_ctx *rc,
+		     char *ip, size_t ip_len, const char **why);
+/* The 401 (or 500 out of memory) answer of alyx__req_caller's failure. */
+int alyx__reply_unauthorized(alyx__svc *t, alyx__req *r, int code,
+			     const char *why);
+void alyx__tokcache_free(struct alyx__tokcache *c);
+/* ws.c: GET /api/realtime (docs/realtime.md).  The WebSocket protocol
+ * ("alyx-realtime", the vhost's default for upgrades) of every service
+ * thread's context; its per-session data is one pointer. */
+#define ALYX_WS_PROTOCOL "alyx-realtime"
+int alyx__ws_cb(struct lws *wsi, enum lws_callback_reasons reason,
+		void *user, void *in, size_t len);
+/* Creates the server's realtime state; starts the dispatch thread. */
+int alyx__ws_start(struct alyx_server *s, alyx__err *err);
+/* Ends the dispatch thread (after the service threads) and frees. */
+void alyx__ws_stop(struct alyx_server *s);
+/* Per service thread: its frame queue. */
+int alyx__ws_svc_init(alyx__svc *t, alyx__err *err);
+/* On the service thread before its context goes: no more frames. */
+void alyx__ws_svc_end(alyx__svc *t);
+void alyx__ws_svc_free(alyx__svc *t);
+/* LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: 0 to upgrade, else (after an error
+ * reply) -1 to hang up. */
+int alyx__ws_confirm(alyx__svc *t, struct lws *wsi, alyx__req *r,
+		     const char *upgrade);
 
 /* reply.c */
 const char *alyx__status_text(int status);

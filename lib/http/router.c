@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "auth/auth.h"
 #include "http/http.h"
 
 static const char *const route_labels[R_COUNT] = {
@@ -31,6 +32,13 @@ static const char *const route_labels[R_COUNT] = {
 	[R_AUTH_REFRESH] = "/api/auth/refresh",
 	[R_AUTH_LOGOUT] = "/api/auth/logout",
 	[R_AUTH_ME] = "/api/auth/me",
+	[R_REALTIME] = "/api/realtime",
+	[R_FUNCTION] = "/api/functions/:name",
+	[R_ADMIN_FUNCTIONS] = "/api/admin/functions",
+	[R_ADMIN_FN_LOGS] = "/api/admin/functions/:name/logs",
+	[R_INTERNAL_QUERY] = "/internal/v1/db/query",
+	[R_INTERNAL_EXEC] = "/internal/v1/db/exec",
+	[R_INTERNAL_TX] = "/internal/v1/db/tx",
 	[R_NONE] = "unmatched",
 };
 
@@ -66,6 +74,13 @@ static const unsigned route_methods[R_COUNT] = {
 	[R_AUTH_REFRESH] = B(M_POST),
 	[R_AUTH_LOGOUT] = B(M_POST),
 	[R_AUTH_ME] = B(M_GET),
+	[R_REALTIME] = B(M_GET),
+	[R_FUNCTION] = B(M_POST),
+	[R_ADMIN_FUNCTIONS] = B(M_GET),
+	[R_ADMIN_FN_LOGS] = B(M_GET),
+	[R_INTERNAL_QUERY] = B(M_POST),
+	[R_INTERNAL_EXEC] = B(M_POST),
+	[R_INTERNAL_TX] = B(M_POST),
 	[R_NONE] = 0,
 };
 
@@ -86,9 +101,44 @@ static const struct {
 	{"/api/auth/refresh", R_AUTH_REFRESH},
 	{"/api/auth/logout", R_AUTH_LOGOUT},
 	{"/api/auth/me", R_AUTH_ME},
+	{"/api/realtime", R_REALTIME},
+	{"/api/admin/functions", R_ADMIN_FUNCTIONS},
+	{"/internal/v1/db/query", R_INTERNAL_QUERY},
+	{"/internal/v1/db/exec", R_INTERNAL_EXEC},
+	{"/internal/v1/db/tx", R_INTERNAL_TX},
 };
 
 #define COLL_PREFIX "/api/collections/"
+#define FN_PREFIX "/api/functions/"
+#define FN_ADMIN_PREFIX "/api/admin/functions/"
+
+/* /api/functions/:name and /api/admin/functions/:name/logs; the name
+ * goes to r->coll. */
+static int function_route(alyx__req *r)
+{
+	const char *p = r->path;
+	bool admin = !strncmp(p, FN_ADMIN_PREFIX, strlen(FN_ADMIN_PREFIX));
+	char *name, *rest;
+
+	if (!admin && strncmp(p, FN_PREFIX, strlen(FN_PREFIX)))
+		return R_NONE;
+	r->segs = alyx__strdup(p + strlen(admin ? FN_ADMIN_PREFIX :
+					  FN_PREFIX));
+	if (!r->segs)
+		return R_NONE;
+	name = r->segs;
+	rest = strchr(name, '/');
+	if (rest)
+		*rest++ = '\0';
+	if (admin ? !rest || strcmp(rest, "logs") : rest != NULL)
+		return R_NONE;
+	if (!*name || strlen(name) > 64 ||
+	    strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		   "0123456789_-") != strlen(name))
+		return R_NONE;
+	r->coll = name;
+	return admin ? R_ADMIN_FN_LOGS : R_FUNCTION;
+}
 
 static int get_method(struct lws *wsi)
 {
@@ -121,7 +171,7 @@ static int route_of(alyx_server *s, alyx__req *r)
 	if ((s->flags & ALYX_SERVER_BENCH_ROUTES) && !strcmp(p, "/bench/hello"))
 		return R_BENCH;
 	if (strncmp(p, COLL_PREFIX, strlen(COLL_PREFIX)))
-		return R_NONE;
+		return function_route(r);
 	r->segs = alyx__strdup(p + strlen(COLL_PREFIX));
 	if (!r->segs)
 		return R_NONE;
@@ -282,24 +332,55 @@ static int reply_json_out(alyx__svc *t, alyx__req *r, int rc, char *out,
 	return n;
 }
 
-/* GET on a collection (a query) or on one document. */
+/* GET on a collection (a query) or on one document, under the
+ * caller's rules. */
 static int h_read(alyx__svc *t, alyx__req *r)
 {
+	struct alyx_ctx rc_;
+	const char *why;
+	char ip[64], *out = NULL;
 	bool oom;
-	const char *qs = query_string(t, r, &oom);
-	char *out = NULL;
+	const char *qs;
 	int rc;
 
+	rc = alyx__req_caller(t, r, &rc_, ip, sizeof(ip), &why);
+	if (rc != ALYX_OK)
+		return alyx__reply_unauthorized(t, r, rc, why);
+	qs = query_string(t, r, &oom);
 	if (oom)
 		return alyx__reply_error(t, r, 500, "OUT_OF_MEMORY",
 					 "out of memory", NULL);
 	alyx__svc_read_pass(t);
 	if (r->id)
-		rc = alyx_doc_get(t->srv->a, NULL, r->coll, r->id, qs, &out);
+		rc = alyx_doc_get(t->srv->a, &rc_, r->coll, r->id, qs, &out);
 	else
-		rc = alyx_query_str(t->srv->a, NULL, r->coll, qs ? qs : "",
+		rc = alyx_query_str(t->srv->a, &rc_, r->coll, qs ? qs : "",
 				    &out);
 	return reply_json_out(t, r, rc, out, 200);
+}
+
+/* Admin-only routes (/health/stats): a Bearer token of role admin;
+ * none is 401, another role 403.  Returns 1 to go on. */
+static int require_admin(alyx__svc *t, alyx__req *r)
+{
+	struct alyx_ctx rc_;
+	const char *why;
+	char ip[64];
+	int rc = alyx__req_caller(t, r, &rc_, ip, sizeof(ip), &why);
+
+	if (rc != ALYX_OK)
+		return alyx__reply_unauthorized(t, r, rc, why);
+	if (!rc_.user_id)
+		return alyx__reply_error_h(t, r, 401,
+			alyx_errname(ALYX_E_UNAUTHORIZED),
+			"this route needs an admin's Bearer token", NULL,
+			"WWW-Authenticate: Bearer\r\n");
+	if (!rc_.role || strcmp(rc_.role, "admin"))
+		return alyx__reply_error(t, r, 403,
+					 alyx_errname(ALYX_E_FORBIDDEN),
+					 "this route is for admins only",
+					 NULL);
+	return 1;
 }
 
 /* A liveness probe of the database: one indexed read. */
@@ -363,9 +444,15 @@ static int h_text(alyx__svc *t, alyx__req *r)
 		alyx__buf_addf(b, "{\"name\":\"alyx\",\"version\":\"%s\"}",
 			       alyx_version_string());
 		break;
-	case R_STATS:
+	case R_STATS: {
+		int n = require_admin(t, r);
+
+		if (n != 1)
+			return n;
+		alyx__buf_reset(b);
 		alyx__stats_json(t->srv, b);
 		break;
+	}
 	case R_METRICS:
 		alyx__metrics_text(t->srv, b);
 		ctype = "text/plain; version=0.0.4; charset=utf-8";
@@ -403,12 +490,21 @@ static int h_openapi(alyx__svc *t, alyx__req *r)
 static int queue_write(alyx__svc *t, alyx__req *r)
 {
 	alyx_server *s = t->srv;
+	struct alyx_ctx rc_;
+	const char *why;
+	char ip[64];
 	alyx__job *j;
+	int rc;
 
+	rc = alyx__req_caller(t, r, &rc_, ip, sizeof(ip), &why);
+	if (rc != ALYX_OK)
+		return alyx__reply_unauthorized(t, r, rc, why);
 	j = alyx__calloc(1, sizeof(*j));
-	if (!j)
+	if (!j || !(j->ctx = alyx__ctx_dup(&rc_))) {
+		alyx__free(j);
 		return alyx__reply_error(t, r, 500, "OUT_OF_MEMORY",
 					 "out of memory", NULL);
+	}
 	j->op = r->route == R_BATCH ? JOB_BATCH
 		: r->method == M_POST ? JOB_CREATE
 		: r->method == M_PATCH ? JOB_UPDATE : JOB_DELETE;
@@ -463,6 +559,19 @@ static int dispatch(alyx__svc *t, alyx__req *r)
 	case R_AUTH_LOGOUT:
 	case R_AUTH_ME:
 		return alyx__h_auth(t, r);
+	case R_REALTIME:
+		/* A plain GET: the WebSocket handshake goes to ws.c. */
+		return alyx__reply_error_h(t, r, 426, "UPGRADE_REQUIRED",
+			"/api/realtime is a WebSocket endpoint (send "
+			"Upgrade: websocket)", NULL,
+			"Upgrade: websocket\r\nConnection: Upgrade\r\n");
+	case R_FUNCTION:
+	case R_ADMIN_FUNCTIONS:
+	case R_ADMIN_FN_LOGS:
+	case R_INTERNAL_QUERY:
+	case R_INTERNAL_EXEC:
+	case R_INTERNAL_TX:
+		return alyx__h_functions(t, r);
 	default:
 		return h_text(t, r);
 	}
@@ -736,7 +845,9 @@ int alyx__req_writeable(alyx__svc *t, alyx__req *r)
 	if (r->state != RS_REPLY || !j)
 		return 0;
 	r->job = NULL;
-	if (j->rc != ALYX_OK) {
+	if (j->op == JOB_INVOKE || j->op == JOB_INTERNAL) {
+		n = alyx__fn_job_reply(t, r, j);
+	} else if (j->rc != ALYX_OK) {
 		n = alyx__reply_job_error(t, r, j);
 	} else if (j->op == JOB_DELETE) {
 		n = alyx__reply(t, r, 204, NULL, NULL, 0, NULL);

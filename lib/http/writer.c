@@ -25,6 +25,7 @@ void alyx__job_free(alyx__job *j)
 	alyx_free(j->out);
 	alyx__free(j->err_msg);
 	alyx__free(j->err_details);
+	alyx_ctx_free(j->ctx);
 	alyx__free(j);
 }
 
@@ -45,18 +46,18 @@ static void run_job(alyx *a, alyx__job *j)
 {
 	switch (j->op) {
 	case JOB_CREATE:
-		j->rc = alyx_doc_create(a, NULL, j->coll, j->body, j->body_len,
+		j->rc = alyx_doc_create(a, j->ctx, j->coll, j->body, j->body_len,
 					&j->out);
 		break;
 	case JOB_UPDATE:
-		j->rc = alyx_doc_update(a, NULL, j->coll, j->id, j->body,
+		j->rc = alyx_doc_update(a, j->ctx, j->coll, j->id, j->body,
 					j->body_len, &j->out);
 		break;
 	case JOB_DELETE:
-		j->rc = alyx_doc_delete(a, NULL, j->coll, j->id);
+		j->rc = alyx_doc_delete(a, j->ctx, j->coll, j->id);
 		break;
 	case JOB_BATCH:
-		j->rc = alyx_batch(a, NULL, j->body, j->body_len, &j->out);
+		j->rc = alyx_batch(a, j->ctx, j->body, j->body_len, &j->out);
 		break;
 	default:
 		j->rc = ALYX_E_INTERNAL;
@@ -67,7 +68,7 @@ static void run_job(alyx *a, alyx__job *j)
 }
 
 /* Hands the finished jobs back, one wake-up per service thread. */
-static void deliver(alyx_server *s, alyx__job *list)
+void alyx__jobs_deliver(alyx_server *s, alyx__job *list)
 {
 	bool wake[64] = {0};
 
@@ -150,7 +151,7 @@ static void *writer_main(void *arg)
 		}
 		atomic_fetch_add(&s->w_batches, 1);
 		atomic_fetch_add(&s->w_jobs, (uint64_t)n);
-		deliver(s, head);
+		alyx__jobs_deliver(s, head);
 	}
 	return NULL;
 }

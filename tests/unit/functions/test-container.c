@@ -719,6 +719,59 @@ TEST(fake_engine_stops_between_calls)
 	done(a);
 }
 
+/* ---- ctx.db over the container's socket ---- */
+
+static const char posts_schema[] =
+	"version: 1\n"
+	"collections:\n"
+	"  posts:\n"
+	"    fields:\n"
+	"      id: {type: uuid, primary: true, default: auto}\n"
+	"      slug: {type: string, unique: true}\n";
+
+/* Node and Python functions in containers use ctx.db (the internal API
+ * on the same socket as the protocol), a transaction included. */
+static void ctx_db_in_containers(alyx *a)
+{
+	char *plan = NULL, *out = NULL;
+
+	if (alyx_apply_schema(a, posts_schema, (size_t)-1, "schema.yaml", 0,
+			      &plan) != ALYX_OK)
+		TH_FAIL("schema: %s", alyx_errmsg(a));
+	alyx_free(plan);
+	spit("functions/write.js",
+	     "export default { async handler(input, ctx) {\n"
+	     "  const p = await ctx.db.posts.create({slug: input.slug});\n"
+	     "  try { await ctx.db.transaction(async (tx) => {\n"
+	     "    await tx.posts.create({slug: 'rolled-back'});\n"
+	     "    throw new Error('no'); }); } catch (e) {}\n"
+	     "  return { id: p.id }; } };\n");
+	spit("functions/count.py",
+	     "from alyx_functions import define_function\n"
+	     "@define_function()\n"
+	     "def handler(input, ctx):\n"
+	     "    return {'n': ctx.db.raw('SELECT count(*) AS n FROM posts')"
+	     "['rows'][0]['n']}\n");
+	ASSERT_OK(alyx_invoke(a, NULL, "write", "{\"slug\":\"s1\"}",
+			      (size_t)-1, &out));
+	alyx_free(out);
+	if (alyx_invoke(a, NULL, "count", "{}", 2, &out) != ALYX_OK)
+		TH_FAIL("count: %s", alyx_errmsg(a));
+	ASSERT_CONTAINS(out, "\"n\":1");
+	alyx_free(out);
+}
+
+TEST(fake_ctx_db_in_containers)
+{
+	alyx *a;
+
+	fake_start("alyx-node:local alyx-python:local");
+	a = project(NULL);
+	ctx_db_in_containers(a);
+	done(a);
+	engine_stop();
+}
+
 /* ---- against podman's real service ---- */
 
 static char podman_why[256];
@@ -880,6 +933,8 @@ TEST(podman_functions_run_in_containers)
 	ASSERT_CONTAINS(out, "\"shadow\":false");
 	ASSERT_CONTAINS(out, "\"mem\":\"268435456\"");
 	alyx_free(out);
+
+	ctx_db_in_containers(a);
 
 	/* A crash: the container is replaced and the dead one deleted. */
 	invoke(a, "die", ALYX_E_FUNCTION);
