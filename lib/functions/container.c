@@ -160,8 +160,8 @@ static int unreachable(alyx__engine *e, CURLcode cc, const char *ebuf,
 				     "container engine socket %s: %s",
 				     e->socket, strerror(errno));
 	return alyx__err_set(err, ALYX_E_UNAVAILABLE, NULL,
-			     "cannot reach the container engine at %s: %s",
-			     e->socket, ebuf[0] ? ebuf :
+			     "cannot reach the container engine at %s (is it "
+			     "running?): %s", e->socket, ebuf[0] ? ebuf :
 			     curl_easy_strerror(cc));
 }
 
@@ -774,6 +774,11 @@ int alyx__box_start(alyx__engine *e, const alyx__box_spec *s,
 	*out = NULL;
 	*fd = -1;
 	alyx__buf_init(&ans, MAX_ANSWER);
+	if (strchr(s->fn_dir, ':') || strchr(s->rt_dir, ':'))
+		return alyx__err_set(err, ALYX_E_CONFIG, NULL,
+				     "the container runner cannot mount %s: "
+				     "its path has a ':'", strchr(s->fn_dir,
+				     ':') ? s->fn_dir : s->rt_dir);
 	pthread_mutex_lock(&e->mu);
 	rc = ensure_ready(e, err);
 	if (rc == ALYX_OK)
