@@ -956,6 +956,12 @@ void alyx__fn_db_submit(alyx *a, const char *token, int route,
 
 	if (token && !strncmp(token, "Bearer ", 7))
 		token += 7;
+	/* The token first: without a valid one nothing else is said. */
+	pthread_mutex_lock(&reg_mu);
+	inv = inv_of_token(a, token);
+	pthread_mutex_unlock(&reg_mu);
+	if (!inv)
+		goto refused;
 	rc = alyx__json_parse(a, body, len, "request body", &j, &err);
 	if (rc != ALYX_OK)
 		goto fail;
@@ -986,15 +992,16 @@ void alyx__fn_db_submit(alyx *a, const char *token, int route,
 	}
 	pthread_mutex_unlock(&reg_mu);
 	sub_free(s);
-	if (inv)
+	if (inv) {
 		rc = alyx__err_set(&err, ALYX_E_RATELIMIT, NULL,
 				   "more than %d internal API requests are "
 				   "waiting for this invocation", MAX_QUEUED);
-	else
-		rc = alyx__err_set(&err, ALYX_E_UNAUTHORIZED, NULL,
-				   "the internal API needs the token of a "
-				   "running invocation (Authorization: Bearer "
-				   "itk_...)");
+		goto fail;
+	}
+refused:
+	rc = alyx__err_set(&err, ALYX_E_UNAUTHORIZED, NULL,
+			   "the internal API needs the token of a running "
+			   "invocation (Authorization: Bearer itk_...)");
 fail:
 	cJSON_Delete(j);
 	cb(ud, rc, NULL, err.msg, err.details);

@@ -490,4 +490,142 @@ TEST(internal_api_tokens)
 	done(a);
 }
 
+/* Runs one request through the invocation's thread (this one): queued
+ * over "HTTP", run while it waits for its executor's answer. */
+static int run_one(alyx *a, alyx__fn_inv *inv, int route, const char *body,
+		   answer *an)
+{
+	int p[2], q[2];
+	alyx_buf line;
+
+	alyx__fn_db_submit(a, alyx__fn_inv_token(inv), route, body,
+			   strlen(body), on_answer, an);
+	ASSERT_OK(pipe2(p, O_CLOEXEC | O_NONBLOCK));
+	ASSERT_OK(pipe2(q, O_CLOEXEC | O_NONBLOCK));
+	ASSERT_EQ(write(p[1], "{}\n", 3), 3);
+	alyx__buf_init(&line, 1 << 20);
+	ASSERT_EQ(alyx__fn_converse(inv, q[1], p[0], &line,
+				    alyx__mono_ms() + 5000), ALYX__IO_OK);
+	alyx__buf_free(&line);
+	close(p[0]);
+	close(p[1]);
+	close(q[0]);
+	close(q[1]);
+	return an->rc;
+}
+
+static void *count_main(void *p)
+{
+	alyx *a = p;
+	char *out = NULL;
+	intptr_t n = -1;
+
+	if (alyx_query_str(a, NULL, "posts", "total=true", &out) == ALYX_OK) {
+		cJSON *o = cJSON_Parse(out);
+
+		n = (intptr_t)cJSON_GetObjectItem(o, "total")->valuedouble;
+		cJSON_Delete(o);
+	}
+	alyx_free(out);
+	return (void *)n;
+}
+
+static int count_elsewhere(alyx *a)
+{
+	pthread_t th;
+	void *n;
+
+	ASSERT_OK(pthread_create(&th, NULL, count_main, a));
+	ASSERT_OK(pthread_join(th, &n));
+	return (int)(intptr_t)n;
+}
+
+TEST(internal_api_refuses_bad_requests)
+{
+	static const struct {
+		int route;
+		const char *body;
+		int rc;
+	} cases[] = {
+		{ALYX__FN_DB_QUERY, "[1]", ALYX_E_BADJSON},
+		{ALYX__FN_DB_QUERY, "{\"id\":\"x\"}", ALYX_E_BADJSON},
+		{ALYX__FN_DB_QUERY, "{\"collection\":\"nope\"}",
+		 ALYX_E_NOTFOUND},
+		{ALYX__FN_DB_QUERY, "{\"collection\":\"posts\",\"query\":5}",
+		 ALYX_E_BADJSON},
+		{ALYX__FN_DB_QUERY, "{\"collection\":\"posts\",\"id\":\"x\","
+		 "\"expand\":\"a&b=1\"}", ALYX_E_BADQUERY},
+		{ALYX__FN_DB_QUERY, "{\"sql\":\"DELETE FROM posts\"}",
+		 ALYX_E_BADQUERY},
+		{ALYX__FN_DB_EXEC, "{\"sql\":\"SELECT 1; SELECT 2\"}",
+		 ALYX_E_BADQUERY},
+		{ALYX__FN_DB_EXEC, "{\"sql\":\"PRAGMA foreign_keys=OFF\"}",
+		 ALYX_E_BADQUERY},
+		{ALYX__FN_DB_EXEC, "{\"sql\":\"ATTACH ':memory:' AS m\"}",
+		 ALYX_E_BADQUERY},
+		{ALYX__FN_DB_EXEC, "{\"sql\":\"COMMIT\"}", ALYX_E_BADQUERY},
+		{ALYX__FN_DB_EXEC, "{\"sql\":\"CREATE TABLE t(x)\"}",
+		 ALYX_E_BADQUERY},
+		{ALYX__FN_DB_EXEC, "{\"sql\":\"SELECT ?\",\"params\":[]}",
+		 ALYX_E_BADQUERY},
+		{ALYX__FN_DB_EXEC, "{\"sql\":\"SELECT ?\",\"params\":5}",
+		 ALYX_E_BADJSON},
+		{ALYX__FN_DB_EXEC, "{\"op\":\"upsert\",\"collection\":\"posts\","
+		 "\"id\":\"x\",\"data\":{}}", ALYX_E_BADJSON},
+		{ALYX__FN_DB_EXEC, "{\"op\":\"create\",\"collection\":\"posts\","
+		 "\"data\":[]}", ALYX_E_BADJSON},
+		{ALYX__FN_DB_EXEC, "{\"op\":\"update\",\"collection\":\"posts\","
+		 "\"data\":{}}", ALYX_E_BADJSON},
+		{ALYX__FN_DB_EXEC, "{\"op\":\"update\",\"collection\":\"posts\","
+		 "\"id\":\"nope\",\"data\":{\"views\":{\"$raw\":\"views+1\"}}}",
+		 ALYX_E_NOTFOUND},
+		{ALYX__FN_DB_EXEC, "{\"op\":\"create\",\"collection\":\"posts\","
+		 "\"data\":{\"title\":\"t\"},\"tx\":\"tx_9\"}",
+		 ALYX_E_NOTFOUND},
+		{ALYX__FN_DB_TX, "{\"op\":\"commit\"}", ALYX_E_BADJSON},
+		{ALYX__FN_DB_TX, "{\"op\":\"commit\",\"tx\":\"tx_1\"}",
+		 ALYX_E_NOTFOUND},
+		{ALYX__FN_DB_TX, "{\"op\":\"nest\"}", ALYX_E_BADJSON},
+		{ALYX__FN_DB_TX, "{\"op\":", ALYX_E_BADJSON},
+	};
+	alyx *a = db_project();
+	alyx__fn_def d = {.name = "t"};
+	alyx__fn_inv *inv = NULL;
+	alyx__err err = {0};
+	answer an = {0};
+	size_t i;
+
+	ASSERT_OK(alyx__fn_inv_begin(a, &d, 60000, &inv, &err));
+	for (i = 0; i < ALYX_ARRAY_LEN(cases); i++) {
+		int rc = run_one(a, inv, cases[i].route, cases[i].body, &an);
+
+		if (rc != cases[i].rc)
+			TH_FAIL("%s: %d (%s), expected %d", cases[i].body, rc,
+				an.msg, cases[i].rc);
+	}
+	/* Nothing was written; the writer is free. */
+	ASSERT_EQ(count_posts(a), 0);
+	/* A transaction: begin twice, a call outside it, commit. */
+	ASSERT_OK(run_one(a, inv, ALYX__FN_DB_TX, "{\"op\":\"begin\"}", &an));
+	ASSERT_CONTAINS(an.body, "\"tx\":\"tx_1\"");
+	ASSERT_EQ(run_one(a, inv, ALYX__FN_DB_TX, "{\"op\":\"begin\"}", &an),
+		  ALYX_E_MISUSE);
+	ASSERT_EQ(run_one(a, inv, ALYX__FN_DB_QUERY,
+			  "{\"collection\":\"posts\"}", &an), ALYX_E_MISUSE);
+	ASSERT_OK(run_one(a, inv, ALYX__FN_DB_EXEC,
+			  "{\"sql\":\"INSERT INTO posts(id,title,slug) VALUES "
+			  "('p1','t','s')\",\"tx\":\"tx_1\"}", &an));
+	ASSERT_CONTAINS(an.body, "\"changes\":1");
+	/* Another thread does not see it before the commit (this one, in
+	 * the transaction, does). */
+	ASSERT_EQ(count_elsewhere(a), 0);
+	ASSERT_EQ(count_posts(a), 1);
+	ASSERT_OK(run_one(a, inv, ALYX__FN_DB_TX,
+			  "{\"op\":\"commit\",\"tx\":\"tx_1\"}", &an));
+	ASSERT_EQ(count_posts(a), 1);
+	alyx__fn_inv_end(inv);
+	alyx__free(an.body);
+	done(a);
+}
+
 TEST_MAIN()
