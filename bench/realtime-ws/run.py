@@ -632,18 +632,19 @@ def table(res, args, load_start, load_end):
     r = res.get("rules_alyx")
     if r:
         L.append("| filtered by the read rule: deliveries/s (1,000 "
-                 "subscribers, 10 accounts; delivered/expected) | %.0f "
-                 "(%d/%d)%s | | | ≥ 50k/s: %s |" % (
-                     r["deliveries_per_s"], r["deliveries"], r["expected"],
+                 "subscribers, 10 accounts; delivered/expected; server CPU "
+                 "µs per delivery) | %.0f (%d/%d; %.2f)%s | | | ≥ 50k/s: %s |"
+                 % (r["deliveries_per_s"], r["deliveries"], r["expected"],
+                    r["server_cpu_us_per_delivery"] or 0,
                      "" if r["rules_enforced"] else " rules NOT applied",
                      "met" if r["rules_enforced"] and
                      r["deliveries_per_s"] >= 50000 else "MISSED"))
     r = res.get("ownerfilter_alyx")
     if r:
         L.append("| filtered by an owner $eq filter (same accounts): "
-                 "deliveries/s | %.0f (%d/%d) | | | |" % (
+                 "deliveries/s | %.0f (%d/%d; %.2f) | | | |" % (
                      r["deliveries_per_s"], r["deliveries"],
-                     r["expected"]))
+                     r["expected"], r["server_cpu_us_per_delivery"] or 0))
     idle = res.get("idle")
     if idle:
         a, b = idle["alyxd"], idle["bare"]
