@@ -31,6 +31,13 @@ static const char *const route_labels[R_COUNT] = {
 	[R_AUTH_REFRESH] = "/api/auth/refresh",
 	[R_AUTH_LOGOUT] = "/api/auth/logout",
 	[R_AUTH_ME] = "/api/auth/me",
+	[R_AUTH_REQ_VERIFY] = "/api/auth/request-verification",
+	[R_AUTH_VERIFY] = "/api/auth/verify",
+	[R_AUTH_REQ_RESET] = "/api/auth/request-password-reset",
+	[R_AUTH_CONFIRM_RESET] = "/api/auth/confirm-password-reset",
+	[R_AUTH_PROVIDERS] = "/api/auth/providers",
+	[R_AUTH_OAUTH] = "/api/auth/oauth/:provider",
+	[R_AUTH_OAUTH_CB] = "/api/auth/oauth/:provider/callback",
 	[R_NONE] = "unmatched",
 };
 
@@ -66,6 +73,13 @@ static const unsigned route_methods[R_COUNT] = {
 	[R_AUTH_REFRESH] = B(M_POST),
 	[R_AUTH_LOGOUT] = B(M_POST),
 	[R_AUTH_ME] = B(M_GET),
+	[R_AUTH_REQ_VERIFY] = B(M_POST),
+	[R_AUTH_VERIFY] = B(M_POST),
+	[R_AUTH_REQ_RESET] = B(M_POST),
+	[R_AUTH_CONFIRM_RESET] = B(M_POST),
+	[R_AUTH_PROVIDERS] = B(M_GET),
+	[R_AUTH_OAUTH] = B(M_GET),
+	[R_AUTH_OAUTH_CB] = B(M_GET),
 	[R_NONE] = 0,
 };
 
@@ -86,9 +100,36 @@ static const struct {
 	{"/api/auth/refresh", R_AUTH_REFRESH},
 	{"/api/auth/logout", R_AUTH_LOGOUT},
 	{"/api/auth/me", R_AUTH_ME},
+	{"/api/auth/request-verification", R_AUTH_REQ_VERIFY},
+	{"/api/auth/verify", R_AUTH_VERIFY},
+	{"/api/auth/request-password-reset", R_AUTH_REQ_RESET},
+	{"/api/auth/confirm-password-reset", R_AUTH_CONFIRM_RESET},
+	{"/api/auth/providers", R_AUTH_PROVIDERS},
 };
 
 #define COLL_PREFIX "/api/collections/"
+#define OAUTH_PREFIX "/api/auth/oauth/"
+
+/* /api/auth/oauth/:provider[/callback]; the provider name goes in
+ * r->coll (checked by the handler). */
+static int oauth_route(alyx__req *r, const char *rest)
+{
+	char *slash;
+
+	r->segs = alyx__strdup(rest);
+	if (!r->segs)
+		return R_NONE;
+	slash = strchr(r->segs, '/');
+	if (slash) {
+		*slash = '\0';
+		if (strcmp(slash + 1, "callback"))
+			return R_NONE;
+	}
+	if (!alyx__ident_valid(r->segs))
+		return R_NONE;
+	r->coll = r->segs;
+	return slash ? R_AUTH_OAUTH_CB : R_AUTH_OAUTH;
+}
 
 static int get_method(struct lws *wsi)
 {
@@ -120,6 +161,8 @@ static int route_of(alyx_server *s, alyx__req *r)
 			return fixed_routes[i].route;
 	if ((s->flags & ALYX_SERVER_BENCH_ROUTES) && !strcmp(p, "/bench/hello"))
 		return R_BENCH;
+	if (!strncmp(p, OAUTH_PREFIX, strlen(OAUTH_PREFIX)))
+		return oauth_route(r, p + strlen(OAUTH_PREFIX));
 	if (strncmp(p, COLL_PREFIX, strlen(COLL_PREFIX)))
 		return R_NONE;
 	r->segs = alyx__strdup(p + strlen(COLL_PREFIX));
@@ -462,6 +505,13 @@ static int dispatch(alyx__svc *t, alyx__req *r)
 	case R_AUTH_REFRESH:
 	case R_AUTH_LOGOUT:
 	case R_AUTH_ME:
+	case R_AUTH_REQ_VERIFY:
+	case R_AUTH_VERIFY:
+	case R_AUTH_REQ_RESET:
+	case R_AUTH_CONFIRM_RESET:
+	case R_AUTH_PROVIDERS:
+	case R_AUTH_OAUTH:
+	case R_AUTH_OAUTH_CB:
 		return alyx__h_auth(t, r);
 	default:
 		return h_text(t, r);
@@ -736,7 +786,9 @@ int alyx__req_writeable(alyx__svc *t, alyx__req *r)
 	if (r->state != RS_REPLY || !j)
 		return 0;
 	r->job = NULL;
-	if (j->rc != ALYX_OK) {
+	if (j->op == JOB_OAUTH) {
+		n = alyx__h_oauth_done(t, r, j);
+	} else if (j->rc != ALYX_OK) {
 		n = alyx__reply_job_error(t, r, j);
 	} else if (j->op == JOB_DELETE) {
 		n = alyx__reply(t, r, 204, NULL, NULL, 0, NULL);
