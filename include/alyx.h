@@ -597,6 +597,18 @@ ALYX_API int alyx_invoke(alyx *a, const alyx_ctx *ctx, const char *name,
  */
 ALYX_API int alyx_functions_json(alyx *a, char **out);
 
+/*
+ * The last invocations of function `name` kept in memory for the admin
+ * UI (a ring per function: at most 200 entries or 512 KiB, oldest
+ * dropped first), oldest first (caller frees):
+ *   {"function":"createPost","max_entries":200,"entries":[
+ *     {"time":"2026-...Z","request_id":"req_..","success":true,
+ *      "duration_ms":1.9,"logs":[{"level","message"[,"data"]},..]},
+ *     {..,"success":false,"error":{"code":"TIMEOUT","message":".."},..}]}
+ * ALYX_E_NOTFOUND when there is no such function.
+ */
+ALYX_API int alyx_function_logs_json(alyx *a, const char *name, char **out);
+
 /* ---- HTTP server (alyxd's engine; since 0.1) ------------------------ */
 
 /*

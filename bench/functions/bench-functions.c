@@ -30,6 +30,15 @@ static double now_us(void)
 	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
 }
 
+/* This thread's CPU time, microseconds. */
+static double cpu_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
 static int cmp_d(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -83,6 +92,19 @@ static void make_project(const char *sandbox)
 	     "define_function\n@define_function(input={\"n\": {\"type\": "
 	     "\"int\", \"required\": True}})\ndef handler(input, ctx):\n"
 	     "    return {\"n\": input[\"n\"]}\n");
+	/* One ctx.db call per invocation. */
+	spit("schema.yaml", "version: 1\ncollections:\n  posts:\n"
+	     "    fields:\n      id: {type: uuid, primary: true, "
+	     "default: auto}\n      title: {type: string}\n");
+	spit("functions/dbget.js", "import { defineFunction } from "
+	     "\"@alyx/functions\";\nexport default defineFunction({\n"
+	     "  async handler(input, ctx) {\n"
+	     "    return { t: (await ctx.db.posts.get(input.id)).title };\n"
+	     "  } });\n");
+	spit("functions/dbgetpy.py", "from alyx_functions import "
+	     "define_function\n@define_function()\ndef handler(input, ctx):\n"
+	     "    return {\"t\": ctx.db.posts.get(input[\"id\"])"
+	     "[\"title\"]}\n");
 }
 
 static void remove_project(void)
@@ -96,24 +118,96 @@ static void remove_project(void)
 
 static alyx *open_project(void)
 {
+	char path[512], yaml[512];
 	alyx *a = NULL;
+	FILE *f;
+	size_t n;
 
 	if (alyx_open(proj, ALYX_OPEN_CREATE, &a) != ALYX_OK) {
 		fprintf(stderr, "open: %s\n", alyx_errmsg(NULL));
 		exit(1);
 	}
+	snprintf(path, sizeof(path), "%s/schema.yaml", proj);
+	f = fopen(path, "rb");
+	n = f ? fread(yaml, 1, sizeof(yaml) - 1, f) : 0;
+	if (f)
+		fclose(f);
+	if (alyx_apply_schema(a, yaml, n, "schema.yaml", 0, NULL)) {
+		fprintf(stderr, "schema: %s\n", alyx_errmsg(a));
+		exit(1);
+	}
 	return a;
 }
 
-static void invoke(alyx *a, const char *fn)
+static void invoke_with(alyx *a, const char *fn, const char *in)
 {
 	char *out = NULL;
 
-	if (alyx_invoke(a, NULL, fn, "{\"n\":1}", (size_t)-1, &out)) {
+	if (alyx_invoke(a, NULL, fn, in, (size_t)-1, &out)) {
 		fprintf(stderr, "invoke %s: %s\n", fn, alyx_errmsg(a));
 		exit(1);
 	}
 	alyx_free(out);
+}
+
+static void invoke(alyx *a, const char *fn)
+{
+	invoke_with(a, fn, "{\"n\":1}");
+}
+
+/* Warm calls of dbfn (one ctx.db.posts.get each) interleaved with warm
+ * calls of the plain function, so both see the same machine load; the
+ * median of the pairwise differences is the cost of one ctx.db round
+ * trip.  Beside: the same read made directly with alyx_doc_get(). */
+static void bench_db(alyx *a, const char *fn, const char *dbfn, int calls)
+{
+	double *db_us = calloc((size_t)calls, sizeof(double));
+	double *fn_us = calloc((size_t)calls, sizeof(double));
+	double *diff = calloc((size_t)calls, sizeof(double));
+	double *direct = calloc((size_t)calls, sizeof(double));
+	char *doc = NULL, in[128], *id;
+	int i;
+
+	if (alyx_doc_create(a, NULL, "posts", "{\"title\":\"bench\"}",
+			    (size_t)-1, &doc)) {
+		fprintf(stderr, "create: %s\n", alyx_errmsg(a));
+		exit(1);
+	}
+	id = strstr(doc, "\"id\":\"") + 6;
+	snprintf(in, sizeof(in), "{\"id\":\"%.36s\"}", id);
+	for (i = 0; i < 200; i++)
+		invoke_with(a, dbfn, in);
+	for (i = 0; i < calls; i++) {
+		double t0 = now_us(), t1, t2;
+
+		invoke_with(a, dbfn, in);
+		t1 = now_us();
+		invoke(a, fn);
+		t2 = now_us();
+		db_us[i] = t1 - t0;
+		fn_us[i] = t2 - t1;
+		diff[i] = db_us[i] - fn_us[i];
+	}
+	snprintf(in, sizeof(in), "%.36s", id);
+	for (i = 0; i < calls; i++) {
+		char *out = NULL;
+		double t0 = now_us();
+
+		alyx_doc_get(a, NULL, "posts", in, NULL, &out);
+		direct[i] = now_us() - t0;
+		alyx_free(out);
+	}
+	printf("  ctx.db:     p50 %.1f us  p99 %.1f us with one "
+	       "ctx.db.posts.get   plain call p50 %.1f us   (one ctx.db "
+	       "round trip: median +%.1f us)   alyx_doc_get p50 %.1f us\n",
+	       pct(db_us, calls, 0.5), pct(db_us, calls, 0.99),
+	       pct(fn_us, calls, 0.5), pct(diff, calls, 0.5),
+	       pct(direct, calls, 0.5));
+	alyx_free(doc);
+	free(db_us);
+	free(fn_us);
+	free(diff);
+	free(direct);
 }
 
 /* fork + exec + wait of argv, in microseconds. */
@@ -191,11 +285,13 @@ static void *hammer(void *p)
 	return NULL;
 }
 
-static void bench_runtime(const char *label, const char *fn, char *const bare[],
-			  char *const worker[], const char *sandbox, int calls)
+static void bench_runtime(const char *label, const char *fn, const char *dbfn,
+			  char *const bare[], char *const worker[],
+			  const char *sandbox, int calls)
 {
 	enum { COLD = 10 };
-	double cold_bare[COLD], cold_fn[COLD], *warm_fn, *warm_bare;
+	double cold_bare[COLD], cold_fn[COLD], *warm_fn, *warm_bare, *diff;
+	double cpu_fn = 0, cpu_bare = 0;
 	int to, from, i;
 	pid_t wp;
 	alyx *a;
@@ -205,6 +301,7 @@ static void bench_runtime(const char *label, const char *fn, char *const bare[],
 
 	warm_fn = calloc((size_t)calls, sizeof(double));
 	warm_bare = calloc((size_t)calls, sizeof(double));
+	diff = calloc((size_t)calls, sizeof(double));
 	make_project(sandbox);
 	for (i = 0; i < COLD; i++) {
 		double t0;
@@ -216,20 +313,25 @@ static void bench_runtime(const char *label, const char *fn, char *const bare[],
 		cold_fn[i] = now_us() - t0;
 		alyx_close(a);
 	}
+	/* Warm calls interleaved with bare round trips (same load on
+	 * both); the median of the pairwise differences is the overhead. */
 	a = open_project();
-	for (i = 0; i < 200; i++)
+	wp = bare_worker(worker, &to, &from);
+	for (i = 0; i < 200; i++) {
 		invoke(a, fn);
+		bare_round_trip(to, from, line);
+	}
 	for (i = 0; i < calls; i++) {
-		double t0 = now_us();
+		double t0 = now_us(), c0 = cpu_us(), c1;
 
 		invoke(a, fn);
+		c1 = cpu_us();
+		cpu_fn += c1 - c0;
 		warm_fn[i] = now_us() - t0;
-	}
-	wp = bare_worker(worker, &to, &from);
-	for (i = 0; i < 200; i++)
-		bare_round_trip(to, from, line);
-	for (i = 0; i < calls; i++)
 		warm_bare[i] = bare_round_trip(to, from, line);
+		cpu_bare += cpu_us() - c1;
+		diff[i] = warm_fn[i] - warm_bare[i];
+	}
 	close(to);
 	close(from);
 	waitpid(wp, NULL, 0);
@@ -246,8 +348,13 @@ static void bench_runtime(const char *label, const char *fn, char *const bare[],
 		double b99 = pct(warm_bare, calls, 0.99);
 
 		printf("  warm call:  p50 %.1f us  p99 %.1f us   bare pipe "
-		       "p50 %.1f us  p99 %.1f us   (p50 +%.1f us, x%.2f)\n",
-		       f50, f99, b50, b99, f50 - b50, f50 / b50);
+		       "p50 %.1f us  p99 %.1f us   (x%.2f; overhead: median "
+		       "+%.1f us)\n", f50, f99, b50, b99, f50 / b50,
+		       pct(diff, calls, 0.5));
+		printf("  host CPU:   %.1f us per warm call (libalyx's "
+		       "side)   %.1f us per bare round trip (its client)\n",
+		       cpu_fn / calls, cpu_bare / calls);
+		bench_db(a, fn, dbfn, calls);
 	}
 	{
 		struct thr t[4];
@@ -269,6 +376,7 @@ static void bench_runtime(const char *label, const char *fn, char *const bare[],
 	remove_project();
 	free(warm_fn);
 	free(warm_bare);
+	free(diff);
 }
 
 /* The real interpreter binary (PATH may hold a wrapper such as a pyenv
@@ -308,10 +416,10 @@ int main(int argc, char **argv)
 	if (calls < 100)
 		calls = 100;
 	for (int s = 0; s < 2; s++) {
-		bench_runtime("node", "echo", node_bare, node_worker,
+		bench_runtime("node", "echo", "dbget", node_bare, node_worker,
 			      sandboxes[s], calls);
-		bench_runtime("python", "echopy", py_bare, py_worker,
-			      sandboxes[s], calls);
+		bench_runtime("python", "echopy", "dbgetpy", py_bare,
+			      py_worker, sandboxes[s], calls);
 	}
 	free(node);
 	free(py);

@@ -182,7 +182,8 @@ typedef struct raw_functions {
 } raw_functions;
 typedef struct raw_realtime {
 	char *poll_interval_ms, *max_connections, *max_subscriptions,
-		*snapshot_limit, *change_retention;
+		*snapshot_limit, *change_retention, *max_message, *send_queue,
+		*idle_timeout, *ping_interval;
 } raw_realtime;
 typedef struct raw_dev {
 	char *watch, *admin_ui;
@@ -320,6 +321,10 @@ static const cyaml_schema_field_t realtime_f[] = {
 	STR("max_subscriptions", raw_realtime, max_subscriptions),
 	STR("snapshot_limit", raw_realtime, snapshot_limit),
 	STR("change_retention", raw_realtime, change_retention),
+	STR("max_message", raw_realtime, max_message),
+	STR("send_queue", raw_realtime, send_queue),
+	STR("idle_timeout", raw_realtime, idle_timeout),
+	STR("ping_interval", raw_realtime, ping_interval),
 	CYAML_FIELD_END
 };
 static const cyaml_schema_field_t dev_f[] = {
@@ -1361,6 +1366,15 @@ static void type_rest(tctx *t, const raw_top *r)
 	c->realtime.change_retention_ms = get_duration(
 		t, "realtime.change_retention", rt->change_retention, 1000,
 		86400000);
+	c->realtime.max_message = get_size(t, "realtime.max_message",
+					   rt->max_message, 1024, 64 * 1024);
+	c->realtime.send_queue = get_size(t, "realtime.send_queue",
+					  rt->send_queue, 4096,
+					  4 * 1024 * 1024);
+	c->realtime.idle_timeout_ms = get_duration(
+		t, "realtime.idle_timeout", rt->idle_timeout, 100, 60000);
+	c->realtime.ping_interval_ms = get_duration(
+		t, "realtime.ping_interval", rt->ping_interval, 100, 30000);
 
 	c->dev.watch = get_bool(t, "dev.watch", d->watch, true);
 	c->dev.admin_ui = get_bool(t, "dev.admin_ui", d->admin_ui, true);
@@ -1768,6 +1782,10 @@ char *alyx__config_to_json(const alyx__config *c, bool mask)
 	jint(&b, &f, "max_subscriptions", c->realtime.max_subscriptions);
 	jint(&b, &f, "snapshot_limit", c->realtime.snapshot_limit);
 	jint(&b, &f, "change_retention", c->realtime.change_retention_ms);
+	jint(&b, &f, "max_message", c->realtime.max_message);
+	jint(&b, &f, "send_queue", c->realtime.send_queue);
+	jint(&b, &f, "idle_timeout", c->realtime.idle_timeout_ms);
+	jint(&b, &f, "ping_interval", c->realtime.ping_interval_ms);
 	alyx__buf_addc(&b, '}');
 
 	jkey(&b, &top, "dev");

@@ -124,6 +124,10 @@ typedef struct alyx__config {
 		int max_subscriptions;	/* 100 per connection */
 		int snapshot_limit;	/* 1000 documents */
 		int64_t change_retention_ms; /* 24h of _alyx_changes */
+		int64_t max_message;	/* 64 KiB: a client message */
+		int64_t send_queue;	/* 4 MiB: unsent bytes per connection */
+		int64_t idle_timeout_ms; /* 60s without subscriptions */
+		int64_t ping_interval_ms; /* 30s: keepalive pings */
 	} realtime;
 	struct {
 		bool watch;		/* true */

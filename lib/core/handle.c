@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "core/config.h"
 #include "functions/functions.h"
@@ -26,8 +27,10 @@ static pthread_rwlock_t live_lock = PTHREAD_RWLOCK_INITIALIZER;
 static const alyx **live;
 static size_t n_live, cap_live;
 
-/* This thread's group (alyx__group_begin) and read pass. */
+/* This thread's group (alyx__group_begin/open) and read pass; a group
+ * made by alyx__group_open also takes this thread's reads. */
 static _Thread_local alyx *tl_group;
+static _Thread_local bool tl_group_reads;
 static _Thread_local struct {
 	alyx *a;
 	struct alyx__reader *r;
@@ -196,6 +199,12 @@ int alyx__reader_get(alyx *a, alyx__rd *rd, alyx__err *err)
 	int rc;
 
 	memset(rd, 0, sizeof(*rd));
+	if (tl_group == a && tl_group_reads) {
+		/* Inside a function's transaction: read its own writes. */
+		rd->db = a->wdb;
+		rd->pass = true;
+		return ALYX_OK;
+	}
 	if (tl_pass.a == a && tl_pass.r) {
 		rd->r = tl_pass.r;
 		rd->pass = true;
@@ -360,6 +369,62 @@ out:
 	return quiet_finish(a, &err);
 }
 
+int alyx__group_open(alyx *a, int64_t wait_ms, alyx__err *err)
+{
+	struct timespec ts;
+	int e;
+
+	if (tl_group)
+		return alyx__err_set(err, ALYX_E_MISUSE, NULL,
+				     "groups do not nest");
+	if (!a->wdb)
+		return alyx__err_set(err, ALYX_E_MISUSE, NULL,
+				     "the handle was opened read-only");
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += wait_ms / 1000;
+	ts.tv_nsec += (wait_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	e = pthread_mutex_timedlock(&a->wmu, &ts);
+	if (e)
+		return alyx__err_set(err, ALYX_E_BUSY, NULL,
+				     "the database writer stayed busy for "
+				     "%lld ms", (long long)wait_ms);
+	if (alyx__tx_begin(a->wdb, true, err) != ALYX_OK) {
+		pthread_mutex_unlock(&a->wmu);
+		return err->code;
+	}
+	tl_group = a;
+	tl_group_reads = true;
+	return ALYX_OK;
+}
+
+int alyx__group_close(alyx *a, bool ok, alyx__err *err)
+{
+	int rc = ALYX_OK;
+
+	if (tl_group != a)
+		return alyx__err_set(err, ALYX_E_MISUSE, NULL,
+				     "no group open on this handle");
+	tl_group = NULL;
+	tl_group_reads = false;
+	if (ok)
+		rc = alyx__tx_commit(a->wdb, err);
+	if (!ok || rc != ALYX_OK)
+		alyx__tx_rollback(a->wdb);
+	pthread_mutex_unlock(&a->wmu);
+	if (ok && rc == ALYX_OK)
+		alyx__rt_notify(a);
+	return rc;
+}
+
+bool alyx__group_held(const alyx *a)
+{
+	return a && tl_group == a;
+}
+
 int alyx__group_end(alyx *a)
 {
 	alyx__err err = {0};
@@ -370,6 +435,7 @@ int alyx__group_end(alyx *a)
 		goto out;
 	}
 	tl_group = NULL;
+	tl_group_reads = false;
 	alyx__tx_commit(a->wdb, &err);
 	pthread_mutex_unlock(&a->wmu);
 	if (err.code == ALYX_OK)
@@ -727,6 +793,7 @@ ALYX_API void alyx_close(alyx *a)
 	}
 	if (tl_group == a) {
 		tl_group = NULL;
+		tl_group_reads = false;
 		alyx__tx_rollback(a->wdb);
 		pthread_mutex_unlock(&a->wmu);
 	}

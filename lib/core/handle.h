@@ -104,6 +104,17 @@ int alyx__wtx_end(alyx__wtx *t, bool ok, alyx__err *err);
  */
 int alyx__group_begin(alyx *a);
 int alyx__group_end(alyx *a);
+/*
+ * The same group for code that keeps its own error (lib/functions: a
+ * function's ctx.db.transaction).  open waits at most wait_ms for the
+ * writer (ALYX_E_BUSY after that); close commits when ok (realtime is
+ * woken) and rolls back otherwise.  While a thread holds such a group,
+ * its reads on that handle use the writer connection, so they see the
+ * group's own uncommitted writes (a group_begin group's reads do not).
+ */
+int alyx__group_open(alyx *a, int64_t wait_ms, alyx__err *err);
+int alyx__group_close(alyx *a, bool ok, alyx__err *err);
+bool alyx__group_held(const alyx *a);
 
 /*
  * Read passes: begin takes a reader connection for this thread and opens

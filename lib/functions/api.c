@@ -2,6 +2,7 @@
  * api.c - the public functions API: alyx_invoke(), alyx_functions_json().
  */
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -9,6 +10,14 @@
 #include "core/config.h"
 #include "core/handle.h"
 #include "functions/functions.h"
+
+static double mono_ms_f(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
 
 static int enabled(alyx *a, alyx__err *err)
 {
@@ -82,7 +91,15 @@ ALYX_API int alyx_invoke(alyx *a, const alyx_ctx *ctx, const char *name,
 			goto out;
 		}
 	}
-	rc = alyx__fn_call(fn, &d, input_json, len, auth_text, out, &err);
+	{
+		double t0 = mono_ms_f();
+
+		rc = alyx__fn_call(fn, &d, input_json, len, auth_text, out,
+				   &err);
+		alyx__fn_log_call(alyx__fn_logbook_of(fn), d.name, rc, err.msg,
+				  rc == ALYX_OK ? *out : err.details,
+				  mono_ms_f() - t0);
+	}
 out:
 	cJSON_free(auth_text);
 	cJSON_Delete(auth);
@@ -124,6 +141,38 @@ ALYX_API int alyx_functions_json(alyx *a, char **out)
 	if (!*out)
 		rc = alyx__err_set(&err, ALYX_E_NOMEM, NULL, "out of memory");
 out:
+	alyx__buf_free(&b);
+	return alyx__finish(a, &err);
+}
+
+ALYX_API int alyx_function_logs_json(alyx *a, const char *name, char **out)
+{
+	alyx__err err = {0};
+	alyx__fn_def d = {0};
+	struct alyx__fn *fn;
+	alyx_buf b;
+	int rc;
+
+	if (out)
+		*out = NULL;
+	alyx__buf_init(&b, 0);
+	rc = alyx__enter(a, &err);
+	if (rc == ALYX_OK && (!out || !name))
+		rc = alyx__err_set(&err, ALYX_E_MISUSE, NULL,
+				   "alyx_function_logs_json: name and out "
+				   "are required");
+	if (rc == ALYX_OK)
+		rc = alyx__fn_get(a, &fn, &err);
+	if (rc == ALYX_OK)
+		rc = alyx__fn_lookup(alyx__fn_registry(fn), name, &d, &err);
+	if (rc != ALYX_OK)
+		goto out;
+	alyx__fn_logs_json(alyx__fn_logbook_of(fn), d.name, &b);
+	*out = alyx__buf_take(&b);
+	if (!*out)
+		rc = alyx__err_set(&err, ALYX_E_NOMEM, NULL, "out of memory");
+out:
+	alyx__fn_def_clear(&d);
 	alyx__buf_free(&b);
 	return alyx__finish(a, &err);
 }

@@ -47,6 +47,8 @@ typedef struct alyx__fn_def {
 	bool network;		/* manifest `network: true` */
 	char *env_json;		/* the manifest env, expanded: JSON object */
 	char *error;		/* a broken manifest: why (NULL when fine) */
+	int64_t gen;		/* bumped when functions/_shared changes:
+				 * executors of an older one are replaced */
 } alyx__fn_def;
 
 void alyx__fn_def_clear(alyx__fn_def *d);
@@ -93,5 +95,89 @@ const char *alyx__fn_runtime_name(int rt);
 /* Expands ${VAR} and ${VAR:-default} from the environment; NULL when out
  * of memory, or (with *bad set) on an unterminated ${. */
 char *alyx__fn_expand_env(const char *s, bool *bad);
+
+/* ---- per-function logs for the admin UI (logs.c) ---- */
+typedef struct alyx__fn_logbook alyx__fn_logbook;
+alyx__fn_logbook *alyx__fn_logbook_new(void);
+void alyx__fn_logbook_free(alyx__fn_logbook *lb);
+/* Records one invocation of `name`: outcome rc (message msg), its
+ * response line or error details `json` (for "logs" and "request_id";
+ * may be NULL) and its duration. */
+void alyx__fn_log_call(alyx__fn_logbook *lb, const char *name, int rc,
+		       const char *msg, const char *json, double duration_ms);
+/* Appends {"function","max_entries","entries":[...oldest first]} to b. */
+void alyx__fn_logs_json(alyx__fn_logbook *lb, const char *name,
+			alyx_buf *b);
+/* The logbook of fn (pool.c). */
+alyx__fn_logbook *alyx__fn_logbook_of(struct alyx__fn *fn);
+
+/* ---- the internal API: ctx.db (internal.c; docs/functions.md) ----
+ *
+ * Every invocation gets a token ("itk_<id>_<secret>") that authorizes the
+ * internal database API (/internal/v1/db/query, /exec, /tx) for as long
+ * as the invocation runs.  The requests run on the invoking thread, as
+ * trusted code (ctx NULL), whether they arrive on the executor's own
+ * pipe or over HTTP (handed to that thread and answered through a
+ * callback), so a transaction stays on one thread and one writer
+ * connection. */
+
+/* A transaction may stay open this long (then it is rolled back); also
+ * the longest wait for the database writer when it begins. */
+#define ALYX__FN_TX_MS 5000
+
+enum {
+	ALYX__FN_DB_QUERY,	/* /internal/v1/db/query */
+	ALYX__FN_DB_EXEC,	/* /internal/v1/db/exec */
+	ALYX__FN_DB_TX,		/* /internal/v1/db/tx */
+	ALYX__FN_DB_COUNT
+};
+/* ALYX__FN_DB_* for a path, or -1. */
+int alyx__fn_db_route(const char *path);
+
+typedef struct alyx__fn_inv alyx__fn_inv;
+
+/* Registers an invocation of d on this thread with a fresh token that
+ * expires after ttl_ms at the latest. */
+int alyx__fn_inv_begin(struct alyx *a, const alyx__fn_def *d, int64_t ttl_ms,
+		       alyx__fn_inv **out, alyx__err *err);
+const char *alyx__fn_inv_token(const alyx__fn_inv *inv);
+/* Appends the request context's internal API keys: ,"internal_token",
+ * "alyx_url" (when a server runs) and "db_transport": "pipe", or "http"
+ * when $ALYX_FUNCTIONS_DB is "http" and a server runs. */
+void alyx__fn_inv_context(const alyx__fn_inv *inv, alyx_buf *b);
+/* The address of a's HTTP server (NULL: none), for alyx_url. */
+void alyx__fn_set_url(struct alyx *a, const char *url);
+/* Ends it (same thread): rolls back an open transaction, revokes the
+ * token and fails requests that arrived over HTTP and were not run. */
+void alyx__fn_inv_end(alyx__fn_inv *inv);
+
+/* I/O results of one exchange with an executor. */
+enum { ALYX__IO_OK, ALYX__IO_TIMEOUT, ALYX__IO_EOF, ALYX__IO_TOOBIG,
+       ALYX__IO_ERR };
+
+/* Reads the executor's answer (one line, without '\n', into line) from
+ * out_fd before the deadline, meanwhile answering its internal API
+ * requests (lines starting {"internal":) on in_fd and running those
+ * that arrive over HTTP for this invocation.  inv may be NULL (no
+ * internal API). */
+int alyx__fn_converse(alyx__fn_inv *inv, int in_fd, int out_fd,
+		      alyx_buf *line, int64_t deadline);
+
+/* Writes all of s to fd before the deadline (pool.c). */
+int alyx__fn_write_all(int fd, const char *s, size_t n, int64_t deadline,
+		       bool *timed_out);
+
+/* Answer of a request submitted over HTTP: rc is ALYX_OK with `body`
+ * (JSON text, the callee frees it with alyx__free) or an error code with
+ * msg and details (JSON object text or NULL).  Called once, on the
+ * invoking thread or, when the token is refused, on the caller's. */
+typedef void (*alyx__fn_db_cb)(void *ud, int rc, char *body, const char *msg,
+			       const char *details);
+/* Hands one internal API request (route ALYX__FN_DB_*) authorized by
+ * `token` to its invocation.  A token that is missing, wrong, expired
+ * or revoked is answered at once with ALYX_E_UNAUTHORIZED. */
+void alyx__fn_db_submit(struct alyx *a, const char *token, int route,
+			const char *body, size_t len, alyx__fn_db_cb cb,
+			void *ud);
 
 #endif

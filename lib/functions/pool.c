@@ -47,6 +47,7 @@ typedef struct worker {
 	bool busy;
 	int64_t last_used;	/* monotonic ms */
 	int64_t calls;
+	int64_t gen;		/* of functions/_shared when started */
 	struct worker *next;
 } worker;
 
@@ -76,6 +77,7 @@ struct alyx__fn {
 	pthread_mutex_t mu;
 	pool *pools;
 	int64_t seq;
+	alyx__fn_logbook *logs;	/* per-function logs (logs.c) */
 };
 
 /* ---- helpers ---- */
@@ -285,6 +287,11 @@ static int fn_new(alyx *a, struct alyx__fn **out, alyx__err *err)
 		}
 	}
 	fn->fn_dir = dir;
+	fn->logs = alyx__fn_logbook_new();
+	if (!fn->logs) {
+		rc = alyx__err_set(err, ALYX_E_NOMEM, NULL, "out of memory");
+		goto out;
+	}
 	rc = alyx__fn_reg_new(dir, a->cfg, &fn->reg, err);
 	if (rc != ALYX_OK)
 		goto out;
@@ -342,6 +349,7 @@ void alyx__fn_free(struct alyx__fn *fn)
 		alyx__free(p);
 	}
 	alyx__fn_reg_free(fn->reg);
+	alyx__fn_logbook_free(fn->logs);
 	for (i = 0; i < ALYX__RT_COUNT; i++)
 		alyx__free(fn->interp[i]);
 	alyx__free(fn->bwrap);
@@ -650,6 +658,7 @@ static pool *pool_get(struct alyx__fn *fn, const alyx__fn_def *d,
 			alyx__err_clear(&e2);
 			break;
 		}
+		w->gen = d->gen;
 	}
 	return p;
 }
@@ -690,17 +699,26 @@ static int acquire(struct alyx__fn *fn, pool *p, const alyx__fn_def *d,
 	*out = NULL;
 	reap_idle(p, alyx__mono_ms());
 	for (;;) {
-		worker *w;
+		worker *w, *next;
 		struct timespec ts;
 		int64_t left;
 
-		for (w = p->workers; w; w = w->next)
-			if (!w->busy)
+		for (w = p->workers; w; w = next) {
+			next = w->next;
+			if (w->busy)
+				continue;
+			if (w->gen >= d->gen)
 				break;
+			/* functions/_shared changed since it started: its
+			 * cached helpers are stale. */
+			worker_kill(p, w);
+			p->replaced++;
+		}
 		if (!w && p->n < p->cfg->max_instances) {
 			rc = spawn(fn, p, &w, err);
 			if (rc != ALYX_OK)
 				break;
+			w->gen = d->gen;
 		}
 		if (w) {
 			w->busy = true;
@@ -743,8 +761,8 @@ static int acquire(struct alyx__fn *fn, pool *p, const alyx__fn_def *d,
 /* Writes all of s to fd before the deadline.  SIGPIPE is blocked on
  * this thread for the write, and a SIGPIPE it raised is consumed, so a
  * dead executor is an EPIPE, never a signal to the host. */
-static int write_all(int fd, const char *s, size_t n, int64_t deadline,
-		     bool *timed_out)
+int alyx__fn_write_all(int fd, const char *s, size_t n, int64_t deadline,
+		       bool *timed_out)
 {
 	sigset_t pipe_set, old;
 	int rc = 0;
@@ -790,45 +808,10 @@ static int write_all(int fd, const char *s, size_t n, int64_t deadline,
 	return rc;
 }
 
-enum { IO_OK, IO_TIMEOUT, IO_EOF, IO_TOOBIG, IO_ERR };
-
-/* Reads one line (without its '\n') into b before the deadline. */
-static int read_line(int fd, alyx_buf *b, int64_t deadline)
-{
-	char chunk[65536];
-
-	for (;;) {
-		ssize_t r = read(fd, chunk, sizeof(chunk));
-
-		if (r > 0) {
-			char *nl = memchr(chunk, '\n', (size_t)r);
-
-			alyx__buf_add(b, chunk, nl ? (size_t)(nl - chunk) :
-						     (size_t)r);
-			if (b->err == ALYX_E_TOOBIG)
-				return IO_TOOBIG;
-			if (b->err)
-				return IO_ERR;
-			if (nl)
-				return IO_OK;
-			continue;
-		}
-		if (r == 0)
-			return IO_EOF;
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN) {
-			struct pollfd pf = {fd, POLLIN, 0};
-			int64_t left = deadline - alyx__mono_ms();
-
-			if (left <= 0)
-				return IO_TIMEOUT;
-			poll(&pf, 1, (int)(left > INT_MAX ? INT_MAX : left));
-			continue;
-		}
-		return IO_ERR;
-	}
-}
+#define IO_OK ALYX__IO_OK
+#define IO_TIMEOUT ALYX__IO_TIMEOUT
+#define IO_EOF ALYX__IO_EOF
+#define IO_TOOBIG ALYX__IO_TOOBIG
 
 /* ---- one invocation ---- */
 
@@ -837,7 +820,8 @@ static int read_line(int fd, alyx_buf *b, int64_t deadline)
  * a JSON object; line breaks (whitespace outside strings in valid JSON)
  * become spaces so the request stays one line. */
 static char *request_line(const alyx__fn_def *d, const char *rid,
-			  const char *input, size_t len, const char *auth)
+			  const char *input, size_t len, const char *auth,
+			  const alyx__fn_inv *inv)
 {
 	alyx_buf b;
 	size_t i, start;
@@ -860,6 +844,7 @@ static char *request_line(const alyx__fn_def *d, const char *rid,
 	alyx__buf_adds(&b, auth ? auth : "null");
 	alyx__buf_adds(&b, ",\"env\":");
 	alyx__buf_adds(&b, d->env_json);
+	alyx__fn_inv_context(inv, &b);
 	alyx__buf_adds(&b, "}}\n");
 	return alyx__buf_take(&b);
 }
@@ -999,6 +984,7 @@ int alyx__fn_call(struct alyx__fn *fn, const alyx__fn_def *d,
 		  alyx__err *err)
 {
 	char rid[48], *req = NULL, extra[160];
+	alyx__fn_inv *inv = NULL;
 	worker *w = NULL;
 	pool *p;
 	alyx_buf line;
@@ -1012,7 +998,13 @@ int alyx__fn_call(struct alyx__fn *fn, const alyx__fn_def *d,
 	snprintf(rid, sizeof(rid), "req_%lld_%d", (long long)++fn->seq,
 		 (int)getpid());
 	pthread_mutex_unlock(&fn->mu);
-	req = request_line(d, rid, input, len, auth);
+	/* The token lives while the call may wait for an executor and
+	 * run; it is revoked when the call ends. */
+	rc = alyx__fn_inv_begin(fn->a, d, 2 * d->timeout_ms + 1000, &inv,
+				err);
+	if (rc != ALYX_OK)
+		goto out;
+	req = request_line(d, rid, input, len, auth, inv);
 	if (!req) {
 		rc = alyx__err_set(err, ALYX_E_NOMEM, NULL, "out of memory");
 		goto out;
@@ -1025,9 +1017,10 @@ int alyx__fn_call(struct alyx__fn *fn, const alyx__fn_def *d,
 		if (rc != ALYX_OK)
 			goto out;
 		deadline = alyx__mono_ms() + d->timeout_ms;
-		if (write_all(w->in_fd, req, strlen(req), deadline,
-			      &timed_out) == 0) {
-			io = read_line(w->out_fd, &line, deadline);
+		if (alyx__fn_write_all(w->in_fd, req, strlen(req), deadline,
+				       &timed_out) == 0) {
+			io = alyx__fn_converse(inv, w->in_fd, w->out_fd,
+					       &line, deadline);
 			break;
 		}
 		io = timed_out ? IO_TIMEOUT : IO_EOF;
@@ -1102,7 +1095,8 @@ out:
 			p->replaced++;
 			/* A fresh executor replaces it (started now, so the
 			 * next call does not pay the start-up). */
-			spawn(fn, p, &fresh, &e2);
+			if (spawn(fn, p, &fresh, &e2) == ALYX_OK)
+				fresh->gen = d->gen;
 			alyx__err_clear(&e2);
 		} else {
 			w->busy = false;
@@ -1112,6 +1106,7 @@ out:
 		pthread_cond_signal(&p->cv);
 		pthread_mutex_unlock(&fn->mu);
 	}
+	alyx__fn_inv_end(inv);
 	alyx__free(req);
 	alyx__buf_free(&line);
 	return rc;
@@ -1156,4 +1151,9 @@ const char *alyx__fn_sandbox(struct alyx__fn *fn)
 alyx__fn_reg *alyx__fn_registry(struct alyx__fn *fn)
 {
 	return fn->reg;
+}
+
+alyx__fn_logbook *alyx__fn_logbook_of(struct alyx__fn *fn)
+{
+	return fn->logs;
 }

@@ -36,6 +36,8 @@ struct alyx__fn_reg {
 	bool racy;			/* the directory changed just before
 					 * the scan (within a coarse timestamp
 					 * tick): scan again next time */
+	uint64_t shared_stamp;		/* of functions/_shared (below) */
+	int64_t gen;			/* times it changed */
 };
 
 void alyx__fn_def_clear(alyx__fn_def *d)
@@ -391,6 +393,57 @@ swap:
 	return ALYX_OK;
 }
 
+/* FNV-1a over the names, sizes and mtimes of everything under dir (at
+ * most 8 levels, 4096 entries; hidden entries, __pycache__ and
+ * node_modules skipped): changes when a shared helper is edited, added
+ * or removed. */
+static void stamp_tree(const char *dir, int depth, int *budget,
+		       uint64_t *h)
+{
+	DIR *d = depth < 8 ? opendir(dir) : NULL;
+	struct dirent *e;
+
+	while (d && (e = readdir(d)) && (*budget)-- > 0) {
+		char path[PATH_MAX];
+		struct stat st;
+		const unsigned char *p;
+		int64_t v[3];
+		size_t i;
+
+		if (e->d_name[0] == '.' || !strcmp(e->d_name, "__pycache__") ||
+		    !strcmp(e->d_name, "node_modules"))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (lstat(path, &st) != 0)
+			continue;
+		v[0] = (int64_t)st.st_size;
+		v[1] = (int64_t)st.st_mtim.tv_sec;
+		v[2] = (int64_t)st.st_mtim.tv_nsec;
+		for (p = (const unsigned char *)path; *p; p++)
+			*h = (*h ^ *p) * 1099511628211ull;
+		for (p = (const unsigned char *)v, i = 0; i < sizeof(v);
+		     i++)
+			*h = (*h ^ p[i]) * 1099511628211ull;
+		if (S_ISDIR(st.st_mode))
+			stamp_tree(path, depth + 1, budget, h);
+	}
+	if (d)
+		closedir(d);
+}
+
+static void check_shared(alyx__fn_reg *r)
+{
+	char path[PATH_MAX];
+	uint64_t h = 14695981039346656037ull;
+	int budget = 4096;
+
+	snprintf(path, sizeof(path), "%s/_shared", r->dir);
+	stamp_tree(path, 0, &budget, &h);
+	if (r->scanned_ms && h != r->shared_stamp)
+		r->gen++;
+	r->shared_stamp = h;
+}
+
 /* Rescans when due (r->mu held). */
 static int refresh(alyx__fn_reg *r, alyx__err *err)
 {
@@ -407,6 +460,7 @@ static int refresh(alyx__fn_reg *r, alyx__err *err)
 		return ALYX_OK;
 	if (scan(r, err) != ALYX_OK)
 		return err->code;
+	check_shared(r);
 	r->scanned_ms = now;
 	r->dir_mtime = st.st_mtim;
 	r->racy = alyx__now_ms() - ((int64_t)st.st_mtim.tv_sec * 1000 +
@@ -487,6 +541,7 @@ int alyx__fn_lookup(alyx__fn_reg *r, const char *name, alyx__fn_def *d,
 		goto out;
 	}
 	*d = *s;
+	d->gen = r->gen;
 	d->name = alyx__strdup(s->name);
 	d->file = alyx__strdup(s->file);
 	d->env_json = alyx__strdup(s->env_json);

@@ -54,6 +54,13 @@ enum alyx__route {
 	R_AUTH_PROVIDERS,	/* /api/auth/providers */
 	R_AUTH_OAUTH,		/* /api/auth/oauth/:provider */
 	R_AUTH_OAUTH_CB,	/* /api/auth/oauth/:provider/callback */
+	R_REALTIME,	/* /api/realtime: ws.c */
+	R_FUNCTION,		/* POST /api/functions/:name: fn-routes.c */
+	R_ADMIN_FUNCTIONS,	/* GET /api/admin/functions */
+	R_ADMIN_FN_LOGS,	/* GET /api/admin/functions/:name/logs */
+	R_INTERNAL_QUERY,	/* POST /internal/v1/db/query|exec|tx */
+	R_INTERNAL_EXEC,
+	R_INTERNAL_TX,
 	R_NONE,		/* no route matched */
 	R_COUNT
 };
@@ -98,9 +105,9 @@ void alyx__metrics_record(alyx__metrics *m, int route, int method,
 
 /* ---- write jobs ---- */
 enum alyx__job_op { JOB_CREATE, JOB_UPDATE, JOB_DELETE, JOB_BATCH,
-		   JOB_WEBHOOK,	/* outbound.c: POST body to url */
-		   JOB_OAUTH	/* outbound.c: an OAuth callback */
-};
+		   JOB_WEBHOOK,	/* outbound.c: POST body to the webhook */
+		   JOB_OAUTH,	/* outbound.c: an OAuth callback */
+		   JOB_INVOKE, JOB_INTERNAL };
 
 typedef struct alyx__job {
 	struct alyx__job *next;
@@ -117,6 +124,7 @@ typedef struct alyx__job {
 	char *out;		/* success JSON (alyx_free) */
 	char *err_msg;		/* alyx__malloc'd */
 	char *err_details;	/* JSON object text, alyx__malloc'd */
+	alyx_ctx *ctx;		/* JOB_INVOKE: the caller (NULL: anonymous) */
 } alyx__job;
 
 void alyx__job_free(alyx__job *j);
@@ -179,6 +187,7 @@ typedef struct alyx__svc {
 	uint64_t rid_seq;
 	char rid_prefix[17];
 	alyx__metrics metrics;
+	struct alyx__wsq *wsq;	/* realtime frames for this thread (ws.c) */
 } alyx__svc;
 
 /* ---- the server ---- */
@@ -220,6 +229,8 @@ struct alyx_server {
 	alyx__job *oq_head, *oq_tail;
 	size_t oq_len;
 	bool oquit;
+	/* function invocations and internal API requests (fn-routes.c) */
+	struct alyx__fnq *fnq;
 
 	_Atomic bool stopping;
 	_Atomic int inflight;
@@ -230,6 +241,8 @@ struct alyx_server {
 	pthread_mutex_t oa_mu;
 	char *oa_schema;	/* schema JSON the cache was built from */
 	char *oa_doc;
+
+	struct alyx__ws *ws;	/* realtime: dispatch thread, limits (ws.c) */
 };
 
 /* server.c */
@@ -251,6 +264,8 @@ int alyx__svc_init(alyx__svc *t, alyx__err *err);
 void *alyx__svc_main(void *arg);
 void alyx__svc_destroy(alyx__svc *t);
 void alyx__svc_read_pass(alyx__svc *t);	/* begin lazily */
+/* WSI_DESTROY of a connection this thread accepted (any protocol). */
+void alyx__svc_conn_gone(alyx__svc *t, struct lws *wsi);
 
 /* writer.c */
 int alyx__writer_start(struct alyx_server *s, alyx__err *err);
@@ -259,9 +274,20 @@ bool alyx__writer_push(struct alyx_server *s, alyx__job *j);
 void alyx__writer_stop(struct alyx_server *s);
 /* On the owning service thread: answers every finished job. */
 void alyx__svc_take_done(alyx__svc *t);
-/* Hands finished jobs back to their service threads (one wake-up per
- * thread). */
+/* Hands finished jobs back to their service threads (any thread). */
 void alyx__jobs_deliver(struct alyx_server *s, alyx__job *list);
+
+/* fn-routes.c: functions over HTTP.  Invocations run on worker threads
+ * (started on demand), internal API requests on their invocation's
+ * thread; both are answered like queued writes. */
+int alyx__h_functions(struct alyx__svc *t, struct alyx__req *r);
+/* The reply of a finished JOB_INVOKE / JOB_INTERNAL. */
+int alyx__fn_job_reply(struct alyx__svc *t, struct alyx__req *r,
+		       alyx__job *j);
+int alyx__fnq_start(struct alyx_server *s, alyx__err *err);
+/* Waits for running invocations and internal requests, stops the
+ * workers (before the service threads go). */
+void alyx__fnq_stop(struct alyx_server *s);
 /* Records the handle's last error in the job (rc, message, details). */
 void alyx__job_capture(alyx *a, alyx__job *j);
 
@@ -281,6 +307,26 @@ int alyx__req_body_done(alyx__svc *t, alyx__req *r);
 int alyx__req_writeable(alyx__svc *t, alyx__req *r);
 void alyx__req_cleanup(alyx__svc *t, alyx__req *r);
 
+
+/* ws.c: GET /api/realtime (docs/realtime.md).  The WebSocket protocol
+ * ("alyx-realtime", the vhost's default for upgrades) of every service
+ * thread's context; its per-session data is one pointer. */
+#define ALYX_WS_PROTOCOL "alyx-realtime"
+int alyx__ws_cb(struct lws *wsi, enum lws_callback_reasons reason,
+		void *user, void *in, size_t len);
+/* Creates the server's realtime state; starts the dispatch thread. */
+int alyx__ws_start(struct alyx_server *s, alyx__err *err);
+/* Ends the dispatch thread (after the service threads) and frees. */
+void alyx__ws_stop(struct alyx_server *s);
+/* Per service thread: its frame queue. */
+int alyx__ws_svc_init(alyx__svc *t, alyx__err *err);
+/* On the service thread before its context goes: no more frames. */
+void alyx__ws_svc_end(alyx__svc *t);
+void alyx__ws_svc_free(alyx__svc *t);
+/* LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: 0 to upgrade, else (after an error
+ * reply) -1 to hang up. */
+int alyx__ws_confirm(alyx__svc *t, struct lws *wsi, alyx__req *r,
+		     const char *upgrade);
 
 /* reply.c */
 const char *alyx__status_text(int status);

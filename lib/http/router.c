@@ -38,6 +38,13 @@ static const char *const route_labels[R_COUNT] = {
 	[R_AUTH_PROVIDERS] = "/api/auth/providers",
 	[R_AUTH_OAUTH] = "/api/auth/oauth/:provider",
 	[R_AUTH_OAUTH_CB] = "/api/auth/oauth/:provider/callback",
+	[R_REALTIME] = "/api/realtime",
+	[R_FUNCTION] = "/api/functions/:name",
+	[R_ADMIN_FUNCTIONS] = "/api/admin/functions",
+	[R_ADMIN_FN_LOGS] = "/api/admin/functions/:name/logs",
+	[R_INTERNAL_QUERY] = "/internal/v1/db/query",
+	[R_INTERNAL_EXEC] = "/internal/v1/db/exec",
+	[R_INTERNAL_TX] = "/internal/v1/db/tx",
 	[R_NONE] = "unmatched",
 };
 
@@ -80,6 +87,13 @@ static const unsigned route_methods[R_COUNT] = {
 	[R_AUTH_PROVIDERS] = B(M_GET),
 	[R_AUTH_OAUTH] = B(M_GET),
 	[R_AUTH_OAUTH_CB] = B(M_GET),
+	[R_REALTIME] = B(M_GET),
+	[R_FUNCTION] = B(M_POST),
+	[R_ADMIN_FUNCTIONS] = B(M_GET),
+	[R_ADMIN_FN_LOGS] = B(M_GET),
+	[R_INTERNAL_QUERY] = B(M_POST),
+	[R_INTERNAL_EXEC] = B(M_POST),
+	[R_INTERNAL_TX] = B(M_POST),
 	[R_NONE] = 0,
 };
 
@@ -105,9 +119,45 @@ static const struct {
 	{"/api/auth/request-password-reset", R_AUTH_REQ_RESET},
 	{"/api/auth/confirm-password-reset", R_AUTH_CONFIRM_RESET},
 	{"/api/auth/providers", R_AUTH_PROVIDERS},
+	{"/api/realtime", R_REALTIME},
+	{"/api/admin/functions", R_ADMIN_FUNCTIONS},
+	{"/internal/v1/db/query", R_INTERNAL_QUERY},
+	{"/internal/v1/db/exec", R_INTERNAL_EXEC},
+	{"/internal/v1/db/tx", R_INTERNAL_TX},
 };
 
 #define COLL_PREFIX "/api/collections/"
+#define FN_PREFIX "/api/functions/"
+#define FN_ADMIN_PREFIX "/api/admin/functions/"
+
+/* /api/functions/:name and /api/admin/functions/:name/logs; the name
+ * goes to r->coll. */
+static int function_route(alyx__req *r)
+{
+	const char *p = r->path;
+	bool admin = !strncmp(p, FN_ADMIN_PREFIX, strlen(FN_ADMIN_PREFIX));
+	char *name, *rest;
+
+	if (!admin && strncmp(p, FN_PREFIX, strlen(FN_PREFIX)))
+		return R_NONE;
+	r->segs = alyx__strdup(p + strlen(admin ? FN_ADMIN_PREFIX :
+					  FN_PREFIX));
+	if (!r->segs)
+		return R_NONE;
+	name = r->segs;
+	rest = strchr(name, '/');
+	if (rest)
+		*rest++ = '\0';
+	if (admin ? !rest || strcmp(rest, "logs") : rest != NULL)
+		return R_NONE;
+	if (!*name || strlen(name) > 64 ||
+	    strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		   "0123456789_-") != strlen(name))
+		return R_NONE;
+	r->coll = name;
+	return admin ? R_ADMIN_FN_LOGS : R_FUNCTION;
+}
+
 #define OAUTH_PREFIX "/api/auth/oauth/"
 
 /* /api/auth/oauth/:provider[/callback]; the provider name goes in
@@ -164,7 +214,7 @@ static int route_of(alyx_server *s, alyx__req *r)
 	if (!strncmp(p, OAUTH_PREFIX, strlen(OAUTH_PREFIX)))
 		return oauth_route(r, p + strlen(OAUTH_PREFIX));
 	if (strncmp(p, COLL_PREFIX, strlen(COLL_PREFIX)))
-		return R_NONE;
+		return function_route(r);
 	r->segs = alyx__strdup(p + strlen(COLL_PREFIX));
 	if (!r->segs)
 		return R_NONE;
@@ -513,6 +563,19 @@ static int dispatch(alyx__svc *t, alyx__req *r)
 	case R_AUTH_OAUTH:
 	case R_AUTH_OAUTH_CB:
 		return alyx__h_auth(t, r);
+	case R_REALTIME:
+		/* A plain GET: the WebSocket handshake goes to ws.c. */
+		return alyx__reply_error_h(t, r, 426, "UPGRADE_REQUIRED",
+			"/api/realtime is a WebSocket endpoint (send "
+			"Upgrade: websocket)", NULL,
+			"Upgrade: websocket\r\nConnection: Upgrade\r\n");
+	case R_FUNCTION:
+	case R_ADMIN_FUNCTIONS:
+	case R_ADMIN_FN_LOGS:
+	case R_INTERNAL_QUERY:
+	case R_INTERNAL_EXEC:
+	case R_INTERNAL_TX:
+		return alyx__h_functions(t, r);
 	default:
 		return h_text(t, r);
 	}
@@ -788,6 +851,8 @@ int alyx__req_writeable(alyx__svc *t, alyx__req *r)
 	r->job = NULL;
 	if (j->op == JOB_OAUTH) {
 		n = alyx__h_oauth_done(t, r, j);
+	} else if (j->op == JOB_INVOKE || j->op == JOB_INTERNAL) {
+		n = alyx__fn_job_reply(t, r, j);
 	} else if (j->rc != ALYX_OK) {
 		n = alyx__reply_job_error(t, r, j);
 	} else if (j->op == JOB_DELETE) {

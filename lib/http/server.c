@@ -462,6 +462,10 @@ ALYX_API int alyx_server_start(alyx *a, const alyx_server_options *o,
 	rc = open_listeners(s, &err);
 	if (rc != ALYX_OK)
 		goto out;
+	/* Before the contexts: their realtime protocol reads s->ws. */
+	rc = alyx__ws_start(s, &err);
+	if (rc != ALYX_OK)
+		goto out;
 	for (int i = 0; i < s->nthreads && rc == ALYX_OK; i++)
 		rc = alyx__svc_init(&s->svcs[i], &err);
 	if (rc != ALYX_OK)
@@ -469,6 +473,8 @@ ALYX_API int alyx_server_start(alyx *a, const alyx_server_options *o,
 	rc = alyx__writer_start(s, &err);
 	if (rc == ALYX_OK)
 		rc = alyx__outbound_start(s, &err);
+	if (rc == ALYX_OK)
+		rc = alyx__fnq_start(s, &err);
 	if (rc != ALYX_OK)
 		goto out;
 	for (int i = 0; i < s->nthreads; i++) {
@@ -486,9 +492,11 @@ ALYX_API int alyx_server_start(alyx *a, const alyx_server_options *o,
 	s = NULL;
 out:
 	if (s) {
+		alyx__fnq_stop(s);
 		join_all(s);
 		alyx__outbound_stop(s);
 		alyx__writer_stop(s);
+		alyx__ws_stop(s);
 		server_release(s);
 	}
 	rc = alyx__report(a, &err);
@@ -528,9 +536,14 @@ ALYX_API int alyx_server_stop(alyx_server *s, int grace_ms)
 	 *    answers still reach live contexts. */
 	alyx__outbound_stop(s);
 	alyx__writer_stop(s);
+	/* 3b. function calls and their internal requests finish (each
+	 *     bounded by its function's timeout) and are answered. */
+	alyx__fnq_stop(s);
 	/* 4. the service threads exit and destroy their contexts, closing
-	 *    every connection. */
+	 *    every connection (and ending their subscriptions). */
 	join_all(s);
+	/* 5. the realtime dispatch thread. */
+	alyx__ws_stop(s);
 	s->stopped = true;
 out:
 	pthread_mutex_unlock(&s->stop_mu);

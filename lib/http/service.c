@@ -53,7 +53,13 @@ static void accept_ready(alyx__svc *t)
 			close(fd);
 			continue;
 		}
-		struct lws *w = lws_adopt_socket_vhost(t->vh, fd);
+		/* Bound to "http" by name: the vhost's default protocol is
+		 * the realtime one (for WebSocket upgrades). */
+		lws_sock_file_fd_type sfd;
+		sfd.sockfd = fd;
+		struct lws *w = lws_adopt_descriptor_vhost(t->vh,
+			LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP |
+			LWS_ADOPT_ALLOW_SSL, sfd, "http", NULL);
 		if (!w)
 			continue;	/* lws closed fd */
 		lws_set_opaque_user_data(w, &conn_mark);
@@ -63,6 +69,16 @@ static void accept_ready(alyx__svc *t)
 					     memory_order_relaxed) + 1,
 			memory_order_relaxed);
 	}
+}
+
+void alyx__svc_conn_gone(alyx__svc *t, struct lws *wsi)
+{
+	if (lws_get_opaque_user_data(wsi) != &conn_mark)
+		return;
+	lws_set_opaque_user_data(wsi, NULL);
+	atomic_store_explicit(&t->metrics.conns,
+		atomic_load_explicit(&t->metrics.conns, memory_order_relaxed)
+		- 1, memory_order_relaxed);
 }
 
 static int listen_cb(struct lws *wsi, enum lws_callback_reasons reason,
@@ -157,8 +173,16 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason,
 {
 	alyx__svc *t = lws_context_user(lws_get_context(wsi));
 	alyx__req *r = user;
+	const struct lws_protocols *bound = lws_get_protocol(wsi);
 
 	skip_buflist_drain = false;
+	if (bound && bound->callback != http_cb) {
+		/* lws tells protocols[0] of every connection's end, an
+		 * upgraded one's too (its user data is the realtime one). */
+		if (reason == LWS_CALLBACK_WSI_DESTROY)
+			return alyx__ws_cb(wsi, reason, user, in, len);
+		return 0;
+	}
 	switch (reason) {
 	case LWS_CALLBACK_HTTP: {
 		int n = alyx__req_begin(t, wsi, r, in);
@@ -173,9 +197,8 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		return r ? alyx__req_writeable(t, r) : 0;
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-		/* No WebSocket endpoint yet (/api/realtime is a later
-		 * protocol in this context's list), and no h2c: hang up. */
-		return -1;
+		/* WebSocket on /api/realtime only (no h2c). */
+		return r ? alyx__ws_confirm(t, wsi, r, in) : -1;
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 	case LWS_CALLBACK_CLOSED_HTTP:
 		if (r)
@@ -184,13 +207,7 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_WSI_DESTROY:
 		if (r)
 			alyx__req_cleanup(t, r);
-		if (lws_get_opaque_user_data(wsi) == &conn_mark) {
-			lws_set_opaque_user_data(wsi, NULL);
-			atomic_store_explicit(&t->metrics.conns,
-				atomic_load_explicit(&t->metrics.conns,
-					memory_order_relaxed) - 1,
-				memory_order_relaxed);
-		}
+		alyx__svc_conn_gone(t, wsi);
 		return 0;
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		/* Raised on every accepted connection too (lws 4.1): only
@@ -210,13 +227,22 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason,
 
 /*
  * The protocols of every context.  protocols[0] serves plain HTTP; the
- * listener is a raw file descriptor.  The realtime WebSocket protocol
- * (/api/realtime) belongs after them.
+ * listener is a raw file descriptor; WebSocket upgrades of
+ * /api/realtime go to the realtime protocol (ws.c), made the vhost's
+ * default so clients need not name a subprotocol.
  */
 static const struct lws_protocols protocols[] = {
 	{"http", http_cb, sizeof(alyx__req), 0, 0, NULL, 0},
 	{"alyx-listen", listen_cb, 0, 0, 0, NULL, 0},
+	{ALYX_WS_PROTOCOL, alyx__ws_cb, sizeof(void *), 4096, 0, NULL, 0},
 	{NULL, NULL, 0, 0, 0, NULL, 0}
+};
+
+static const struct lws_protocol_vhost_options ws_default = {
+	NULL, NULL, "default", ""
+};
+static const struct lws_protocol_vhost_options ws_pvo = {
+	NULL, &ws_default, ALYX_WS_PROTOCOL, ""
 };
 
 static pthread_once_t log_once = PTHREAD_ONCE_INIT;
@@ -277,10 +303,14 @@ int alyx__svc_init(alyx__svc *t, alyx__err *err)
 		memset(rnd, t->index, sizeof(rnd));
 	for (int i = 0; i < 8; i++)
 		snprintf(t->rid_prefix + 2 * i, 3, "%02x", rnd[i]);
+	int wrc = alyx__ws_svc_init(t, err);
+	if (wrc != ALYX_OK)
+		return wrc;
 
 	memset(&info, 0, sizeof(info));
 	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
 	info.protocols = protocols;
+	info.pvo = &ws_pvo;
 	info.vhost_name = "alyx";
 	info.user = t;
 	info.pt_serv_buf_size = 64 * 1024;
@@ -356,6 +386,7 @@ void *alyx__svc_main(void *arg)
 		}
 	}
 	pass_end(t);
+	alyx__ws_svc_end(t);
 	/* Closing every connection releases its request (and orphans any
 	 * job the writer still holds). */
 	lws_context_destroy(t->ctx);
@@ -380,6 +411,7 @@ void *alyx__svc_main(void *arg)
 void alyx__svc_destroy(alyx__svc *t)
 {
 	if (t->ctx) {
+		alyx__ws_svc_end(t);
 		lws_context_destroy(t->ctx);
 		t->ctx = NULL;
 	}
@@ -401,6 +433,7 @@ void alyx__svc_destroy(alyx__svc *t)
 	}
 	t->done_head = t->done_tail = NULL;
 	pthread_mutex_destroy(&t->done_mu);
+	alyx__ws_svc_free(t);
 	alyx__free(t->frag);
 	t->frag = NULL;
 	alyx__buf_free(&t->out);

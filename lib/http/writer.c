@@ -26,6 +26,7 @@ void alyx__job_free(alyx__job *j)
 	alyx_free(j->out);
 	alyx__free(j->err_msg);
 	alyx__free(j->err_details);
+	alyx_ctx_free(j->ctx);
 	alyx__free(j);
 }
 
@@ -67,6 +68,7 @@ static void run_job(alyx *a, alyx__job *j)
 		alyx__job_capture(a, j);
 }
 
+/* Hands the finished jobs back, one wake-up per service thread. */
 void alyx__jobs_deliver(alyx_server *s, alyx__job *list)
 {
 	bool wake[64] = {0};

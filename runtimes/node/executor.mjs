@@ -134,6 +134,63 @@ async function loadFunction(file) {
 	return def;
 }
 
+/* ---- ctx.db: the internal API over the pipe (or HTTP) --------------- */
+
+const REPLY_PREFIX = '{"internal_reply":';
+const pendingDb = new Map();	/* id -> {resolve, reject} */
+let dbSeq = 0;
+
+function pipeCall(token) {
+	return (path, body) => new Promise((resolve, reject) => {
+		const id = ++dbSeq;
+		pendingDb.set(id, { resolve, reject });
+		try {
+			writeAll(protoFd, JSON.stringify({ internal: path, id, token,
+				body }) + "\n");
+		} catch (e) {
+			pendingDb.delete(id);
+			reject(e);
+		}
+	});
+}
+
+function takeReply(line) {
+	let r;
+	try {
+		r = JSON.parse(line);
+	} catch {
+		return;
+	}
+	const p = pendingDb.get(r.internal_reply);
+	if (!p)
+		return;
+	pendingDb.delete(r.internal_reply);
+	if (r.ok)
+		p.resolve(r.body);
+	else
+		p.reject(new sdk.DbError(r.error));
+}
+
+function httpCall(url, token) {
+	return async (path, body) => {
+		const res = await fetch(url + path, { method: "POST",
+			headers: { "Content-Type": "application/json",
+				Authorization: `Bearer ${token}` },
+			body: JSON.stringify(body) });
+		const j = await res.json().catch(() => ({}));
+		if (!res.ok)
+			throw new sdk.DbError(j.error || { code: "INTERNAL_ERROR",
+				message: `HTTP ${res.status}` });
+		return j;
+	};
+}
+
+function dbOf(c) {
+	const token = c.internal_token || "";
+	return sdk.makeDb(c.db_transport === "http" && c.alyx_url ?
+		httpCall(c.alyx_url, token) : pipeCall(token));
+}
+
 /* ---- one invocation -------------------------------------------------- */
 
 function errorOf(e) {
@@ -180,6 +237,7 @@ async function invoke(req) {
 		const ctx = {
 			auth: c.auth || null,
 			env: Object.freeze({ ...(c.env || {}) }),
+			db: dbOf(c),
 			log,
 			requestId: req.request_id,
 			function: req.function,
@@ -267,7 +325,9 @@ process.stdin.on("data", (chunk) => {
 	while ((nl = pending.indexOf("\n")) >= 0) {
 		const line = pending.slice(0, nl);
 		pending = pending.slice(nl + 1);
-		if (line.trim())
+		if (line.startsWith(REPLY_PREFIX))
+			takeReply(line);
+		else if (line.trim())
 			queue.push(line);
 	}
 	drain();

@@ -22,7 +22,8 @@ if FUNCTIONS_DIR:
     # functions import their own helpers: `from _shared import helpers`
     sys.path.insert(1, FUNCTIONS_DIR)
 
-from alyx_functions import AlyxFunction, validate_input  # noqa: E402
+from alyx_functions import (AlyxFunction, Db, DbError,  # noqa: E402
+                            validate_input)
 
 MAX_OUTPUT = int(os.environ.get("ALYX_MAX_OUTPUT") or (1 << 20))
 MAX_LOGS = 100
@@ -129,13 +130,72 @@ logging.getLogger().setLevel(logging.INFO)
 logging.getLogger("asyncio").setLevel(logging.WARNING)
 
 
+# ---- ctx.db: the internal API over the pipe (or HTTP) ---------------------
+
+_REPLY_PREFIX = b'{"internal_reply":'
+_db_seq = 0
+
+
+def _pipe_call(token):
+    def call(path, body):
+        global _db_seq
+        _db_seq += 1
+        rid = _db_seq
+        _write(json.dumps({"internal": path, "id": rid, "token": token,
+                           "body": body}, separators=(",", ":"),
+                          allow_nan=False))
+        while True:
+            line = _stdin.readline()
+            if not line:
+                raise DbError({"code": "UNAVAILABLE",
+                               "message": "the host closed the pipe"})
+            if not line.startswith(_REPLY_PREFIX):
+                continue
+            r = json.loads(line)
+            if r.get("internal_reply") != rid:
+                continue
+            if r.get("ok"):
+                return r.get("body")
+            raise DbError(r.get("error"))
+    return call
+
+
+def _http_call(url, token):
+    def call(path, body):
+        import urllib.error
+        import urllib.request
+        req = urllib.request.Request(
+            url + path, data=json.dumps(body).encode("utf-8"),
+            method="POST", headers={"Content-Type": "application/json",
+                                    "Authorization": "Bearer " + token})
+        try:
+            with urllib.request.urlopen(req) as res:
+                return json.loads(res.read() or b"null")
+        except urllib.error.HTTPError as e:
+            try:
+                err = json.loads(e.read()).get("error")
+            except ValueError:
+                err = None
+            raise DbError(err or {"code": "INTERNAL_ERROR",
+                                  "message": "HTTP %d" % e.code})
+    return call
+
+
+def _db_of(c):
+    token = c.get("internal_token") or ""
+    if c.get("db_transport") == "http" and c.get("alyx_url"):
+        return Db(_http_call(c["alyx_url"], token))
+    return Db(_pipe_call(token))
+
+
 class Context:
-    """What a handler gets as ctx: auth, env, log."""
+    """What a handler gets as ctx: auth, env, db, log."""
 
     def __init__(self, req):
         c = req.get("context") or {}
         self.auth = c.get("auth")
         self.env = dict(c.get("env") or {})
+        self.db = _db_of(c)
         self.log = _Log()
         self.request_id = req.get("request_id")
         self.function = req.get("function")

@@ -12,7 +12,7 @@ so functions need no install.
 """
 
 __all__ = ["define_function", "FunctionError", "validate_input",
-           "AlyxFunction"]
+           "AlyxFunction", "DbError", "Db"]
 
 _TYPES = {"string", "number", "int", "integer", "boolean", "array",
           "object", "any"}
@@ -152,3 +152,140 @@ def validate_input(schema, input):
                  "message": "input must be a JSON object"}]
     _check_object("", schema, input, errs)
     return errs
+
+
+# ---- ctx.db: the internal database API -----------------------------------
+
+_QUERY = "/internal/v1/db/query"
+_EXEC = "/internal/v1/db/exec"
+_TX = "/internal/v1/db/tx"
+
+
+class DbError(Exception):
+    """A failed database call: code (NOT_FOUND, VALIDATION_ERROR,
+    CONFLICT, ...), message and details as the server reported them.
+    Raised out of a handler it keeps its code."""
+
+    def __init__(self, e):
+        e = e if isinstance(e, dict) else {}
+        self.message = str(e.get("message") or "database call failed")
+        super().__init__(self.message)
+        self.code = e.get("code") if isinstance(e.get("code"), str) \
+            else "INTERNAL_ERROR"
+        self.details = e.get("details") if isinstance(e.get("details"),
+                                                      dict) else {}
+
+
+class Collection:
+    """ctx.db.posts: create/get/update/delete/query on one collection."""
+
+    def __init__(self, db, name):
+        self._db = db
+        self.name = name
+
+    def create(self, data):
+        return self._db._call(_EXEC, {"op": "create",
+                                      "collection": self.name,
+                                      "data": data})
+
+    def get(self, id, expand=None, fields=None):
+        body = {"collection": self.name, "id": str(id)}
+        if expand is not None:
+            body["expand"] = expand
+        if fields is not None:
+            body["fields"] = fields
+        try:
+            return self._db._call(_QUERY, body)
+        except DbError as e:
+            if e.code == "NOT_FOUND" and "id" in e.details:
+                return None
+            raise
+
+    def update(self, id, data):
+        return self._db._call(_EXEC, {"op": "update",
+                                      "collection": self.name,
+                                      "id": str(id), "data": data})
+
+    def delete(self, id):
+        self._db._call(_EXEC, {"op": "delete", "collection": self.name,
+                               "id": str(id)})
+
+    def list(self, query=None):
+        return self._db._call(_QUERY, {"collection": self.name,
+                                       "query": query or {}})
+
+    def query(self, query=None):
+        return self.list(query)["docs"]
+
+
+class Db:
+    """ctx.db: collections as attributes (ctx.db.posts) or items
+    (ctx.db["posts"]), raw SQL, SQL expressions and transactions."""
+
+    def __init__(self, call, tx=None):
+        self._transport = call
+        self._tx = tx
+
+    def _call(self, path, body):
+        if self._tx is not None:
+            body = dict(body, tx=self._tx)
+        return self._transport(path, body)
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return Collection(self, name)
+
+    def __getitem__(self, name):
+        return Collection(self, name)
+
+    def collection(self, name):
+        return Collection(self, name)
+
+    def raw(self, sql, params=None):
+        """Runs one SQL statement: {"rows", "changes",
+        "last_insert_rowid"}."""
+        return self._call(_EXEC, {"sql": str(sql),
+                                  "params": list(params or [])})
+
+    @staticmethod
+    def expr(sql):
+        """An SQL expression over the document's row, as an update
+        value: ctx.db.posts.update(id, {"views": ctx.db.expr("views + 1")})
+        """
+        return {"$raw": str(sql)}
+
+    def transaction(self, fn=None):
+        """with ctx.db.transaction() as tx: ...   or
+        ctx.db.transaction(lambda tx: ...): commits at the end, rolls back
+        on an exception."""
+        t = _Tx(self)
+        if fn is None:
+            return t
+        with t as tx:
+            return fn(tx)
+
+
+class _Tx:
+    def __init__(self, db):
+        self._db = db
+        self._id = None
+
+    def __enter__(self):
+        if self._db._tx is not None:
+            return self._db         # already inside: flat
+        self._id = self._db._transport(_TX, {"op": "begin"})["tx"]
+        return Db(self._db._transport, self._id)
+
+    def __exit__(self, et, ev, tb):
+        if self._id is None:
+            return False
+        if et is None:
+            self._db._transport(_TX, {"op": "commit", "tx": self._id})
+        else:
+            try:
+                self._db._transport(_TX, {"op": "rollback",
+                                          "tx": self._id})
+            except DbError:
+                pass
+        return False

@@ -17,114 +17,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "harness.h"
+#include "fn-test.h"
 
 #include "auth/auth.h"
 #include "functions/functions.h"
 #include "util/util.h"
-
-static char proj[256];
-
-static void spit(const char *rel, const char *text)
-{
-	char path[512];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", proj, rel);
-	f = fopen(path, "wb");
-	ASSERT(f != NULL);
-	ASSERT_EQ(fwrite(text, 1, strlen(text), f), strlen(text));
-	fclose(f);
-}
-
-/* A fresh project with `yaml` as alyx.yaml and an empty functions/. */
-static alyx *project(const char *yaml)
-{
-	char tmpl[] = "/tmp/alyx-fn-XXXXXX", path[512];
-	alyx *a = NULL;
-
-	ASSERT(mkdtemp(tmpl) != NULL);
-	snprintf(proj, sizeof(proj), "%s", tmpl);
-	snprintf(path, sizeof(path), "%s/functions", proj);
-	ASSERT_EQ(mkdir(path, 0755), 0);
-	snprintf(path, sizeof(path), "%s/functions/_shared", proj);
-	ASSERT_EQ(mkdir(path, 0755), 0);
-	spit("alyx.yaml", yaml ? yaml :
-	     "functions:\n"
-	     "  node: {min_warm: 0, max_instances: 2, exec_timeout: 10s}\n"
-	     "  python: {min_warm: 0, max_instances: 2, exec_timeout: 10s}\n");
-	if (alyx_open(proj, ALYX_OPEN_CREATE, &a) != ALYX_OK)
-		TH_FAIL("open: %s", alyx_errmsg(NULL));
-	return a;
-}
-
-static void done(alyx *a)
-{
-	char cmd[600];
-
-	alyx_close(a);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", proj);
-	ASSERT_EQ(system(cmd), 0);
-}
-
-static bool have(const char *prog)
-{
-	char cmd[256];
-
-	snprintf(cmd, sizeof(cmd), "command -v %s >/dev/null 2>&1", prog);
-	return system(cmd) == 0;
-}
-
-#define NEED(prog)                                                      \
-	do {                                                            \
-		if (!have(prog)) {                                      \
-			printf("  skip: %s is not installed\n", prog); \
-			SKIP(prog " is not installed");                 \
-		}                                                       \
-	} while (0)
-
-/* Invokes and parses the response; returns the status. */
-static int call(alyx *a, const alyx_ctx *ctx, const char *name,
-		const char *input, cJSON **res)
-{
-	char *out = NULL;
-	int rc = alyx_invoke(a, ctx, name, input, (size_t)-1, &out);
-
-	*res = NULL;
-	if (rc == ALYX_OK) {
-		ASSERT(out != NULL);
-		*res = cJSON_Parse(out);
-		ASSERT(*res != NULL);
-	} else {
-		ASSERT(out == NULL);
-	}
-	alyx_free(out);
-	return rc;
-}
-
-static cJSON *output(cJSON *res)
-{
-	ASSERT(cJSON_IsTrue(cJSON_GetObjectItem(res, "success")));
-	return cJSON_GetObjectItem(res, "output");
-}
-
-static const char *str(cJSON *o, const char *k)
-{
-	cJSON *v = cJSON_GetObjectItem(o, k);
-
-	ASSERT(cJSON_IsString(v));
-	return v->valuestring;
-}
-
-/* The error details' "code" (function failures). */
-static void details_code(alyx *a, const char *code)
-{
-	cJSON *d = cJSON_Parse(alyx_errdetails(a));
-
-	ASSERT(d != NULL);
-	ASSERT_STR_EQ(str(d, "code"), code);
-	cJSON_Delete(d);
-}
 
 /* ---- the seed's createPost, both runtimes ---- */
 
@@ -844,6 +741,76 @@ TEST(python_hot_reload)
 	       "@define_function()\ndef handler(i, c):\n    return 1\n",
 	       "from alyx_functions import define_function\n"
 	       "@define_function()\ndef handler(i, c):\n    return 22 # v2\n");
+}
+
+/* An edited _shared helper: the call in flight finishes on the old code,
+ * the next one runs on a fresh executor with the new helper. */
+struct slow_call {
+	alyx *a;
+	int rc;
+	int v;
+};
+
+static void *slow_call_main(void *p)
+{
+	struct slow_call *sc = p;
+	cJSON *res;
+
+	sc->rc = call(sc->a, NULL, "s", "{\"ms\":600}", &res);
+	if (sc->rc == ALYX_OK)
+		sc->v = output(res)->valueint;
+	cJSON_Delete(res);
+	return NULL;
+}
+
+static void shared_reload(const char *helper, const char *v1, const char *v2,
+			  const char *fn_file, const char *fn_code)
+{
+	alyx *a = project(NULL);
+	struct slow_call sc = {0};
+	pthread_t th;
+	cJSON *res;
+
+	spit(helper, v1);
+	spit(fn_file, fn_code);
+	ASSERT_OK(call(a, NULL, "s", "{\"ms\":0}", &res));
+	ASSERT_EQ(output(res)->valueint, 1);
+	cJSON_Delete(res);
+	sc.a = a;
+	ASSERT_OK(pthread_create(&th, NULL, slow_call_main, &sc));
+	usleep(200000);
+	spit(helper, v2);
+	spit("functions/touch.txt", "x");	/* the directory changed */
+	ASSERT_OK(pthread_join(th, NULL));
+	ASSERT_OK(sc.rc);
+	ASSERT_EQ(sc.v, 1);
+	ASSERT_OK(call(a, NULL, "s", "{\"ms\":0}", &res));
+	ASSERT_EQ(output(res)->valueint, 22);
+	cJSON_Delete(res);
+	ASSERT_EQ(replaced(a), 1);
+	done(a);
+}
+
+TEST(node_shared_helper_reload)
+{
+	NEED("node");
+	shared_reload("functions/_shared/v.js", "export const v = 1;\n",
+		      "export const v = 22;\n", "functions/s.js",
+		      "import { v } from \"./_shared/v.js\";\n"
+		      "export default { async handler(input) {\n"
+		      "  await new Promise((r) => setTimeout(r, input.ms));\n"
+		      "  return v; } };\n");
+}
+
+TEST(python_shared_helper_reload)
+{
+	NEED("python3");
+	shared_reload("functions/_shared/v.py", "v = 1\n", "v = 22\n",
+		      "functions/s.py",
+		      "import time\nfrom _shared.v import v\n"
+		      "from alyx_functions import define_function\n"
+		      "@define_function()\ndef handler(i, c):\n"
+		      "    time.sleep(i['ms'] / 1000)\n    return v\n");
 }
 
 /* ---- sandbox ---- */

@@ -1,0 +1,625 @@
+"""GET /api/realtime: the WebSocket protocol against a real alyxd, spoken
+to by a raw RFC 6455 client (wsclient.py).  docs/realtime.md describes
+the protocol; every message type and error is exercised here, plus
+multiplexing, filters becoming true/false, sort+limit windows, resume with
+`since`, auth variants and read rules, slow consumers, abrupt
+disconnects, subscribe/unsubscribe cycles (ASan checks leaks at stop), and
+a randomised model test with writers through REST and through another
+process writing the SQLite file."""
+import json
+import os
+import random
+import shutil
+import sqlite3
+import ssl
+import subprocess
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+from conftest import SLOW, Server, make_project
+from wsclient import WS, Closed, HandshakeRefused, OP_BIN, OP_TEXT
+
+SCHEMA = """\
+version: 1
+collections:
+  items:
+    fields:
+      id:
+        type: uuid
+        primary: true
+        default: auto
+      owner:
+        type: string
+        index: true
+      n:
+        type: int
+        default: 0
+      f:
+        type: float
+        nullable: true
+      flag:
+        type: bool
+        default: false
+      title:
+        type: string
+      body:
+        type: text
+        nullable: true
+    rules:
+      read: "true"
+      create: "true"
+      update: "true"
+      delete: "true"
+  notes:
+    fields:
+      id:
+        type: uuid
+        primary: true
+        default: auto
+      owner_id:
+        type: string
+      public:
+        type: bool
+        default: false
+      n:
+        type: int
+        default: 0
+      body:
+        type: string
+    rules:
+      read: "doc.public == true || auth.id == doc.owner_id"
+      create: "true"
+      update: "true"
+      delete: "true"
+  vault:
+    fields:
+      id:
+        type: uuid
+        primary: true
+        default: auto
+      body:
+        type: string
+    rules:
+      create: "true"
+"""
+
+CONFIG = """\
+server:
+  host: 127.0.0.1
+  max_body: 1mb
+database:
+  path: data/alyx.db
+realtime:
+  poll_interval_ms: 20
+  max_subscriptions: 50
+  max_message: 8kb
+"""
+
+
+def start(tmp, config=CONFIG, args=()):
+    return Server(make_project(tmp, config=config, schema=SCHEMA), args=args)
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    s = start(tmp_path_factory.mktemp("rt"))
+    yield s
+    assert s.stop() == 0
+
+
+def connect(s, **kw):
+    ws = WS(s.host, s.port, timeout=10 * SLOW, **kw)
+    hello = ws.recv()
+    assert hello["type"] == "connected", hello
+    ws.hello = hello
+    return ws
+
+
+def create(s, coll, doc, headers=None):
+    st, _, b = s.json("POST", "/api/collections/" + coll, doc, headers)
+    assert st == 201, b
+    return b
+
+
+def patch(s, coll, id, doc):
+    st, _, b = s.json("PATCH", "/api/collections/%s/%s" % (coll, id), doc)
+    assert st == 200, b
+    return b
+
+
+def delete(s, coll, id):
+    st, _, b = s.request("DELETE", "/api/collections/%s/%s" % (coll, id))
+    assert st == 204, b
+
+
+def query(s, coll, qs, headers=None):
+    st, _, b = s.json("GET", "/api/collections/%s?%s" % (coll, qs),
+                      headers=headers)
+    assert st == 200, b
+    return b["docs"]
+
+
+def subscribe(ws, rid, coll, **payload):
+    payload["collection"] = coll
+    m = ws.request({"id": rid, "type": "subscribe", "payload": payload})
+    assert m["type"] == "snapshot", m
+    return m
+
+
+class View:
+    """A subscriber's documents, built only from its messages."""
+
+    def __init__(self, snap, sort=None):
+        p = snap["payload"]
+        self.sid = p["subscription_id"]
+        self.docs = {d["id"]: d for d in p["docs"]}
+        self.change_id = p["change_id"]
+        self.sort = sort or []
+
+    def apply(self, m):
+        assert m["type"] == "delta", m
+        p = m["payload"]
+        assert p["subscription_id"] == self.sid
+        ch = p["changes"]
+        for i in ch["deletes"]:
+            assert i in self.docs, (i, "deleted but not held")
+            del self.docs[i]
+        for d in ch["updates"]:
+            assert d["id"] in self.docs, (d["id"], "updated but not held")
+            self.docs[d["id"]] = d
+        for d in ch["inserts"]:
+            assert d["id"] not in self.docs, (d["id"], "inserted twice")
+            self.docs[d["id"]] = d
+        assert p["change_id"] >= self.change_id
+        self.change_id = p["change_id"]
+
+    def ordered(self):
+        out = list(self.docs.values())
+        out.sort(key=lambda d: d["id"])
+        for key in reversed(self.sort):
+            desc = key.startswith("-")
+            k = key.lstrip("+-")
+            # None first ascending (SQLite: NULLs are the smallest).
+            out.sort(key=lambda d: (d[k] is not None, d[k]
+                                    if d[k] is not None else 0),
+                     reverse=desc)
+        return out
+
+
+def pump(ws, views, until, timeout=5):
+    """Applies deltas to views (by subscription id) until until() holds."""
+    deadline = time.time() + timeout * SLOW
+    while not until():
+        left = deadline - time.time()
+        assert left > 0, "state not reached: %r" % [
+            sorted(v.docs) for v in views.values()]
+        try:
+            m = ws.recv(left)
+        except TimeoutError:
+            continue
+        views[m["payload"]["subscription_id"]].apply(m)
+
+
+def ids(docs):
+    return [d["id"] for d in docs]
+
+
+# ---- handshake ----------------------------------------------------------
+
+def test_connected_and_plain_get(srv):
+    ws = connect(srv)
+    p = ws.hello["payload"]
+    assert p["client_id"].startswith("client_")
+    assert p["user_id"] is None and p["role"] is None
+    ws.close()
+    assert ws.closed[0] == 1000
+    # Without the upgrade: 426 with the error envelope.
+    st, h, b = srv.json("GET", "/api/realtime")
+    assert st == 426 and b["error"]["code"] == "UPGRADE_REQUIRED"
+    assert h["upgrade"].lower() == "websocket"
+
+
+def test_handshake_refusals(srv):
+    with pytest.raises(HandshakeRefused) as e:
+        WS(srv.host, srv.port, path="/api/other")
+    assert e.value.status == 404
+    assert e.value.json()["error"]["code"] == "NOT_FOUND"
+    for hdrs, path in (({"Authorization": "Bearer not.a.token"},
+                        "/api/realtime"),
+                       ({}, "/api/realtime?token=garbage"),
+                       ({"Authorization": "Bearer " + "x" * 5000},
+                        "/api/realtime")):
+        with pytest.raises(HandshakeRefused) as e:
+            WS(srv.host, srv.port, path=path, headers=hdrs)
+        assert e.value.status == 401, e.value.body
+        assert e.value.json()["error"]["code"] == "UNAUTHORIZED"
+        assert e.value.headers["www-authenticate"] == "Bearer"
+    # The server keeps serving.
+    connect(srv).close()
+
+
+# ---- messages and errors ------------------------------------------------
+
+def test_ping_pong(srv):
+    ws = connect(srv)
+    ws.send({"type": "ping"})
+    assert ws.recv() == {"type": "pong"}
+    assert ws.request({"id": 7, "type": "ping"}) == {"id": 7,
+                                                      "type": "pong"}
+    assert ws.request({"id": "p", "type": "ping"})["type"] == "pong"
+    ws.close()
+
+
+def test_bad_messages(srv):
+    ws = connect(srv)
+
+    def err(raw=None, obj=None):
+        if raw is not None:
+            ws.send_frame(OP_TEXT, raw)
+        else:
+            ws.send(obj)
+        m = ws.recv()
+        assert m["type"] == "error", m
+        return m
+
+    assert err(raw="not json")["payload"]["code"] == "BAD_REQUEST"
+    assert err(raw="[1,2]")["payload"]["code"] == "BAD_REQUEST"
+    m = err(obj={"id": "a"})
+    assert m["id"] == "a" and m["payload"]["code"] == "BAD_REQUEST"
+    m = err(obj={"id": "b", "type": "dance"})
+    assert m["id"] == "b" and "unknown message type" in \
+        m["payload"]["message"]
+    assert "id" not in err(obj={"id": {"x": 1}, "type": "ping"})
+    assert err(obj={"id": "x" * 200, "type": "ping"})["payload"][
+        "code"] == "BAD_REQUEST"
+    m = err(obj={"id": "c", "type": "subscribe", "payload": {}})
+    assert m["id"] == "c" and m["payload"]["code"] == "BAD_REQUEST"
+    m = err(obj={"id": "d", "type": "subscribe",
+                 "payload": {"collection": "nope"}})
+    assert m["payload"]["code"] == "NOT_FOUND"
+    assert m["payload"]["details"] == {"collection": "nope"}
+    m = err(obj={"id": "e", "type": "subscribe", "payload": {
+        "collection": "items", "filter": {"nope": {"$eq": 1}}}})
+    assert m["id"] == "e" and m["payload"]["code"] == "INVALID_QUERY"
+    m = err(obj={"id": "f", "type": "subscribe", "payload": {
+        "collection": "items", "filter": {"n": {"$zz": 1}}}})
+    assert m["payload"]["code"] == "INVALID_QUERY"
+    m = err(obj={"id": "g", "type": "subscribe", "payload": {
+        "collection": "items", "offset": 5}})
+    assert m["payload"]["code"] == "INVALID_QUERY"
+    assert m["payload"]["details"] == {"param": "offset"}
+    m = err(obj={"id": "h", "type": "subscribe", "payload": {
+        "collection": "items", "limit": 5000}})
+    assert m["payload"]["code"] == "INVALID_QUERY"
+    m = err(obj={"id": "i", "type": "subscribe", "payload": {
+        "collection": "items", "since": -3}})
+    assert m["payload"]["code"] == "INVALID_QUERY"
+    m = err(obj={"id": "j", "type": "unsubscribe",
+                 "payload": {"subscription_id": "sub_999999"}})
+    assert m["id"] == "j" and m["payload"]["code"] == "NOT_FOUND"
+    m = err(obj={"id": "k", "type": "unsubscribe", "payload": {}})
+    assert m["payload"]["code"] == "BAD_REQUEST"
+    m = err(obj={"id": "l", "type": "auth", "payload": {}})
+    assert m["payload"]["code"] == "BAD_REQUEST"
+    m = err(obj={"id": "m", "type": "auth", "payload": {"token": "x.y.z"}})
+    assert m["payload"]["code"] == "UNAUTHORIZED"
+    # After all that the connection still works.
+    assert ws.request({"id": "z", "type": "ping"})["type"] == "pong"
+    ws.close()
+
+
+def test_fragmented_message(srv):
+    ws = connect(srv)
+    text = json.dumps({"id": "frag", "type": "ping"})
+    ws.send_frame(OP_TEXT, text[:5], fin=False)
+    ws.send_frame(0, text[5:12], fin=False)
+    ws.send_frame(0, text[12:], fin=True)
+    assert ws.recv() == {"id": "frag", "type": "pong"}
+    ws.close()
+
+
+def test_binary_frame_closes(srv):
+    ws = connect(srv)
+    ws.send_frame(OP_BIN, b"\x00\x01")
+    with pytest.raises(Closed) as e:
+        ws.recv()
+    assert e.value.code == 1003
+
+
+def test_message_too_large(srv):
+    ws = connect(srv)
+    ws.send({"type": "ping", "pad": "x" * 9000})
+    m = ws.recv()
+    assert m["type"] == "error" and m["payload"]["code"] == "TOO_LARGE", m
+    with pytest.raises(Closed) as e:
+        ws.recv()
+    assert e.value.code == 1009
+
+
+def test_subscription_cap(srv):
+    ws = connect(srv)
+    for i in range(50):
+        subscribe(ws, i, "items", filter={"owner": {"$eq": "cap%d" % i}})
+    m = ws.request({"id": "over", "type": "subscribe",
+                    "payload": {"collection": "items"}})
+    assert m["type"] == "error" and m["payload"]["code"] == "TOO_LARGE"
+    assert m["payload"]["details"] == {"max_subscriptions": 50}
+    ws.close()
+
+
+# ---- live queries -------------------------------------------------------
+
+def test_multiplexed_filters_true_false(srv):
+    ws = connect(srv)
+    a = View(subscribe(ws, "a", "items", filter={"owner": {"$eq": "mx"},
+                                               "flag": {"$eq": True}}))
+    b = View(subscribe(ws, "b", "items", filter={"n": {"$gte": 10}}))
+    assert a.sid != b.sid and not a.docs and not b.docs
+    views = {a.sid: a, b.sid: b}
+    d1 = create(srv, "items", {"owner": "mx", "title": "one", "n": 1})
+    d2 = create(srv, "items", {"owner": "mx", "title": "two", "n": 20,
+                               "flag": True})
+    pump(ws, views, lambda: d2["id"] in a.docs and d2["id"] in b.docs)
+    assert d1["id"] not in a.docs and d1["id"] not in b.docs
+    # d1 starts matching a (insert), d2 stops matching b (delete).
+    patch(srv, "items", d1["id"], {"flag": True})
+    patch(srv, "items", d2["id"], {"n": 3})
+    pump(ws, views, lambda: d1["id"] in a.docs and d2["id"] not in b.docs
+         and a.docs[d2["id"]]["n"] == 3)    # an update in a
+    # d1 stops matching a.
+    patch(srv, "items", d1["id"], {"owner": "other"})
+    pump(ws, views, lambda: d1["id"] not in a.docs)
+    delete(srv, "items", d2["id"])
+    pump(ws, views, lambda: not a.docs)
+    assert ids(query(srv, "items", "filter=owner:eq:mx&filter=flag:eq:true")
+               ) == []
+    ws.close()
+
+
+def test_sort_limit_window(srv):
+    ws = connect(srv)
+    sort = ["-n", "title"]
+    v = View(subscribe(ws, "w", "items", filter={"owner": {"$eq": "win"}},
+                       sort=sort, limit=3), sort)
+    views = {v.sid: v}
+    qs = "filter=owner:eq:win&sort=-n,title&limit=3"
+
+    def check():
+        want = ids(query(srv, "items", qs))
+        pump(ws, views, lambda: ids(v.ordered()) == want)
+
+    docs = [create(srv, "items", {"owner": "win", "title": "t%d" % i,
+                                  "n": i * 10}) for i in range(6)]
+    check()                                     # 50, 40, 30
+    patch(srv, "items", docs[0]["id"], {"n": 45})   # enters, pushes 30 out
+    check()
+    patch(srv, "items", docs[5]["id"], {"n": 1})    # leaves: next comes in
+    check()
+    delete(srv, "items", docs[4]["id"])             # deleted from the top
+    check()
+    patch(srv, "items", docs[0]["id"], {"title": "zz"})   # update inside
+    check()
+    for d in docs:
+        if d is not docs[4]:
+            delete(srv, "items", d["id"])
+    check()
+    assert v.docs == {}
+    ws.close()
+
+
+def test_since_resume(srv):
+    ws = connect(srv)
+    v = View(subscribe(ws, "r", "items", filter={"owner": {"$eq": "res"}}))
+    d = create(srv, "items", {"owner": "res", "title": "a"})
+    pump(ws, {v.sid: v}, lambda: d["id"] in v.docs)
+    last = v.change_id
+    ws.close()
+    # Missed while away.
+    d2 = create(srv, "items", {"owner": "res", "title": "b"})
+    patch(srv, "items", d["id"], {"title": "a2"})
+    ws = connect(srv)
+    snap = subscribe(ws, "r2", "items", filter={"owner": {"$eq": "res"}},
+                     since=last)
+    assert snap["payload"]["resync"] is False
+    v = View(snap)
+    assert sorted(v.docs) == sorted([d["id"], d2["id"]])
+    assert v.docs[d["id"]]["title"] == "a2"
+    # A change id the feed never had: a resync.
+    snap = subscribe(ws, "r3", "items", filter={"owner": {"$eq": "res"}},
+                     since=10 ** 12)
+    assert snap["payload"]["resync"] is True
+    ws.close()
+
+
+def test_total_and_expand(srv):
+    ws = connect(srv)
+    for i in range(3):
+        create(srv, "items", {"owner": "tot", "title": "x%d" % i})
+    snap = subscribe(ws, "t", "items", filter={"owner": {"$eq": "tot"}},
+                     limit=2, total=True)
+    assert snap["payload"]["total"] == 3 and len(snap["payload"]["docs"]) == 2
+    snap = subscribe(ws, "t2", "items", filter={"owner": {"$eq": "tot"}})
+    assert "total" not in snap["payload"]
+    ws.close()
+
+
+def test_unsubscribe_stops_deltas(srv):
+    ws = connect(srv)
+    v = View(subscribe(ws, "u", "items", filter={"owner": {"$eq": "uns"}}))
+    other = View(subscribe(ws, "o", "items",
+                           filter={"owner": {"$eq": "uns2"}}))
+    m = ws.request({"id": "bye", "type": "unsubscribe",
+                    "payload": {"subscription_id": v.sid}})
+    assert m == {"id": "bye", "type": "unsubscribed",
+                 "payload": {"subscription_id": v.sid}}
+    create(srv, "items", {"owner": "uns", "title": "gone"})
+    d = create(srv, "items", {"owner": "uns2", "title": "here"})
+    m = ws.recv()
+    assert m["payload"]["subscription_id"] == other.sid
+    assert ids(m["payload"]["changes"]["inserts"]) == [d["id"]]
+    # Unsubscribing twice: not found.
+    m = ws.request({"id": "again", "type": "unsubscribe",
+                    "payload": {"subscription_id": v.sid}})
+    assert m["payload"]["code"] == "NOT_FOUND"
+    ws.close()
+
+
+def test_shared_query_many_clients(srv):
+    clients = [connect(srv) for _ in range(20)]
+    views = []
+    for c in clients:
+        views.append(View(subscribe(c, "s", "items",
+                                    filter={"owner": {"$eq": "shared"}},
+                                    sort=["-n"], limit=5), ["-n"]))
+    docs = [create(srv, "items", {"owner": "shared", "title": "s%d" % i,
+                                  "n": i}) for i in range(8)]
+    want = ids(query(srv, "items", "filter=owner:eq:shared&sort=-n&limit=5"))
+    assert want == [d["id"] for d in reversed(docs)][:5]
+    for c, v in zip(clients, views):
+        pump(c, {v.sid: v}, lambda: ids(v.ordered()) == want)
+        c.close()
+
+
+# ---- robustness ---------------------------------------------------------
+
+def test_abrupt_disconnects(srv):
+    for i in range(30):
+        ws = connect(srv)
+        subscribe(ws, "x", "items", filter={"owner": {"$eq": "abrupt"}})
+        if i % 3 == 0:
+            ws.abort()                       # RST
+        elif i % 3 == 1:
+            ws.sock.close()                  # FIN, no close frame
+        else:
+            # Half a frame, then gone.
+            ws.sock.sendall(b"\x81\xfe\x10")
+            ws.sock.close()
+    # Writes after they left reach nobody and harm nothing.
+    for i in range(5):
+        create(srv, "items", {"owner": "abrupt", "title": "a%d" % i})
+    ws = connect(srv)
+    v = View(subscribe(ws, "y", "items", filter={"owner": {"$eq": "abrupt"}}))
+    assert len(v.docs) == 5
+    ws.close()
+    st, _, b = srv.json("GET", "/health/stats")
+    assert st == 200
+
+
+def test_subscribe_unsubscribe_cycles(srv):
+    """Thousands of cycles with varied queries; alyxd's ASan/LSan run at
+    stop (the module fixture) reports any leak."""
+    ws = connect(srv)
+    queries = [
+        {"filter": {"owner": {"$eq": "cyc"}}},
+        {"filter": {"n": {"$gte": 3}}, "sort": ["-n"], "limit": 2},
+        {"filter": {"$or": [{"flag": True}, {"n": {"$lt": 0}}]}},
+        {"sort": ["title"], "limit": 1, "total": True},
+        {"filter": {"owner": {"$in": ["cyc", "x"]}}, "since": 1},
+    ]
+    create(srv, "items", {"owner": "cyc", "title": "c", "n": 5})
+    n = int(os.environ.get("ALYX_RT_CYCLES", "2000"))
+    batch = 50
+    for start in range(0, n, batch):
+        subs = []
+        for i in range(start, start + batch):
+            q = dict(queries[i % len(queries)])
+            q["collection"] = "items"
+            ws.send({"id": i, "type": "subscribe", "payload": q})
+        for _ in range(batch):
+            m = ws.recv()
+            assert m["type"] == "snapshot", m
+            subs.append(m["payload"]["subscription_id"])
+        for i, sid in enumerate(subs):
+            ws.send({"id": "u%d" % i, "type": "unsubscribe",
+                     "payload": {"subscription_id": sid}})
+        for _ in subs:
+            m = ws.recv()
+            assert m["type"] in ("unsubscribed", "delta"), m
+            while m["type"] == "delta":
+                m = ws.recv()
+            assert m["type"] == "unsubscribed", m
+    # Half-open: subscriptions left for the close to end.
+    for i in range(20):
+        subscribe(ws, "left%d" % i, "items",
+                  filter={"owner": {"$eq": "cyc%d" % i}})
+    ws.abort()
+
+
+def test_many_connections_with_subscriptions_closed_at_stop(tmp_path):
+    """Connections and subscriptions still open when the server stops are
+    ended (no leak, clean exit)."""
+    s = start(tmp_path)
+    clients = []
+    try:
+        for i in range(10):
+            ws = connect(s)
+            subscribe(ws, "a", "items", filter={"owner": {"$eq": "stop"}})
+            subscribe(ws, "b", "notes")
+            clients.append(ws)
+        create(s, "items", {"owner": "stop", "title": "x"})
+    finally:
+        assert s.stop() == 0
+    for ws in clients:
+        with pytest.raises((Closed, OSError, TimeoutError)):
+            while True:
+                ws.recv(5)
+
+
+@pytest.mark.parametrize("loop", ["poll", "ev"])
+def test_event_loops(tmp_path, loop):
+    s = start(tmp_path, args=["--loop", loop, "--threads", "2"])
+    try:
+        clients = [connect(s) for _ in range(6)]   # over both contexts
+        views = [View(subscribe(c, "l", "items",
+                                filter={"owner": {"$eq": "loop"}}))
+                 for c in clients]
+        d = create(s, "items", {"owner": "loop", "title": loop})
+        for c, v in zip(clients, views):
+            pump(c, {v.sid: v}, lambda: d["id"] in v.docs)
+            assert c.request({"id": 1, "type": "ping"})["type"] == "pong"
+            c.close()
+    finally:
+        assert s.stop() == 0
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="no openssl CLI")
+def test_tls_websocket(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                    "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    supp = str(Path(__file__).with_name("lsan-openssl.supp"))
+    lsan = os.environ.get("LSAN_OPTIONS", "")
+    proj = make_project(tmp_path, schema=SCHEMA, config=CONFIG.replace(
+        "  max_body: 1mb\n", "  max_body: 1mb\n  tls:\n    cert: %s\n"
+        "    key: %s\n" % (cert, key)))
+    s = Server(proj, wait=False, env={"LSAN_OPTIONS": (
+        lsan + ":" if lsan else "") + "suppressions=" + supp})
+    ctx = ssl.create_default_context(cafile=str(cert))
+    ctx.check_hostname = False
+    try:
+        deadline = time.time() + 20 * SLOW
+        while s.port is None and time.time() < deadline:
+            for rec in s.log_records():
+                if rec.get("msg") == "listening":
+                    s.port = int(rec["port"])
+            time.sleep(0.05)
+        ws = None
+        while ws is None and time.time() < deadline:
+            try:
+                ws = WS(s.host, s.port, tls=ctx, timeout=10 * SLOW)
+            except OSError:
+                time.sleep(0.1)
+        assert ws.recv()["type"] == "connected"
+        snap = subscribe(ws, "t", "items")
+        assert snap["payload"]["docs"] == []
+        assert ws.request({"id": 1, "type": "ping"})["type"] == "pong"
+        ws.close()
+        assert ws.closed[0] == 1000
+    finally:
+        assert s.stop() == 0

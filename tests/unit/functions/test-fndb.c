@@ -1,0 +1,424 @@
+/*
+ * test-fndb.c - ctx.db of functions through alyx_invoke(): collection
+ * calls, raw SQL and SQL expressions, real transactions (commit, rollback
+ * by a throw, by the function's timeout, by the transaction bound), the
+ * change feed, and the invocation tokens of the internal API.
+ * A runtime whose interpreter is missing is skipped with the reason.
+ */
+#include <fcntl.h>
+#include <pthread.h>
+#include <time.h>
+
+#include "fn-test.h"
+
+#include "auth/auth.h"
+#include "core/handle.h"
+#include "functions/functions.h"
+#include "util/util.h"
+
+static const char schema[] =
+	"version: 1\n"
+	"collections:\n"
+	"  posts:\n"
+	"    fields:\n"
+	"      id: {type: uuid, primary: true, default: auto}\n"
+	"      title: {type: string, maxLength: 50}\n"
+	"      slug: {type: string, unique: true}\n"
+	"      views: {type: int, default: 0}\n";
+
+static alyx *db_project(void)
+{
+	alyx *a = project(NULL);
+	char *plan = NULL;
+
+	if (alyx_apply_schema(a, schema, (size_t)-1, "schema.yaml", 0,
+			      &plan) != ALYX_OK)
+		TH_FAIL("schema: %s", alyx_errmsg(a));
+	alyx_free(plan);
+	return a;
+}
+
+static int64_t count_posts(alyx *a)
+{
+	char *out = NULL;
+	cJSON *o;
+	int64_t n;
+
+	ASSERT_OK(alyx_query_str(a, NULL, "posts", "total=true", &out));
+	o = cJSON_Parse(out);
+	n = (int64_t)cJSON_GetObjectItem(o, "total")->valuedouble;
+	cJSON_Delete(o);
+	alyx_free(out);
+	return n;
+}
+
+/* ---- collection calls, raw SQL, expressions, change feed ---- */
+
+static const char crud_js[] =
+	"import { defineFunction } from \"@alyx/functions\";\n"
+	"export default defineFunction({\n"
+	"  async handler(input, ctx) {\n"
+	"    const p = await ctx.db.posts.create({title: input.title,\n"
+	"                                         slug: input.slug});\n"
+	"    const got = await ctx.db.posts.get(p.id);\n"
+	"    const up = await ctx.db.posts.update(p.id,\n"
+	"        {views: ctx.db.raw('views + 41'), title: 'T2'});\n"
+	"    const up2 = await ctx.db.posts.update(p.id,\n"
+	"        {views: ctx.db.expr('views + 1')});\n"
+	"    const list = await ctx.db.posts.query({filter: {slug: input.slug}});\n"
+	"    const raw = await ctx.db.raw('SELECT count(*) AS n FROM posts "
+	"WHERE views = ?', [42]);\n"
+	"    let bad = null;\n"
+	"    try { await ctx.db.posts.create({title: 'x'.repeat(60), slug: 'b'}); }\n"
+	"    catch (e) { bad = e.code + ':' + e.details.fields[0].field; }\n"
+	"    let ddl = null;\n"
+	"    try { await ctx.db.raw('DROP TABLE posts'); }\n"
+	"    catch (e) { ddl = e.code; }\n"
+	"    const other = await ctx.db.posts.create({title: 'o', slug: input.slug + '-o'});\n"
+	"    await ctx.db.posts.delete(other.id);\n"
+	"    const gone = await ctx.db.posts.get(other.id);\n"
+	"    const [a, b] = await Promise.all([ctx.db.posts.get(p.id),\n"
+	"                                      ctx.db.raw('SELECT 7 AS seven')]);\n"
+	"    return {id: p.id, got: got.title, title: up.title, views: up2.views,\n"
+	"            listed: list.length, n: raw.rows[0].n, bad, ddl,\n"
+	"            gone, both: a.id === p.id && b.rows[0].seven === 7};\n"
+	"  },\n"
+	"});\n";
+
+static const char crud_py[] =
+	"from alyx_functions import define_function, DbError\n"
+	"@define_function()\n"
+	"def handler(input, ctx):\n"
+	"    p = ctx.db.posts.create({'title': input['title'],\n"
+	"                             'slug': input['slug']})\n"
+	"    got = ctx.db.posts.get(p['id'])\n"
+	"    up = ctx.db.posts.update(p['id'], {'views': ctx.db.expr('views + 41'),\n"
+	"                                       'title': 'T2'})\n"
+	"    up2 = ctx.db['posts'].update(p['id'], {'views': ctx.db.expr('views + 1')})\n"
+	"    lst = ctx.db.posts.query({'filter': {'slug': input['slug']}})\n"
+	"    raw = ctx.db.raw('SELECT count(*) AS n FROM posts WHERE views = ?', [42])\n"
+	"    bad = None\n"
+	"    try:\n"
+	"        ctx.db.posts.create({'title': 'x' * 60, 'slug': 'b'})\n"
+	"    except DbError as e:\n"
+	"        bad = e.code + ':' + e.details['fields'][0]['field']\n"
+	"    ddl = None\n"
+	"    try:\n"
+	"        ctx.db.raw('DROP TABLE posts')\n"
+	"    except DbError as e:\n"
+	"        ddl = e.code\n"
+	"    other = ctx.db.posts.create({'title': 'o', 'slug': input['slug'] + '-o'})\n"
+	"    ctx.db.posts.delete(other['id'])\n"
+	"    gone = ctx.db.posts.get(other['id'])\n"
+	"    return {'id': p['id'], 'got': got['title'], 'title': up['title'],\n"
+	"            'views': up2['views'], 'listed': len(lst),\n"
+	"            'n': raw['rows'][0]['n'], 'bad': bad, 'ddl': ddl,\n"
+	"            'gone': gone, 'both': True}\n";
+
+static void crud(const char *file, const char *code)
+{
+	alyx *a = db_project();
+	cJSON *res, *out, *o, *c;
+	char *feed = NULL;
+	int ins = 0, upd = 0, del = 0;
+
+	spit(file, code);
+	if (call(a, NULL, "crud", "{\"title\":\"Hello\",\"slug\":\"h\"}",
+		 &res) != ALYX_OK)
+		TH_FAIL("crud: %s %s", alyx_errmsg(a), alyx_errdetails(a));
+	out = output(res);
+	ASSERT_STR_EQ(str(out, "got"), "Hello");
+	ASSERT_STR_EQ(str(out, "title"), "T2");
+	ASSERT_EQ(cJSON_GetObjectItem(out, "views")->valueint, 42);
+	ASSERT_EQ(cJSON_GetObjectItem(out, "listed")->valueint, 1);
+	ASSERT_EQ(cJSON_GetObjectItem(out, "n")->valueint, 1);
+	ASSERT_STR_EQ(str(out, "bad"), "VALIDATION_ERROR:title");
+	ASSERT_STR_EQ(str(out, "ddl"), "INVALID_QUERY");
+	ASSERT(cJSON_IsNull(cJSON_GetObjectItem(out, "gone")));
+	ASSERT(cJSON_IsTrue(cJSON_GetObjectItem(out, "both")));
+	cJSON_Delete(res);
+	ASSERT_EQ(count_posts(a), 1);
+
+	/* Function writes are in the change feed like any other. */
+	ASSERT_OK(alyx_changes(a, 0, 100, &feed));
+	o = cJSON_Parse(feed);
+	cJSON_ArrayForEach(c, cJSON_GetObjectItem(o, "changes")) {
+		const char *op = str(c, "operation");
+
+		ins += !strcmp(op, "INSERT");
+		upd += !strcmp(op, "UPDATE");
+		del += !strcmp(op, "DELETE");
+	}
+	ASSERT_EQ(ins, 2);
+	ASSERT_EQ(upd, 2);
+	ASSERT_EQ(del, 1);
+	cJSON_Delete(o);
+	alyx_free(feed);
+
+	/* A unique conflict thrown out of the handler keeps its code. */
+	ASSERT_EQ(call(a, NULL, "crud", "{\"title\":\"Hello\",\"slug\":\"h\"}",
+		       &res), ALYX_E_FUNCTION);
+	details_code(a, "CONFLICT");
+	done(a);
+}
+
+TEST(node_db_calls)
+{
+	NEED("node");
+	crud("functions/crud.js", crud_js);
+}
+
+TEST(python_db_calls)
+{
+	NEED("python3");
+	crud("functions/crud.py", crud_py);
+}
+
+/* ---- transactions ---- */
+
+static const char tx_js[] =
+	"import { defineFunction, FunctionError } from \"@alyx/functions\";\n"
+	"const sleep = (ms) => new Promise((r) => setTimeout(r, ms));\n"
+	"export default defineFunction({\n"
+	"  async handler(input, ctx) {\n"
+	"    if (input.mode === 'commit')\n"
+	"      return ctx.db.transaction(async (tx) => {\n"
+	"        const p = await tx.posts.create({title: 'a', slug: 'a'});\n"
+	"        await tx.posts.create({title: 'b', slug: 'b'});\n"
+	"        const seen = await tx.posts.query({});\n"
+	"        let outside = null;\n"
+	"        try { await ctx.db.posts.get(p.id); } catch (e) { outside = e.code; }\n"
+	"        return {seen: seen.length, outside};\n"
+	"      });\n"
+	"    if (input.mode === 'throw')\n"
+	"      return ctx.db.transaction(async (tx) => {\n"
+	"        await tx.posts.create({title: 'c', slug: 'c'});\n"
+	"        throw new FunctionError('NOPE', 'changed my mind');\n"
+	"      });\n"
+	"    if (input.mode === 'hang')\n"
+	"      return ctx.db.transaction(async (tx) => {\n"
+	"        await tx.posts.create({title: 'd', slug: 'd'});\n"
+	"        for (;;) {}\n"
+	"      });\n"
+	"    if (input.mode === 'bound') {\n"
+	"      let code = null;\n"
+	"      try {\n"
+	"        await ctx.db.transaction(async (tx) => {\n"
+	"          await tx.posts.create({title: 'e', slug: 'e'});\n"
+	"          await sleep(input.ms);\n"
+	"          await tx.posts.create({title: 'f', slug: 'f'});\n"
+	"        });\n"
+	"      } catch (e) { code = e.code; }\n"
+	"      const after = await ctx.db.posts.create({title: 'g', slug: 'g'});\n"
+	"      return {code, after: after.slug};\n"
+	"    }\n"
+	"    if (input.mode === 'open') {\n"
+	"      const t = await ctx.db.transaction(async (tx) => 1);\n"
+	"      return {t};\n"
+	"    }\n"
+	"  },\n"
+	"});\n";
+
+static const char tx_py[] =
+	"import time\n"
+	"from alyx_functions import define_function, FunctionError, DbError\n"
+	"@define_function()\n"
+	"def handler(input, ctx):\n"
+	"    m = input['mode']\n"
+	"    if m == 'commit':\n"
+	"        with ctx.db.transaction() as tx:\n"
+	"            p = tx.posts.create({'title': 'a', 'slug': 'a'})\n"
+	"            tx.posts.create({'title': 'b', 'slug': 'b'})\n"
+	"            seen = tx.posts.query({})\n"
+	"            outside = None\n"
+	"            try:\n"
+	"                ctx.db.posts.get(p['id'])\n"
+	"            except DbError as e:\n"
+	"                outside = e.code\n"
+	"        return {'seen': len(seen), 'outside': outside}\n"
+	"    if m == 'throw':\n"
+	"        def body(tx):\n"
+	"            tx.posts.create({'title': 'c', 'slug': 'c'})\n"
+	"            raise FunctionError('NOPE', 'changed my mind')\n"
+	"        return ctx.db.transaction(body)\n"
+	"    if m == 'hang':\n"
+	"        with ctx.db.transaction() as tx:\n"
+	"            tx.posts.create({'title': 'd', 'slug': 'd'})\n"
+	"            while True:\n"
+	"                pass\n"
+	"    if m == 'bound':\n"
+	"        code = None\n"
+	"        try:\n"
+	"            with ctx.db.transaction() as tx:\n"
+	"                tx.posts.create({'title': 'e', 'slug': 'e'})\n"
+	"                time.sleep(input['ms'] / 1000)\n"
+	"                tx.posts.create({'title': 'f', 'slug': 'f'})\n"
+	"        except DbError as e:\n"
+	"            code = e.code\n"
+	"        after = ctx.db.posts.create({'title': 'g', 'slug': 'g'})\n"
+	"        return {'code': code, 'after': after['slug']}\n";
+
+static void transactions(const char *file, const char *code, bool bound)
+{
+	alyx *a = db_project();
+	cJSON *res, *out;
+	char in[96];
+
+	spit(file, code);
+	spit(strstr(file, ".py") ? "functions/tx.yaml" : "functions/tx.yaml",
+	     "timeout: 3s\n");
+
+	/* Commit: reads inside see the transaction's own writes; a call
+	 * outside the transaction meanwhile is refused. */
+	ASSERT_OK(call(a, NULL, "tx", "{\"mode\":\"commit\"}", &res));
+	out = output(res);
+	ASSERT_EQ(cJSON_GetObjectItem(out, "seen")->valueint, 2);
+	ASSERT_STR_EQ(str(out, "outside"), "MISUSE");
+	cJSON_Delete(res);
+	ASSERT_EQ(count_posts(a), 2);
+
+	/* Rolled back by a throw. */
+	ASSERT_EQ(call(a, NULL, "tx", "{\"mode\":\"throw\"}", &res),
+		  ALYX_E_FUNCTION);
+	details_code(a, "NOPE");
+	ASSERT_EQ(count_posts(a), 2);
+
+	/* Rolled back by the function's timeout (its executor killed). */
+	ASSERT_EQ(call(a, NULL, "tx", "{\"mode\":\"hang\"}", &res),
+		  ALYX_E_TIMEOUT);
+	ASSERT_EQ(count_posts(a), 2);
+	/* ... and the writer is free again. */
+	ASSERT_OK(alyx_doc_create(a, NULL, "posts",
+				  "{\"title\":\"w\",\"slug\":\"w\"}",
+				  (size_t)-1, &(char *){NULL}));
+	ASSERT_EQ(count_posts(a), 3);
+
+	if (bound) {
+		/* Rolled back by the transaction bound while the function
+		 * keeps running; it may write again afterwards. */
+		spit("functions/tx.yaml", "timeout: 12s\n");
+		snprintf(in, sizeof(in), "{\"mode\":\"bound\",\"ms\":%d}",
+			 ALYX__FN_TX_MS + 400);
+		ASSERT_OK(call(a, NULL, "tx", in, &res));
+		out = output(res);
+		ASSERT_STR_EQ(str(out, "code"), "TIMEOUT");
+		ASSERT_STR_EQ(str(out, "after"), "g");
+		cJSON_Delete(res);
+		ASSERT_EQ(count_posts(a), 4);
+	}
+	done(a);
+}
+
+TEST(node_transactions)
+{
+	NEED("node");
+	transactions("functions/tx.js", tx_js, true);
+}
+
+TEST(python_transactions)
+{
+	NEED("python3");
+	transactions("functions/tx.py", tx_py, false);
+}
+
+/* ---- invocation tokens ---- */
+
+typedef struct answer {
+	int calls;
+	int rc;
+	char *body;
+	char msg[256];
+} answer;
+
+static void on_answer(void *ud, int rc, char *body, const char *msg,
+		      const char *details)
+{
+	answer *an = ud;
+
+	(void)details;
+	an->calls++;
+	an->rc = rc;
+	alyx__free(an->body);
+	an->body = body;
+	snprintf(an->msg, sizeof(an->msg), "%s", msg ? msg : "");
+}
+
+static void submit(alyx *a, const char *token, answer *an)
+{
+	static const char q[] = "{\"sql\":\"SELECT 40 + 2 AS n\"}";
+
+	alyx__fn_db_submit(a, token, ALYX__FN_DB_QUERY, q, strlen(q),
+			   on_answer, an);
+}
+
+TEST(internal_api_tokens)
+{
+	alyx *a = db_project();
+	alyx__fn_def d = {.name = "t"};
+	alyx__fn_inv *inv = NULL;
+	alyx__err err = {0};
+	answer an = {0};
+	alyx_buf line;
+	char *tok, bad[128];
+	int p[2], q[2];
+
+	/* No token, a malformed one, a wrong secret. */
+	submit(a, NULL, &an);
+	ASSERT_EQ(an.calls, 1);
+	ASSERT_EQ(an.rc, ALYX_E_UNAUTHORIZED);
+	submit(a, "Bearer nope", &an);
+	ASSERT_EQ(an.rc, ALYX_E_UNAUTHORIZED);
+	ASSERT_OK(alyx__fn_inv_begin(a, &d, 60000, &inv, &err));
+	tok = alyx__strdup(alyx__fn_inv_token(inv));
+	snprintf(bad, sizeof(bad), "%s", tok);
+	bad[strlen(bad) - 1] ^= 1;
+	submit(a, bad, &an);
+	ASSERT_EQ(an.calls, 3);
+	ASSERT_EQ(an.rc, ALYX_E_UNAUTHORIZED);
+
+	/* The right token: queued for the invoking thread, which runs it
+	 * while it waits for its executor's answer. */
+	submit(a, tok, &an);
+	ASSERT_EQ(an.calls, 3);
+	ASSERT_OK(pipe2(p, O_CLOEXEC | O_NONBLOCK));
+	ASSERT_OK(pipe2(q, O_CLOEXEC | O_NONBLOCK));
+	ASSERT_EQ(write(p[1], "{\"final\":1}\n", 12), 12);
+	alyx__buf_init(&line, 1 << 20);
+	ASSERT_EQ(alyx__fn_converse(inv, q[1], p[0], &line,
+				    alyx__mono_ms() + 5000), ALYX__IO_OK);
+	ASSERT_STR_EQ(line.data, "{\"final\":1}");
+	ASSERT_EQ(an.calls, 4);
+	ASSERT_EQ(an.rc, ALYX_OK);
+	ASSERT_CONTAINS(an.body, "\"n\":42");
+
+	/* Queued when the invocation ends: refused. */
+	submit(a, tok, &an);
+	ASSERT_EQ(an.calls, 4);
+	alyx__fn_inv_end(inv);
+	ASSERT_EQ(an.calls, 5);
+	ASSERT_EQ(an.rc, ALYX_E_UNAUTHORIZED);
+	ASSERT_CONTAINS(an.msg, "ended");
+
+	/* Revoked: the token of a finished invocation. */
+	submit(a, tok, &an);
+	ASSERT_EQ(an.calls, 6);
+	ASSERT_EQ(an.rc, ALYX_E_UNAUTHORIZED);
+
+	/* Expired before its invocation ended. */
+	alyx__free(tok);
+	ASSERT_OK(alyx__fn_inv_begin(a, &d, 0, &inv, &err));
+	submit(a, alyx__fn_inv_token(inv), &an);
+	ASSERT_EQ(an.calls, 7);
+	ASSERT_EQ(an.rc, ALYX_E_UNAUTHORIZED);
+	alyx__fn_inv_end(inv);
+
+	alyx__free(an.body);
+	alyx__buf_free(&line);
+	close(p[0]);
+	close(p[1]);
+	close(q[0]);
+	close(q[1]);
+	done(a);
+}
+
+TEST_MAIN()
