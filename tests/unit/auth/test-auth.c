@@ -21,7 +21,8 @@ static const char cfg_yaml[] =
 	"    access_ttl: 15m\n    refresh_ttl: %s\n"
 	"  password:\n    min_length: 8\n    require_uppercase: true\n"
 	"    require_number: true\n"
-	"  rate_limit:\n    login: %s\n    register: %s\n";
+	"  rate_limit:\n    login: %s\n    register: %s\n"
+	"    password_reset: 1000/hour\n";
 
 /* A project with the given refresh_ttl and rates; the blog schema is
  * applied when `blog`.  Hashing runs at a low cost (tests only). */
@@ -1198,9 +1199,14 @@ TEST(email_verification_and_password_reset)
 
 TEST(password_reset_rate_limit)
 {
-	char *dir;
-	alyx *a = open_default(&dir, false);
+	char *dir = make_project(0), path[600];
 	alyx__link *l = NULL;
+	alyx *a = NULL;
+
+	snprintf(path, sizeof(path), "%s/alyx.yaml", dir);
+	spit(path, "database:\n  path: data/alyx.db\nauth:\n  jwt:\n"
+	     "    secret: \"" SECRET "\"\n");
+	ASSERT_OK(alyx_open(dir, ALYX_OPEN_CREATE, &a));
 
 	/* The default 3/hour per address (and per email). */
 	for (int i = 0; i < 3; i++) {
@@ -1320,6 +1326,65 @@ TEST(oauth_state_and_pkce)
 	ASSERT_EQ(alyx_auth_oauth_callback(a, "github", "code", state, &out),
 		  ALYX_E_UNAUTHORIZED);
 	free(state);
+	alyx_close(a);
+	remove_project(dir);
+}
+
+/* Every allocation failure in the link and OAuth-state paths is NOMEM
+ * (never a crash, leak or a wrong error), and the store stays usable. */
+TEST(link_allocation_failures)
+{
+	char *dir, *out = NULL, *tok, body[300];
+	alyx *a = open_default(&dir, false);
+	alyx__link *l = NULL;
+	int n, rc, ok = 0;
+
+	ASSERT_OK(alyx_apply_schema(a, users_verified_schema, (size_t)-1,
+				    NULL, 0, NULL));
+	out = reg(a, "oom@x.io", NULL);
+	alyx_free(out);
+	for (n = 1; n < 300; n++) {
+		alyx__fail_alloc_after(n);
+		rc = alyx__auth_request_link(a, true, "{\"email\":\"oom@x.io\"}",
+					     (size_t)-1, NULL, &l);
+		alyx__fail_alloc_after(0);
+		if (rc != ALYX_OK && rc != ALYX_E_NOMEM)
+			TH_FAIL("request n=%d: %s %s", n, alyx_errname(rc),
+				alyx_errmsg(a));
+		if (rc != ALYX_OK) {
+			ASSERT(l == NULL);
+			continue;
+		}
+		ASSERT(l != NULL);
+		tok = link_token(l);
+		alyx__link_free(l);
+		l = NULL;
+		snprintf(body, sizeof(body), "{\"token\":\"%s\",\"password\":"
+			 "\"New-Pass-123\"}", tok);
+		free(tok);
+		alyx__fail_alloc_after(n);
+		rc = alyx_auth_confirm_password_reset(a, body, (size_t)-1);
+		alyx__fail_alloc_after(0);
+		if (rc != ALYX_OK && rc != ALYX_E_NOMEM)
+			TH_FAIL("confirm n=%d: %s %s", n, alyx_errname(rc),
+				alyx_errmsg(a));
+		ok += rc == ALYX_OK;
+		alyx__fail_alloc_after(n);
+		rc = alyx_auth_oauth_start(a, "github", "https://x/cb", &out);
+		alyx__fail_alloc_after(0);
+		ASSERT(rc == ALYX_E_NOTFOUND || rc == ALYX_E_NOMEM);
+		alyx__fail_alloc_after(n);
+		rc = alyx_auth_reset_link(a, "oom@x.io", &out);
+		alyx__fail_alloc_after(0);
+		ASSERT(rc == ALYX_OK || rc == ALYX_E_NOMEM);
+		ASSERT((rc == ALYX_OK) == (out != NULL));
+		alyx_free(out);
+		out = NULL;
+	}
+	ASSERT(ok > 0);
+	l = request(a, true, "oom@x.io");
+	ASSERT(l != NULL);
+	alyx__link_free(l);
 	alyx_close(a);
 	remove_project(dir);
 }
