@@ -45,9 +45,16 @@
  *  Access context.  Data functions take an `const alyx_ctx *ctx`.  NULL
  *  means the system: trusted code, no access rules apply (the CLI, seeds,
  *  migrations).  alyx_ctx_from_token() makes the context of a signed-in
- *  user (see "authentication" below); data calls do not yet enforce
- *  collection rules for it (that arrives with rule enforcement on every
- *  door, docs/auth.md).
+ *  user (see "authentication" below), alyx_ctx_anonymous() the one of a
+ *  caller who is not signed in.  With a context, every data call applies
+ *  the collection's rules (docs/rules.md, "Enforcement"): a rule decides
+ *  for everyone, admins included; an operation without a rule is allowed
+ *  to role `admin` only.  Reads never show a document the read rule
+ *  hides: alyx_doc_get() answers ALYX_E_NOTFOUND as for a missing id,
+ *  and lists, totals, cursors and expansions leave it out.  A denied
+ *  write is ALYX_E_FORBIDDEN (ALYX_E_NOTFOUND when the caller may not
+ *  read that document either).  Fields marked `internal` are never
+ *  returned and cannot be written with a context.
  */
 #ifndef ALYX_H
 #define ALYX_H
@@ -397,12 +404,16 @@ ALYX_API int alyx_auth_create_user(alyx *a, const char *json, size_t len,
  * signed, unexpired and from auth.jwt.issuer, and its account must still
  * exist; else ALYX_E_UNAUTHORIZED.  The context carries the account's
  * id, email, role and verified flag as stored now.  Release with
- * alyx_ctx_free().  Note: data calls accept the context but do not yet
- * enforce collection rules with it (docs/auth.md, "What is not done").
+ * alyx_ctx_free().  The data calls enforce the collection rules with it
+ * (see "Access context" at the top of this file).
  */
 ALYX_API int alyx_ctx_from_token(alyx *a, const char *bearer,
 				 alyx_ctx **out);
-/* NULL is a no-op. */
+/* The context of a caller who is not signed in (`auth` is null in the
+ * rules).  Static storage: valid forever, shared by all handles and
+ * threads; alyx_ctx_free() ignores it.  Since 0.1. */
+ALYX_API const alyx_ctx *alyx_ctx_anonymous(void);
+/* NULL (and the anonymous context) is a no-op. */
 ALYX_API void alyx_ctx_free(alyx_ctx *ctx);
 /* The user object of a context (as in the token replies);
  * ALYX_E_UNAUTHORIZED for a NULL context. */
@@ -566,7 +577,9 @@ ALYX_API int alyx_dispatch(alyx *a);
  * it is installed.  The caller's thread waits for the answer (at most the
  * function's timeout, plus the wait for a free executor, bounded the
  * same way); other threads may invoke at the same time.  `ctx` gives the
- * function ctx.auth (NULL: none).
+ * function ctx.auth (NULL: none).  The function's ctx.db calls run as
+ * trusted code on the calling thread while it waits (a transaction holds
+ * the writer for at most 5 s; docs/functions.md).
  *
  * On success *out is the protocol's response object (caller frees):
  *   {"request_id":..,"success":true,"output":..,"logs":[{"level",

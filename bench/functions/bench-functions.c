@@ -80,6 +80,7 @@ static void make_project(const char *sandbox)
 	snprintf(path, sizeof(path), "%s/functions", proj);
 	mkdir(path, 0755);
 	snprintf(yaml, sizeof(yaml),
+		 "auth:\n  jwt:\n    secret: bench-secret-0123456789abcdef0123\n"
 		 "functions:\n  sandbox: %s\n"
 		 "  node: {min_warm: 0, max_instances: 2}\n"
 		 "  python: {min_warm: 0, max_instances: 2}\n", sandbox);
@@ -101,6 +102,12 @@ static void make_project(const char *sandbox)
 	     "  async handler(input, ctx) {\n"
 	     "    return { t: (await ctx.db.posts.get(input.id)).title };\n"
 	     "  } });\n");
+	/* The same over HTTP (as containers would): needs the network. */
+	spit("functions/dbgethttp.js", "export { default } from "
+	     "\"./dbget.js\";\n");
+	spit("functions/dbgethttp.yaml", "network: true\n");
+	spit("functions/dbgethttppy.py", "from dbgetpy import handler\n");
+	spit("functions/dbgethttppy.yaml", "network: true\n");
 	spit("functions/dbgetpy.py", "from alyx_functions import "
 	     "define_function\n@define_function()\ndef handler(input, ctx):\n"
 	     "    return {\"t\": ctx.db.posts.get(input[\"id\"])"
@@ -203,6 +210,46 @@ static void bench_db(alyx *a, const char *fn, const char *dbfn, int calls)
 	       pct(db_us, calls, 0.5), pct(db_us, calls, 0.99),
 	       pct(fn_us, calls, 0.5), pct(diff, calls, 0.5),
 	       pct(direct, calls, 0.5));
+	{
+		/* The internal API over HTTP instead of the pipe, calls
+		 * interleaved (the transport is chosen per call). */
+		alyx_server_options o;
+		alyx_server *srv = NULL;
+		char httpfn[64];
+		int n = calls / 5;	/* calls >= 100 */
+
+		alyx_server_options_init(&o);
+		o.port = 0;
+		o.threads = 1;
+		if (alyx_server_start(a, &o, &srv)) {
+			fprintf(stderr, "server: %s\n", alyx_errmsg(a));
+			exit(1);
+		}
+		snprintf(httpfn, sizeof(httpfn), "%s",
+			 !strcmp(dbfn, "dbget") ? "dbgethttp" : "dbgethttppy");
+		snprintf(in, sizeof(in), "{\"id\":\"%.36s\"}", id);
+		for (i = 0; i < n + 50; i++) {
+			double t0, t1, t2;
+
+			setenv("ALYX_FUNCTIONS_DB", "http", 1);
+			t0 = now_us();
+			invoke_with(a, httpfn, in);
+			t1 = now_us();
+			unsetenv("ALYX_FUNCTIONS_DB");
+			invoke_with(a, dbfn, in);
+			t2 = now_us();
+			if (i < 50)
+				continue;	/* warm-up */
+			db_us[i - 50] = t1 - t0;
+			fn_us[i - 50] = t2 - t1;
+			diff[i - 50] = db_us[i - 50] - fn_us[i - 50];
+		}
+		printf("  ctx.db over HTTP: p50 %.1f us   over the pipe "
+		       "p50 %.1f us   (median +%.1f us per call)\n",
+		       pct(db_us, n, 0.5), pct(fn_us, n, 0.5),
+		       pct(diff, n, 0.5));
+		alyx_server_free(srv);
+	}
 	alyx_free(doc);
 	free(db_us);
 	free(fn_us);

@@ -5,9 +5,16 @@ example with 100k posts.
 Routes: get-by-id, list-20 (filtered by author, sorted by -created_at),
 create (POST from a wrk Lua script), and in the same run the same server
 answering a fixed tiny JSON reply (GET /bench/hello, ALYX_BENCH_ROUTES=1):
-the HTTP ceiling.  Reports req/s, p50/p99, server CPU per request (the
-server's utime+stime over the run / requests), each route as a ratio of
-the ceiling, and 1 vs N service threads.
+the HTTP ceiling.  These run anonymously on the blog schema with every
+rule opened to "true".  Then (issue 5) the server restarts on the same
+database with the blog's own rules and get-by-id and list-20 run again
+with a signed-in user's Bearer token (get: published posts, which the
+read rule lets a reader see; the rule is pushed into the SQL): the cost
+of authentication plus rule enforcement, as a ratio of the anonymous
+open-rules requests of the same run (target >= 0.8).  Reports req/s,
+p50/p99, server CPU per request (the server's utime+stime over the run /
+requests), each route as a ratio of the ceiling, and 1 vs N service
+threads.
 
     python3 bench/http/bench_http.py --alyxd build/daemon/alyxd
 
@@ -127,6 +134,8 @@ def seed(port, n_posts, workdir):
                              % (1 + i % 12, 1 + i % 28, i % 24, i % 60)}})
         post_json(port, "/api/batch", {"requests": reqs})
     log("seeded %d posts in %.1f s" % (n_posts, time.time() - t0))
+    (workdir / "pub_ids.txt").write_text("\n".join(
+        pid for i, pid in enumerate(ids) if i % 3 != 0) + "\n")
     (workdir / "ids.txt").write_text("\n".join(ids) + "\n")
     (workdir / "authors.txt").write_text("\n".join(users[:100]) + "\n")
     (workdir / "writer.txt").write_text(users[100] + "\n")
@@ -139,6 +148,28 @@ for line in io.lines(os.getenv("BENCH_IDS")) do ids[#ids + 1] = line end
 math.randomseed(os.time())
 request = function()
   return wrk.format("GET", "/api/collections/posts/" .. ids[math.random(#ids)])
+end
+"""
+
+LUA_GET_AUTH = """
+local ids = {}
+for line in io.lines(os.getenv("BENCH_PUB_IDS")) do ids[#ids + 1] = line end
+local hdr = {["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN")}
+math.randomseed(os.time())
+request = function()
+  return wrk.format("GET", "/api/collections/posts/" .. ids[math.random(#ids)],
+    hdr)
+end
+"""
+
+LUA_LIST_AUTH = """
+local au = {}
+for line in io.lines(os.getenv("BENCH_AUTHORS")) do au[#au + 1] = line end
+local hdr = {["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN")}
+math.randomseed(os.time())
+request = function()
+  return wrk.format("GET", "/api/collections/posts?filter=author_id:eq:" ..
+    au[math.random(#au)] .. "&sort=-created_at&limit=20", hdr)
 end
 """
 
@@ -166,6 +197,31 @@ request = function()
   return wrk.format("POST", "/api/collections/posts", hdr, body)
 end
 """
+
+
+BLOG_SCHEMA = (ROOT / "tests/fixtures/blog/schema.yaml").read_text()
+
+
+def open_rules(schema):
+    """Every collection rule replaced by "true"."""
+    return re.sub(r'^(\s+)(create|read|update|delete):\s.*$',
+                  r'\1\2: "true"', schema, flags=re.M)
+
+
+def user_token(port):
+    """A signed-in reader (role user, author of nothing): registered once,
+    then a fresh login."""
+    cred = {"email": "bench-reader@example.com",
+            "password": "Bench-reader-password-1"}
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    c.request("POST", "/api/auth/register", json.dumps(cred),
+              {"Content-Type": "application/json"})
+    r = c.getresponse()
+    r.read()
+    if r.status not in (201, 409):
+        raise SystemExit("register -> %d" % r.status)
+    c.close()
+    return post_json(port, "/api/auth/login", cred)["access_token"]
 
 
 def parse_wrk(out):
@@ -229,22 +285,25 @@ def main():
         tmp = tempfile.mkdtemp(prefix="alyx-bench-http-")
         work = Path(tmp)
     proj = work / "proj"
-    if not (work / "ids.txt").exists():
+    if not (work / "pub_ids.txt").exists():
         shutil.rmtree(proj, ignore_errors=True)
         shutil.copytree(ROOT / "tests/fixtures/blog", proj)
         (proj / "alyx.yaml").write_text(
             "server:\n  max_body: 4mb\ndatabase:\n  path: data/alyx.db\n"
             "auth:\n  jwt:\n    secret: bench-secret-0123456789abcdefghijklmn\n")
+        (proj / "schema.yaml").write_text(open_rules(BLOG_SCHEMA))
         srv = Alyxd(args.alyxd, proj, args.threads, args.loop)
         seed(srv.port, args.posts, work)
         srv.stop()
     writer = (work / "writer.txt").read_text().split()[0]
     scripts = {}
     for name, src in (("get", LUA_GET), ("list", LUA_LIST),
-                      ("create", LUA_CREATE)):
+                      ("create", LUA_CREATE), ("get_auth", LUA_GET_AUTH),
+                      ("list_auth", LUA_LIST_AUTH)):
         scripts[name] = work / ("%s.lua" % name)
         scripts[name].write_text(src)
     env = dict(os.environ, BENCH_IDS=str(work / "ids.txt"),
+               BENCH_PUB_IDS=str(work / "pub_ids.txt"),
                BENCH_AUTHORS=str(work / "authors.txt"),
                BENCH_AUTHOR=writer)
 
@@ -252,17 +311,32 @@ def main():
               ("get", "/", scripts["get"]),
               ("list", "/", scripts["list"]),
               ("create", "/", scripts["create"])]
+    auth_routes = [("get_auth", "/", scripts["get_auth"]),
+                   ("list_auth", "/", scripts["list_auth"])]
     results = {}
+
+    def run(srv, threads, rts):
+        for name, path, script in rts:
+            r = wrk(srv, path, script, args, env)
+            results["%s@%d" % (name, threads)] = r
+            log("%-9s threads=%d  %9.0f req/s  p50 %7.0f us  p99 %7.0f "
+                "us  %6.1f us CPU/req  non-2xx %d" % (
+                    name, threads, r["rps"], r["p50_us"], r["p99_us"],
+                    r["cpu_us_per_req"], r["non2xx"]))
+
     for threads in sorted({args.threads, 1}, reverse=True):
+        (proj / "schema.yaml").write_text(open_rules(BLOG_SCHEMA))
         srv = Alyxd(args.alyxd, proj, threads, args.loop)
         try:
-            for name, path, script in routes:
-                r = wrk(srv, path, script, args, env)
-                results["%s@%d" % (name, threads)] = r
-                log("%-7s threads=%d  %9.0f req/s  p50 %7.0f us  p99 %7.0f "
-                    "us  %6.1f us CPU/req  non-2xx %d" % (
-                        name, threads, r["rps"], r["p50_us"], r["p99_us"],
-                        r["cpu_us_per_req"], r["non2xx"]))
+            run(srv, threads, routes)
+        finally:
+            srv.stop()
+        # The same database under the blog's own rules, signed in.
+        (proj / "schema.yaml").write_text(BLOG_SCHEMA)
+        srv = Alyxd(args.alyxd, proj, threads, args.loop)
+        try:
+            env["BENCH_TOKEN"] = user_token(srv.port)
+            run(srv, threads, auth_routes)
         finally:
             srv.stop()
 
@@ -290,6 +364,22 @@ def main():
             lines.append("| %s | %.2f |" % (
                 name, results["%s@%d" % (name, n)]["rps"] /
                 results["%s@1" % name]["rps"]))
+    lines.append("")
+    lines.append("| route (Bearer token, blog rules) | threads | req/s | p50 µs "
+                 "| p99 µs | server CPU µs/req | ratio to anonymous, open "
+                 "rules (req/s) | CPU µs/req added | target |")
+    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    for threads in sorted({n, 1}, reverse=True):
+        for name in ("get", "list"):
+            r = results["%s_auth@%d" % (name, threads)]
+            b = results["%s@%d" % (name, threads)]
+            ratio = r["rps"] / b["rps"]
+            lines.append("| %s | %d | %.0f | %.0f | %.0f | %.1f | %.2f | "
+                         "%+.1f | ≥ 0.80 %s |" % (
+                             name, threads, r["rps"], r["p50_us"],
+                             r["p99_us"], r["cpu_us_per_req"], ratio,
+                             r["cpu_us_per_req"] - b["cpu_us_per_req"],
+                             "met" if ratio >= 0.8 else "MISSED"))
     bad = sum(r["non2xx"] for r in results.values())
     lines.append("")
     lines.append("wrk -t%d -c%d, %d s per run after %d s warm-up, %d posts, "

@@ -881,14 +881,47 @@ ALYX_API int alyx_auth_logout(alyx *a, const char *json, size_t len)
 
 /* ---- access contexts ---- */
 
+static const struct alyx_ctx anonymous;
+
+ALYX_API const alyx_ctx *alyx_ctx_anonymous(void)
+{
+	return &anonymous;
+}
+
 ALYX_API void alyx_ctx_free(alyx_ctx *ctx)
 {
-	if (!ctx)
+	if (!ctx || ctx == &anonymous)
 		return;
 	alyx__free(ctx->user_id);
 	alyx__free(ctx->email);
 	alyx__free(ctx->role);
+	cJSON_Delete(ctx->auth);
+	alyx__free(ctx->ip);
 	alyx__free(ctx);
+}
+
+struct alyx_ctx *alyx__ctx_dup(const struct alyx_ctx *ctx)
+{
+	struct alyx_ctx *d;
+
+	if (!ctx || ctx == &anonymous)
+		return (struct alyx_ctx *)ctx;
+	d = alyx__calloc(1, sizeof(*d));
+	if (!d)
+		return NULL;
+	d->verified = ctx->verified;
+	d->user_id = alyx__strdup(ctx->user_id);
+	d->email = alyx__strdup(ctx->email);
+	d->role = alyx__strdup(ctx->role);
+	d->ip = alyx__strdup(ctx->ip);
+	d->auth = ctx->auth ? cJSON_Duplicate(ctx->auth, true) : NULL;
+	if ((ctx->user_id && !d->user_id) || (ctx->email && !d->email) ||
+	    (ctx->role && !d->role) || (ctx->ip && !d->ip) ||
+	    (ctx->auth && !d->auth)) {
+		alyx_ctx_free(d);
+		return NULL;
+	}
+	return d;
 }
 
 ALYX_API int alyx_ctx_from_token(alyx *a, const char *bearer,
@@ -932,8 +965,10 @@ ALYX_API int alyx_ctx_from_token(alyx *a, const char *bearer,
 			ctx->email = alyx__strdup(alyx__acol(st, 0));
 			ctx->role = alyx__strdup(alyx__acol(st, 1));
 			ctx->verified = sqlite3_column_int(st, 2) != 0;
+			if (ctx->email && ctx->role)
+				ctx->auth = alyx__ctx_auth_json(ctx);
 		}
-		if (!ctx || !ctx->email || !ctx->role)
+		if (!ctx || !ctx->email || !ctx->role || !ctx->auth)
 			rc = nomem(&err);
 	}
 	sqlite3_finalize(st);
@@ -952,7 +987,7 @@ cJSON *alyx__ctx_auth_json(const struct alyx_ctx *ctx)
 {
 	cJSON *j;
 
-	if (!ctx)
+	if (!ctx || !ctx->user_id)
 		return NULL;
 	j = cJSON_CreateObject();
 	if (j && (!cJSON_AddStringToObject(j, "id", ctx->user_id) ||
@@ -976,7 +1011,7 @@ ALYX_API int alyx_auth_me(alyx *a, const alyx_ctx *ctx, char **out)
 	rc = check_out(out, &err);
 	if (rc == ALYX_OK)
 		rc = alyx__enter(a, &err);
-	if (rc == ALYX_OK && !ctx)
+	if (rc == ALYX_OK && (!ctx || !ctx->user_id))
 		rc = alyx__err_set(&err, ALYX_E_UNAUTHORIZED, NULL,
 				   "not signed in");
 	if (rc == ALYX_OK)

@@ -114,13 +114,22 @@ struct alyx;
 int alyx__auth_new(alyx__auth **out, alyx__err *err);
 void alyx__auth_free(alyx__auth *au);
 
-/* The access context behind alyx_ctx. */
+/* The access context behind alyx_ctx.  user_id NULL: anonymous
+ * (alyx_ctx_anonymous(), a static context alyx_ctx_free ignores). */
 struct alyx_ctx {
 	char *user_id;
 	char *email;
 	char *role;
 	bool verified;
+	/* Rules on every door (lib/core/access.h): */
+	cJSON *auth;	/* auth as the rules see it, built once by
+			 * alyx_ctx_from_token; NULL: built per call */
+	char *ip;	/* the client's address (request.ip), or NULL */
 };
+/* A deep copy (for work that outlives the request, e.g. a queued
+ * write); the anonymous context copies as itself.  NULL out of memory
+ * (or for a NULL ctx). */
+struct alyx_ctx *alyx__ctx_dup(const struct alyx_ctx *ctx);
 /* auth as the rules see it: {"id","email","role","verified"}; NULL for a
  * NULL ctx or out of memory. */
 cJSON *alyx__ctx_auth_json(const struct alyx_ctx *ctx);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/access.h"
 #include "core/handle.h"
 #include "doc/doc.h"
 #include "query/query.h"
@@ -32,35 +33,77 @@ static int check_id(const char *id, alyx__err *err)
 
 /* ---- single writes (the caller holds a write transaction) ---- */
 
-static int do_create(alyx *a, const alyx__collection *c, const cJSON *body,
-		     alyx_buf *out, alyx__err *err)
+/*
+ * One create (id NULL) or update under the caller's rules, on the writer
+ * connection: the rule check (create: on the prepared document; update:
+ * on the stored one), the write, and the result cut to its primary key
+ * when the caller may not read it.  `row` is prepared from `body`.
+ */
+static int guarded_write(alyx *a, const alyx__caller *k,
+			 const alyx__collection *c, const char *id,
+			 const cJSON *body, const alyx__row *row,
+			 alyx_buf *out, alyx__err *err)
+{
+	cJSON *doc = NULL;
+	size_t mark = out->len;
+	int rc;
+
+	if (id)
+		rc = alyx__access_stored(k, a->wdb, c, id, ALYX_RULE_UPDATE,
+					 body, err);
+	else
+		rc = alyx__access_create(k, c, row, body,
+					 alyx__caller_system(k) ? NULL : &doc,
+					 err);
+	if (rc != ALYX_OK)
+		goto out;
+	if (id)
+		rc = alyx__doc_update(a->wdb, c, id, row, out, err);
+	else
+		rc = alyx__doc_insert(a->wdb, c, row, out, err);
+	if (rc == ALYX_OK && !alyx__caller_system(k))
+		rc = alyx__access_result(k, a->wdb, c, id, doc, out, mark,
+					 err);
+out:
+	cJSON_Delete(doc);
+	return rc;
+}
+
+static int do_write(alyx *a, const alyx__caller *k,
+		    const alyx__collection *c, const char *id,
+		    const cJSON *body, alyx_buf *out, alyx__err *err)
 {
 	alyx__row row = {0};
-	int rc = alyx__doc_prepare(c, body, ALYX_DOC_CREATE, &row, err);
+	int rc = alyx__access_body(k, c, body, err);
 
 	if (rc == ALYX_OK)
-		rc = alyx__doc_insert(a->wdb, c, &row, out, err);
+		rc = alyx__doc_prepare(c, body,
+				       id ? ALYX_DOC_UPDATE : ALYX_DOC_CREATE,
+				       &row, err);
+	if (rc == ALYX_OK)
+		rc = guarded_write(a, k, c, id, body, &row, out, err);
 	alyx__row_free(&row);
 	return rc;
 }
 
-static int do_update(alyx *a, const alyx__collection *c, const char *id,
-		     const cJSON *body, alyx_buf *out, alyx__err *err)
+static int do_delete(alyx *a, const alyx__caller *k,
+		     const alyx__collection *c, const char *id,
+		     alyx__err *err)
 {
-	alyx__row row = {0};
-	int rc = alyx__doc_prepare(c, body, ALYX_DOC_UPDATE, &row, err);
+	int rc = alyx__access_stored(k, a->wdb, c, id, ALYX_RULE_DELETE, NULL,
+				     err);
 
 	if (rc == ALYX_OK)
-		rc = alyx__doc_update(a->wdb, c, id, &row, out, err);
-	alyx__row_free(&row);
+		rc = alyx__doc_delete(a->wdb, c, id, err);
 	return rc;
 }
 
 /* Creates or updates (id != NULL) one document from JSON text. */
-static int write_one(alyx *a, const char *collection, const char *id,
-		     const char *json, size_t len, char **out)
+static int write_one(alyx *a, const alyx_ctx *ctx, const char *collection,
+		     const char *id, const char *json, size_t len, char **out)
 {
 	alyx__err err = {0};
+	alyx__caller k;
 	alyx__snap *snap = NULL;
 	const alyx__collection *c;
 	cJSON *body = NULL;
@@ -70,7 +113,9 @@ static int write_one(alyx *a, const char *collection, const char *id,
 	int rc;
 
 	alyx__buf_init(&b, 0);
-	rc = check_out(out, &err);
+	rc = alyx__caller_init(&k, ctx, &err);
+	if (rc == ALYX_OK)
+		rc = check_out(out, &err);
 	if (rc == ALYX_OK)
 		rc = alyx__enter(a, &err);
 	if (rc == ALYX_OK && id)
@@ -81,6 +126,8 @@ static int write_one(alyx *a, const char *collection, const char *id,
 	rc = alyx__coll_find(snap, collection, &c, &err);
 	if (rc == ALYX_OK)
 		rc = alyx__json_parse(a, json, len, "json", &body, &err);
+	if (rc == ALYX_OK)
+		rc = alyx__access_body(&k, c, body, &err);
 	/* Validate before taking the writer: a bad document costs no lock. */
 	if (rc == ALYX_OK)
 		rc = alyx__doc_prepare(c, body,
@@ -90,10 +137,7 @@ static int write_one(alyx *a, const char *collection, const char *id,
 		rc = alyx__wtx_begin(a, &t, &err);
 	if (rc != ALYX_OK)
 		goto out;
-	if (id)
-		rc = alyx__doc_update(a->wdb, c, id, &row, &b, &err);
-	else
-		rc = alyx__doc_insert(a->wdb, c, &row, &b, &err);
+	rc = guarded_write(a, &k, c, id, body, &row, &b, &err);
 	rc = alyx__wtx_end(&t, rc == ALYX_OK, &err);
 	if (rc == ALYX_OK && b.err)
 		rc = alyx__err_set(&err, b.err, NULL, "document too large");
@@ -104,6 +148,7 @@ out:
 	cJSON_Delete(body);
 	alyx__snap_put(snap);
 	alyx__buf_free(&b);
+	alyx__caller_free(&k);
 	return alyx__finish(a, &err);
 }
 
@@ -111,7 +156,7 @@ ALYX_API int alyx_doc_create(alyx *a, const alyx_ctx *ctx,
 			     const char *collection, const char *json,
 			     size_t len, char **out)
 {
-	return write_one(a, collection, NULL, json, len, out);
+	return write_one(a, ctx, collection, NULL, json, len, out);
 }
 
 ALYX_API int alyx_doc_update(alyx *a, const alyx_ctx *ctx,
@@ -126,19 +171,22 @@ ALYX_API int alyx_doc_update(alyx *a, const alyx_ctx *ctx,
 		alyx__misuse(&err, "id");
 		return alyx__finish(a, &err);
 	}
-	return write_one(a, collection, id, json, len, out);
+	return write_one(a, ctx, collection, id, json, len, out);
 }
 
 ALYX_API int alyx_doc_delete(alyx *a, const alyx_ctx *ctx,
 			     const char *collection, const char *id)
 {
 	alyx__err err = {0};
+	alyx__caller k;
 	alyx__snap *snap = NULL;
 	const alyx__collection *c;
 	alyx__wtx t = {0};
 	int rc;
 
-	rc = alyx__enter(a, &err);
+	rc = alyx__caller_init(&k, ctx, &err);
+	if (rc == ALYX_OK)
+		rc = alyx__enter(a, &err);
 	if (rc == ALYX_OK)
 		rc = check_id(id, &err);
 	if (rc != ALYX_OK)
@@ -149,10 +197,11 @@ ALYX_API int alyx_doc_delete(alyx *a, const alyx_ctx *ctx,
 		rc = alyx__wtx_begin(a, &t, &err);
 	if (rc != ALYX_OK)
 		goto out;
-	rc = alyx__doc_delete(a->wdb, c, id, &err);
+	rc = do_delete(a, &k, c, id, &err);
 	alyx__wtx_end(&t, rc == ALYX_OK, &err);
 out:
 	alyx__snap_put(snap);
+	alyx__caller_free(&k);
 	return alyx__finish(a, &err);
 }
 
@@ -207,29 +256,56 @@ static int check_get_opts(const char *opts, alyx__err *err)
 	return ALYX_OK;
 }
 
-static int notfound_id(const alyx__collection *c, const char *id,
-		       alyx__err *err)
+/*
+ * Runs a parsed query for the caller: the system unrestricted; others
+ * under the collection's read rule pushed into the SQL (ruled.c), or
+ * nothing at all when there is no rule and the caller is not an admin.
+ * Expanded documents meet their own collection's read rule.
+ */
+static int run_for(const alyx__caller *k, const alyx__query *q,
+		   const alyx__rd *rd, alyx_buf *out, alyx__err *err)
 {
-	alyx_buf d;
+	static const alyx__sqlcond none = {"0", NULL, 0};
+	alyx__query_opts o = {.cache = rd->qc};
+	const alyx__rule *r;
+	cJSON *req;
+	bool nomem, tx;
+	int rc;
 
-	alyx__buf_init(&d, 0);
-	alyx__buf_adds(&d, "{\"collection\":");
-	alyx__json_strz(&d, c->name);
-	alyx__buf_adds(&d, ",\"id\":");
-	alyx__json_strz(&d, id);
-	alyx__buf_addc(&d, '}');
-	return alyx__err_setd(err, ALYX_E_NOTFOUND, alyx__buf_take(&d),
-			      "no document '%.200s' in '%s'", id, c->name);
+	switch (alyx__access_mode(k, q->coll, ALYX_RULE_READ, &r)) {
+	case ALYX_ACC_NONE:
+		o.extra = &none;
+		return alyx__query_run(rd->db, q, &o, out, err);
+	case ALYX_ACC_ALL:
+		if (alyx__caller_system(k))
+			return alyx__query_run(rd->db, q, &o, out, err);
+		break;
+	default:
+		break;
+	}
+	req = alyx__access_request(k, r, "GET", NULL, &nomem);
+	if (nomem)
+		return alyx__err_set(err, ALYX_E_NOMEM, NULL, "out of memory");
+	/* The per-row fallback reads in several statements: one snapshot. */
+	tx = !rd->pass;
+	rc = tx ? alyx__tx_begin(rd->db, false, err) : ALYX_OK;
+	if (rc == ALYX_OK)
+		rc = alyx__query_run_ruled(rd->db, q, r, k->auth, req, rd->qc,
+					   out, err);
+	if (tx)
+		alyx__tx_rollback(rd->db);
+	cJSON_Delete(req);
+	return rc;
 }
 
-/* A get with expand/fields: the query `filter=<pk>:eq:<id>&limit=1&opts`
+/* A get with expand/fields (or any get of a non-system caller): the query `filter=<pk>:eq:<id>&limit=1&opts`
  * through the query module, then the one document out of {"docs":[..]}. */
-static int get_with_opts(alyx__snap *snap, const alyx__collection *c,
-			 const char *id, const char *opts, const alyx__rd *rd,
-			 alyx_buf *out, alyx__err *err)
+static int get_with_opts(const alyx__caller *k, alyx__snap *snap,
+			 const alyx__collection *c, const char *id,
+			 const char *opts, const alyx__rd *rd, alyx_buf *out,
+			 alyx__err *err)
 {
 	static const char head[] = "{\"docs\":[";
-	alyx__query_opts o = {.cache = rd->qc};
 	alyx__query *q = NULL;
 	alyx__value pk = {0};
 	alyx_buf qs, res;
@@ -244,7 +320,7 @@ static int get_with_opts(alyx__snap *snap, const alyx__collection *c,
 	/* An id the primary key could never hold names no document. */
 	if (!alyx__doc_pk_value(c, id, &pk, why)) {
 		rc = strcmp(why, ALYX_DOC_WHY_NOMEM)
-			     ? notfound_id(c, id, err)
+			     ? alyx__doc_not_found(c, id, err)
 			     : alyx__err_set(err, ALYX_E_NOMEM, NULL,
 					     "out of memory");
 		goto out;
@@ -253,15 +329,18 @@ static int get_with_opts(alyx__snap *snap, const alyx__collection *c,
 	alyx__buf_adds(&qs, c->fields[c->pk].name);
 	alyx__buf_adds(&qs, ":eq:");
 	url_encode(&qs, id);
-	alyx__buf_adds(&qs, "&limit=1&");
-	alyx__buf_adds(&qs, opts);
+	alyx__buf_adds(&qs, "&limit=1");
+	if (*opts) {
+		alyx__buf_addc(&qs, '&');
+		alyx__buf_adds(&qs, opts);
+	}
 	if (qs.err) {
 		rc = alyx__err_set(err, qs.err, NULL, "options too long");
 		goto out;
 	}
 	rc = alyx__query_parse_str(snap->schema, c, qs.data, &q, err);
 	if (rc == ALYX_OK)
-		rc = alyx__query_run(rd->db, q, &o, &res, err);
+		rc = run_for(k, q, rd, &res, err);
 	if (rc != ALYX_OK)
 		goto out;
 	if (res.len < sizeof(head) + 1 ||
@@ -271,7 +350,7 @@ static int get_with_opts(alyx__snap *snap, const alyx__collection *c,
 		goto out;
 	}
 	if (res.data[sizeof(head) - 1] == ']') {
-		rc = notfound_id(c, id, err);
+		rc = alyx__doc_not_found(c, id, err);
 		goto out;
 	}
 	/* The document is the one array element: from after '[' to the
@@ -316,6 +395,7 @@ ALYX_API int alyx_doc_get(alyx *a, const alyx_ctx *ctx,
 			  const char *opts, char **out)
 {
 	alyx__err err = {0};
+	alyx__caller k;
 	alyx__snap *snap = NULL;
 	const alyx__collection *c;
 	alyx__rd rd = {0};
@@ -323,15 +403,18 @@ ALYX_API int alyx_doc_get(alyx *a, const alyx_ctx *ctx,
 	int rc;
 
 	alyx__buf_init(&b, 0);
-	rc = read_begin(a, out, collection, &snap, &c, &err);
+	rc = alyx__caller_init(&k, ctx, &err);
+	if (rc == ALYX_OK)
+		rc = read_begin(a, out, collection, &snap, &c, &err);
 	if (rc == ALYX_OK)
 		rc = check_id(id, &err);
 	if (rc == ALYX_OK)
 		rc = alyx__reader_get(a, &rd, &err);
 	if (rc != ALYX_OK)
 		goto out;
-	if (opts && *opts)
-		rc = get_with_opts(snap, c, id, opts, &rd, &b, &err);
+	if ((opts && *opts) || !alyx__caller_system(&k))
+		rc = get_with_opts(&k, snap, c, id, opts ? opts : "", &rd, &b,
+				   &err);
 	else
 		rc = alyx__doc_read(rd.db, c, id, false, &b, &err);
 	alyx__reader_put(a, &rd);
@@ -342,14 +425,16 @@ ALYX_API int alyx_doc_get(alyx *a, const alyx_ctx *ctx,
 out:
 	alyx__snap_put(snap);
 	alyx__buf_free(&b);
+	alyx__caller_free(&k);
 	return alyx__finish(a, &err);
 }
 
 /* Runs a parsed query of either form: parse(qs or json) then exec. */
-static int run_query(alyx *a, const char *collection, const char *qs,
-		     const char *json, char **out)
+static int run_query(alyx *a, const alyx_ctx *ctx, const char *collection,
+		     const char *qs, const char *json, char **out)
 {
 	alyx__err err = {0};
+	alyx__caller k;
 	alyx__snap *snap = NULL;
 	const alyx__collection *c;
 	alyx__query *q = NULL;
@@ -359,7 +444,9 @@ static int run_query(alyx *a, const char *collection, const char *qs,
 	int rc;
 
 	alyx__buf_init(&b, 0);
-	rc = read_begin(a, out, collection, &snap, &c, &err);
+	rc = alyx__caller_init(&k, ctx, &err);
+	if (rc == ALYX_OK)
+		rc = read_begin(a, out, collection, &snap, &c, &err);
 	if (rc != ALYX_OK)
 		goto out;
 	if (qs) {
@@ -385,11 +472,7 @@ static int run_query(alyx *a, const char *collection, const char *qs,
 		rc = alyx__reader_get(a, &rd, &err);
 	if (rc != ALYX_OK)
 		goto out;
-	{
-		alyx__query_opts o = {.cache = rd.qc};
-
-		rc = alyx__query_run(rd.db, q, &o, &b, &err);
-	}
+	rc = run_for(&k, q, &rd, &b, &err);
 	alyx__reader_put(a, &rd);
 	if (rc == ALYX_OK && b.err)
 		rc = alyx__err_set(&err, b.err, NULL, "query result too large");
@@ -400,6 +483,7 @@ out:
 	cJSON_Delete(j);
 	alyx__snap_put(snap);
 	alyx__buf_free(&b);
+	alyx__caller_free(&k);
 	return alyx__finish(a, &err);
 }
 
@@ -407,13 +491,13 @@ ALYX_API int alyx_query_str(alyx *a, const alyx_ctx *ctx,
 			    const char *collection, const char *qs,
 			    char **out)
 {
-	return run_query(a, collection, qs ? qs : "", NULL, out);
+	return run_query(a, ctx, collection, qs ? qs : "", NULL, out);
 }
 
 ALYX_API int alyx_query(alyx *a, const alyx_ctx *ctx, const char *collection,
 			const char *query_json, char **out)
 {
-	return run_query(a, collection, NULL, query_json, out);
+	return run_query(a, ctx, collection, NULL, query_json, out);
 }
 
 /* ---- batch ---- */
@@ -452,8 +536,8 @@ static int parse_url(const char *url, char **name, char **id, alyx__err *err)
 	return ALYX_OK;
 }
 
-static int batch_one(alyx *a, alyx__snap *snap, const cJSON *req,
-		     alyx_buf *res, alyx__err *err)
+static int batch_one(alyx *a, const alyx__caller *k, alyx__snap *snap,
+		     const cJSON *req, alyx_buf *res, alyx__err *err)
 {
 	const cJSON *m = cJSON_GetObjectItemCaseSensitive(req, "method");
 	const cJSON *u = cJSON_GetObjectItemCaseSensitive(req, "url");
@@ -492,11 +576,10 @@ static int batch_one(alyx *a, alyx__snap *snap, const cJSON *req,
 		goto out;
 	status = method == M_POST ? 201 : method == M_PATCH ? 200 : 204;
 	alyx__buf_addf(res, "{\"status\":%d,\"body\":", status);
-	if (method == M_POST)
-		rc = do_create(a, c, body, res, err);
-	else if (method == M_PATCH)
-		rc = do_update(a, c, id, body, res, err);
-	else if ((rc = alyx__doc_delete(a->wdb, c, id, err)) == ALYX_OK)
+	if (method != M_DELETE)
+		rc = do_write(a, k, c, method == M_PATCH ? id : NULL, body, res,
+			      err);
+	else if ((rc = do_delete(a, k, c, id, err)) == ALYX_OK)
 		alyx__buf_adds(res, "null");
 	alyx__buf_addc(res, '}');
 out:
@@ -509,6 +592,7 @@ ALYX_API int alyx_batch(alyx *a, const alyx_ctx *ctx, const char *json,
 			size_t len, char **out)
 {
 	alyx__err err = {0};
+	alyx__caller k;
 	alyx__snap *snap = NULL;
 	const cJSON *reqs, *r;
 	cJSON *in = NULL;
@@ -517,7 +601,9 @@ ALYX_API int alyx_batch(alyx *a, const alyx_ctx *ctx, const char *json,
 	int rc, i = 0;
 
 	alyx__buf_init(&b, 0);
-	rc = check_out(out, &err);
+	rc = alyx__caller_init(&k, ctx, &err);
+	if (rc == ALYX_OK)
+		rc = check_out(out, &err);
 	if (rc == ALYX_OK)
 		rc = alyx__enter(a, &err);
 	if (rc == ALYX_OK)
@@ -546,7 +632,7 @@ ALYX_API int alyx_batch(alyx *a, const alyx_ctx *ctx, const char *json,
 	cJSON_ArrayForEach(r, reqs) {
 		if (i)
 			alyx__buf_addc(&b, ',');
-		rc = batch_one(a, snap, r, &b, &err);
+		rc = batch_one(a, &k, snap, r, &b, &err);
 		if (rc != ALYX_OK)
 			break;
 		i++;
@@ -570,5 +656,6 @@ out:
 	cJSON_Delete(in);
 	alyx__snap_put(snap);
 	alyx__buf_free(&b);
+	alyx__caller_free(&k);
 	return alyx__finish(a, &err);
 }

@@ -144,6 +144,11 @@ int alyx__doc_delete(sqlite3 *db, const alyx__collection *c, const char *id,
  * or all fields if `with_internal`).  ALYX_E_NOTFOUND if missing. */
 int alyx__doc_read(sqlite3 *db, const alyx__collection *c, const char *id,
 		   bool with_internal, alyx_buf *out, alyx__err *err);
+/* The error of a missing document: ALYX_E_NOTFOUND "no document 'ID' in
+ * 'coll'", details {"collection","id"} (also used for documents a rule
+ * hides). */
+int alyx__doc_not_found(const alyx__collection *c, const char *id,
+			alyx__err *err);
 /* Converts an id given as text into the primary key's storage value. */
 bool alyx__doc_pk_value(const alyx__collection *c, const char *id,
 			alyx__value *out, char why[128]);

@@ -281,8 +281,8 @@ bool alyx__doc_pk_value(const alyx__collection *c, const char *id,
 				     why);
 }
 
-static int not_found(const alyx__collection *c, const char *id,
-		     alyx__err *err)
+int alyx__doc_not_found(const alyx__collection *c, const char *id,
+			alyx__err *err)
 {
 	alyx_buf d;
 
@@ -412,7 +412,7 @@ static int key_of(const alyx__collection *c, const char *id,
 		return rc;
 	if (!alyx__doc_pk_value(c, id, key, why))
 		return strcmp(why, ALYX_DOC_WHY_NOMEM)
-			       ? not_found(c, id, err)
+			       ? alyx__doc_not_found(c, id, err)
 			       : alyx__err_set(err, ALYX_E_NOMEM, NULL,
 					       "out of memory");
 	return ALYX_OK;
@@ -597,7 +597,7 @@ int alyx__doc_update(sqlite3 *db, const alyx__collection *c,
 		goto out;
 	}
 	if (!sqlite3_changes(db)) {
-		rc = not_found(c, id, err);
+		rc = alyx__doc_not_found(c, id, err);
 		goto out;
 	}
 	rc = select_by(db, c, &key, false, false, out, &found, err);
@@ -704,7 +704,7 @@ int alyx__doc_delete(sqlite3 *db, const alyx__collection *c, const char *id,
 		goto out;
 	}
 	alyx__stmt_put(st);
-	rc = sqlite3_changes(db) ? ALYX_OK : not_found(c, id, err);
+	rc = sqlite3_changes(db) ? ALYX_OK : alyx__doc_not_found(c, id, err);
 out:
 	alyx__value_clear(&key);
 	alyx__buf_free(&sql);
@@ -723,7 +723,7 @@ int alyx__doc_read(sqlite3 *db, const alyx__collection *c, const char *id,
 		rc = select_by(db, c, &key, false, with_internal, out, &found,
 			       err);
 	if (rc == ALYX_OK && !found)
-		rc = not_found(c, id, err);
+		rc = alyx__doc_not_found(c, id, err);
 	alyx__value_clear(&key);
 	return rc;
 }

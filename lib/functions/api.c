@@ -82,7 +82,7 @@ ALYX_API int alyx_invoke(alyx *a, const alyx_ctx *ctx, const char *name,
 				   d.name, d.error);
 		goto out;
 	}
-	if (ctx) {
+	if (ctx && ctx->user_id) {	/* anonymous: no auth */
 		auth = alyx__ctx_auth_json(ctx);
 		auth_text = auth ? cJSON_PrintUnformatted(auth) : NULL;
 		if (!auth_text) {

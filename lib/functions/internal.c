@@ -70,6 +70,7 @@ struct alyx__fn_inv {
 				 * queued */
 	sub *head, *tail;	/* under reg_mu */
 	int queued;
+	bool signalled;		/* the eventfd was written (reg_mu) */
 	int tx;			/* TX_* (invoking thread only) */
 	int64_t tx_seq;
 	char tx_id[32];
@@ -227,6 +228,7 @@ void alyx__fn_inv_end(alyx__fn_inv *inv)
 {
 	alyx__fn_inv **pp;
 	sub *s, *next;
+	bool signalled;
 
 	if (!inv)
 		return;
@@ -238,6 +240,7 @@ void alyx__fn_inv_end(alyx__fn_inv *inv)
 		}
 	s = inv->head;
 	inv->head = inv->tail = NULL;
+	signalled = inv->signalled;
 	pthread_mutex_unlock(&reg_mu);
 	for (; s; s = next) {
 		next = s->next;
@@ -251,12 +254,12 @@ void alyx__fn_inv_end(alyx__fn_inv *inv)
 		alyx__group_close(inv->a, false, &e);
 		alyx__err_clear(&e);
 	}
-	{
+	if (signalled) {
 		/* The thread's eventfd is reused: leave it unsignalled. */
 		uint64_t n;
 
 		if (read(inv->wake, &n, sizeof(n)) < 0)
-			;	/* nothing pending (EAGAIN) */
+			;	/* drained already (EAGAIN) */
 	}
 	alyx__free(inv);
 }
@@ -953,6 +956,12 @@ void alyx__fn_db_submit(alyx *a, const char *token, int route,
 
 	if (token && !strncmp(token, "Bearer ", 7))
 		token += 7;
+	/* The token first: without a valid one nothing else is said. */
+	pthread_mutex_lock(&reg_mu);
+	inv = inv_of_token(a, token);
+	pthread_mutex_unlock(&reg_mu);
+	if (!inv)
+		goto refused;
 	rc = alyx__json_parse(a, body, len, "request body", &j, &err);
 	if (rc != ALYX_OK)
 		goto fail;
@@ -975,6 +984,7 @@ void alyx__fn_db_submit(alyx *a, const char *token, int route,
 			inv->head = s;
 		inv->tail = s;
 		inv->queued++;
+		inv->signalled = true;
 		if (write(inv->wake, &one, sizeof(one)) < 0)
 			;	/* the counter is already non-zero */
 		pthread_mutex_unlock(&reg_mu);
@@ -982,15 +992,16 @@ void alyx__fn_db_submit(alyx *a, const char *token, int route,
 	}
 	pthread_mutex_unlock(&reg_mu);
 	sub_free(s);
-	if (inv)
+	if (inv) {
 		rc = alyx__err_set(&err, ALYX_E_RATELIMIT, NULL,
 				   "more than %d internal API requests are "
 				   "waiting for this invocation", MAX_QUEUED);
-	else
-		rc = alyx__err_set(&err, ALYX_E_UNAUTHORIZED, NULL,
-				   "the internal API needs the token of a "
-				   "running invocation (Authorization: Bearer "
-				   "itk_...)");
+		goto fail;
+	}
+refused:
+	rc = alyx__err_set(&err, ALYX_E_UNAUTHORIZED, NULL,
+			   "the internal API needs the token of a running "
+			   "invocation (Authorization: Bearer itk_...)");
 fail:
 	cJSON_Delete(j);
 	cb(ud, rc, NULL, err.msg, err.details);

@@ -124,7 +124,9 @@ typedef struct alyx__job {
 	char *out;		/* success JSON (alyx_free) */
 	char *err_msg;		/* alyx__malloc'd */
 	char *err_details;	/* JSON object text, alyx__malloc'd */
-	alyx_ctx *ctx;		/* JOB_INVOKE: the caller (NULL: anonymous) */
+	alyx_ctx *ctx;		/* the caller's context (owned; data jobs:
+				 * a copy, never NULL; JOB_INVOKE: NULL
+				 * when anonymous) */
 } alyx__job;
 
 void alyx__job_free(alyx__job *j);
@@ -187,6 +189,7 @@ typedef struct alyx__svc {
 	uint64_t rid_seq;
 	char rid_prefix[17];
 	alyx__metrics metrics;
+	struct alyx__tokcache *tok;	/* verified tokens (caller.c) */
 	struct alyx__wsq *wsq;	/* realtime frames for this thread (ws.c) */
 } alyx__svc;
 
@@ -308,6 +311,17 @@ int alyx__req_writeable(alyx__svc *t, alyx__req *r);
 void alyx__req_cleanup(alyx__svc *t, alyx__req *r);
 
 
+/* caller.c: the request's access context.  Fills *rc (a copy of the
+ * anonymous context or of the Bearer token's, with ip pointing to
+ * `ip`); rc is valid until the next request on this thread.  On failure
+ * returns the code and, for a malformed header, *why. */
+struct alyx__tokcache;
+int alyx__req_caller(alyx__svc *t, alyx__req *r, struct alyx_ctx *rc,
+		     char *ip, size_t ip_len, const char **why);
+/* The 401 (or 500 out of memory) answer of alyx__req_caller's failure. */
+int alyx__reply_unauthorized(alyx__svc *t, alyx__req *r, int code,
+			     const char *why);
+void alyx__tokcache_free(struct alyx__tokcache *c);
 /* ws.c: GET /api/realtime (docs/realtime.md).  The WebSocket protocol
  * ("alyx-realtime", the vhost's default for upgrades) of every service
  * thread's context; its per-session data is one pointer. */

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "auth/auth.h"
 #include "http/http.h"
 
 static const char *const route_labels[R_COUNT] = {
@@ -375,24 +376,55 @@ static int reply_json_out(alyx__svc *t, alyx__req *r, int rc, char *out,
 	return n;
 }
 
-/* GET on a collection (a query) or on one document. */
+/* GET on a collection (a query) or on one document, under the
+ * caller's rules. */
 static int h_read(alyx__svc *t, alyx__req *r)
 {
+	struct alyx_ctx rc_;
+	const char *why;
+	char ip[64], *out = NULL;
 	bool oom;
-	const char *qs = query_string(t, r, &oom);
-	char *out = NULL;
+	const char *qs;
 	int rc;
 
+	rc = alyx__req_caller(t, r, &rc_, ip, sizeof(ip), &why);
+	if (rc != ALYX_OK)
+		return alyx__reply_unauthorized(t, r, rc, why);
+	qs = query_string(t, r, &oom);
 	if (oom)
 		return alyx__reply_error(t, r, 500, "OUT_OF_MEMORY",
 					 "out of memory", NULL);
 	alyx__svc_read_pass(t);
 	if (r->id)
-		rc = alyx_doc_get(t->srv->a, NULL, r->coll, r->id, qs, &out);
+		rc = alyx_doc_get(t->srv->a, &rc_, r->coll, r->id, qs, &out);
 	else
-		rc = alyx_query_str(t->srv->a, NULL, r->coll, qs ? qs : "",
+		rc = alyx_query_str(t->srv->a, &rc_, r->coll, qs ? qs : "",
 				    &out);
 	return reply_json_out(t, r, rc, out, 200);
+}
+
+/* Admin-only routes (/health/stats): a Bearer token of role admin;
+ * none is 401, another role 403.  Returns 1 to go on. */
+static int require_admin(alyx__svc *t, alyx__req *r)
+{
+	struct alyx_ctx rc_;
+	const char *why;
+	char ip[64];
+	int rc = alyx__req_caller(t, r, &rc_, ip, sizeof(ip), &why);
+
+	if (rc != ALYX_OK)
+		return alyx__reply_unauthorized(t, r, rc, why);
+	if (!rc_.user_id)
+		return alyx__reply_error_h(t, r, 401,
+			alyx_errname(ALYX_E_UNAUTHORIZED),
+			"this route needs an admin's Bearer token", NULL,
+			"WWW-Authenticate: Bearer\r\n");
+	if (!rc_.role || strcmp(rc_.role, "admin"))
+		return alyx__reply_error(t, r, 403,
+					 alyx_errname(ALYX_E_FORBIDDEN),
+					 "this route is for admins only",
+					 NULL);
+	return 1;
 }
 
 /* A liveness probe of the database: one indexed read. */
@@ -456,9 +488,15 @@ static int h_text(alyx__svc *t, alyx__req *r)
 		alyx__buf_addf(b, "{\"name\":\"alyx\",\"version\":\"%s\"}",
 			       alyx_version_string());
 		break;
-	case R_STATS:
+	case R_STATS: {
+		int n = require_admin(t, r);
+
+		if (n != 1)
+			return n;
+		alyx__buf_reset(b);
 		alyx__stats_json(t->srv, b);
 		break;
+	}
 	case R_METRICS:
 		alyx__metrics_text(t->srv, b);
 		ctype = "text/plain; version=0.0.4; charset=utf-8";
@@ -496,12 +534,21 @@ static int h_openapi(alyx__svc *t, alyx__req *r)
 static int queue_write(alyx__svc *t, alyx__req *r)
 {
 	alyx_server *s = t->srv;
+	struct alyx_ctx rc_;
+	const char *why;
+	char ip[64];
 	alyx__job *j;
+	int rc;
 
+	rc = alyx__req_caller(t, r, &rc_, ip, sizeof(ip), &why);
+	if (rc != ALYX_OK)
+		return alyx__reply_unauthorized(t, r, rc, why);
 	j = alyx__calloc(1, sizeof(*j));
-	if (!j)
+	if (!j || !(j->ctx = alyx__ctx_dup(&rc_))) {
+		alyx__free(j);
 		return alyx__reply_error(t, r, 500, "OUT_OF_MEMORY",
 					 "out of memory", NULL);
+	}
 	j->op = r->route == R_BATCH ? JOB_BATCH
 		: r->method == M_POST ? JOB_CREATE
 		: r->method == M_PATCH ? JOB_UPDATE : JOB_DELETE;

@@ -436,6 +436,8 @@ void alyx__svc_destroy(alyx__svc *t)
 	alyx__ws_svc_free(t);
 	alyx__free(t->frag);
 	t->frag = NULL;
+	alyx__tokcache_free(t->tok);
+	t->tok = NULL;
 	alyx__buf_free(&t->out);
 	alyx__buf_free(&t->scratch);
 	alyx__buf_free(&t->logbuf);

@@ -47,18 +47,18 @@ static void run_job(alyx *a, alyx__job *j)
 {
 	switch (j->op) {
 	case JOB_CREATE:
-		j->rc = alyx_doc_create(a, NULL, j->coll, j->body, j->body_len,
+		j->rc = alyx_doc_create(a, j->ctx, j->coll, j->body, j->body_len,
 					&j->out);
 		break;
 	case JOB_UPDATE:
-		j->rc = alyx_doc_update(a, NULL, j->coll, j->id, j->body,
+		j->rc = alyx_doc_update(a, j->ctx, j->coll, j->id, j->body,
 					j->body_len, &j->out);
 		break;
 	case JOB_DELETE:
-		j->rc = alyx_doc_delete(a, NULL, j->coll, j->id);
+		j->rc = alyx_doc_delete(a, j->ctx, j->coll, j->id);
 		break;
 	case JOB_BATCH:
-		j->rc = alyx_batch(a, NULL, j->body, j->body_len, &j->out);
+		j->rc = alyx_batch(a, j->ctx, j->body, j->body_len, &j->out);
 		break;
 	default:
 		j->rc = ALYX_E_INTERNAL;

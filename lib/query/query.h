@@ -172,7 +172,10 @@ struct alyx__rule;	/* lib/rules/rules.h */
  * evaluation error denies).  Expanded documents meet the read rule of
  * their collection (`read_rule` for the queried one, else its compiled
  * programs[ALYX_RULE_READ]); one that is not exactly translatable expands
- * to null.  `cache` may be NULL.  See docs/rules.md, "Push-down".
+ * to null, and so does one of a collection without a read rule unless
+ * auth.role is "admin".  `cache` may be NULL.  See docs/rules.md,
+ * "Push-down".  (The queried collection itself with read_rule NULL is
+ * not restricted: the caller decides, lib/core/access.h.)
  */
 int alyx__query_run_ruled(sqlite3 *db, const alyx__query *q,
 			  const struct alyx__rule *read_rule,

@@ -57,10 +57,19 @@ static int tr_make(tr *t, const alyx__rule *r, const alyx__collection *c,
 				 &t->n_binds, &t->exact, err);
 }
 
+/* auth.role == 'admin' */
+static bool is_admin(const cJSON *auth)
+{
+	const cJSON *r = cJSON_GetObjectItemCaseSensitive(auth, "role");
+
+	return cJSON_IsString(r) && !strcmp(r->valuestring, "admin");
+}
+
 /*
  * The expand hook: the referenced collection's compiled read rule (for
  * the queried collection itself, the rule given) applies to its expanded
- * documents.  No rule: unrestricted.  A rule that does not
+ * documents.  No rule: only an admin sees them (a collection without a
+ * read rule is admin-only, issue 5).  A rule that does not
  * translate exactly cannot be evaluated per row here, so such documents
  * expand to null (deny, never leak).
  */
@@ -75,8 +84,11 @@ static int expand_cond(void *ud, const alyx__collection *c,
 	int rc;
 
 	memset(cond, 0, sizeof(*cond));
-	if (!r)
+	if (!r) {
+		if (!is_admin(rd->auth))
+			cond->sql = "0";
 		return ALYX_OK;
+	}
 	for (i = 0; i < rd->n_x; i++)
 		if (rd->x[i].coll == c)
 			break;

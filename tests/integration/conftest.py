@@ -49,15 +49,28 @@ def with_secret(config):
         + TEST_AUTH
 
 
-def make_project(tmp, config=DEFAULT_CONFIG, schema=None, secret=True):
+def open_rules(schema):
+    """The schema text with every collection rule replaced by "true"."""
+    return re.sub(r'^(\s+)(create|read|update|delete):\s.*$',
+                  r'\1\2: "true"', schema, flags=re.M)
+
+
+def make_project(tmp, config=DEFAULT_CONFIG, schema=None, secret=True,
+                 rules="open"):
     """A fresh copy of the blog project in tmp/proj.  With `secret`, a
-    config without an `auth:` section gets TEST_AUTH."""
+    config without an `auth:` section gets TEST_AUTH.  rules="open" (the
+    default: most tests exercise REST mechanics, not access) turns every
+    rule of the schema into "true"; rules="blog" keeps the blog's own
+    (tests/integration/test_rules.py)."""
     proj = Path(tmp) / "proj"
     shutil.copytree(FIXTURE, proj)
     (proj / "alyx.yaml").write_text(with_secret(config) if secret
                                     else config)
     if schema is not None:
         (proj / "schema.yaml").write_text(schema)
+    if rules == "open":
+        p = proj / "schema.yaml"
+        p.write_text(open_rules(p.read_text()))
     return proj
 
 
@@ -152,6 +165,37 @@ class Server:
     def json(self, method, path, body=None, headers=None, conn=None):
         st, h, data = self.request(method, path, body, headers, conn)
         return st, h, (json.loads(data) if data else None)
+
+    def sign_in(self, email, password="Correct-Horse-9", role=None):
+        """Registers `email` (once), gives the account `role` (straight
+        in the database) and returns the Authorization headers of a fresh
+        access token."""
+        st, _, body = self.json("POST", "/api/auth/register",
+                                {"email": email, "password": password})
+        assert st in (201, 409), body
+        if role:
+            import sqlite3
+            db = sqlite3.connect(str(self.proj / "data" / "alyx.db"),
+                                 timeout=30)
+            with db:
+                db.execute("UPDATE _alyx_users SET role=? WHERE email=?",
+                           (role, email))
+                try:
+                    db.execute("UPDATE users SET role=? WHERE email=?",
+                               (role, email))
+                except sqlite3.OperationalError:
+                    pass    # no users collection
+            db.close()
+        st, _, body = self.json("POST", "/api/auth/login",
+                                {"email": email, "password": password})
+        assert st == 200, body
+        return {"Authorization": "Bearer " + body["access_token"]}
+
+    def admin_headers(self):
+        """An admin's Authorization headers (made once per server)."""
+        if getattr(self, "_admin", None) is None:
+            self._admin = self.sign_in("admin@example.com", role="admin")
+        return self._admin
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
         if self.proc.poll() is None:

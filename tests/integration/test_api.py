@@ -59,6 +59,12 @@ def test_health_routes(server):
     st, _, body = server.json("GET", "/health/ready")
     assert st == 200 and body == {"status": "ready"}
     st, _, body = server.json("GET", "/health/stats")
+    assert st == 401 and body["error"]["code"] == "UNAUTHORIZED"
+    st, _, body = server.json("GET", "/health/stats",
+                              headers=server.sign_in("ops@example.com"))
+    assert st == 403 and body["error"]["code"] == "FORBIDDEN"
+    st, _, body = server.json("GET", "/health/stats",
+                              headers=server.admin_headers())
     assert st == 200
     assert body["threads"] >= 1
     assert body["requests"] >= 1

@@ -304,6 +304,10 @@ def test_internal_api_refuses_without_token(srv):
                             headers=bearer(user(srv, "i%d@x.io" %
                                                 len(path))))
         assert st == 401, b
+    # Without a token a bad body is not even looked at.
+    st, _, b = srv.json("POST", "/internal/v1/db/exec", "{nope",
+                        headers={"Content-Type": "application/json"})
+    assert st == 401, b
     st, _, b = srv.json("GET", "/internal/v1/db/query")
     assert st == 405, b
 

@@ -157,7 +157,8 @@ def test_client_vanishes_mid_request(server):
         time.sleep(0.05)
     assert b["docs"], "the write of a vanished client was lost"
     for _ in range(100):
-        st, _, stats = server.json("GET", "/health/stats")
+        st, _, stats = server.json("GET", "/health/stats",
+                                   headers=server.admin_headers())
         if stats["in_flight"] <= 1:
             break
         time.sleep(0.05)
@@ -263,7 +264,8 @@ def test_concurrent_writers_lose_nothing(tmp_path):
         st, _, body = s.json("GET", "/api/collections/posts?limit=1"
                              "&total=true")
         assert body["total"] == n_threads * per
-        st, _, stats = s.json("GET", "/health/stats")
+        st, _, stats = s.json("GET", "/health/stats",
+                              headers=s.admin_headers())
         assert stats["writer"]["writes"] >= n_threads * per
         # Group commit formed batches: fewer transactions than writes.
         assert stats["writer"]["transactions"] < stats["writer"]["writes"]

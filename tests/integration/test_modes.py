@@ -47,7 +47,8 @@ def test_loop_and_thread_modes(tmp_path, args):
     s = Server(make_project(tmp_path), args=args)
     try:
         smoke(s)
-        st, _, stats = s.json("GET", "/health/stats")
+        st, _, stats = s.json("GET", "/health/stats",
+                              headers=s.admin_headers())
         if "--threads" in args:
             assert stats["threads"] == int(args[args.index("--threads")
                                                 + 1])

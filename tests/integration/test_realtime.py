@@ -505,7 +505,7 @@ def test_abrupt_disconnects(srv):
     v = View(subscribe(ws, "y", "items", filter={"owner": {"$eq": "abrupt"}}))
     assert len(v.docs) == 5
     ws.close()
-    st, _, b = srv.json("GET", "/health/stats")
+    st, _, b = srv.json("GET", "/health/stats", headers=srv.admin_headers())
     assert st == 200
 
 

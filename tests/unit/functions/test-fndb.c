@@ -136,6 +136,23 @@ static void crud(const char *file, const char *code)
 	ASSERT_STR_EQ(str(out, "ddl"), "INVALID_QUERY");
 	ASSERT(cJSON_IsNull(cJSON_GetObjectItem(out, "gone")));
 	ASSERT(cJSON_IsTrue(cJSON_GetObjectItem(out, "both")));
+	{
+		/* The call is in the function's log ring. */
+		char *lj = NULL;
+		cJSON *l, *e;
+
+		ASSERT_OK(alyx_function_logs_json(a, "crud", &lj));
+		l = cJSON_Parse(lj);
+		e = cJSON_GetArrayItem(cJSON_GetObjectItem(l, "entries"), 0);
+		ASSERT(cJSON_IsTrue(cJSON_GetObjectItem(e, "success")));
+		ASSERT_STR_EQ(str(e, "request_id"), str(res, "request_id"));
+		ASSERT_EQ(cJSON_GetArraySize(cJSON_GetObjectItem(e, "logs")),
+			  0);
+		cJSON_Delete(l);
+		alyx_free(lj);
+		ASSERT_EQ(alyx_function_logs_json(a, "nope", &lj),
+			  ALYX_E_NOTFOUND);
+	}
 	cJSON_Delete(res);
 	ASSERT_EQ(count_posts(a), 1);
 
@@ -212,10 +229,17 @@ static const char tx_js[] =
 	"      const after = await ctx.db.posts.create({title: 'g', slug: 'g'});\n"
 	"      return {code, after: after.slug};\n"
 	"    }\n"
-	"    if (input.mode === 'open') {\n"
-	"      const t = await ctx.db.transaction(async (tx) => 1);\n"
-	"      return {t};\n"
-	"    }\n"
+	"    if (input.mode === 'die')\n"
+	"      return ctx.db.transaction(async (tx) => {\n"
+	"        await tx.posts.create({title: 'h', slug: 'h'});\n"
+	"        process.exit(3);\n"
+	"      });\n"
+	"    if (input.mode === 'hold')\n"
+	"      return ctx.db.transaction(async (tx) => {\n"
+	"        const p = await tx.posts.create({title: 'i', slug: input.slug});\n"
+	"        await sleep(input.ms);\n"
+	"        return {slug: p.slug};\n"
+	"      });\n"
 	"  },\n"
 	"});\n";
 
@@ -258,6 +282,41 @@ static const char tx_py[] =
 	"        after = ctx.db.posts.create({'title': 'g', 'slug': 'g'})\n"
 	"        return {'code': code, 'after': after['slug']}\n";
 
+struct holder {
+	alyx *a;
+	const char *input;
+	int rc;
+};
+
+static void *hold_main(void *p)
+{
+	struct holder *h = p;
+	cJSON *res = NULL;
+
+	h->rc = call(h->a, NULL, "tx", h->input, &res);
+	cJSON_Delete(res);
+	return NULL;
+}
+
+/* Two functions' transactions at once: the second waits for the writer
+ * (the first holds it for 400 ms), then both commit. */
+static void concurrent_transactions(alyx *a)
+{
+	struct holder h1 = {a, "{\"mode\":\"hold\",\"slug\":\"c1\","
+			       "\"ms\":400}", -1};
+	struct holder h2 = {a, "{\"mode\":\"hold\",\"slug\":\"c2\","
+			       "\"ms\":0}", -1};
+	pthread_t t1, t2;
+
+	ASSERT_OK(pthread_create(&t1, NULL, hold_main, &h1));
+	usleep(150000);
+	ASSERT_OK(pthread_create(&t2, NULL, hold_main, &h2));
+	ASSERT_OK(pthread_join(t1, NULL));
+	ASSERT_OK(pthread_join(t2, NULL));
+	ASSERT_OK(h1.rc);
+	ASSERT_OK(h2.rc);
+}
+
 static void transactions(const char *file, const char *code, bool bound)
 {
 	alyx *a = db_project();
@@ -294,9 +353,19 @@ static void transactions(const char *file, const char *code, bool bound)
 	ASSERT_EQ(count_posts(a), 3);
 
 	if (bound) {
+		/* Rolled back when its executor dies. */
+		ASSERT_EQ(call(a, NULL, "tx", "{\"mode\":\"die\"}", &res),
+			  ALYX_E_FUNCTION);
+		details_code(a, "EXECUTOR_EXITED");
+		ASSERT_EQ(count_posts(a), 3);
+		concurrent_transactions(a);
+		ASSERT_EQ(count_posts(a), 5);
+	}
+	if (bound) {
 		/* Rolled back by the transaction bound while the function
 		 * keeps running; it may write again afterwards. */
 		spit("functions/tx.yaml", "timeout: 12s\n");
+		spit("functions/touch.txt", "x");	/* rescan now */
 		snprintf(in, sizeof(in), "{\"mode\":\"bound\",\"ms\":%d}",
 			 ALYX__FN_TX_MS + 400);
 		ASSERT_OK(call(a, NULL, "tx", in, &res));
@@ -304,7 +373,7 @@ static void transactions(const char *file, const char *code, bool bound)
 		ASSERT_STR_EQ(str(out, "code"), "TIMEOUT");
 		ASSERT_STR_EQ(str(out, "after"), "g");
 		cJSON_Delete(res);
-		ASSERT_EQ(count_posts(a), 4);
+		ASSERT_EQ(count_posts(a), 6);
 	}
 	done(a);
 }
@@ -418,6 +487,144 @@ TEST(internal_api_tokens)
 	close(p[1]);
 	close(q[0]);
 	close(q[1]);
+	done(a);
+}
+
+/* Runs one request through the invocation's thread (this one): queued
+ * over "HTTP", run while it waits for its executor's answer. */
+static int run_one(alyx *a, alyx__fn_inv *inv, int route, const char *body,
+		   answer *an)
+{
+	int p[2], q[2];
+	alyx_buf line;
+
+	alyx__fn_db_submit(a, alyx__fn_inv_token(inv), route, body,
+			   strlen(body), on_answer, an);
+	ASSERT_OK(pipe2(p, O_CLOEXEC | O_NONBLOCK));
+	ASSERT_OK(pipe2(q, O_CLOEXEC | O_NONBLOCK));
+	ASSERT_EQ(write(p[1], "{}\n", 3), 3);
+	alyx__buf_init(&line, 1 << 20);
+	ASSERT_EQ(alyx__fn_converse(inv, q[1], p[0], &line,
+				    alyx__mono_ms() + 5000), ALYX__IO_OK);
+	alyx__buf_free(&line);
+	close(p[0]);
+	close(p[1]);
+	close(q[0]);
+	close(q[1]);
+	return an->rc;
+}
+
+static void *count_main(void *p)
+{
+	alyx *a = p;
+	char *out = NULL;
+	intptr_t n = -1;
+
+	if (alyx_query_str(a, NULL, "posts", "total=true", &out) == ALYX_OK) {
+		cJSON *o = cJSON_Parse(out);
+
+		n = (intptr_t)cJSON_GetObjectItem(o, "total")->valuedouble;
+		cJSON_Delete(o);
+	}
+	alyx_free(out);
+	return (void *)n;
+}
+
+static int count_elsewhere(alyx *a)
+{
+	pthread_t th;
+	void *n;
+
+	ASSERT_OK(pthread_create(&th, NULL, count_main, a));
+	ASSERT_OK(pthread_join(th, &n));
+	return (int)(intptr_t)n;
+}
+
+TEST(internal_api_refuses_bad_requests)
+{
+	static const struct {
+		int route;
+		const char *body;
+		int rc;
+	} cases[] = {
+		{ALYX__FN_DB_QUERY, "[1]", ALYX_E_BADJSON},
+		{ALYX__FN_DB_QUERY, "{\"id\":\"x\"}", ALYX_E_BADJSON},
+		{ALYX__FN_DB_QUERY, "{\"collection\":\"nope\"}",
+		 ALYX_E_NOTFOUND},
+		{ALYX__FN_DB_QUERY, "{\"collection\":\"posts\",\"query\":5}",
+		 ALYX_E_BADJSON},
+		{ALYX__FN_DB_QUERY, "{\"collection\":\"posts\",\"id\":\"x\","
+		 "\"expand\":\"a&b=1\"}", ALYX_E_BADQUERY},
+		{ALYX__FN_DB_QUERY, "{\"sql\":\"DELETE FROM posts\"}",
+		 ALYX_E_BADQUERY},
+		{ALYX__FN_DB_EXEC, "{\"sql\":\"SELECT 1; SELECT 2\"}",
+		 ALYX_E_BADQUERY},
+		{ALYX__FN_DB_EXEC, "{\"sql\":\"PRAGMA foreign_keys=OFF\"}",
+		 ALYX_E_BADQUERY},
+		{ALYX__FN_DB_EXEC, "{\"sql\":\"ATTACH ':memory:' AS m\"}",
+		 ALYX_E_BADQUERY},
+		{ALYX__FN_DB_EXEC, "{\"sql\":\"COMMIT\"}", ALYX_E_BADQUERY},
+		{ALYX__FN_DB_EXEC, "{\"sql\":\"CREATE TABLE t(x)\"}",
+		 ALYX_E_BADQUERY},
+		{ALYX__FN_DB_EXEC, "{\"sql\":\"SELECT ?\",\"params\":[]}",
+		 ALYX_E_BADQUERY},
+		{ALYX__FN_DB_EXEC, "{\"sql\":\"SELECT ?\",\"params\":5}",
+		 ALYX_E_BADJSON},
+		{ALYX__FN_DB_EXEC, "{\"op\":\"upsert\",\"collection\":\"posts\","
+		 "\"id\":\"x\",\"data\":{}}", ALYX_E_BADJSON},
+		{ALYX__FN_DB_EXEC, "{\"op\":\"create\",\"collection\":\"posts\","
+		 "\"data\":[]}", ALYX_E_BADJSON},
+		{ALYX__FN_DB_EXEC, "{\"op\":\"update\",\"collection\":\"posts\","
+		 "\"data\":{}}", ALYX_E_BADJSON},
+		{ALYX__FN_DB_EXEC, "{\"op\":\"update\",\"collection\":\"posts\","
+		 "\"id\":\"nope\",\"data\":{\"views\":{\"$raw\":\"views+1\"}}}",
+		 ALYX_E_NOTFOUND},
+		{ALYX__FN_DB_EXEC, "{\"op\":\"create\",\"collection\":\"posts\","
+		 "\"data\":{\"title\":\"t\"},\"tx\":\"tx_9\"}",
+		 ALYX_E_NOTFOUND},
+		{ALYX__FN_DB_TX, "{\"op\":\"commit\"}", ALYX_E_BADJSON},
+		{ALYX__FN_DB_TX, "{\"op\":\"commit\",\"tx\":\"tx_1\"}",
+		 ALYX_E_NOTFOUND},
+		{ALYX__FN_DB_TX, "{\"op\":\"nest\"}", ALYX_E_BADJSON},
+		{ALYX__FN_DB_TX, "{\"op\":", ALYX_E_BADJSON},
+	};
+	alyx *a = db_project();
+	alyx__fn_def d = {.name = "t"};
+	alyx__fn_inv *inv = NULL;
+	alyx__err err = {0};
+	answer an = {0};
+	size_t i;
+
+	ASSERT_OK(alyx__fn_inv_begin(a, &d, 60000, &inv, &err));
+	for (i = 0; i < ALYX_ARRAY_LEN(cases); i++) {
+		int rc = run_one(a, inv, cases[i].route, cases[i].body, &an);
+
+		if (rc != cases[i].rc)
+			TH_FAIL("%s: %d (%s), expected %d", cases[i].body, rc,
+				an.msg, cases[i].rc);
+	}
+	/* Nothing was written; the writer is free. */
+	ASSERT_EQ(count_posts(a), 0);
+	/* A transaction: begin twice, a call outside it, commit. */
+	ASSERT_OK(run_one(a, inv, ALYX__FN_DB_TX, "{\"op\":\"begin\"}", &an));
+	ASSERT_CONTAINS(an.body, "\"tx\":\"tx_1\"");
+	ASSERT_EQ(run_one(a, inv, ALYX__FN_DB_TX, "{\"op\":\"begin\"}", &an),
+		  ALYX_E_MISUSE);
+	ASSERT_EQ(run_one(a, inv, ALYX__FN_DB_QUERY,
+			  "{\"collection\":\"posts\"}", &an), ALYX_E_MISUSE);
+	ASSERT_OK(run_one(a, inv, ALYX__FN_DB_EXEC,
+			  "{\"sql\":\"INSERT INTO posts(id,title,slug) VALUES "
+			  "('p1','t','s')\",\"tx\":\"tx_1\"}", &an));
+	ASSERT_CONTAINS(an.body, "\"changes\":1");
+	/* Another thread does not see it before the commit (this one, in
+	 * the transaction, does). */
+	ASSERT_EQ(count_elsewhere(a), 0);
+	ASSERT_EQ(count_posts(a), 1);
+	ASSERT_OK(run_one(a, inv, ALYX__FN_DB_TX,
+			  "{\"op\":\"commit\",\"tx\":\"tx_1\"}", &an));
+	ASSERT_EQ(count_posts(a), 1);
+	alyx__fn_inv_end(inv);
+	alyx__free(an.body);
 	done(a);
 }
 

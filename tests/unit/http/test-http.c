@@ -23,7 +23,9 @@ static const char schema[] =
 	"  notes:\n"
 	"    fields:\n"
 	"      id: {type: uuid, primary: true, default: auto}\n"
-	"      text: {type: string, maxLength: 20}\n";
+	"      text: {type: string, maxLength: 20}\n"
+	"    rules: {create: \"true\", read: \"true\", update: \"true\",\n"
+	"            delete: \"true\"}\n";
 
 #define TEST_SECRET "test-secret-test-secret-test-secret-0123"
 
