@@ -127,6 +127,58 @@ static stamp time_gets(alyx *a, const alyx_ctx *ctx, const char *coll,
 	return t0;
 }
 
+static stamp time_lists(alyx *a, const alyx_ctx *ctx, const char *qs,
+			int n)
+{
+	char *out = NULL;
+	stamp t0;
+	int i;
+
+	alyx__read_pass_begin(a);
+	t0 = now();
+	for (i = 0; i < n; i++) {
+		if (alyx_query_str(a, ctx, "posts", qs, &out))
+			die(a, "list under rules");
+		alyx_free(out);
+	}
+	t0 = rate(n, t0);
+	alyx__read_pass_end(a);
+	return t0;
+}
+
+/* list-20 of one author's 200 posts (2/3 published) by -created_at. */
+static void lists_under_rules(alyx *a, const alyx_ctx *user,
+			      const char *uid, int n)
+{
+	char *out = NULL, qs[256];
+	alyx_buf b;
+	int i;
+
+	alyx__buf_init(&b, 0);
+	alyx__buf_adds(&b, "{\"posts\":[");
+	for (i = 0; i < 200; i++)
+		alyx__buf_addf(&b, "%s{\"title\":\"P%d\",\"slug\":\"p%d\","
+			       "\"content\":\"c\",\"author_id\":\"%s\","
+			       "\"published\":%s,\"created_at\":"
+			       "\"2026-01-%02dT00:00:%02d.000Z\"}",
+			       i ? "," : "", i, i, uid,
+			       i % 3 ? "true" : "false", 1 + i % 28, i % 60);
+	alyx__buf_adds(&b, "]}");
+	if (alyx_db_seed(a, b.data, b.len, &out))
+		die(a, "seed");
+	alyx_free(out);
+	alyx__buf_free(&b);
+	snprintf(qs, sizeof(qs), "filter=author_id:eq:%s&sort=-created_at"
+		 "&limit=20", uid);
+	printf("list-20 of one author's 200 posts, CPU µs per list:\n");
+	printf("  system (no rules)                  %6.2f\n",
+	       1e6 / time_lists(a, NULL, qs, n).cpu);
+	printf("  anonymous, 3-way rule              %6.2f\n",
+	       1e6 / time_lists(a, alyx_ctx_anonymous(), qs, n).cpu);
+	printf("  signed-in author, 3-way rule       %6.2f\n",
+	       1e6 / time_lists(a, user, qs, n).cpu);
+}
+
 /* The cost of enforcement on a get by id (issue 5): the system (no
  * rules), the anonymous context on a `read: "true"` collection
  * (comments) and on posts' 3-way rule, and a signed-in user on posts. */
@@ -164,6 +216,7 @@ static void gets_under_rules(alyx *a, const alyx_ctx *user, const char *uid,
 	printf("  posts, signed-in user, 3-way rule  %6.2f\n", 1e6 / user_p.cpu);
 	free(pid);
 	free(cid);
+	lists_under_rules(a, user, uid, n / 10);
 }
 
 int main(int argc, char **argv)

@@ -183,7 +183,7 @@ typedef struct raw_functions {
 typedef struct raw_realtime {
 	char *poll_interval_ms, *max_connections, *max_subscriptions,
 		*snapshot_limit, *change_retention, *max_message, *send_queue,
-		*idle_timeout, *ping_interval;
+		*idle_timeout, *ping_interval, *token_check;
 } raw_realtime;
 typedef struct raw_dev {
 	char *watch, *admin_ui;
@@ -325,6 +325,7 @@ static const cyaml_schema_field_t realtime_f[] = {
 	STR("send_queue", raw_realtime, send_queue),
 	STR("idle_timeout", raw_realtime, idle_timeout),
 	STR("ping_interval", raw_realtime, ping_interval),
+	STR("token_check", raw_realtime, token_check),
 	CYAML_FIELD_END
 };
 static const cyaml_schema_field_t dev_f[] = {
@@ -1375,6 +1376,8 @@ static void type_rest(tctx *t, const raw_top *r)
 		t, "realtime.idle_timeout", rt->idle_timeout, 100, 60000);
 	c->realtime.ping_interval_ms = get_duration(
 		t, "realtime.ping_interval", rt->ping_interval, 100, 30000);
+	c->realtime.token_check_ms = get_duration(
+		t, "realtime.token_check", rt->token_check, 100, 30000);
 
 	c->dev.watch = get_bool(t, "dev.watch", d->watch, true);
 	c->dev.admin_ui = get_bool(t, "dev.admin_ui", d->admin_ui, true);
@@ -1786,6 +1789,7 @@ char *alyx__config_to_json(const alyx__config *c, bool mask)
 	jint(&b, &f, "send_queue", c->realtime.send_queue);
 	jint(&b, &f, "idle_timeout", c->realtime.idle_timeout_ms);
 	jint(&b, &f, "ping_interval", c->realtime.ping_interval_ms);
+	jint(&b, &f, "token_check", c->realtime.token_check_ms);
 	alyx__buf_addc(&b, '}');
 
 	jkey(&b, &top, "dev");

@@ -128,6 +128,7 @@ typedef struct alyx__config {
 		int64_t send_queue;	/* 4 MiB: unsent bytes per connection */
 		int64_t idle_timeout_ms; /* 60s without subscriptions */
 		int64_t ping_interval_ms; /* 30s: keepalive pings */
+		int64_t token_check_ms;	/* 30s: tokens checked again */
 	} realtime;
 	struct {
 		bool watch;		/* true */

@@ -101,7 +101,9 @@ realtime:
 
 
 def start(tmp, config=CONFIG, args=()):
-    return Server(make_project(tmp, config=config, schema=SCHEMA), args=args)
+    # rules="blog": keep the schema's own rules (conftest opens them).
+    return Server(make_project(tmp, config=config, schema=SCHEMA,
+                               rules="blog"), args=args)
 
 
 @pytest.fixture(scope="module")
@@ -389,8 +391,8 @@ def test_sort_limit_window(srv):
     qs = "filter=owner:eq:win&sort=-n,title&limit=3"
 
     def check():
-        want = ids(query(srv, "items", qs))
-        pump(ws, views, lambda: ids(v.ordered()) == want)
+        want = query(srv, "items", qs)
+        pump(ws, views, lambda: v.ordered() == want)
 
     docs = [create(srv, "items", {"owner": "win", "title": "t%d" % i,
                                   "n": i * 10}) for i in range(6)]
@@ -595,7 +597,8 @@ def test_tls_websocket(tmp_path):
                    check=True, capture_output=True)
     supp = str(Path(__file__).with_name("lsan-openssl.supp"))
     lsan = os.environ.get("LSAN_OPTIONS", "")
-    proj = make_project(tmp_path, schema=SCHEMA, config=CONFIG.replace(
+    proj = make_project(tmp_path, schema=SCHEMA, rules="blog",
+                        config=CONFIG.replace(
         "  max_body: 1mb\n", "  max_body: 1mb\n  tls:\n    cert: %s\n"
         "    key: %s\n" % (cert, key)))
     s = Server(proj, wait=False, env={"LSAN_OPTIONS": (
@@ -623,3 +626,346 @@ def test_tls_websocket(tmp_path):
         assert ws.closed[0] == 1000
     finally:
         assert s.stop() == 0
+
+
+# ---- authentication -----------------------------------------------------
+
+AUTH_CONFIG = CONFIG + """\
+auth:
+  jwt:
+    secret: realtime-test-secret-0123456789abcdef
+    access_ttl: %s
+  rate_limit:
+    login: 1000/minute
+    register: 1000/minute
+"""
+
+
+def register(s, email, password="correct horse battery"):
+    st, _, b = s.json("POST", "/api/auth/register",
+                      {"email": email, "password": password})
+    assert st == 201, b
+    return b["access_token"], b["user"]["id"]
+
+
+def db_path(s):
+    return str(s.proj / "data" / "alyx.db")
+
+
+def other_process(s, sql, args=()):
+    """Runs SQL on the project's database from this (another) process."""
+    db = sqlite3.connect(db_path(s), timeout=30)
+    try:
+        db.execute("PRAGMA busy_timeout=30000")
+        db.execute(sql, args)
+        db.commit()
+    finally:
+        db.close()
+
+
+@pytest.fixture(scope="module")
+def asrv(tmp_path_factory):
+    s = start(tmp_path_factory.mktemp("rtauth"), config=AUTH_CONFIG % "15m")
+    yield s
+    assert s.stop() == 0
+
+
+def test_auth_header_param_and_message(asrv):
+    tok, uid = register(asrv, "hdr@example.com")
+    ws = connect(asrv, headers={"Authorization": "Bearer " + tok})
+    assert ws.hello["payload"]["user_id"] == uid
+    assert ws.hello["payload"]["role"] == "user"
+    ws.close()
+    ws = WS(asrv.host, asrv.port, path="/api/realtime?token=" +
+            urllib.parse.quote(tok))
+    assert ws.recv()["payload"]["user_id"] == uid
+    ws.close()
+    # Anonymous, then an auth message.
+    ws = connect(asrv)
+    assert ws.hello["payload"]["user_id"] is None
+    m = ws.request({"id": "a", "type": "auth", "payload": {"token": tok}})
+    assert m == {"id": "a", "type": "authenticated",
+                 "payload": {"user_id": uid, "role": "user"}}
+    # The same user again (a refreshed token) is fine with subscriptions.
+    subscribe(ws, "s", "items", filter={"owner": {"$eq": "auth"}})
+    m = ws.request({"id": "b", "type": "auth", "payload": {"token": tok}})
+    assert m["type"] == "authenticated"
+    # Another user's token with subscriptions open: refused, unchanged.
+    tok2, uid2 = register(asrv, "other@example.com")
+    m = ws.request({"id": "c", "type": "auth", "payload": {"token": tok2}})
+    assert m["type"] == "error" and m["payload"]["code"] == "CONFLICT"
+    # A bad token: refused, the connection keeps its identity.
+    m = ws.request({"id": "d", "type": "auth",
+                    "payload": {"token": tok[:-3] + "xyz"}})
+    assert m["payload"]["code"] == "UNAUTHORIZED"
+    ws.close()
+
+
+def test_token_expiry_ends_subscriptions(tmp_path):
+    s = start(tmp_path, config=AUTH_CONFIG % "2s")
+    try:
+        tok, uid = register(s, "exp@example.com")
+        ws = connect(s, headers={"Authorization": "Bearer " + tok})
+        v = View(subscribe(ws, "e", "items",
+                           filter={"owner": {"$eq": "exp"}}))
+        m = ws.recv(timeout=10)
+        assert m["type"] == "error", m
+        p = m["payload"]
+        assert p["code"] == "UNAUTHORIZED" and p["subscription_id"] == v.sid
+        assert "expired" in p["message"]
+        # Nothing of it follows; new subscriptions are refused...
+        create(s, "items", {"owner": "exp", "title": "late"})
+        m = ws.request({"id": "n", "type": "subscribe",
+                        "payload": {"collection": "items"}})
+        assert m["type"] == "error" and m["payload"]["code"] == "UNAUTHORIZED"
+        # ... until a fresh token comes.
+        st, _, b = s.json("POST", "/api/auth/login", {
+            "email": "exp@example.com", "password": "correct horse battery"})
+        assert st == 200
+        m = ws.request({"id": "a", "type": "auth",
+                        "payload": {"token": b["access_token"]}})
+        assert m["type"] == "authenticated"
+        snap = subscribe(ws, "n2", "items", filter={"owner": {"$eq": "exp"}})
+        assert len(snap["payload"]["docs"]) == 1
+        ws.close()
+    finally:
+        assert s.stop() == 0
+
+
+def test_revoked_account_ends_subscriptions(tmp_path):
+    s = start(tmp_path, config=AUTH_CONFIG.replace(
+        "  max_message: 8kb\n", "  max_message: 8kb\n  token_check: 200ms\n")
+        % "15m")
+    try:
+        tok, uid = register(s, "gone@example.com")
+        ws = connect(s, headers={"Authorization": "Bearer " + tok})
+        v = View(subscribe(ws, "g", "items"))
+        other_process(s, "DELETE FROM _alyx_users WHERE id = ?", (uid,))
+        m = ws.recv(timeout=10)
+        assert m["type"] == "error", m
+        assert m["payload"]["code"] == "UNAUTHORIZED"
+        assert m["payload"]["subscription_id"] == v.sid
+        ws.close()
+        # A new connection with that token is refused outright.
+        with pytest.raises(HandshakeRefused) as e:
+            WS(s.host, s.port, headers={"Authorization": "Bearer " + tok})
+        assert e.value.status == 401
+    finally:
+        assert s.stop() == 0
+
+
+# ---- limits and keepalive -----------------------------------------------
+
+def test_slow_consumer(tmp_path):
+    s = start(tmp_path, config=CONFIG.replace(
+        "  max_message: 8kb\n", "  max_message: 8kb\n  send_queue: 1mb\n"))
+    try:
+        slow = WS(s.host, s.port, rcvbuf=4096, timeout=20 * SLOW)
+        fast = connect(s)
+        slow.send({"id": "s", "type": "subscribe", "payload": {
+            "collection": "items", "filter": {"owner": {"$eq": "slow"}},
+            "limit": 1000}})
+        fv = View(subscribe(fast, "f", "items",
+                            filter={"owner": {"$eq": "slow"}}, limit=1000))
+        time.sleep(0.3)
+        # More than the kernel's socket buffers can hide (tcp_wmem max is
+        # typically 4 MiB), while the fast client keeps reading.
+        body = "x" * 24000
+        errs = []
+
+        def read_fast():
+            try:
+                pump(fast, {fv.sid: fv}, lambda: len(fv.docs) == 300,
+                     timeout=60)
+            except Exception as e:      # reported below
+                errs.append(e)
+        th = threading.Thread(target=read_fast)
+        th.start()
+        for i in range(300):
+            create(s, "items", {"owner": "slow", "title": str(i),
+                                "body": body})
+        th.join()
+        assert not errs, errs
+        # The slow one reads what was already on the wire, then the
+        # error and the close.
+        seen = []
+        with pytest.raises(Closed) as e:
+            while True:
+                seen.append(slow.recv(timeout=20 * SLOW))
+        assert e.value.code == 1008, (e.value, seen[-1:])
+        bad = [m for m in seen if m["type"] == "error"]
+        assert len(bad) == 1 and bad[0]["payload"]["code"] == \
+            "SLOW_CONSUMER", bad
+        assert seen[-1] is bad[0]
+        deltas = [m for m in seen if m["type"] == "delta"]
+        assert len(deltas) < 300
+        # The server is fine and a reconnect with since gets the state.
+        ws = connect(s)
+        snap = subscribe(ws, "r", "items", filter={"owner": {"$eq": "slow"}},
+                         limit=1000, since=1)
+        assert len(snap["payload"]["docs"]) == 300
+        ws.close()
+        fast.close()
+    finally:
+        assert s.stop() == 0
+
+
+def test_idle_timeout_and_keepalive(tmp_path):
+    s = start(tmp_path, config=CONFIG.replace(
+        "  max_message: 8kb\n", "  max_message: 8kb\n  idle_timeout: 600ms\n"
+        "  ping_interval: 300ms\n"))
+    try:
+        idle = connect(s)
+        busy = connect(s)
+        subscribe(busy, "b", "items")
+        mute = connect(s, auto_pong=False)
+        subscribe(mute, "m", "items")
+        # The idle one (no subscription, says nothing) is closed; the busy
+        # one answers pings meanwhile and stays.
+        closed = None
+        end = time.time() + 10 * SLOW
+        while time.time() < end and (closed is None or
+                                     time.time() < closed + 2):
+            if closed is None:
+                try:
+                    idle.recv(timeout=0.05)
+                except TimeoutError:
+                    pass
+                except Closed as e:
+                    closed = time.time()
+                    assert e.code == 1001 and "idle" in e.reason
+            try:
+                busy.recv(timeout=0.05)
+            except TimeoutError:
+                pass
+        assert closed is not None
+        assert busy.pings >= 2
+        assert busy.request({"id": 1, "type": "ping"})["type"] == "pong"
+        busy.close()
+        # The mute one (never answers pings) is dropped.
+        with pytest.raises(Closed):
+            end = time.time() + 10
+            while time.time() < end:
+                try:
+                    mute.recv(timeout=0.5)
+                except TimeoutError:
+                    pass
+        assert mute.pings >= 1
+    finally:
+        assert s.stop() == 0
+
+
+def test_connection_cap(tmp_path):
+    s = start(tmp_path, config=CONFIG.replace(
+        "  max_message: 8kb\n", "  max_message: 8kb\n  max_connections: 3\n"))
+    try:
+        held = [connect(s) for _ in range(3)]
+        with pytest.raises(HandshakeRefused) as e:
+            WS(s.host, s.port)
+        assert e.value.status == 503
+        held.pop().close()
+        deadline = time.time() + 5
+        while True:
+            try:
+                held.append(connect(s))
+                break
+            except HandshakeRefused:
+                assert time.time() < deadline
+                time.sleep(0.05)
+        for ws in held:
+            ws.close()
+    finally:
+        assert s.stop() == 0
+
+
+# ---- read rules ---------------------------------------------------------
+
+def bearer(tok):
+    return {"Authorization": "Bearer " + tok} if tok else {}
+
+
+def test_read_rule_filters_per_subscriber(asrv):
+    s = asrv
+    ta, ua = register(s, "ra@example.com")
+    tb, ub = register(s, "rb@example.com")
+    users = {"anon": None, "a": ta, "b": tb}
+    sort = ["-n"]
+    clients, views = {}, {}
+    for who, tok in users.items():
+        ws = connect(s, headers=bearer(tok))
+        clients[who] = ws
+        views[who] = View(subscribe(ws, who, "notes", sort=sort, limit=3),
+                          sort)
+    qs = "sort=-n&limit=3"
+
+    def check():
+        for who, tok in users.items():
+            want = query(s, "notes", qs, headers=bearer(tok))
+            v = views[who]
+            pump(clients[who], {v.sid: v}, lambda: v.ordered() == want)
+
+    pa = create(s, "notes", {"owner_id": ua, "body": "a private", "n": 5})
+    pub = create(s, "notes", {"owner_id": ua, "body": "a public", "n": 4,
+                              "public": True})
+    pb = create(s, "notes", {"owner_id": ub, "body": "b private", "n": 3})
+    check()
+    assert pa["id"] in views["a"].docs and pa["id"] not in views["b"].docs
+    assert set(views["anon"].docs) == {pub["id"]}
+    # Stops passing the rule: a delete for those who lose it, an update for
+    # the owner.
+    patch(s, "notes", pub["id"], {"public": False})
+    check()
+    assert pub["id"] not in views["anon"].docs
+    assert views["a"].docs[pub["id"]]["public"] is False
+    # Starts passing it: an insert.
+    patch(s, "notes", pb["id"], {"public": True, "n": 9})
+    check()
+    assert pb["id"] in views["anon"].docs and pb["id"] in views["a"].docs
+    # The window of each reader is the top 3 of what they may read.
+    for i in range(4):
+        create(s, "notes", {"owner_id": ua, "body": "more", "n": 6 + i})
+    check()
+    assert len(views["a"].docs) == 3 and len(views["anon"].docs) == 1
+    delete(s, "notes", pb["id"])
+    check()
+    for ws in clients.values():
+        ws.close()
+
+
+def test_no_read_rule_admin_only(asrv):
+    s = asrv
+    tok, uid = register(s, "plain@example.com")
+    atok, aid = register(s, "boss@example.com")
+    other_process(s, "UPDATE _alyx_users SET role = 'admin' WHERE id = ?",
+                  (aid,))
+    create(s, "vault", {"body": "gold"})
+    anon = connect(s)
+    user = connect(s, headers=bearer(tok))
+    admin = connect(s, headers=bearer(atok))
+    assert admin.hello["payload"]["role"] == "admin"
+    va = View(subscribe(anon, "v", "vault"))
+    vu = View(subscribe(user, "v", "vault"))
+    vb = View(subscribe(admin, "v", "vault"))
+    assert va.docs == {} and vu.docs == {} and len(vb.docs) == 1
+    d = create(s, "vault", {"body": "silver"})
+    pump(admin, {vb.sid: vb}, lambda: d["id"] in vb.docs)
+    # Nothing reaches the others (a ping answers after anything queued).
+    for ws in (anon, user):
+        m = ws.request({"id": "p", "type": "ping"})
+        assert m["type"] == "pong" and not ws.backlog, ws.backlog
+    for ws in (anon, user, admin):
+        ws.close()
+
+
+def test_expand_meets_the_referenced_rule(asrv):
+    """A subscription's expanded documents meet their own collection's read
+    rule, as REST does (the vault has none: only admins see it)."""
+    s = asrv
+    tok, uid = register(s, "exp2@example.com")
+    ws = connect(s, headers=bearer(tok))
+    create(s, "notes", {"owner_id": uid, "body": "mine", "n": 1})
+    snap = subscribe(ws, "e", "notes", filter={"owner_id": {"$eq": uid}})
+    want = query(s, "notes", "filter=owner_id:eq:" + uid,
+                 headers=bearer(tok))
+    assert ids(snap["payload"]["docs"]) == ids(want)
+    ws.close()
