@@ -341,6 +341,9 @@ void alyx__ws_svc_free(alyx__svc *t);
  * reply) -1 to hang up. */
 int alyx__ws_confirm(alyx__svc *t, struct lws *wsi, alyx__req *r,
 		     const char *upgrade);
+/* `"realtime":{...},` for /health/stats; the realtime metrics. */
+void alyx__ws_stats_json(struct alyx_server *s, alyx_buf *b);
+void alyx__ws_metrics_text(struct alyx_server *s, alyx_buf *b);
 
 /* reply.c */
 const char *alyx__status_text(int status);
