@@ -46,6 +46,7 @@ void alyx__job_free(alyx__job *j)
 		alyx__write_free(j->prep);
 		alyx__free(j->prep);
 	}
+	alyx__free(j->ip);
 	alyx_free(j->out);
 	alyx__free(j->err_msg);
 	alyx__free(j->err_details);
@@ -53,7 +54,7 @@ void alyx__job_free(alyx__job *j)
 	alyx__free(j);
 }
 
-static void capture_error(alyx *a, alyx__job *j)
+void alyx__job_capture(alyx *a, alyx__job *j)
 {
 	const char *m = alyx_errmsg(a), *d = alyx_errdetails(a);
 
@@ -93,7 +94,7 @@ static void run_job(alyx *a, alyx__job *j)
 		break;
 	}
 	if (j->rc != ALYX_OK)
-		capture_error(a, j);
+		alyx__job_capture(a, j);
 }
 
 /* Hands the finished jobs back, one wake-up per service thread. */
@@ -159,7 +160,7 @@ static void *writer_main(void *arg)
 			/* Could not open the transaction (database busy or
 			 * broken): every job in the batch fails. */
 			for (j = head; j; j = j->next) {
-				capture_error(a, j);
+				alyx__job_capture(a, j);
 				if (j->rc == ALYX_OK)
 					j->rc = grc;
 			}
@@ -174,7 +175,7 @@ static void *writer_main(void *arg)
 				for (j = head; j; j = j->next) {
 					alyx_free(j->out);
 					j->out = NULL;
-					capture_error(a, j);
+					alyx__job_capture(a, j);
 				}
 			}
 		}
