@@ -42,6 +42,7 @@ typedef struct alyx__fn_runtime {
 	int64_t exec_timeout_ms;
 	int64_t memory_limit;	/* bytes */
 	double cpu_limit;	/* cores */
+	char *image;		/* container runner: the runtime's image */
 } alyx__fn_runtime;
 
 typedef struct alyx__config {
@@ -115,6 +116,11 @@ typedef struct alyx__config {
 		char *runner;		/* "process" or "container" */
 		char *sandbox;		/* "auto", "bwrap" or "none" */
 		char *container_socket;	/* /var/run/docker.sock */
+		struct {
+			int pids_limit;		/* 128 per container */
+			int64_t start_timeout_ms; /* 30 s */
+			char *user;		/* "": the image's user */
+		} container;
 		alyx__fn_runtime node;
 		alyx__fn_runtime python;
 	} functions;
