@@ -36,6 +36,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <dirent.h>
+#include <signal.h>
+
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 
@@ -306,6 +309,46 @@ out:
 	alyx__err_clear(&err);
 }
 
+/* Removes the socket directories (/tmp/alyx-ctr-<pid>-*) of processes
+ * that no longer run: each holds at most numbered directories with one
+ * socket each. */
+static void remove_stale_dirs(void)
+{
+	DIR *d = opendir("/tmp"), *sub;
+	struct dirent *de, *se;
+	char path[PATH_MAX], sock[PATH_MAX];
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char *end;
+		long pid;
+
+		if (strncmp(de->d_name, "alyx-ctr-", 9))
+			continue;
+		pid = strtol(de->d_name + 9, &end, 10);
+		if (*end != '-' || pid <= 0 || kill((pid_t)pid, 0) == 0 ||
+		    errno != ESRCH)
+			continue;
+		snprintf(path, sizeof(path), "/tmp/%s", de->d_name);
+		sub = opendir(path);
+		while (sub && (se = readdir(sub))) {
+			if (se->d_name[0] == '.')
+				continue;
+			snprintf(sock, sizeof(sock), "%s/%s/s", path,
+				 se->d_name);
+			unlink(sock);
+			snprintf(sock, sizeof(sock), "%s/%s", path,
+				 se->d_name);
+			rmdir(sock);
+		}
+		if (sub)
+			closedir(sub);
+		rmdir(path);
+	}
+	closedir(d);
+}
+
 /* Reaches the engine once (ping), then removes leftovers and makes the
  * socket directory (e->mu held). */
 static int ensure_ready(alyx__engine *e, alyx__err *err)
@@ -325,6 +368,7 @@ static int ensure_ready(alyx__engine *e, alyx__err *err)
 	if (rc != ALYX_OK)
 		return rc;
 	remove_leftovers(e);
+	remove_stale_dirs();
 	/* Short: the socket's path must fit sun_path (108 bytes). */
 	snprintf(tmpl, sizeof(tmpl), "/tmp/alyx-ctr-%ld-XXXXXX",
 		 (long)getpid());

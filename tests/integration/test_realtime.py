@@ -16,6 +16,7 @@ import subprocess
 import threading
 import time
 import urllib.parse
+import uuid
 from pathlib import Path
 
 import pytest
@@ -161,6 +162,7 @@ class View:
         self.docs = {d["id"]: d for d in p["docs"]}
         self.change_id = p["change_id"]
         self.sort = sort or []
+        self.deltas = 0
 
     def apply(self, m):
         assert m["type"] == "delta", m
@@ -178,6 +180,7 @@ class View:
             self.docs[d["id"]] = d
         assert p["change_id"] >= self.change_id
         self.change_id = p["change_id"]
+        self.deltas += 1
 
     def ordered(self):
         out = list(self.docs.values())
@@ -969,3 +972,240 @@ def test_expand_meets_the_referenced_rule(asrv):
                  headers=bearer(tok))
     assert ids(snap["payload"]["docs"]) == ids(want)
     ws.close()
+
+
+# ---- the randomised model test ------------------------------------------
+
+FILTERS = [
+    ({}, ""),
+    ({"owner": {"$eq": "a"}}, "filter=owner:eq:a"),
+    ({"n": {"$gte": 10}}, "filter=n:gte:10"),
+    ({"flag": {"$eq": True}}, "filter=flag:eq:true"),
+    ({"owner": {"$eq": "b"}, "n": {"$lt": 8}},
+     "filter=owner:eq:b&filter=n:lt:8"),
+    ({"$or": [{"owner": "c"}, {"n": {"$gt": 15}}]},
+     "filter=or(owner:eq:c|n:gt:15)"),
+    ({"f": {"$eq": None}}, "filter=f:eq:null"),
+    ({"owner": {"$in": ["a", "c"]}}, "filter=owner:in:a,c"),
+]
+SORTS = [[], ["n"], ["-n"], ["-f", "n"], ["owner", "-n"], ["flag", "f"]]
+
+
+def random_spec(rnd, coll="items"):
+    flt, qs = rnd.choice(FILTERS) if coll == "items" else rnd.choice(
+        [({}, ""), ({"n": {"$gte": 5}}, "filter=n:gte:5"),
+         ({"public": {"$eq": True}}, "filter=public:eq:true")])
+    sort = rnd.choice(SORTS if coll == "items" else [[], ["n"], ["-n"]])
+    payload = {"collection": coll, "filter": flt}
+    parts = [qs] if qs else []
+    if sort:
+        payload["sort"] = sort
+        parts.append("sort=" + ",".join(sort))
+    if rnd.random() < 0.7:
+        payload["limit"] = rnd.randint(1, 8)
+        parts.append("limit=%d" % payload["limit"])
+    return payload, "&".join(parts)
+
+
+class ModelClient:
+    """One WebSocket connection with several live queries, read by its own
+    thread; its documents come only from its messages."""
+
+    def __init__(self, s, specs, token=None):
+        self.s, self.specs, self.token = s, specs, token
+        self.lock = threading.Lock()
+        self.views = []
+        self.problems = []
+        self.resyncs = []
+        self.ws = None
+        self.th = None
+        self.connect(since=None)
+
+    def connect(self, since):
+        self.ws = connect(self.s, headers=bearer(self.token))
+        views = []
+        for i, (payload, qs) in enumerate(self.specs):
+            p = dict(payload)
+            if since is not None:
+                p["since"] = since[i]
+            snap = self.ws.request({"id": i, "type": "subscribe",
+                                    "payload": p})
+            assert snap["type"] == "snapshot", snap
+            if since is not None:
+                self.resyncs.append(snap["payload"]["resync"])
+            views.append(View(snap, payload.get("sort")))
+        with self.lock:
+            self.views = views
+        self.stop = False
+        self.th = threading.Thread(target=self.read, daemon=True)
+        self.th.start()
+
+    def read(self):
+        by_sid = {v.sid: v for v in self.views}
+        ws = self.ws
+        # Deltas of the first subscriptions that came while the later
+        # ones were being made.
+        pending = list(ws.backlog)
+        ws.backlog.clear()
+        while not self.stop:
+            if pending:
+                m = pending.pop(0)
+            else:
+                try:
+                    m = ws.recv(0.2)
+                except TimeoutError:
+                    continue
+                except (Closed, OSError, ValueError) as e:
+                    if not self.stop:
+                        self.problems.append(("closed", repr(e)))
+                    return
+            try:
+                with self.lock:
+                    by_sid[m["payload"]["subscription_id"]].apply(m)
+            except Exception as e:      # collected, asserted by the test
+                self.problems.append((repr(e), m))
+
+    def disconnect(self, abrupt):
+        self.stop = True
+        self.th.join()
+        if abrupt:
+            self.ws.abort()
+        else:
+            self.ws.close()
+
+    def reconnect(self, abrupt):
+        last = [v.change_id for v in self.views]
+        self.disconnect(abrupt)
+        self.connect(since=last)
+
+    def converged(self):
+        for v, (payload, qs) in zip(self.views, self.specs):
+            want = query(self.s, payload["collection"], qs,
+                         headers=bearer(self.token))
+            with self.lock:
+                have = v.ordered()
+            if have != want:
+                hi, wi = ids(have), ids(want)
+                return False, (payload, qs, "missing", [
+                    d for d in want if d["id"] not in hi], "extra", [
+                    d for d in have if d["id"] not in wi], "changed", [
+                    (d, e) for d in want for e in have
+                    if d["id"] == e["id"] and d != e],
+                    "order", wi == hi)
+        return True, None
+
+
+def test_random_model_over_websocket(tmp_path):
+    seed = int(os.environ.get("ALYX_RT_SEED", "4242"))
+    rnd = random.Random(seed)
+    s = start(tmp_path, config=AUTH_CONFIG % "15m")
+    try:
+        tok, uid = register(s, "model@example.com")
+        item_ids = [str(uuid.UUID(int=rnd.getrandbits(128), version=4))
+                    for _ in range(40)]
+        note_ids = [str(uuid.UUID(int=rnd.getrandbits(128), version=4))
+                    for _ in range(16)]
+
+        def item_doc(r):
+            return {"owner": r.choice("abc"), "n": r.randint(0, 19),
+                    "f": r.choice([None, round(r.random() * 10, 2)]),
+                    "flag": r.random() < 0.5, "title": "t%d" % r.randint(
+                        0, 99)}
+
+        for i in item_ids[:20]:
+            d = item_doc(rnd)
+            d["id"] = i
+            create(s, "items", d)
+        clients = []
+        for k in range(4):
+            specs = [random_spec(rnd) for _ in range(5)]
+            clients.append(ModelClient(s, specs))
+        # A signed-in client on the rule-filtered collection.
+        clients.append(ModelClient(
+            s, [random_spec(rnd, "notes") for _ in range(4)], token=tok))
+
+        def rest_writer(wseed, n):
+            r = random.Random(wseed)
+            for _ in range(n):
+                op = r.random()
+                if r.random() < 0.25:
+                    nid = r.choice(note_ids)
+                    body = {"owner_id": r.choice([uid, "someone"]),
+                            "public": r.random() < 0.4,
+                            "n": r.randint(0, 9), "body": "x"}
+                    if op < 0.4:
+                        body["id"] = nid
+                        s.json("POST", "/api/collections/notes", body)
+                    elif op < 0.85:
+                        s.json("PATCH", "/api/collections/notes/" + nid,
+                               body)
+                    else:
+                        s.request("DELETE", "/api/collections/notes/" + nid)
+                    continue
+                iid = r.choice(item_ids)
+                if op < 0.35:
+                    d = item_doc(r)
+                    d["id"] = iid
+                    s.json("POST", "/api/collections/items", d)
+                elif op < 0.85:
+                    s.json("PATCH", "/api/collections/items/" + iid,
+                           item_doc(r))
+                else:
+                    s.request("DELETE", "/api/collections/items/" + iid)
+
+        def sql_writer(wseed, n):
+            r = random.Random(wseed)
+            db = sqlite3.connect(db_path(s), timeout=30)
+            db.execute("PRAGMA busy_timeout=30000")
+            for i in range(n):
+                iid = r.choice(item_ids)
+                op = r.random()
+                if op < 0.35:
+                    d = item_doc(r)
+                    db.execute("INSERT OR IGNORE INTO items (id, owner, n, "
+                               "f, flag, title) VALUES (?,?,?,?,?,?)",
+                               (iid, d["owner"], d["n"], d["f"],
+                                int(d["flag"]), d["title"]))
+                elif op < 0.85:
+                    db.execute("UPDATE items SET n = ?, f = ? WHERE id = ?",
+                               (r.randint(0, 19), r.choice([None, 1.5]),
+                                iid))
+                else:
+                    db.execute("DELETE FROM items WHERE id = ?", (iid,))
+                db.commit()
+                if i % 8 == 0:
+                    time.sleep(0.002)
+            db.close()
+
+        for rnd_no in range(3):
+            ths = [threading.Thread(target=rest_writer,
+                                    args=(seed * 10 + rnd_no * 3 + k, 100))
+                   for k in range(2)]
+            ths.append(threading.Thread(target=sql_writer,
+                                        args=(seed + rnd_no, 100)))
+            for th in ths:
+                th.start()
+            # Meanwhile one client drops and resumes with since.
+            time.sleep(0.05)
+            clients[rnd_no].reconnect(abrupt=rnd_no % 2 == 1)
+            for th in ths:
+                th.join()
+            for c in clients:
+                deadline = time.time() + 15 * SLOW
+                ok, why = c.converged()
+                while not ok and time.time() < deadline:
+                    time.sleep(0.1)
+                    ok, why = c.converged()
+                assert ok, why
+                assert not c.problems, c.problems[:3]
+        # Resumes found the feed intact (nothing was pruned).
+        resyncs = [r for c in clients for r in c.resyncs]
+        assert resyncs and not any(resyncs), resyncs
+        deltas = sum(v.deltas for c in clients for v in c.views)
+        print("model over WebSocket: seed %d, %d deltas applied after the "
+              "last reconnects" % (seed, deltas))
+        assert deltas > 50
+        for c in clients:
+            c.disconnect(abrupt=False)
+    finally:
+        assert s.stop() == 0

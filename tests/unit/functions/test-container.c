@@ -684,8 +684,15 @@ TEST(fake_leftovers_of_dead_processes_are_removed)
 	free(engine_req("POST", "/_fake/add", body, &st));
 	ASSERT_EQ(live_containers(), 5);
 
+	/* And the socket directory of the dead process. */
+	snprintf(body, sizeof(body), "/tmp/alyx-ctr-%d-test", (int)dead);
+	ASSERT_EQ(mkdir(body, 0711), 0);
+	snprintf(self_stat, sizeof(self_stat), "%s/1", body);
+	ASSERT_EQ(mkdir(self_stat, 0711), 0);
+
 	a = project(NULL);
 	invoke(a, "hello", ALYX_OK);
+	ASSERT(access(body, F_OK) != 0);
 	l = engine_json("GET", "/v1.41/containers/json?all=1", NULL);
 	ASSERT_EQ(cJSON_GetArraySize(l), 4);	/* 3 kept + the new one */
 	cJSON_ArrayForEach(c, l) {
