@@ -123,6 +123,12 @@ struct alyx__ws {
 	size_t max_msg;
 	size_t send_cap;
 	int64_t idle_ms, ping_ms, token_ms, sweep_ms;
+	/* counters (any thread) */
+	_Atomic int64_t subs;		/* open subscriptions */
+	_Atomic uint64_t accepted;	/* connections upgraded */
+	_Atomic uint64_t messages;	/* frames written */
+	_Atomic uint64_t slow;		/* slow consumers closed */
+	_Atomic uint64_t dispatch_errors;
 };
 
 /* ---- connections ---- */
@@ -466,6 +472,7 @@ static ssize_t sub_find(const wsconn *c, const char *id)
 
 static void sub_end(wsconn *c, size_t i)
 {
+	atomic_fetch_sub(&c->t->srv->ws->subs, 1);
 	alyx_unsubscribe(c->subs[i].s);	/* destroy may run here */
 	c->subs[i] = c->subs[--c->n_subs];
 }
@@ -546,6 +553,7 @@ static void do_subscribe(wsconn *c, const char *rid, const cJSON *pl)
 	snprintf(c->subs[c->n_subs].id, sizeof(c->subs[0].id), "%s",
 		 alyx_sub_id(s));
 	c->n_subs++;
+	atomic_fetch_add(&w->subs, 1);
 	ws = NULL;
 	goto out;
 nomem:
@@ -783,6 +791,7 @@ static void handle_slow(wsconn *c)
 	if (c->closing || !c->wsi)
 		return;
 	atomic_store(&c->slow, true);
+	atomic_fetch_add(&c->t->srv->ws->slow, 1);
 	drop_queue(c);
 	snprintf(msg, sizeof(msg), "the client does not read its messages "
 		 "fast enough (more than %zu bytes queued): the connection "
@@ -869,6 +878,8 @@ static int on_writeable(wsconn *c, struct lws *wsi)
 			c->sq_tail = NULL;
 		atomic_fetch_sub(&c->queued, f->len);
 		frame_free(f);
+		atomic_fetch_add_explicit(&c->t->srv->ws->messages, 1,
+					  memory_order_relaxed);
 		if (lws_send_pipe_choked(wsi))
 			break;
 	}
@@ -944,6 +955,7 @@ static int on_established(alyx__svc *t, struct lws *wsi, wsconn **slot)
 	q->conns = c;
 	*slot = c;
 	atomic_fetch_add(&w->conns, 1);
+	atomic_fetch_add(&w->accepted, 1);
 	alyx__buf_init(&b, 0);
 	reply_head(&b, NULL, "connected");
 	alyx__buf_adds(&b, ",\"payload\":{\"client_id\":");
@@ -1284,6 +1296,54 @@ void alyx__ws_svc_free(alyx__svc *t)
 	t->wsq = NULL;
 }
 
+/* ---- figures (/health/stats, /metrics) ---- */
+
+void alyx__ws_stats_json(alyx_server *s, alyx_buf *b)
+{
+	struct alyx__ws *w = s->ws;
+
+	if (!w)
+		return;
+	alyx__buf_addf(b, "\"realtime\":{\"connections\":%d,"
+		       "\"accepted\":%llu,\"subscriptions\":%lld,"
+		       "\"messages\":%llu,\"slow_consumers\":%llu,"
+		       "\"dispatch_errors\":%llu},",
+		       atomic_load(&w->conns),
+		       (unsigned long long)atomic_load(&w->accepted),
+		       (long long)atomic_load(&w->subs),
+		       (unsigned long long)atomic_load(&w->messages),
+		       (unsigned long long)atomic_load(&w->slow),
+		       (unsigned long long)atomic_load(&w->dispatch_errors));
+}
+
+void alyx__ws_metrics_text(alyx_server *s, alyx_buf *b)
+{
+	struct alyx__ws *w = s->ws;
+
+	if (!w)
+		return;
+	alyx__buf_addf(b,
+		"# HELP alyx_realtime_connections Open realtime WebSocket "
+		"connections.\n"
+		"# TYPE alyx_realtime_connections gauge\n"
+		"alyx_realtime_connections %d\n"
+		"# HELP alyx_realtime_subscriptions Open live queries of "
+		"WebSocket clients.\n"
+		"# TYPE alyx_realtime_subscriptions gauge\n"
+		"alyx_realtime_subscriptions %lld\n"
+		"# HELP alyx_realtime_messages_total Messages written to "
+		"realtime clients.\n"
+		"# TYPE alyx_realtime_messages_total counter\n"
+		"alyx_realtime_messages_total %llu\n"
+		"# HELP alyx_realtime_slow_consumers_total Connections closed "
+		"as slow consumers.\n"
+		"# TYPE alyx_realtime_slow_consumers_total counter\n"
+		"alyx_realtime_slow_consumers_total %llu\n",
+		atomic_load(&w->conns), (long long)atomic_load(&w->subs),
+		(unsigned long long)atomic_load(&w->messages),
+		(unsigned long long)atomic_load(&w->slow));
+}
+
 /* ---- the dispatch thread ---- */
 
 static void *dispatch_main(void *arg)
@@ -1291,6 +1351,7 @@ static void *dispatch_main(void *arg)
 	struct alyx__ws *w = arg;
 	alyx *a = w->srv->a;
 	int fd = alyx_get_fd(a);
+	bool failing = false;
 
 	while (!atomic_load(&w->quit)) {
 		struct pollfd p[2] = {{.fd = fd, .events = POLLIN},
@@ -1306,7 +1367,24 @@ static void *dispatch_main(void *arg)
 		}
 		if (atomic_load(&w->quit))
 			break;
-		alyx_dispatch(a);
+		if (alyx_dispatch(a) == ALYX_OK) {
+			failing = false;
+			continue;
+		}
+		/* Retried by the next pass; said once per failure streak. */
+		atomic_fetch_add(&w->dispatch_errors, 1);
+		if (!failing) {
+			alyx_buf b;
+
+			failing = true;
+			alyx__buf_init(&b, 0);
+			alyx__log_begin(w->srv, &b, "error",
+					"realtime dispatch failed");
+			alyx__log_kv(w->srv, &b, "error", alyx_errmsg(a));
+			alyx__log_end(w->srv, &b);
+			alyx__srv_log(w->srv, NULL, ALYX_LOG_ERROR, &b);
+			alyx__buf_free(&b);
+		}
 	}
 	/* Last messages of subscriptions ended meanwhile; their frames are
 	 * dropped (the contexts are gone), their destroys run. */
