@@ -48,6 +48,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 TICK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, str(ROOT / "bench/http"))
+from bench_http import parse_wrk, post_json  # noqa: E402
 
 FIELDS = """    fields:
       id: {type: uuid, primary: true, default: auto}
@@ -424,7 +426,7 @@ class Bench:
                     # query, limit 10, over 10 documents.
                     grp = self.fresh_grp()
                     for i in range(10):
-                        http_post(srv.port, "/api/collections/items", {
+                        post_json(srv.port, "/api/collections/items", {
                             "bseq": i, "bts": 0, "grp": grp, "pad": "x"})
                     sub = self.sub("items", grp, 10)
                 time.sleep(0.5)
@@ -455,12 +457,9 @@ class Bench:
                            timeout=self.a.duration + 60)
         if p.returncode:
             raise SystemExit("wrk failed: " + p.stderr)
-        rps = float(re.search(r"Requests/sec:\s+([\d.]+)",
-                              p.stdout).group(1))
-        total = int(re.search(r"(\d+) requests in", p.stdout).group(1))
-        m = re.search(r"Non-2xx or 3xx responses: (\d+)", p.stdout)
-        return {"rps": rps, "requests": total,
-                "non2xx": int(m.group(1)) if m else 0}
+        r = parse_wrk(p.stdout)
+        return {"rps": r["rps"], "requests": r["requests"],
+                "non2xx": r["non2xx"]}
 
     def http_with_idle(self):
         out = {}
@@ -499,18 +498,6 @@ class Bench:
         self.results["create"] = r
         log("create  %.0f req/s  %.1f µs CPU/req  non-2xx %d" % (
             r["rps"], r["cpu_us_per_req"], r["non2xx"]))
-
-
-def http_post(port, path, body):
-    import http.client
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    c.request("POST", path, json.dumps(body),
-              {"Content-Type": "application/json"})
-    r = c.getresponse()
-    data = r.read()
-    c.close()
-    if r.status >= 300:
-        raise SystemExit("%s -> %d %s" % (path, r.status, data[:300]))
 
 
 def http_get(port, path):

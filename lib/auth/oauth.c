@@ -25,6 +25,8 @@
 #include "core/handle.h"
 
 #define RESP_MAX (256 * 1024)	/* bytes of a provider's answer */
+#define STATES_MAX 10000	/* sign-ins in progress (unexpired states);
+				 * also in the error details below */
 #define CODE_MAX 2048		/* bytes of a code or state */
 
 static int nomem(alyx__err *err)
@@ -134,6 +136,25 @@ out:
 	return alyx__finish(a, &err);
 }
 
+/* Anyone may start a sign-in: the stored states are capped (write tx
+ * held).  Expired ones do not count (and go with the next new token). */
+static int states_cap(alyx *a, alyx__err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = alyx__aq(a->wdb, "SELECT 1 FROM _alyx_auth_tokens WHERE "
+			  "kind='oauth' AND expires_at > ? LIMIT 1 OFFSET ?",
+			  &st, err, "ii", alyx__now_ms(),
+			  (int64_t)(STATES_MAX - 1));
+
+	sqlite3_finalize(st);
+	if (rc == ALYX_OK && st)
+		rc = alyx__err_set(err, ALYX_E_UNAVAILABLE,
+				   "{\"max_sign_ins\":10000}",
+				   "too many sign-ins in progress; retry "
+				   "later");
+	return rc;
+}
+
 ALYX_API int alyx_auth_oauth_start(alyx *a, const char *name,
 				   const char *redirect_uri, char **out)
 {
@@ -181,8 +202,11 @@ ALYX_API int alyx_auth_oauth_start(alyx *a, const char *name,
 		rc = alyx__wtx_begin(a, &t, &err);
 	if (rc != ALYX_OK)
 		goto out;
-	rc = alyx__otok_new(a, "oauth", NULL, data,
-			    a->cfg->auth.oauth.state_ttl_ms, state, NULL, &err);
+	rc = states_cap(a, &err);
+	if (rc == ALYX_OK)
+		rc = alyx__otok_new(a, "oauth", NULL, data,
+				    a->cfg->auth.oauth.state_ttl_ms, state, NULL,
+				    &err);
 	rc = alyx__wtx_end(&t, rc == ALYX_OK, &err);
 	if (rc != ALYX_OK)
 		goto out;

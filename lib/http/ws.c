@@ -123,6 +123,7 @@ struct alyx__ws {
 	size_t max_msg;
 	size_t send_cap;
 	int64_t idle_ms, ping_ms, token_ms, sweep_ms;
+	struct stage *staged;	/* per service thread (dispatch thread) */
 	/* counters (any thread) */
 	_Atomic int64_t subs;		/* open subscriptions */
 	_Atomic uint64_t accepted;	/* connections upgraded */
@@ -196,35 +197,75 @@ static int reserve(struct alyx__ws *w, wsconn *c, size_t len)
 	return atomic_exchange(&c->slow, true) ? RES_FULL : RES_FULL_FIRST;
 }
 
-/* Posts a frame to the connection's service thread (any thread). */
+/* Frames the dispatch thread collected for one service thread during
+ * one alyx_dispatch(): handed over together (one lock, one wake-up). */
+typedef struct stage {
+	wsframe *head, *tail;
+} stage;
+
+/* Stages a frame for the connection's service thread (the dispatch
+ * thread only; flush_staged() hands them over). */
 static void post(wsconn *c, wsframe *f)
 {
-	struct alyx__wsq *q = c->t->wsq;
-	bool wake;
+	stage *st = &c->t->srv->ws->staged[c->t->index];
 
 	conn_ref(c);
 	f->c = c;
-	pthread_mutex_lock(&q->mu);
-	if (q->dead) {
-		pthread_mutex_unlock(&q->mu);
+	f->next = NULL;
+	if (st->tail)
+		st->tail->next = f;
+	else
+		st->head = f;
+	st->tail = f;
+}
+
+static void drop_frames(wsframe *f)
+{
+	while (f) {
+		wsframe *next = f->next;
+		wsconn *c = f->c;
+
 		if (f->kind != FR_SLOW)
 			atomic_fetch_sub(&c->queued, f->len);
 		frame_free(f);
 		conn_unref(c);
-		return;
+		f = next;
 	}
-	wake = !q->head;
-	if (q->tail)
-		q->tail->next = f;
-	else
-		q->head = f;
-	q->tail = f;
-	if (wake) {
-		atomic_store_explicit(&q->pending, true, memory_order_release);
-		/* Under the lock: the context lives while !dead. */
-		lws_cancel_service(c->t->ctx);
+}
+
+/* Hands every staged frame to its service thread's queue. */
+static void flush_staged(struct alyx__ws *w)
+{
+	for (int i = 0; i < w->srv->nthreads; i++) {
+		stage *st = &w->staged[i];
+		alyx__svc *t = &w->srv->svcs[i];
+		struct alyx__wsq *q = t->wsq;
+		bool wake;
+
+		if (!st->head)
+			continue;
+		pthread_mutex_lock(&q->mu);
+		if (q->dead) {
+			pthread_mutex_unlock(&q->mu);
+			drop_frames(st->head);
+			st->head = st->tail = NULL;
+			continue;
+		}
+		wake = !q->head;
+		if (q->tail)
+			q->tail->next = st->head;
+		else
+			q->head = st->head;
+		q->tail = st->tail;
+		st->head = st->tail = NULL;
+		if (wake) {
+			atomic_store_explicit(&q->pending, true,
+					      memory_order_release);
+			/* Under the lock: the context lives while !dead. */
+			lws_cancel_service(t->ctx);
+		}
+		pthread_mutex_unlock(&q->mu);
 	}
-	pthread_mutex_unlock(&q->mu);
 }
 
 /* ---- messages from the broker (dispatch thread) ---- */
@@ -1350,7 +1391,7 @@ static void *dispatch_main(void *arg)
 {
 	struct alyx__ws *w = arg;
 	alyx *a = w->srv->a;
-	int fd = alyx_get_fd(a);
+	int fd = alyx_get_fd(a), rc;
 	bool failing = false;
 
 	while (!atomic_load(&w->quit)) {
@@ -1367,7 +1408,9 @@ static void *dispatch_main(void *arg)
 		}
 		if (atomic_load(&w->quit))
 			break;
-		if (alyx_dispatch(a) == ALYX_OK) {
+		rc = alyx_dispatch(a);
+		flush_staged(w);
+		if (rc == ALYX_OK) {
 			failing = false;
 			continue;
 		}
@@ -1389,6 +1432,7 @@ static void *dispatch_main(void *arg)
 	/* Last messages of subscriptions ended meanwhile; their frames are
 	 * dropped (the contexts are gone), their destroys run. */
 	alyx_dispatch(a);
+	flush_staged(w);
 	return NULL;
 }
 
@@ -1431,6 +1475,9 @@ int alyx__ws_start(alyx_server *s, alyx__err *err)
 				     strerror(errno));
 	}
 	s->ws = w;
+	w->staged = alyx__calloc((size_t)s->nthreads, sizeof(*w->staged));
+	if (!w->staged)
+		return alyx__err_set(err, ALYX_E_NOMEM, NULL, "out of memory");
 	if (alyx_get_fd(s->a) < 0)
 		return alyx__err_set(err, alyx_errcode(s->a), NULL,
 				     "realtime: %s", alyx_errmsg(s->a));
@@ -1458,6 +1505,7 @@ void alyx__ws_stop(alyx_server *s)
 		w->started = false;
 	}
 	close(w->efd);
+	alyx__free(w->staged);
 	alyx__free(w);
 	s->ws = NULL;
 }

@@ -331,3 +331,64 @@ def test_dev_mode_link_goes_to_the_log(tmp_path):
         assert "token" not in str(recs) and "nohook" not in str(recs)
     finally:
         assert s.stop() == 0
+
+
+NOTES_SCHEMA = """\
+version: 1
+collections:
+  users:
+    fields:
+      id: {type: uuid, primary: true, default: auto}
+      email: {type: string}
+      name: {type: string, nullable: true}
+      verified: {type: bool, default: false}
+    rules:
+      read: "auth.id == doc.id"
+  notes:
+    fields:
+      id: {type: uuid, primary: true, default: auto}
+      text: {type: string}
+    rules:
+      create: "auth.verified == true"
+      read: "true"
+"""
+
+
+def test_auth_verified_in_rules_end_to_end(tmp_path, fake):
+    """A rule on auth.verified: refused before the link, allowed right
+    after (the context reads the account as stored now), and the users
+    document's own `verified` field follows."""
+    proj = make_project(tmp_path, config(
+        fake.url, "  rate_limit:\n    register: 100/minute\n"
+        "    password_reset: 100/hour\n"), schema=NOTES_SCHEMA,
+        rules="own")
+    s = Server(proj)
+    try:
+        reg = register(s, "rule@example.com")
+        auth = {"Authorization": "Bearer " + reg["access_token"]}
+        st, _, err = s.json("POST", "/api/collections/notes",
+                            {"text": "hi"}, headers=auth)
+        assert st == 403, err
+        st, _, doc = s.json("GET", "/api/collections/users/" +
+                            reg["user"]["id"], headers=auth)
+        assert st == 200 and doc["verified"] is False
+        s.json("POST", "/api/auth/request-verification",
+               {"email": "rule@example.com"})
+        tok = hook_for(fake, "rule@example.com",
+                       "email_verification")["body"]["token"]
+        assert s.json("POST", "/api/auth/verify", {"token": tok})[0] == 200
+        # The same access token: verified now.
+        deadline = time.time() + 5 * SLOW
+        while True:
+            st, _, body = s.json("POST", "/api/collections/notes",
+                                 {"text": "hi"}, headers=auth)
+            # (a server thread may hold the context for up to 1 s)
+            if st == 201 or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        assert st == 201, body
+        st, _, doc = s.json("GET", "/api/collections/users/" +
+                            reg["user"]["id"], headers=auth)
+        assert st == 200 and doc["verified"] is True
+    finally:
+        assert s.stop() == 0

@@ -1326,6 +1326,21 @@ TEST(oauth_state_and_pkce)
 	ASSERT_EQ(alyx_auth_oauth_callback(a, "github", "code", state, &out),
 		  ALYX_E_UNAUTHORIZED);
 	free(state);
+	/* At most 10000 sign-ins in progress (anyone may start one). */
+	ASSERT_EQ(sqlite3_exec(a->wdb, "WITH RECURSIVE n(i) AS (SELECT 1 "
+			       "UNION ALL SELECT i + 1 FROM n WHERE i < 10000) "
+			       "INSERT INTO _alyx_auth_tokens(token_hash, kind, "
+			       "expires_at) SELECT 'h' || i, 'oauth', "
+			       "9000000000000 FROM n", NULL, NULL, NULL),
+		  SQLITE_OK);
+	ASSERT_EQ(alyx_auth_oauth_start(a, "github", "https://api.x/cb", &out),
+		  ALYX_E_UNAVAILABLE);
+	ASSERT_CONTAINS(alyx_errmsg(a), "too many sign-ins");
+	ASSERT_EQ(sqlite3_exec(a->wdb, "DELETE FROM _alyx_auth_tokens WHERE "
+			       "token_hash = 'h1'", NULL, NULL, NULL),
+		  SQLITE_OK);
+	ASSERT_OK(alyx_auth_oauth_start(a, "github", "https://api.x/cb", &out));
+	alyx_free(out);
 	alyx_close(a);
 	remove_project(dir);
 }
