@@ -258,8 +258,9 @@ void alyx__fn_inv_end(alyx__fn_inv *inv)
 		/* The thread's eventfd is reused: leave it unsignalled. */
 		uint64_t n;
 
-		if (read(inv->wake, &n, sizeof(n)) < 0)
-			;	/* drained already (EAGAIN) */
+		if (read(inv->wake, &n, sizeof(n)) < 0) {
+			/* drained already (EAGAIN) */
+		}
 	}
 	alyx__free(inv);
 }
@@ -985,8 +986,9 @@ void alyx__fn_db_submit(alyx *a, const char *token, int route,
 		inv->tail = s;
 		inv->queued++;
 		inv->signalled = true;
-		if (write(inv->wake, &one, sizeof(one)) < 0)
-			;	/* the counter is already non-zero */
+		if (write(inv->wake, &one, sizeof(one)) < 0) {
+			/* the counter is already non-zero */
+		}
 		pthread_mutex_unlock(&reg_mu);
 		return;
 	}
@@ -1014,8 +1016,9 @@ static void run_queued(alyx__fn_inv *inv)
 	uint64_t n;
 	sub *s, *next;
 
-	if (read(inv->wake, &n, sizeof(n)) < 0)
-		;	/* nothing pending: EAGAIN */
+	if (read(inv->wake, &n, sizeof(n)) < 0) {
+		/* nothing pending: EAGAIN */
+	}
 	pthread_mutex_lock(&reg_mu);
 	s = inv->head;
 	inv->head = inv->tail = NULL;
