@@ -540,6 +540,8 @@ static int count_elsewhere(alyx *a)
 	return (int)(intptr_t)n;
 }
 
+#define P1 "00000000-0000-4000-8000-000000000001"
+
 TEST(internal_api_refuses_bad_requests)
 {
 	static const struct {
@@ -614,7 +616,7 @@ TEST(internal_api_refuses_bad_requests)
 			  "{\"collection\":\"posts\"}", &an), ALYX_E_MISUSE);
 	ASSERT_OK(run_one(a, inv, ALYX__FN_DB_EXEC,
 			  "{\"sql\":\"INSERT INTO posts(id,title,slug) VALUES "
-			  "('p1','t','s')\",\"tx\":\"tx_1\"}", &an));
+			  "('" P1 "','t','s')\",\"tx\":\"tx_1\"}", &an));
 	ASSERT_CONTAINS(an.body, "\"changes\":1");
 	/* Another thread does not see it before the commit (this one, in
 	 * the transaction, does). */
@@ -623,6 +625,16 @@ TEST(internal_api_refuses_bad_requests)
 	ASSERT_OK(run_one(a, inv, ALYX__FN_DB_TX,
 			  "{\"op\":\"commit\",\"tx\":\"tx_1\"}", &an));
 	ASSERT_EQ(count_posts(a), 1);
+	/* A get with a projection. */
+	ASSERT_OK(run_one(a, inv, ALYX__FN_DB_QUERY,
+			  "{\"collection\":\"posts\",\"id\":\"" P1 "\","
+			  "\"fields\":[\"id\",\"title\"]}", &an));
+	ASSERT_CONTAINS(an.body, "\"title\":\"t\"");
+	ASSERT(!strstr(an.body, "slug"));
+	ASSERT_OK(run_one(a, inv, ALYX__FN_DB_QUERY,
+			  "{\"collection\":\"posts\",\"id\":\"" P1 "\","
+			  "\"fields\":\"slug\"}", &an));
+	ASSERT_CONTAINS(an.body, "\"slug\":\"s\"");
 	alyx__fn_inv_end(inv);
 	alyx__free(an.body);
 	done(a);
