@@ -107,6 +107,118 @@ static alyx *open_project(char *dir)
 	return a;
 }
 
+/* One get in a loop, inside a read pass as on a server thread. */
+static stamp time_gets(alyx *a, const alyx_ctx *ctx, const char *coll,
+		       const char *id, int n)
+{
+	char *out = NULL;
+	stamp t0;
+	int i;
+
+	alyx__read_pass_begin(a);
+	t0 = now();
+	for (i = 0; i < n; i++) {
+		if (alyx_doc_get(a, ctx, coll, id, NULL, &out))
+			die(a, "get under rules");
+		alyx_free(out);
+	}
+	t0 = rate(n, t0);
+	alyx__read_pass_end(a);
+	return t0;
+}
+
+static stamp time_lists(alyx *a, const alyx_ctx *ctx, const char *qs,
+			int n)
+{
+	char *out = NULL;
+	stamp t0;
+	int i;
+
+	alyx__read_pass_begin(a);
+	t0 = now();
+	for (i = 0; i < n; i++) {
+		if (alyx_query_str(a, ctx, "posts", qs, &out))
+			die(a, "list under rules");
+		alyx_free(out);
+	}
+	t0 = rate(n, t0);
+	alyx__read_pass_end(a);
+	return t0;
+}
+
+/* list-20 of one author's 200 posts (2/3 published) by -created_at. */
+static void lists_under_rules(alyx *a, const alyx_ctx *user,
+			      const char *uid, int n)
+{
+	char *out = NULL, qs[256];
+	alyx_buf b;
+	int i;
+
+	alyx__buf_init(&b, 0);
+	alyx__buf_adds(&b, "{\"posts\":[");
+	for (i = 0; i < 200; i++)
+		alyx__buf_addf(&b, "%s{\"title\":\"P%d\",\"slug\":\"p%d\","
+			       "\"content\":\"c\",\"author_id\":\"%s\","
+			       "\"published\":%s,\"created_at\":"
+			       "\"2026-01-%02dT00:00:%02d.000Z\"}",
+			       i ? "," : "", i, i, uid,
+			       i % 3 ? "true" : "false", 1 + i % 28, i % 60);
+	alyx__buf_adds(&b, "]}");
+	if (alyx_db_seed(a, b.data, b.len, &out))
+		die(a, "seed");
+	alyx_free(out);
+	alyx__buf_free(&b);
+	snprintf(qs, sizeof(qs), "filter=author_id:eq:%s&sort=-created_at"
+		 "&limit=20", uid);
+	printf("list-20 of one author's 200 posts, CPU µs per list:\n");
+	printf("  system (no rules)                  %6.2f\n",
+	       1e6 / time_lists(a, NULL, qs, n).cpu);
+	printf("  anonymous, 3-way rule              %6.2f\n",
+	       1e6 / time_lists(a, alyx_ctx_anonymous(), qs, n).cpu);
+	printf("  signed-in author, 3-way rule       %6.2f\n",
+	       1e6 / time_lists(a, user, qs, n).cpu);
+}
+
+/* The cost of enforcement on a get by id (issue 5): the system (no
+ * rules), the anonymous context on a `read: "true"` collection
+ * (comments) and on posts' 3-way rule, and a signed-in user on posts. */
+static void gets_under_rules(alyx *a, const alyx_ctx *user, const char *uid,
+			     int n)
+{
+	char body[512], *out = NULL, *pid, *cid;
+	stamp sys_c, anon_c, sys_p, anon_p, user_p;
+
+	snprintf(body, sizeof(body),
+		 "{\"title\":\"T\",\"slug\":\"t\",\"content\":\"c\","
+		 "\"author_id\":\"%s\",\"published\":true}", uid);
+	if (alyx_doc_create(a, NULL, "posts", body, (size_t)-1, &out))
+		die(a, "post");
+	pid = member(out, "id", NULL);
+	alyx_free(out);
+	snprintf(body, sizeof(body),
+		 "{\"post_id\":\"%s\",\"author_id\":\"%s\","
+		 "\"content\":\"c\"}", pid, uid);
+	if (alyx_doc_create(a, NULL, "comments", body, (size_t)-1, &out))
+		die(a, "comment");
+	cid = member(out, "id", NULL);
+	alyx_free(out);
+	sys_c = time_gets(a, NULL, "comments", cid, n);
+	anon_c = time_gets(a, alyx_ctx_anonymous(), "comments", cid, n);
+	sys_p = time_gets(a, NULL, "posts", pid, n);
+	anon_p = time_gets(a, alyx_ctx_anonymous(), "posts", pid, n);
+	user_p = time_gets(a, user, "posts", pid, n);
+	printf("get by id under rules (in a read pass), CPU µs per get:\n");
+	printf("  comments, system (no rules)        %6.2f\n", 1e6 / sys_c.cpu);
+	printf("  comments, anonymous, read \"true\"  %6.2f\n",
+	       1e6 / anon_c.cpu);
+	printf("  posts, system (no rules)           %6.2f\n", 1e6 / sys_p.cpu);
+	printf("  posts, anonymous, 3-way rule       %6.2f\n", 1e6 / anon_p.cpu);
+	printf("  posts, signed-in user, 3-way rule  %6.2f\n", 1e6 / user_p.cpu);
+	free(pid);
+	free(cid);
+	lists_under_rules(a, user, uid, n / 10);
+}
+
 int main(int argc, char **argv)
 {
 	int n_login = argc > 1 ? atoi(argv[1]) : 40, n_fast = 3000, i;
@@ -182,6 +294,10 @@ int main(int argc, char **argv)
 	printf("  get+token check / get alone: %.2f (CPU %.2f)\n",
 	       1.0 / (1.0 + r_get.wall / r_ctx.wall),
 	       1.0 / (1.0 + r_get.cpu / r_ctx.cpu));
+	if (alyx_ctx_from_token(a, acc, &ctx))
+		die(a, "ctx");
+	gets_under_rules(a, ctx, uid, n_fast * 3);
+	alyx_ctx_free(ctx);
 	free(uid);
 	free(acc);
 	free(tok);

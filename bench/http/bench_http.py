@@ -21,6 +21,9 @@ threads.
 Needs wrk.  Servers bind 127.0.0.1 and are stopped by PID.
 """
 import argparse
+import base64
+import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -162,6 +165,18 @@ request = function()
 end
 """
 
+LUA_GET_MISS = """
+local ids = {}
+for line in io.lines(os.getenv("BENCH_PUB_IDS")) do ids[#ids + 1] = line end
+local toks = {}
+for line in io.lines(os.getenv("BENCH_TOKENS")) do toks[#toks + 1] = line end
+math.randomseed(os.time())
+request = function()
+  return wrk.format("GET", "/api/collections/posts/" .. ids[math.random(#ids)],
+    {["Authorization"] = "Bearer " .. toks[math.random(#toks)]})
+end
+"""
+
 LUA_LIST_AUTH = """
 local au = {}
 for line in io.lines(os.getenv("BENCH_AUTHORS")) do au[#au + 1] = line end
@@ -208,9 +223,30 @@ def open_rules(schema):
                   r'\1\2: "true"', schema, flags=re.M)
 
 
+BENCH_SECRET = "bench-secret-0123456789abcdefghijklmn"
+
+
+def many_tokens(sub, n):
+    """n distinct valid access tokens of user `sub` (iat differs), signed
+    with the bench project's secret: more than a service thread's token
+    cache holds (64 slots), so nearly every request verifies its token."""
+    def b64(raw):
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    now = int(time.time())
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    out = []
+    for k in range(n):
+        body = b64(json.dumps({"iss": "alyx", "sub": sub, "role": "user",
+                               "iat": now - k, "exp": now + 900}).encode())
+        mac = hmac.new(BENCH_SECRET.encode(), (head + "." + body).encode(),
+                       hashlib.sha256).digest()
+        out.append(head + "." + body + "." + b64(mac))
+    return out
+
+
 def user_token(port):
     """A signed-in reader (role user, author of nothing): registered once,
-    then a fresh login."""
+    then a fresh login.  Returns (token, user id)."""
     cred = {"email": "bench-reader@example.com",
             "password": "Bench-reader-password-1"}
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
@@ -221,7 +257,8 @@ def user_token(port):
     if r.status not in (201, 409):
         raise SystemExit("register -> %d" % r.status)
     c.close()
-    return post_json(port, "/api/auth/login", cred)["access_token"]
+    r = post_json(port, "/api/auth/login", cred)
+    return r["access_token"], r["user"]["id"]
 
 
 def parse_wrk(out):
@@ -290,7 +327,7 @@ def main():
         shutil.copytree(ROOT / "tests/fixtures/blog", proj)
         (proj / "alyx.yaml").write_text(
             "server:\n  max_body: 4mb\ndatabase:\n  path: data/alyx.db\n"
-            "auth:\n  jwt:\n    secret: bench-secret-0123456789abcdefghijklmn\n")
+            "auth:\n  jwt:\n    secret: %s\n" % BENCH_SECRET)
         (proj / "schema.yaml").write_text(open_rules(BLOG_SCHEMA))
         srv = Alyxd(args.alyxd, proj, args.threads, args.loop)
         seed(srv.port, args.posts, work)
@@ -299,7 +336,8 @@ def main():
     scripts = {}
     for name, src in (("get", LUA_GET), ("list", LUA_LIST),
                       ("create", LUA_CREATE), ("get_auth", LUA_GET_AUTH),
-                      ("list_auth", LUA_LIST_AUTH)):
+                      ("list_auth", LUA_LIST_AUTH),
+                      ("get_auth_nocache", LUA_GET_MISS)):
         scripts[name] = work / ("%s.lua" % name)
         scripts[name].write_text(src)
     env = dict(os.environ, BENCH_IDS=str(work / "ids.txt"),
@@ -312,7 +350,9 @@ def main():
               ("list", "/", scripts["list"]),
               ("create", "/", scripts["create"])]
     auth_routes = [("get_auth", "/", scripts["get_auth"]),
-                   ("list_auth", "/", scripts["list_auth"])]
+                   ("list_auth", "/", scripts["list_auth"]),
+                   ("get_auth_nocache", "/", scripts["get_auth_nocache"])]
+    env["BENCH_TOKENS"] = str(work / "tokens.txt")
     results = {}
 
     def run(srv, threads, rts):
@@ -335,7 +375,9 @@ def main():
         (proj / "schema.yaml").write_text(BLOG_SCHEMA)
         srv = Alyxd(args.alyxd, proj, threads, args.loop)
         try:
-            env["BENCH_TOKEN"] = user_token(srv.port)
+            env["BENCH_TOKEN"], sub = user_token(srv.port)
+            (work / "tokens.txt").write_text(
+                "\n".join(many_tokens(sub, 4096)) + "\n")
             run(srv, threads, auth_routes)
         finally:
             srv.stop()
@@ -370,9 +412,10 @@ def main():
                  "rules (req/s) | CPU µs/req added | target |")
     lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for threads in sorted({n, 1}, reverse=True):
-        for name in ("get", "list"):
-            r = results["%s_auth@%d" % (name, threads)]
-            b = results["%s@%d" % (name, threads)]
+        for name in ("get", "list", "get_auth_nocache"):
+            key = name if name.endswith("nocache") else name + "_auth"
+            r = results["%s@%d" % (key, threads)]
+            b = results["%s@%d" % (name.split("_")[0], threads)]
             ratio = r["rps"] / b["rps"]
             lines.append("| %s | %d | %.0f | %.0f | %.0f | %.1f | %.2f | "
                          "%+.1f | ≥ 0.80 %s |" % (

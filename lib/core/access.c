@@ -296,11 +296,18 @@ int alyx__access_result(const alyx__caller *k, sqlite3 *db,
 		cJSON_Delete(own);
 		return nomem ? nomem_err(err) : ALYX_OK;
 	}
-	pk = cJSON_GetObjectItemCaseSensitive(doc, pkf->name);
+	/* The key as stored (the written result always carries it). */
+	cJSON_Delete(own);
+	own = out->err ? NULL
+		       : cJSON_ParseWithLength(out->data + mark,
+					       out->len - mark);
+	pk = cJSON_GetObjectItemCaseSensitive(own, pkf->name);
 	pkjson = pk ? cJSON_PrintUnformatted(pk) : NULL;
 	cJSON_Delete(own);
 	if (!pkjson)
-		return nomem_err(err);
+		return out->err ? alyx__err_set(err, out->err, NULL,
+						"document too large")
+				: nomem_err(err);
 	out->len = mark;
 	if (out->data)
 		out->data[mark] = '\0';

@@ -65,9 +65,10 @@ int alyx__rule_compile(const char *src, size_t len,
 	r = alyx__calloc(1, sizeof(*r));
 	if (!r)
 		return alyx__err_set(err, ALYX_E_NOMEM, NULL, "out of memory");
+	pthread_mutex_init(&r->memo_mu, NULL);
 	rc = alyx__cel_compile(src, len, &o, &r->prog, err);
 	if (rc != ALYX_OK) {
-		alyx__free(r);
+		alyx__rule_free(r);
 		return rc;
 	}
 	if (c) {
@@ -110,6 +111,8 @@ void alyx__rule_free(alyx__rule *r)
 		alyx__free(r->used[i].name);
 	alyx__free(r->used);
 	alyx__cel_prog_free(r->prog);
+	alyx__rule_memo_free(r);
+	pthread_mutex_destroy(&r->memo_mu);
 	alyx__free(r);
 }
 

@@ -6,6 +6,8 @@
 #ifndef ALYX_RULES_INT_H
 #define ALYX_RULES_INT_H
 
+#include <pthread.h>
+
 #include "rules/rules.h"
 
 typedef enum cel_nkind {
@@ -125,6 +127,9 @@ typedef struct rule_field {
 	alyx__type type;
 } rule_field;
 
+struct rule_memo;
+void alyx__rule_memo_free(struct alyx__rule *r);
+
 struct alyx__rule {
 	alyx__cel_prog *prog;
 	rule_field *fields;	/* copy of the collection's field types */
@@ -136,6 +141,12 @@ struct alyx__rule {
 	rule_field *used;	/* type -1 = untyped */
 	size_t n_used;
 	bool doc_whole;
+	/* Push-down translations already made, by collection and auth, for
+	 * calls without a request (sql.c): a signed-in user's requests
+	 * translate once while the rule (the schema) lives. */
+	pthread_mutex_t memo_mu;
+	struct rule_memo *memo;	/* RULE_MEMO_SLOTS entries, or NULL */
+	unsigned memo_next;
 };
 
 const alyx__field *cel_coll_field(const alyx__collection *c,

@@ -687,10 +687,10 @@ static int finish(px *x, const char *t, alyx_buf *sql, alyx__value **binds,
 	return ALYX_OK;
 }
 
-int alyx__rule_to_sql(const alyx__rule *r, const alyx__collection *c,
-		      const cJSON *auth, const cJSON *request, alyx_buf *sql,
-		      alyx__value **binds, size_t *n_binds, bool *exact,
-		      alyx__err *err)
+static int to_sql(const alyx__rule *r, const alyx__collection *c,
+		  const cJSON *auth, const cJSON *request, alyx_buf *sql,
+		  alyx__value **binds, size_t *n_binds, bool *exact,
+		  alyx__err *err)
 {
 	alyx__cel_run run;
 	alyx__cel_val vars[3];
@@ -750,4 +750,152 @@ void alyx__rule_binds_free(alyx__value *binds, size_t n)
 	for (size_t i = 0; binds && i < n; i++)
 		vfree(&binds[i]);
 	alyx__free(binds);
+}
+
+/* ---- memo: translations by (collection, auth) ----
+ * Without a request, a translation depends only on the rule, the
+ * collection and auth, so the rule keeps the last RULE_MEMO_SLOTS of
+ * them.  auth is compared whole (cJSON_Compare), never by a hash, so one
+ * caller's condition can never serve another. */
+#define RULE_MEMO_SLOTS 16
+
+struct rule_memo {
+	const alyx__collection *c;
+	cJSON *auth;		/* a copy; NULL: anonymous */
+	char *sql;
+	alyx__value *binds;
+	size_t n_binds;
+	bool exact;
+	bool used;
+};
+
+static void memo_clear(struct rule_memo *m)
+{
+	cJSON_Delete(m->auth);
+	alyx__free(m->sql);
+	alyx__rule_binds_free(m->binds, m->n_binds);
+	memset(m, 0, sizeof(*m));
+}
+
+void alyx__rule_memo_free(alyx__rule *r)
+{
+	if (!r->memo)
+		return;
+	for (size_t i = 0; i < RULE_MEMO_SLOTS; i++)
+		memo_clear(&r->memo[i]);
+	alyx__free(r->memo);
+	r->memo = NULL;
+}
+
+static const cJSON *auth_obj(const cJSON *auth)
+{
+	return cJSON_IsObject(auth) ? auth : NULL;
+}
+
+/* Copies n binds; false out of memory (nothing left allocated). */
+static bool binds_copy(const alyx__value *src, size_t n, alyx__value **out)
+{
+	*out = NULL;
+	if (!n)
+		return true;
+	*out = alyx__calloc(n, sizeof(**out));
+	if (!*out)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (vcopy(&(*out)[i], &src[i])) {
+			alyx__rule_binds_free(*out, i);
+			*out = NULL;
+			return false;
+		}
+	return true;
+}
+
+/* A memoized translation into sql/binds: 1 hit, 0 miss, -1 no memory. */
+static int memo_get(alyx__rule *r, const alyx__collection *c,
+		    const cJSON *auth, alyx_buf *sql, alyx__value **binds,
+		    size_t *n_binds, bool *exact)
+{
+	int hit = 0;
+
+	pthread_mutex_lock(&r->memo_mu);
+	for (size_t i = 0; r->memo && i < RULE_MEMO_SLOTS; i++) {
+		struct rule_memo *m = &r->memo[i];
+
+		if (!m->used || m->c != c || (!m->auth) != (!auth) ||
+		    (auth && !cJSON_Compare(m->auth, auth, true)))
+			continue;
+		alyx__buf_adds(sql, m->sql);
+		if (sql->err || !binds_copy(m->binds, m->n_binds, binds)) {
+			hit = -1;
+			break;
+		}
+		*n_binds = m->n_binds;
+		*exact = m->exact;
+		hit = 1;
+		break;
+	}
+	pthread_mutex_unlock(&r->memo_mu);
+	return hit;
+}
+
+static void memo_put(alyx__rule *r, const alyx__collection *c,
+		     const cJSON *auth, const char *sql,
+		     const alyx__value *binds, size_t n_binds, bool exact)
+{
+	struct rule_memo m = {.c = c, .n_binds = n_binds, .exact = exact,
+			      .used = true};
+
+	m.sql = alyx__strdup(sql);
+	m.auth = auth ? cJSON_Duplicate(auth, true) : NULL;
+	if (!m.sql || (auth && !m.auth) ||
+	    !binds_copy(binds, n_binds, &m.binds)) {
+		m.n_binds = 0;
+		memo_clear(&m);
+		return;	/* no memory: just not remembered */
+	}
+	pthread_mutex_lock(&r->memo_mu);
+	if (!r->memo)
+		r->memo = alyx__calloc(RULE_MEMO_SLOTS, sizeof(*r->memo));
+	if (r->memo) {
+		struct rule_memo *slot = &r->memo[r->memo_next++ %
+						   RULE_MEMO_SLOTS];
+
+		memo_clear(slot);
+		*slot = m;
+		m.used = false;
+	}
+	pthread_mutex_unlock(&r->memo_mu);
+	if (m.used)
+		memo_clear(&m);
+}
+
+int alyx__rule_to_sql(const alyx__rule *r, const alyx__collection *c,
+		      const cJSON *auth, const cJSON *request, alyx_buf *sql,
+		      alyx__value **binds, size_t *n_binds, bool *exact,
+		      alyx__err *err)
+{
+	/* The memo is the rule's own cache, not part of its meaning. */
+	alyx__rule *w = (alyx__rule *)r;
+	size_t mark = sql->len;
+	int rc;
+
+	*binds = NULL;
+	*n_binds = 0;
+	if (request || !exact)
+		return to_sql(r, c, auth, request, sql, binds, n_binds, exact,
+			      err);
+	auth = auth_obj(auth);
+	switch (memo_get(w, c, auth, sql, binds, n_binds, exact)) {
+	case 1:
+		return ALYX_OK;
+	case -1:
+		return alyx__err_set(err, ALYX_E_NOMEM, NULL, "out of memory");
+	default:
+		break;
+	}
+	rc = to_sql(r, c, auth, NULL, sql, binds, n_binds, exact, err);
+	if (rc == ALYX_OK && !sql->err)
+		memo_put(w, c, auth, sql->data + mark, *binds, *n_binds,
+			 *exact);
+	return rc;
 }

@@ -511,4 +511,50 @@ TEST(pushdown_shapes)
 			   &exact), "instr(\"title\", ?) = 0 ['x']");
 }
 
+/* Translations are remembered per (collection, auth) on the rule: each
+ * caller gets its own, whatever the order, and memo hits equal fresh
+ * translations. */
+TEST(pushdown_memo_keeps_callers_apart)
+{
+	const char *src = "doc.published == true || auth.id == doc.author_id";
+	const char *auths[] = {"{\"id\":\"u1\"}", "{\"id\":\"u2\"}", NULL,
+			       "{\"id\":\"u1\",\"role\":\"x\"}"};
+	alyx__rule *r = NULL;
+	alyx__err err = {0};
+	int round, i;
+
+	ASSERT_OK(alyx__rule_compile(src, strlen(src), &posts, &r, &err));
+	for (round = 0; round < 40; round++) {
+		alyx_buf sql;
+		alyx__value *binds;
+		size_t nb;
+		bool exact;
+		cJSON *a;
+
+		i = (round * 7 + round / 5) % 4;
+		a = auths[i] ? cJSON_Parse(auths[i]) : NULL;
+		alyx__buf_init(&sql, 0);
+		alyx__buf_adds(&sql, "x AND ");	/* appends after the mark */
+		ASSERT_OK(alyx__rule_to_sql(r, &posts, a, NULL, &sql, &binds,
+					    &nb, &exact, &err));
+		ASSERT(exact);
+		if (!auths[i]) {
+			ASSERT_STR_EQ(sql.data, "x AND \"published\" IS ?");
+			ASSERT_EQ(nb, 1);
+		} else {
+			ASSERT_STR_EQ(sql.data, "x AND (\"published\" IS ? OR "
+					       "\"author_id\" IS ?)");
+			ASSERT_EQ(nb, 2);
+			ASSERT_STR_EQ(binds[1].s, i == 1 ? "u2" : "u1");
+		}
+		alyx__rule_binds_free(binds, nb);
+		alyx__buf_free(&sql);
+		cJSON_Delete(a);
+	}
+	alyx__rule_free(r);
+	/* Strict mode (exact NULL) does not use the memo. */
+	ASSERT_STR_EQ(push("auth.role == 'admin' || doc.published",
+			   "{\"id\":\"a\",\"role\":\"admin\"}", NULL), "1");
+}
+
 TEST_MAIN()
