@@ -368,7 +368,8 @@ static int fn_new(alyx *a, struct alyx__fn **out, alyx__err *err)
 
 		fn->bwrap = b ? own(b) : NULL;
 	}
-	if (!fn->bwrap && fn->rt_dir)
+	if (!fn->bwrap && fn->rt_dir &&
+	    !strcmp(a->cfg->functions.runner, "process"))
 		fn->farm = farm_make(fn->rt_dir, fn->fn_dir);
 out:
 	if (rc != ALYX_OK) {
