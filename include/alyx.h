@@ -481,7 +481,14 @@ typedef void (*alyx_sub_cb)(const char *json, size_t len, void *user_data);
  * or by alyx_close().  On failure nothing is kept and destroy is not
  * called.  Returns ALYX_OK, ALYX_E_MISUSE, ALYX_E_NOTFOUND (collection),
  * ALYX_E_BADJSON, ALYX_E_BADQUERY, ALYX_E_TOOBIG, ALYX_E_NOMEM,
- * ALYX_E_IO.  `ctx` is accepted for access rules (not yet applied).
+ * ALYX_E_IO.  With a `ctx` (not NULL), the subscription sees exactly
+ * what alyx_query() would show that caller: the collection's read rule
+ * filters the snapshot and every delta (a document that stops passing it
+ * after an update arrives as a delete, one that starts as an insert; a
+ * sort+limit window holds the first `limit` documents the caller may
+ * read); without a read rule only role `admin` sees documents (others
+ * get empty results); expanded documents meet their own collection's
+ * read rule.  The context is copied: it may be freed after the call.
  */
 ALYX_API int alyx_subscribe(alyx *a, const alyx_ctx *ctx,
 			    const char *collection, const char *query_json,

@@ -7,7 +7,8 @@ PKGS=(meson ninja-build pkg-config gcc clang
       libsqlite3-dev sqlite3 libwebsockets-dev libwebsockets-evlib-ev
       libevent-dev libev-dev libcyaml-dev libyaml-dev libcjson-dev
       libjwt-dev libssl-dev libcurl4-openssl-dev libpcre2-dev
-      libargon2-dev tzdata python3 python3-pytest bubblewrap)
+      libargon2-dev tzdata python3 python3-pytest bubblewrap
+      podman runc)   # podman + runc: the container runner's real-engine tests
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -6,15 +6,26 @@
  *   warm: alyx_invoke of a trivial function vs a bare round trip of one
  *         JSON line to a warm worker of the same runtime over a pipe
  *         (the worker parses and re-serializes it), p50/p99;
- *   throughput: invocations per second, 4 threads, max_instances=2.
- * Usage: bench-functions [warm-calls] (default 5000).
+ *   throughput: invocations per second, 4 threads, max_instances=2;
+ *   container mode (functions.runner: container) beside process mode in
+ *   the same run: first call, and warm p50/p99 with the two handles
+ *   alternating in blocks so both see the same machine load.
+ * Usage: bench-functions [warm-calls [container]] (default 5000; with
+ * "container" only the container-mode part runs).
+ * Container mode uses the Engine API socket $ALYX_BENCH_ENGINE, else
+ * starts `podman system service` on a private socket (stopped by PID)
+ * and builds the images with runtimes/build-images.sh when missing;
+ * without either it says why and skips that part.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -53,6 +64,7 @@ static double pct(double *v, int n, double p)
 }
 
 static char proj[256];
+static const char *extra_yaml = "";	/* appended to alyx.yaml */
 
 static void spit(const char *rel, const char *text)
 {
@@ -70,7 +82,7 @@ static void spit(const char *rel, const char *text)
 
 static void make_project(const char *sandbox)
 {
-	char tmpl[] = "/tmp/alyx-fnbench-XXXXXX", path[512], yaml[512];
+	char tmpl[] = "/tmp/alyx-fnbench-XXXXXX", path[512], yaml[1024];
 
 	if (!mkdtemp(tmpl)) {
 		perror("mkdtemp");
@@ -83,7 +95,8 @@ static void make_project(const char *sandbox)
 		 "auth:\n  jwt:\n    secret: bench-secret-0123456789abcdef0123\n"
 		 "functions:\n  sandbox: %s\n"
 		 "  node: {min_warm: 0, max_instances: 2}\n"
-		 "  python: {min_warm: 0, max_instances: 2}\n", sandbox);
+		 "  python: {min_warm: 0, max_instances: 2}\n%s", sandbox,
+		 extra_yaml);
 	spit("alyx.yaml", yaml);
 	spit("functions/echo.js", "import { defineFunction } from "
 	     "\"@alyx/functions\";\nexport default defineFunction({\n"
@@ -426,6 +439,124 @@ static void bench_runtime(const char *label, const char *fn, const char *dbfn,
 	free(diff);
 }
 
+/* ---- container mode beside process mode ---- */
+
+static pid_t podman_pid;
+
+/* The Engine API socket: $ALYX_BENCH_ENGINE, else a podman service
+ * started here (NULL, with the reason printed, when neither works). */
+static const char *engine_socket(void)
+{
+	static char sock[128];
+	const char *env = getenv("ALYX_BENCH_ENGINE");
+	char cmd[600];
+	int i;
+
+	if (env && *env)
+		return env;
+	if (system("command -v podman >/dev/null && command -v runc "
+		   ">/dev/null") != 0) {
+		printf("container mode: skipped (podman and runc are not "
+		       "installed; or set ALYX_BENCH_ENGINE to an Engine API "
+		       "socket)\n");
+		return NULL;
+	}
+	snprintf(sock, sizeof(sock), "/tmp/alyx-bench-podman-%d.sock",
+		 (int)getpid());
+	unlink(sock);
+	podman_pid = fork();
+	if (podman_pid == 0) {
+		int dn = open("/dev/null", O_WRONLY);
+
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		dup2(dn, 1);
+		dup2(dn, 2);
+		snprintf(cmd, sizeof(cmd), "unix://%s", sock);
+		execlp("podman", "podman", "--runtime", "runc", "system",
+		       "service", "--time=0", cmd, (char *)NULL);
+		_exit(127);
+	}
+	snprintf(cmd, sizeof(cmd), "curl -fs --unix-socket %s "
+		 "http://d/v1.41/_ping >/dev/null 2>&1", sock);
+	for (i = 0; i < 100 && system(cmd) != 0; i++)
+		usleep(100000);
+	snprintf(cmd, sizeof(cmd), "%s/runtimes/build-images.sh --engine "
+		 "podman --if-missing", ALYX_SRC);
+	if (i == 100 || system(cmd) != 0) {
+		printf("container mode: skipped (the podman service or the "
+		       "image build failed)\n");
+		kill(podman_pid, SIGTERM);
+		waitpid(podman_pid, NULL, 0);
+		podman_pid = 0;
+		return NULL;
+	}
+	return sock;
+}
+
+static void bench_container(const char *label, const char *fn,
+			    const char *sock, int calls)
+{
+	enum { BLOCK = 250 };
+	char yaml[300], pproj[256], cproj[256];
+	double *wc = calloc((size_t)calls, sizeof(double));
+	double *wp = calloc((size_t)calls, sizeof(double));
+	double t0, first_c, first_p;
+	alyx *ac, *ap;
+	int i, j;
+
+	make_project("auto");
+	snprintf(pproj, sizeof(pproj), "%s", proj);
+	ap = open_project();
+	snprintf(yaml, sizeof(yaml), "  runner: container\n"
+		 "  container_socket: %s\n", sock);
+	extra_yaml = yaml;
+	make_project("auto");
+	extra_yaml = "";
+	snprintf(cproj, sizeof(cproj), "%s", proj);
+	ac = open_project();
+	t0 = now_us();
+	invoke(ap, fn);
+	first_p = now_us() - t0;
+	t0 = now_us();
+	invoke(ac, fn);
+	first_c = now_us() - t0;
+	for (i = 0; i < 200; i++) {
+		invoke(ap, fn);
+		invoke(ac, fn);
+	}
+	for (i = 0; i < calls; i += BLOCK) {
+		for (j = i; j < calls && j < i + BLOCK; j++) {
+			t0 = now_us();
+			invoke(ap, fn);
+			wp[j] = now_us() - t0;
+		}
+		for (j = i; j < calls && j < i + BLOCK; j++) {
+			t0 = now_us();
+			invoke(ac, fn);
+			wc[j] = now_us() - t0;
+		}
+	}
+	printf("%s, container mode vs process mode (sandbox auto)\n", label);
+	printf("  first call: container %.1f ms   process %.1f ms\n",
+	       first_c / 1e3, first_p / 1e3);
+	{
+		double c50 = pct(wc, calls, 0.5), c99 = pct(wc, calls, 0.99);
+		double p50 = pct(wp, calls, 0.5), p99 = pct(wp, calls, 0.99);
+
+		printf("  warm call:  container p50 %.1f us  p99 %.1f us   "
+		       "process p50 %.1f us  p99 %.1f us   (p50 %+.1f us, "
+		       "p99 %+.1f us, x%.2f)\n", c50, c99, p50, p99,
+		       c50 - p50, c99 - p99, c50 / p50);
+	}
+	alyx_close(ac);
+	alyx_close(ap);
+	remove_project();
+	snprintf(proj, sizeof(proj), "%s", pproj);
+	remove_project();
+	free(wc);
+	free(wp);
+}
+
 /* The real interpreter binary (PATH may hold a wrapper such as a pyenv
  * shim, which libalyx resolves too). */
 static char *real_binary(const char *cmd)
@@ -445,6 +576,7 @@ static char *real_binary(const char *cmd)
 int main(int argc, char **argv)
 {
 	int calls = argc > 1 ? atoi(argv[1]) : 5000;
+	bool only_container = argc > 2 && !strcmp(argv[2], "container");
 	char *node = real_binary("node -p process.execPath");
 	char *py = real_binary("python3 -c 'import sys; "
 			       "print(sys.executable)'");
@@ -462,11 +594,23 @@ int main(int argc, char **argv)
 
 	if (calls < 100)
 		calls = 100;
-	for (int s = 0; s < 2; s++) {
+	for (int s = 0; s < 2 && !only_container; s++) {
 		bench_runtime("node", "echo", "dbget", node_bare, node_worker,
 			      sandboxes[s], calls);
 		bench_runtime("python", "echopy", "dbgetpy", py_bare,
 			      py_worker, sandboxes[s], calls);
+	}
+	{
+		const char *sock = engine_socket();
+
+		if (sock) {
+			bench_container("node", "echo", sock, calls);
+			bench_container("python", "echopy", sock, calls);
+		}
+		if (podman_pid > 0) {
+			kill(podman_pid, SIGTERM);
+			waitpid(podman_pid, NULL, 0);
+		}
 	}
 	free(node);
 	free(py);

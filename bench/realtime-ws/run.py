@@ -15,6 +15,8 @@ Parts, each bounded in time and count:
               per write, its last receipt.  The bare server (ws-bare)
               stamps and broadcasts a captured alyx delta the same way.
   throughput  1,000 subscribers, writes back to back: deliveries/s.
+  single      1,000 subscribers again with alyx on one service thread (one
+              lws context, like the bare server).
   rest        the same through the real alyxd, ws-load itself writing with
               POST /api/collections/items (stamp just before the request).
   filtered    1,000 subscribers with 10 accounts' tokens on a collection
@@ -138,9 +140,16 @@ class Child:
             return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
 
     def cpu(self):
-        with open("/proc/%d/stat" % self.p.pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK
+        """utime+stime of the process; for ws-host without its main
+        thread, the in-process writer (the server's threads only)."""
+        def ticks(path):
+            with open(path) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return int(fields[11]) + int(fields[12])
+        t = ticks("/proc/%d/stat" % self.p.pid)
+        if self.name == "ws-host":
+            t -= ticks("/proc/%d/task/%d/stat" % (self.p.pid, self.p.pid))
+        return t / TICK
 
     def stop(self, quit_cmd=True, timeout=30):
         if self.p.poll() is None:
@@ -171,11 +180,12 @@ class Bench:
         self.results = {}
 
     # -- processes ------------------------------------------------------
-    def host(self, loop=None):
+    def host(self, loop=None, threads=None):
         loop = loop or self.a.loop
+        threads = threads or self.a.threads
         h = Child([str(self.bin / "ws-host"), "-d", str(self.proj), "-l",
-                   loop] + (["-t", str(self.a.threads)]
-                            if self.a.threads else []), "ws-host")
+                   loop] + (["-t", str(threads)] if threads else []),
+                  "ws-host")
         h.port = int(h.expect("port ", 60).split()[1])
         return h
 
@@ -342,6 +352,33 @@ class Bench:
             self.results["ownerfilter_alyx"] = r
             log("filter  alyx n=1000 m=%d  %.0f deliveries/s (%d/%s)" % (
                 a.burst, r["deliveries_per_s"], r["deliveries"], exp))
+        finally:
+            b.stop()
+            h.stop()
+
+    def single_thread(self):
+        """1,000 subscribers again, alyx with one service thread: one lws
+        context each, like the bare server (the template of the latency
+        part, or the built-in delta of the same shape)."""
+        a = self.a
+        h = self.host(threads=1)
+        tmpl = self.work / "delta-template.json"
+        b = self.bare(template=tmpl if tmpl.exists() else None,
+                      ev=(a.loop == "ev"))
+        try:
+            self.deliver(h, "alyx", 1, 20, 2000)
+            rs = {}
+            for rnd in range(a.rounds):
+                for kind, srv in (("alyx", h), ("bare", b)):
+                    r = self.deliver(srv, kind, 1000, a.writes1000, 20000,
+                                     limit=min(1000, max(10, a.writes1000)))
+                    rs.setdefault(kind, []).append(r)
+                    log("1-thread %-4s n=1000 round %d  last p50/p95/p99 %s "
+                        "ms  %.2f µs CPU/delivery" % (
+                            kind, rnd + 1, fmt3(r["last"]),
+                            r["server_cpu_us_per_delivery"] or 0))
+            for kind, v in rs.items():
+                self.results["t1_%s" % kind] = median_runs(v)
         finally:
             b.stop()
             h.stop()
@@ -541,7 +578,7 @@ def table(res, args, load_start, load_end):
             L.append("| %d | %s | %s%s | %s%s | %s | %s |" % (
                 n, what, fmt3(a[key]), short(a), fmt3(b[key]), short(b),
                 ratio(a[key]["p50"], b[key]["p50"]), tgt))
-        if n == 1000:
+        if n >= 100:
             L.append("| %d | server CPU µs per delivery | %.2f | %.2f | %s | |"
                      % (n, a["server_cpu_us_per_delivery"] or 0,
                         b["server_cpu_us_per_delivery"] or 0,
@@ -553,6 +590,21 @@ def table(res, args, load_start, load_end):
                          n, a["write_us"]["p50"] / 1e3,
                          a["write_us"]["p95"] / 1e3,
                          a["write_us"]["p99"] / 1e3))
+    a, b = res.get("t1_alyx"), res.get("t1_bare")
+    if a and b:
+        rr = a["last"]["p50"] / b["last"]["p50"]
+        L.append("| 1000 | one service thread (alyx --threads 1 vs the "
+                 "bare server's one context): stamp → last receipt | %s | "
+                 "%s | %s | ≤ 1.5×: %s |" % (
+                     fmt3(a["last"]), fmt3(b["last"]),
+                     ratio(a["last"]["p50"], b["last"]["p50"]),
+                     "met" if rr <= 1.5 else "MISSED"))
+        L.append("| 1000 | one service thread: server CPU µs per delivery "
+                 "| %.2f | %.2f | %s | |" % (
+                     a["server_cpu_us_per_delivery"] or 0,
+                     b["server_cpu_us_per_delivery"] or 0,
+                     ratio(a["server_cpu_us_per_delivery"],
+                           b["server_cpu_us_per_delivery"])))
     for n in (1, 1000):
         r = res.get("rest%d_alyxd" % n)
         if r:
@@ -580,18 +632,19 @@ def table(res, args, load_start, load_end):
     r = res.get("rules_alyx")
     if r:
         L.append("| filtered by the read rule: deliveries/s (1,000 "
-                 "subscribers, 10 accounts; delivered/expected) | %.0f "
-                 "(%d/%d)%s | | | ≥ 50k/s: %s |" % (
-                     r["deliveries_per_s"], r["deliveries"], r["expected"],
+                 "subscribers, 10 accounts; delivered/expected; server CPU "
+                 "µs per delivery) | %.0f (%d/%d; %.2f)%s | | | ≥ 50k/s: %s |"
+                 % (r["deliveries_per_s"], r["deliveries"], r["expected"],
+                    r["server_cpu_us_per_delivery"] or 0,
                      "" if r["rules_enforced"] else " rules NOT applied",
                      "met" if r["rules_enforced"] and
                      r["deliveries_per_s"] >= 50000 else "MISSED"))
     r = res.get("ownerfilter_alyx")
     if r:
         L.append("| filtered by an owner $eq filter (same accounts): "
-                 "deliveries/s | %.0f (%d/%d) | | | |" % (
+                 "deliveries/s | %.0f (%d/%d; %.2f) | | | |" % (
                      r["deliveries_per_s"], r["deliveries"],
-                     r["expected"]))
+                     r["expected"], r["server_cpu_us_per_delivery"] or 0))
     idle = res.get("idle")
     if idle:
         a, b = idle["alyxd"], idle["bare"]
@@ -680,7 +733,8 @@ def main():
     ap.add_argument("--duration", type=int, default=5,
                     help="seconds per wrk run")
     ap.add_argument("--timeout", type=float, default=120)
-    ap.add_argument("--parts", default="latency,rest,idle,http,create")
+    ap.add_argument("--parts",
+                    default="latency,single,rest,idle,http,create")
     ap.add_argument("--quick", action="store_true",
                     help="fewer writes, 2,000 idle connections")
     ap.add_argument("--json", help="also write the raw results here")
@@ -710,6 +764,8 @@ def main():
                   builddir / "daemon/alyxd", work)
         if "latency" in parts:
             b.latency_and_throughput()
+        if "single" in parts:
+            b.single_thread()
         if "rest" in parts:
             b.rest_latency()
         if "idle" in parts:

@@ -174,16 +174,20 @@ typedef struct raw_auth {
 } raw_auth;
 typedef struct raw_runtime {
 	char *min_warm, *max_instances, *idle_timeout, *exec_timeout,
-		*memory_limit, *cpu_limit;
+		*memory_limit, *cpu_limit, *image;
 } raw_runtime;
+typedef struct raw_container {
+	char *pids_limit, *start_timeout, *user;
+} raw_container;
 typedef struct raw_functions {
 	char *enabled, *dir, *runner, *sandbox, *container_socket;
+	raw_container *container;
 	raw_runtime *node, *python;
 } raw_functions;
 typedef struct raw_realtime {
 	char *poll_interval_ms, *max_connections, *max_subscriptions,
 		*snapshot_limit, *change_retention, *max_message, *send_queue,
-		*idle_timeout, *ping_interval;
+		*idle_timeout, *ping_interval, *token_check;
 } raw_realtime;
 typedef struct raw_dev {
 	char *watch, *admin_ui;
@@ -303,6 +307,13 @@ static const cyaml_schema_field_t runtime_f[] = {
 	STR("exec_timeout", raw_runtime, exec_timeout),
 	STR("memory_limit", raw_runtime, memory_limit),
 	STR("cpu_limit", raw_runtime, cpu_limit),
+	STR("image", raw_runtime, image),
+	CYAML_FIELD_END
+};
+static const cyaml_schema_field_t container_f[] = {
+	STR("pids_limit", raw_container, pids_limit),
+	STR("start_timeout", raw_container, start_timeout),
+	STR("user", raw_container, user),
 	CYAML_FIELD_END
 };
 static const cyaml_schema_field_t functions_f[] = {
@@ -311,6 +322,7 @@ static const cyaml_schema_field_t functions_f[] = {
 	STR("runner", raw_functions, runner),
 	STR("sandbox", raw_functions, sandbox),
 	STR("container_socket", raw_functions, container_socket),
+	MAP("container", raw_functions, container, container_f),
 	MAP("node", raw_functions, node, runtime_f),
 	MAP("python", raw_functions, python, runtime_f),
 	CYAML_FIELD_END
@@ -325,6 +337,7 @@ static const cyaml_schema_field_t realtime_f[] = {
 	STR("send_queue", raw_realtime, send_queue),
 	STR("idle_timeout", raw_realtime, idle_timeout),
 	STR("ping_interval", raw_realtime, ping_interval),
+	STR("token_check", raw_realtime, token_check),
 	CYAML_FIELD_END
 };
 static const cyaml_schema_field_t dev_f[] = {
@@ -1313,6 +1326,8 @@ static void type_runtime(tctx *t, const char *lang, const raw_runtime *r,
 		else
 			rt->cpu_limit = d;
 	}
+	set_str(t, &rt->image, r->image, strcmp(lang, "node") ?
+		"alyx-python:local" : "alyx-node:local");
 	if (t->rc == ALYX_OK && rt->min_warm > rt->max_instances)
 		t->rc = verr(t->l, P("min_warm"), "min_warm %d is more than "
 			     "max_instances %d", rt->min_warm,
@@ -1323,6 +1338,7 @@ static void type_runtime(tctx *t, const char *lang, const raw_runtime *r,
 static void type_rest(tctx *t, const raw_top *r)
 {
 	static const raw_functions nf;
+	static const raw_container nct;
 	static const raw_realtime nrt;
 	static const raw_dev ndev;
 	static const raw_log nlog;
@@ -1348,6 +1364,17 @@ static void type_rest(tctx *t, const raw_top *r)
 		   &c->functions.sandbox);
 	set_str(t, &c->functions.container_socket, f->container_socket,
 		"/var/run/docker.sock");
+	{
+		const raw_container *ct = f->container ? f->container : &nct;
+
+		c->functions.container.pids_limit = int_of(t,
+			"functions.container.pids_limit", ct->pids_limit, 16,
+			1 << 20, 128);
+		c->functions.container.start_timeout_ms = get_duration(t,
+			"functions.container.start_timeout", ct->start_timeout,
+			100, 30000);
+		set_str(t, &c->functions.container.user, ct->user, "");
+	}
 	type_runtime(t, "node", f->node, &c->functions.node);
 	type_runtime(t, "python", f->python, &c->functions.python);
 
@@ -1375,6 +1402,8 @@ static void type_rest(tctx *t, const raw_top *r)
 		t, "realtime.idle_timeout", rt->idle_timeout, 100, 60000);
 	c->realtime.ping_interval_ms = get_duration(
 		t, "realtime.ping_interval", rt->ping_interval, 100, 30000);
+	c->realtime.token_check_ms = get_duration(
+		t, "realtime.token_check", rt->token_check, 100, 30000);
 
 	c->dev.watch = get_bool(t, "dev.watch", d->watch, true);
 	c->dev.admin_ui = get_bool(t, "dev.admin_ui", d->admin_ui, true);
@@ -1573,6 +1602,9 @@ void alyx__config_free(alyx__config *c)
 	alyx__free(c->functions.runner);
 	alyx__free(c->functions.sandbox);
 	alyx__free(c->functions.container_socket);
+	alyx__free(c->functions.container.user);
+	alyx__free(c->functions.node.image);
+	alyx__free(c->functions.python.image);
 	free_list(c->dev.generate, c->dev.n_generate);
 	alyx__free(c->dev.generate_output);
 	alyx__free(c->log.level);
@@ -1673,6 +1705,7 @@ static void jruntime(alyx_buf *b, bool *first, const char *k,
 	jint(b, &f, "memory_limit", r->memory_limit);
 	jkey(b, &f, "cpu_limit");
 	alyx__json_f64(b, r->cpu_limit);
+	jstr(b, &f, "image", r->image);
 	alyx__buf_addc(b, '}');
 }
 
@@ -1770,6 +1803,14 @@ char *alyx__config_to_json(const alyx__config *c, bool mask)
 	jstr(&b, &f, "runner", c->functions.runner);
 	jstr(&b, &f, "sandbox", c->functions.sandbox);
 	jstr(&b, &f, "container_socket", c->functions.container_socket);
+	jkey(&b, &f, "container");
+	g = true;
+	alyx__buf_addc(&b, '{');
+	jint(&b, &g, "pids_limit", c->functions.container.pids_limit);
+	jint(&b, &g, "start_timeout",
+	     c->functions.container.start_timeout_ms);
+	jstr(&b, &g, "user", c->functions.container.user);
+	alyx__buf_addc(&b, '}');
 	jruntime(&b, &f, "node", &c->functions.node);
 	jruntime(&b, &f, "python", &c->functions.python);
 	alyx__buf_addc(&b, '}');
@@ -1786,6 +1827,7 @@ char *alyx__config_to_json(const alyx__config *c, bool mask)
 	jint(&b, &f, "send_queue", c->realtime.send_queue);
 	jint(&b, &f, "idle_timeout", c->realtime.idle_timeout_ms);
 	jint(&b, &f, "ping_interval", c->realtime.ping_interval_ms);
+	jint(&b, &f, "token_check", c->realtime.token_check_ms);
 	alyx__buf_addc(&b, '}');
 
 	jkey(&b, &top, "dev");

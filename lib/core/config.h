@@ -42,6 +42,7 @@ typedef struct alyx__fn_runtime {
 	int64_t exec_timeout_ms;
 	int64_t memory_limit;	/* bytes */
 	double cpu_limit;	/* cores */
+	char *image;		/* container runner: the runtime's image */
 } alyx__fn_runtime;
 
 typedef struct alyx__config {
@@ -115,6 +116,11 @@ typedef struct alyx__config {
 		char *runner;		/* "process" or "container" */
 		char *sandbox;		/* "auto", "bwrap" or "none" */
 		char *container_socket;	/* /var/run/docker.sock */
+		struct {
+			int pids_limit;		/* 128 per container */
+			int64_t start_timeout_ms; /* 30 s */
+			char *user;		/* "": the image's user */
+		} container;
 		alyx__fn_runtime node;
 		alyx__fn_runtime python;
 	} functions;
@@ -128,6 +134,7 @@ typedef struct alyx__config {
 		int64_t send_queue;	/* 4 MiB: unsent bytes per connection */
 		int64_t idle_timeout_ms; /* 60s without subscriptions */
 		int64_t ping_interval_ms; /* 30s: keepalive pings */
+		int64_t token_check_ms;	/* 30s: tokens checked again */
 	} realtime;
 	struct {
 		bool watch;		/* true */

@@ -25,11 +25,6 @@ static int enabled(alyx *a, alyx__err *err)
 		return alyx__err_set(err, ALYX_E_UNAVAILABLE, NULL,
 				     "functions are disabled (alyx.yaml "
 				     "functions.enabled)");
-	if (strcmp(a->cfg->functions.runner, "process") != 0)
-		return alyx__err_set(err, ALYX_E_UNSUPPORTED, NULL,
-				     "functions.runner \"%s\" is not "
-				     "available in this build; use "
-				     "\"process\"", a->cfg->functions.runner);
 	return ALYX_OK;
 }
 

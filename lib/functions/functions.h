@@ -180,4 +180,46 @@ void alyx__fn_db_submit(struct alyx *a, const char *token, int route,
 			const char *body, size_t len, alyx__fn_db_cb cb,
 			void *ud);
 
+/* ---- the container runner (container.c; docs/functions.md) ----
+ *
+ * alyx.yaml `functions.runner: container`: each executor is a long-lived
+ * container made through the Docker Engine API on
+ * functions.container_socket, connected to libalyx by one unix socket
+ * (requests in, responses out: the same fd for both). */
+
+typedef struct alyx__engine alyx__engine;
+typedef struct alyx__box alyx__box;	/* one container */
+
+typedef struct alyx__box_spec {
+	int runtime;		/* ALYX__RT_* */
+	bool network;
+	int64_t memory;		/* bytes */
+	const char *fn_dir;	/* mounted read-only at the same path */
+	const char *rt_dir;	/* the executors, likewise */
+} alyx__box_spec;
+
+/* The client of the engine at cfg's socket; it is reached on the first
+ * alyx__box_start (which also removes containers left by alyx processes
+ * that are gone). */
+int alyx__engine_new(const struct alyx__config *cfg, alyx__engine **out,
+		     alyx__err *err);
+/* Deletes the stopped containers; NULL is a no-op. */
+void alyx__engine_free(alyx__engine *e);
+/* Creates and starts a container for spec and waits for its executor to
+ * connect: *fd is the protocol socket (non-blocking, the caller closes
+ * it).  Takes a container start (~0.5 s): call it with no pool lock
+ * held.  Errors: ALYX_E_UNAVAILABLE (engine unreachable or refusing,
+ * image missing, container exited early, start timeout), ALYX_E_CONFIG,
+ * ALYX_E_IO, ALYX_E_NOMEM. */
+int alyx__box_start(alyx__engine *e, const alyx__box_spec *spec,
+		    alyx__box **out, int *fd, alyx__err *err);
+/* Queues b to be killed and deleted (cheap: safe under a lock). */
+void alyx__box_stop(alyx__box *b);
+/* Kills and deletes the queued containers (Engine API requests: call it
+ * with no lock held). */
+void alyx__engine_reap(alyx__engine *e);
+/* After its connection ended: how the container ended, e.g. "exited with
+ * status 3" (waits up to 1 s for the engine to see the exit). */
+void alyx__box_exit_text(alyx__box *b, char *out, size_t n);
+
 #endif

@@ -47,6 +47,7 @@ typedef struct worker {
 	bool busy;
 	int64_t last_used;	/* monotonic ms */
 	int64_t calls;
+	alyx__box *box;		/* container runner: its container */
 	int64_t gen;		/* of functions/_shared when started */
 	struct worker *next;
 } worker;
@@ -77,6 +78,7 @@ struct alyx__fn {
 	char *farm;		/* no sandbox: a temporary directory with
 				 * node_modules/@alyx/functions and functions/
 				 * as symlinks, for node --preserve-symlinks */
+	alyx__engine *engine;	/* container runner (else NULL) */
 	pthread_mutex_t mu;
 	pool *pools;
 	int64_t seq;
@@ -363,7 +365,11 @@ static int fn_new(alyx *a, struct alyx__fn **out, alyx__err *err)
 	if (rc != ALYX_OK)
 		goto out;
 	fn->rt_dir = runtimes_dir();
-	if (strcmp(a->cfg->functions.sandbox, "none") != 0) {
+	if (!strcmp(a->cfg->functions.runner, "container")) {
+		rc = alyx__engine_new(a->cfg, &fn->engine, err);
+		if (rc != ALYX_OK)
+			goto out;
+	} else if (strcmp(a->cfg->functions.sandbox, "none") != 0) {
 		char *b = find_in_path("bwrap");
 
 		fn->bwrap = b ? own(b) : NULL;
@@ -395,6 +401,7 @@ static void worker_kill(pool *p, worker *w)
 		close(w->in_fd);
 	if (w->out_fd >= 0)
 		close(w->out_fd);
+	alyx__box_stop(w->box);
 	for (pp = &p->workers; *pp; pp = &(*pp)->next)
 		if (*pp == w) {
 			*pp = w->next;
@@ -418,6 +425,7 @@ void alyx__fn_free(struct alyx__fn *fn)
 		pthread_cond_destroy(&p->cv);
 		alyx__free(p);
 	}
+	alyx__engine_free(fn->engine);
 	alyx__fn_reg_free(fn->reg);
 	alyx__fn_logbook_free(fn->logs);
 	for (i = 0; i < ALYX__RT_COUNT; i++)
@@ -554,6 +562,52 @@ static int sandbox_args(struct alyx__fn *fn, const pool *p, const char **av,
 	return n;
 }
 
+/* Starts one container for pool p (fn->mu held on entry and exit, but
+ * released while the container starts: the worker is in the pool
+ * meanwhile, busy, so the pool's count includes it). */
+static int spawn_box(struct alyx__fn *fn, pool *p, worker **out,
+		     alyx__err *err)
+{
+	alyx__box_spec spec = {p->runtime, p->network, p->memory, fn->fn_dir,
+			       fn->rt_dir};
+	worker *w;
+	int rc, fd;
+
+	if (!fn->rt_dir)
+		return alyx__err_set(err, ALYX_E_UNAVAILABLE, NULL,
+				     "the function runtimes directory was not "
+				     "found (set $ALYX_RUNTIMES_DIR)");
+	w = alyx__calloc(1, sizeof(*w));
+	if (!w)
+		return alyx__err_set(err, ALYX_E_NOMEM, NULL, "out of memory");
+	w->pid = -1;
+	w->in_fd = w->out_fd = -1;
+	w->busy = true;
+	w->next = p->workers;
+	p->workers = w;
+	p->n++;
+	pthread_mutex_unlock(&fn->mu);
+	rc = alyx__box_start(fn->engine, &spec, &w->box, &fd, err);
+	pthread_mutex_lock(&fn->mu);
+	if (rc == ALYX_OK) {
+		w->in_fd = fd;
+		w->out_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+		if (w->out_fd < 0)
+			rc = alyx__err_set(err, ALYX_E_IO, NULL, "dup: %s",
+					   strerror(errno));
+	}
+	if (rc != ALYX_OK) {
+		worker_kill(p, w);
+		pthread_cond_signal(&p->cv);
+		return rc;
+	}
+	w->busy = false;
+	w->last_used = alyx__mono_ms();
+	p->started++;
+	*out = w;
+	return ALYX_OK;
+}
+
 /* Starts one executor for pool p (fn->mu held).  Does not wait for it to
  * be ready: the first request waits in the pipe while it starts. */
 static int spawn(struct alyx__fn *fn, pool *p, worker **out, alyx__err *err)
@@ -568,6 +622,8 @@ static int spawn(struct alyx__fn *fn, pool *p, worker **out, alyx__err *err)
 	pid_t pid;
 
 	*out = NULL;
+	if (fn->engine)
+		return spawn_box(fn, p, out, err);
 	if (!fn->interp_tried[p->runtime]) {
 		fn->interp[p->runtime] = interp_cached(p->runtime);
 		fn->interp_tried[p->runtime] = true;
@@ -1151,10 +1207,14 @@ int alyx__fn_call(struct alyx__fn *fn, const alyx__fn_def *d,
 		/* EOF: the executor died (exit, crash, memory limit); give
 		 * it a moment to finish exiting so its status is its own,
 		 * then stop whatever is left of its process group. */
-		reap_exited(w->pid, &st);
-		w->pid = -1;
+		if (w->box) {
+			alyx__box_exit_text(w->box, how, sizeof(how));
+		} else {
+			reap_exited(w->pid, &st);
+			w->pid = -1;
+			exit_text(st, how, sizeof(how));
+		}
 		kill_it = true;
-		exit_text(st, how, sizeof(how));
 		snprintf(extra, sizeof(extra),
 			 ",\"code\":\"EXECUTOR_EXITED\",\"memory\":%lld",
 			 (long long)d->memory);
@@ -1191,6 +1251,7 @@ out:
 	alyx__fn_inv_end(inv);
 	alyx__free(req);
 	alyx__buf_free(&line);
+	alyx__engine_reap(fn->engine);	/* containers stopped meanwhile */
 	return rc;
 }
 
@@ -1227,7 +1288,7 @@ void alyx__fn_pools_json(struct alyx__fn *fn, alyx_buf *b)
 
 const char *alyx__fn_sandbox(struct alyx__fn *fn)
 {
-	return fn->bwrap ? "bwrap" : "none";
+	return fn->engine ? "container" : fn->bwrap ? "bwrap" : "none";
 }
 
 alyx__fn_reg *alyx__fn_registry(struct alyx__fn *fn)

@@ -40,7 +40,6 @@
 #include "http/http.h"
 
 #define RID_MAX 128		/* bytes of a message's "id" (as JSON) */
-#define AUTH_RECHECK_MS 30000	/* how often a token is checked again */
 #define SWEEP_MAX_MS 1000
 #define SWEEP_MIN_MS 50
 
@@ -84,7 +83,8 @@ typedef struct wsconn {
 	size_t n_subs, cap_subs;
 	alyx_buf rx;
 	wsframe *sq, *sq_tail;
-	int64_t last_rx_ms;
+	int64_t last_rx_ms;	/* anything from the client (pongs too) */
+	int64_t last_msg_ms;	/* the client's last message */
 	int64_t ping_ms;	/* when our ping went out, 0: none pending */
 	bool want_ping;
 	bool closing;		/* close after the send queue */
@@ -122,7 +122,7 @@ struct alyx__ws {
 	size_t max_subs;
 	size_t max_msg;
 	size_t send_cap;
-	int64_t idle_ms, ping_ms, sweep_ms;
+	int64_t idle_ms, ping_ms, token_ms, sweep_ms;
 };
 
 /* ---- connections ---- */
@@ -356,14 +356,30 @@ static void want_write(wsconn *c)
 		lws_callback_on_writable(c->wsi);
 }
 
+/* Closes after what is queued (and the close frame) has gone out; a
+ * client that does not read it within the bound is dropped. */
 static void close_conn(wsconn *c, int code, const char *reason)
 {
+	int64_t secs = c->t->srv->ws->ping_ms / 1000 + 2;
+
 	if (c->closing)
 		return;
 	c->closing = true;
 	c->close_code = code;
 	snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
+	if (c->wsi)
+		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK,
+				(int)(secs > 600 ? 600 : secs));
 	want_write(c);
+}
+
+/* Drops the connection now (no close frame). */
+static void kill_conn(wsconn *c)
+{
+	c->kill = true;
+	if (c->wsi)
+		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK,
+				LWS_TO_KILL_ASYNC);
 }
 
 static void handle_slow(wsconn *c);
@@ -602,9 +618,23 @@ static int64_t token_exp_ms(const char *tok)
 	return exp;
 }
 
+/* The anonymous context (static; alyx_ctx_free ignores it). */
 static alyx_ctx *anon_ctx(void)
 {
-	return alyx__calloc(1, sizeof(struct alyx_ctx));
+	return (alyx_ctx *)alyx_ctx_anonymous();
+}
+
+/* Gives a signed-in context the client's address (request.ip). */
+static void set_ip(alyx_ctx *ctx, struct lws *wsi)
+{
+	char ip[64];
+	const char *p;
+
+	if (!ctx || !ctx->user_id || ctx->ip || !wsi)
+		return;
+	p = lws_get_peer_simple(wsi, ip, sizeof(ip));
+	if (p && *p)
+		ctx->ip = alyx__strdup(p);
 }
 
 static bool same_user(const alyx_ctx *x, const alyx_ctx *y)
@@ -660,10 +690,11 @@ static void do_auth(wsconn *c, const char *rid, const cJSON *pl)
 	}
 	alyx_ctx_free(c->ctx);
 	alyx__free(c->token);
+	set_ip(ctx, c->wsi);
 	c->ctx = ctx;
 	c->token = dup;
 	c->exp_ms = token_exp_ms(dup);
-	c->recheck_ms = alyx__now_ms() + AUTH_RECHECK_MS;
+	c->recheck_ms = alyx__now_ms() + c->t->srv->ws->token_ms;
 	c->expired = false;
 	alyx__buf_init(&b, 0);
 	reply_head(&b, rid, "authenticated");
@@ -816,8 +847,10 @@ static int on_writeable(wsconn *c, struct lws *wsi)
 	if (c->kill)
 		return -1;
 	if (c->want_ping) {
+		/* With a payload: lws does not report an empty pong. */
 		c->want_ping = false;
-		if (lws_write(wsi, pbuf + LWS_PRE, 0, LWS_WRITE_PING) < 0)
+		memcpy(pbuf + LWS_PRE, "alyx", 4);
+		if (lws_write(wsi, pbuf + LWS_PRE, 4, LWS_WRITE_PING) < 4)
 			return -1;
 		if (lws_send_pipe_choked(wsi)) {
 			lws_callback_on_writable(wsi);
@@ -839,7 +872,9 @@ static int on_writeable(wsconn *c, struct lws *wsi)
 		if (lws_send_pipe_choked(wsi))
 			break;
 	}
-	if (c->sq) {
+	if (c->sq || (c->closing && lws_send_pipe_choked(wsi))) {
+		/* More to write, or lws still holds part of the last frame:
+		 * the close frame must come after it. */
 		lws_callback_on_writable(wsi);
 		return 0;
 	}
@@ -899,8 +934,8 @@ static int on_established(alyx__svc *t, struct lws *wsi, wsconn **slot)
 		return -1;
 	}
 	alyx__buf_init(&c->rx, w->max_msg);
-	c->last_rx_ms = alyx__mono_ms();
-	c->recheck_ms = alyx__now_ms() + AUTH_RECHECK_MS;
+	c->last_rx_ms = c->last_msg_ms = alyx__mono_ms();
+	c->recheck_ms = alyx__now_ms() + c->t->srv->ws->token_ms;
 	snprintf(c->client_id, sizeof(c->client_id), "client_%s_%llx",
 		 t->rid_prefix, (unsigned long long)++q->seq);
 	c->next = q->conns;
@@ -923,7 +958,7 @@ static int on_established(alyx__svc *t, struct lws *wsi, wsconn **slot)
 
 static int on_receive(wsconn *c, struct lws *wsi, const void *in, size_t len)
 {
-	c->last_rx_ms = alyx__mono_ms();
+	c->last_rx_ms = c->last_msg_ms = alyx__mono_ms();
 	c->ping_ms = 0;
 	if (c->closing)
 		return 0;
@@ -961,14 +996,13 @@ static void sweep_conn(struct alyx__ws *w, wsconn *c, int64_t mono,
 
 	if (c->closing)
 		return;
-	if (!c->n_subs && mono - c->last_rx_ms >= w->idle_ms) {
+	if (!c->n_subs && mono - c->last_msg_ms >= w->idle_ms) {
 		close_conn(c, LWS_CLOSE_STATUS_GOINGAWAY, "idle timeout");
 		return;
 	}
 	if (c->ping_ms && mono - c->ping_ms >= w->ping_ms) {
 		/* No answer to our ping for a whole interval: dead peer. */
-		c->kill = true;
-		want_write(c);
+		kill_conn(c);
 		return;
 	}
 	if (!c->ping_ms && mono - c->last_rx_ms >= w->ping_ms) {
@@ -986,7 +1020,7 @@ static void sweep_conn(struct alyx__ws *w, wsconn *c, int64_t mono,
 	} else if (now >= c->recheck_ms) {
 		alyx_ctx *ctx = NULL;
 
-		c->recheck_ms = now + AUTH_RECHECK_MS;
+		c->recheck_ms = now + c->t->srv->ws->token_ms;
 		if (alyx_ctx_from_token(a, c->token, &ctx) == ALYX_OK) {
 			alyx_ctx_free(ctx);
 		} else if (alyx_errcode(a) == ALYX_E_UNAUTHORIZED) {
@@ -1193,6 +1227,7 @@ int alyx__ws_confirm(alyx__svc *t, struct lws *wsi, alyx__req *r,
 		return reject(t, r, 401, code, msg,
 			      "WWW-Authenticate: Bearer\r\n");
 	}
+	set_ip(ctx, wsi);
 	/* Handed to LWS_CALLBACK_ESTABLISHED, in this same lws call. */
 	alyx_ctx_free(q->p_ctx);
 	alyx__free(q->p_token);
@@ -1300,11 +1335,15 @@ int alyx__ws_start(alyx_server *s, alyx__err *err)
 		     ? cfg->realtime.idle_timeout_ms : 60000;
 	w->ping_ms = cfg->realtime.ping_interval_ms > 0
 		     ? cfg->realtime.ping_interval_ms : 30000;
+	w->token_ms = cfg->realtime.token_check_ms > 0
+		      ? cfg->realtime.token_check_ms : 30000;
 	w->sweep_ms = SWEEP_MAX_MS;
 	if (w->idle_ms / 4 < w->sweep_ms)
 		w->sweep_ms = w->idle_ms / 4;
 	if (w->ping_ms / 4 < w->sweep_ms)
 		w->sweep_ms = w->ping_ms / 4;
+	if (w->token_ms / 4 < w->sweep_ms)
+		w->sweep_ms = w->token_ms / 4;
 	if (w->sweep_ms < SWEEP_MIN_MS)
 		w->sweep_ms = SWEEP_MIN_MS;
 	w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

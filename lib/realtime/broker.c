@@ -24,6 +24,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "core/access.h"
 #include "core/config.h"
 #include "core/handle.h"
 #include "realtime/realtime.h"
@@ -102,6 +103,14 @@ typedef struct view {
 	bool dirty;
 	bool failed;
 	uint64_t stamp;
+	/* Access: whose view this is (docs/realtime.md, "Read rules"). */
+	bool sys;		/* ctx NULL: the system, no rules */
+	bool admin;		/* signed in with role admin */
+	int acc;		/* ALYX_ACC_* for reads of the collection */
+	const alyx__rule *rule;	/* its read rule (owned by v->snap) */
+	cJSON *auth;		/* auth as the rules see it; NULL: anonymous */
+	char *ip;		/* request.ip */
+	cJSON *req;		/* the `request` variable, or NULL */
 } view;
 
 struct alyx_sub {
@@ -295,6 +304,85 @@ static void add_rdoc(alyx_buf *b, rdoc *d)
 	alyx__buf_adds(b, d->text);
 }
 
+/* ---- access ---- */
+
+/* Sets the view's access to collection c for its caller (at subscribe and
+ * after a schema change): the read rule decides for everyone but the
+ * system; without one only admins read, others see nothing. */
+static int view_access(view *v, const alyx__collection *c, alyx__err *err)
+{
+	struct alyx_ctx who = {.ip = v->ip};
+	alyx__caller k = {.ctx = v->sys ? NULL : &who, .auth = v->auth,
+			  .admin = v->admin};
+	bool oom;
+
+	cJSON_Delete(v->req);
+	v->req = NULL;
+	v->acc = alyx__access_mode(&k, c, ALYX_RULE_READ, &v->rule);
+	if (v->acc != ALYX_ACC_RULE)
+		return ALYX_OK;
+	v->req = alyx__access_request(&k, v->rule, "GET", NULL, &oom);
+	return oom ? nomem(err) : ALYX_OK;
+}
+
+/* The caller of a subscription (ctx copied: it may go after
+ * alyx_subscribe returns) and its access to c, into w. */
+static int caller_of(const alyx_ctx *ctx, const alyx__collection *c,
+		     view *w, alyx__err *err)
+{
+	alyx__caller k;
+	int rc;
+
+	w->sys = !ctx;
+	if (ctx) {
+		rc = alyx__caller_init(&k, ctx, err);
+		if (rc != ALYX_OK)
+			return rc;
+		w->admin = k.admin;
+		if ((k.auth && !(w->auth = cJSON_Duplicate(k.auth, true))) ||
+		    (ctx->ip && !(w->ip = alyx__strdup(ctx->ip))))
+			rc = nomem(err);
+		alyx__caller_free(&k);
+		if (rc != ALYX_OK)
+			return rc;
+	}
+	return view_access(w, c, err);
+}
+
+/* May the view's caller read `doc` (its read rule)? */
+static bool view_allows(const view *v, const cJSON *doc)
+{
+	alyx__rule_ctx rc;
+
+	if (v->acc == ALYX_ACC_ALL)
+		return true;
+	if (v->acc == ALYX_ACC_NONE)
+		return false;
+	rc.auth = v->auth;
+	rc.doc = doc;
+	rc.request = v->req;
+	return alyx__rule_eval(v->rule, &rc, NULL) == ALYX_RULE_ALLOW;
+}
+
+/* Runs q (the view's query or its tail) for the view's caller, inside
+ * the caller's read transaction on the broker's connection: as
+ * alyx_query() would answer that caller. */
+static int view_run(struct alyx__rt *rt, const view *v, const alyx__query *q,
+		    alyx_buf *out, alyx__err *err)
+{
+	static const alyx__sqlcond none = {"0", NULL, 0};
+	alyx__query_opts o = {.extra = &none};
+
+	if (v->sys)
+		return alyx__query_run(rt->db, q, NULL, out, err);
+	if (v->acc == ALYX_ACC_NONE)
+		return alyx__query_run(rt->db, q, &o, out, err);
+	/* A rule, or an admin without one: expanded documents still meet
+	 * their own collection's read rule. */
+	return alyx__query_run_ruled(rt->db, q, v->rule, v->auth, v->req,
+				     NULL, out, err);
+}
+
 /* ---- windows ---- */
 
 static ssize_t win_find(const view *s, const char *id)
@@ -429,7 +517,7 @@ static int win_load(struct alyx__rt *rt, view *s, cJSON **out_json,
 	int rc;
 
 	alyx__buf_init(&b, 0);
-	rc = alyx__query_run(rt->db, s->q, NULL, &b, err);
+	rc = view_run(rt, s, s->q, &b, err);
 	if (rc == ALYX_OK && b.err)
 		rc = alyx__err_set(err, b.err, NULL, "snapshot too large");
 	if (rc == ALYX_OK) {
@@ -683,6 +771,9 @@ static void view_free(struct alyx__rt *rt, view *s)
 	}
 	view_unshare(rt, s);
 	alyx__free(s->qtext);
+	cJSON_Delete(s->auth);
+	cJSON_Delete(s->req);
+	alyx__free(s->ip);
 	alyx__subvec_free(&s->subs);
 	alyx__free(s->w);
 	alyx__free(s->t);
@@ -785,7 +876,8 @@ static bool apply(struct alyx__rt *rt, view *s, const char *id,
 		mark_refresh(rt, s);
 		return true;
 	}
-	match = doc && alyx__filter_match(s->q->coll, s->q->where, doc);
+	match = doc && alyx__filter_match(s->q->coll, s->q->where, doc) &&
+		view_allows(s, doc);
 	i = win_find(s, id);
 	if (i >= 0 && match &&
 	    (s->w[i].d == rd || cJSON_Compare(s->w[i].d->j, doc, true)))
@@ -1045,7 +1137,7 @@ static int win_tail(struct alyx__rt *rt, view *s, alyx__err *err)
 	}
 	alyx__buf_init(&b, 0);
 	if (rc == ALYX_OK)
-		rc = alyx__query_run(rt->db, &q2, NULL, &b, err);
+		rc = view_run(rt, s, &q2, &b, err);
 	if (rc == ALYX_OK && b.err)
 		rc = nomem(err);
 	if (rc == ALYX_OK) {
@@ -1168,7 +1260,8 @@ static void rebind(struct alyx__rt *rt, alyx__snap *snap)
 			alyx__snap_put(v->snap);
 			atomic_fetch_add(&snap->refs, 1);
 			v->snap = snap;
-			if (view_index(rt, v, &e) == ALYX_OK)
+			if (view_access(v, c, &e) == ALYX_OK &&
+			    view_index(rt, v, &e) == ALYX_OK)
 				mark_refresh(rt, v);
 		}
 		if (e.code != ALYX_OK)
@@ -1492,17 +1585,25 @@ out:
 	return rc;
 }
 
-/* The sharing key of a query: collection, schema snapshot and the query
- * text as parsed; NULL (not shared) when it asks for a total. */
+/* The sharing key of a query: collection, schema snapshot, the query
+ * text as parsed and the caller as the rules see it (auth, and request
+ * when the rule reads it); NULL (not shared) when it asks for a total. */
 static char *view_key(const alyx__snap *snap, const alyx__collection *c,
-		      const alyx__query *q, const cJSON *j)
+		      const alyx__query *q, const cJSON *j, const view *w)
 {
-	char *text, *key;
+	char *text, *auth = NULL, *req = NULL, *key = NULL;
 
 	if (q->total || !(text = cJSON_PrintUnformatted(j)))
 		return NULL;
-	key = alyx__asprintf("%s|%p|%s", c->name, (const void *)snap, text);
+	if ((!w->auth || (auth = cJSON_PrintUnformatted(w->auth))) &&
+	    (!w->req || (req = cJSON_PrintUnformatted(w->req))))
+		key = alyx__asprintf("%s|%p|%s|%c|%s|%s", c->name,
+				     (const void *)snap, text,
+				     w->sys ? 'S' : w->admin ? 'A' : 'U',
+				     auth ? auth : "null", req ? req : "");
 	cJSON_free(text);
+	cJSON_free(auth);
+	cJSON_free(req);
 	return key;
 }
 
@@ -1522,9 +1623,9 @@ ALYX_API int alyx_subscribe(alyx *a, const alyx_ctx *ctx,
 	cJSON *j = NULL;
 	int64_t since = -1;
 	bool locked = false, fresh = false;
+	view who = {0};
 	int rc;
 
-	(void)ctx;
 	if (out)
 		*out = NULL;
 	rc = alyx__enter(a, &err);
@@ -1554,12 +1655,14 @@ ALYX_API int alyx_subscribe(alyx *a, const alyx_ctx *ctx,
 	if (rc == ALYX_OK)
 		rc = check_query(q, &err);
 	if (rc == ALYX_OK)
+		rc = caller_of(ctx, c, &who, &err);
+	if (rc == ALYX_OK)
 		rc = rt_get(a, &rt, &err);
 	if (rc == ALYX_OK && !(sub = alyx__calloc(1, sizeof(*sub))))
 		rc = nomem(&err);
 	if (rc != ALYX_OK)
 		goto out;
-	key = view_key(snap, c, q, j);
+	key = view_key(snap, c, q, j, &who);
 	sub->refs = 1;
 	sub->rt = rt;
 	pthread_mutex_lock(&rt->mu);
@@ -1584,6 +1687,15 @@ ALYX_API int alyx_subscribe(alyx *a, const alyx_ctx *ctx,
 		v->q = q;
 		snap = NULL;
 		q = NULL;
+		v->sys = who.sys;
+		v->admin = who.admin;
+		v->acc = who.acc;
+		v->rule = who.rule;
+		v->auth = who.auth;
+		v->ip = who.ip;
+		v->req = who.req;
+		who.auth = who.req = NULL;
+		who.ip = NULL;
 		{
 			char *t = cJSON_PrintUnformatted(j);
 
@@ -1633,6 +1745,9 @@ out:
 	alyx__query_free(q);
 	alyx__snap_put(snap);
 	cJSON_Delete(j);
+	cJSON_Delete(who.auth);
+	cJSON_Delete(who.req);
+	alyx__free(who.ip);
 	return alyx__finish(a, &err);
 }
 

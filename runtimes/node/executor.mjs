@@ -11,8 +11,10 @@
 // The function's own console output never reaches the protocol channel:
 // console.* during an invocation becomes log entries, anything else goes
 // to stderr.
+import { once } from "node:events";
 import fs from "node:fs";
 import { register } from "node:module";
+import net from "node:net";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { pathToFileURL } from "node:url";
@@ -38,8 +40,18 @@ if (!process.env.ALYX_SDK_URL)
 	});
 const sdk = await import(sdkUrl);
 
-const protoFd = process.env.ALYX_PROTO_FD ?
+let protoFd = process.env.ALYX_PROTO_FD ?
 	Number(process.env.ALYX_PROTO_FD) : 1;
+/* Requests arrive here: stdin, or in a container (the container runner,
+ * ALYX_PROTO_SOCKET) the unix socket libalyx listens on, which then
+ * carries the responses too. */
+let input = process.stdin;
+if (process.env.ALYX_PROTO_SOCKET) {
+	input = net.connect(process.env.ALYX_PROTO_SOCKET);
+	await once(input, "connect");
+	protoFd = input._handle.fd;
+	input.on("error", () => process.exit(0));
+}
 const maxOutput = Number(process.env.ALYX_MAX_OUTPUT) || 1 << 20;
 const MAX_LOGS = 100;
 const MAX_LOG_CHARS = 4096;
@@ -326,8 +338,8 @@ async function drain() {
 		process.exit(0);
 }
 
-process.stdin.setEncoding("utf8");
-process.stdin.on("data", (chunk) => {
+input.setEncoding("utf8");
+input.on("data", (chunk) => {
 	pending += chunk;
 	let nl;
 	while ((nl = pending.indexOf("\n")) >= 0) {
@@ -340,7 +352,7 @@ process.stdin.on("data", (chunk) => {
 	}
 	drain();
 });
-process.stdin.on("end", () => {
+input.on("end", () => {
 	ended = true;
 	if (!busy)
 		process.exit(0);

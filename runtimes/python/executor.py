@@ -31,12 +31,21 @@ MAX_LOG_CHARS = 4096
 
 # ---- the protocol channel ------------------------------------------------
 
-if os.environ.get("ALYX_PROTO_FD"):
+if os.environ.get("ALYX_PROTO_SOCKET"):
+    # In a container (the container runner): requests and responses both
+    # go over the unix socket libalyx listens on.
+    import socket
+    _sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    _sock.connect(os.environ["ALYX_PROTO_SOCKET"])
+    _proto = os.fdopen(os.dup(_sock.fileno()), "wb", buffering=0)
+    _stdin = os.fdopen(_sock.detach(), "rb")
+elif os.environ.get("ALYX_PROTO_FD"):
     _proto = os.fdopen(int(os.environ["ALYX_PROTO_FD"]), "wb", buffering=0)
+    _stdin = sys.stdin.buffer
 else:
     _proto = os.fdopen(os.dup(1), "wb", buffering=0)
+    _stdin = sys.stdin.buffer
 os.dup2(2, 1)       # stray writes to fd 1 go to stderr
-_stdin = sys.stdin.buffer
 
 
 def _write(line):

@@ -60,8 +60,8 @@ def make_project(tmp, config=DEFAULT_CONFIG, schema=None, secret=True,
     """A fresh copy of the blog project in tmp/proj.  With `secret`, a
     config without an `auth:` section gets TEST_AUTH.  rules="open" (the
     default: most tests exercise REST mechanics, not access) turns every
-    rule of the schema into "true"; rules="blog" keeps the blog's own
-    (tests/integration/test_rules.py)."""
+    rule of the schema into "true"; anything else (rules="blog") keeps
+    the schema's own (tests/integration/test_rules.py)."""
     proj = Path(tmp) / "proj"
     shutil.copytree(FIXTURE, proj)
     (proj / "alyx.yaml").write_text(with_secret(config) if secret

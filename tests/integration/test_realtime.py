@@ -16,6 +16,7 @@ import subprocess
 import threading
 import time
 import urllib.parse
+import uuid
 from pathlib import Path
 
 import pytest
@@ -101,7 +102,9 @@ realtime:
 
 
 def start(tmp, config=CONFIG, args=()):
-    return Server(make_project(tmp, config=config, schema=SCHEMA), args=args)
+    # rules="blog": keep the schema's own rules (conftest opens them).
+    return Server(make_project(tmp, config=config, schema=SCHEMA,
+                               rules="blog"), args=args)
 
 
 @pytest.fixture(scope="module")
@@ -159,6 +162,7 @@ class View:
         self.docs = {d["id"]: d for d in p["docs"]}
         self.change_id = p["change_id"]
         self.sort = sort or []
+        self.deltas = 0
 
     def apply(self, m):
         assert m["type"] == "delta", m
@@ -176,6 +180,7 @@ class View:
             self.docs[d["id"]] = d
         assert p["change_id"] >= self.change_id
         self.change_id = p["change_id"]
+        self.deltas += 1
 
     def ordered(self):
         out = list(self.docs.values())
@@ -389,8 +394,8 @@ def test_sort_limit_window(srv):
     qs = "filter=owner:eq:win&sort=-n,title&limit=3"
 
     def check():
-        want = ids(query(srv, "items", qs))
-        pump(ws, views, lambda: ids(v.ordered()) == want)
+        want = query(srv, "items", qs)
+        pump(ws, views, lambda: v.ordered() == want)
 
     docs = [create(srv, "items", {"owner": "win", "title": "t%d" % i,
                                   "n": i * 10}) for i in range(6)]
@@ -595,7 +600,8 @@ def test_tls_websocket(tmp_path):
                    check=True, capture_output=True)
     supp = str(Path(__file__).with_name("lsan-openssl.supp"))
     lsan = os.environ.get("LSAN_OPTIONS", "")
-    proj = make_project(tmp_path, schema=SCHEMA, config=CONFIG.replace(
+    proj = make_project(tmp_path, schema=SCHEMA, rules="blog",
+                        config=CONFIG.replace(
         "  max_body: 1mb\n", "  max_body: 1mb\n  tls:\n    cert: %s\n"
         "    key: %s\n" % (cert, key)))
     s = Server(proj, wait=False, env={"LSAN_OPTIONS": (
@@ -621,5 +627,585 @@ def test_tls_websocket(tmp_path):
         assert ws.request({"id": 1, "type": "ping"})["type"] == "pong"
         ws.close()
         assert ws.closed[0] == 1000
+    finally:
+        assert s.stop() == 0
+
+
+# ---- authentication -----------------------------------------------------
+
+AUTH_CONFIG = CONFIG + """\
+auth:
+  jwt:
+    secret: realtime-test-secret-0123456789abcdef
+    access_ttl: %s
+  rate_limit:
+    login: 1000/minute
+    register: 1000/minute
+"""
+
+
+def register(s, email, password="correct horse battery"):
+    st, _, b = s.json("POST", "/api/auth/register",
+                      {"email": email, "password": password})
+    assert st == 201, b
+    return b["access_token"], b["user"]["id"]
+
+
+def db_path(s):
+    return str(s.proj / "data" / "alyx.db")
+
+
+def other_process(s, sql, args=()):
+    """Runs SQL on the project's database from this (another) process."""
+    db = sqlite3.connect(db_path(s), timeout=30)
+    try:
+        db.execute("PRAGMA busy_timeout=30000")
+        db.execute(sql, args)
+        db.commit()
+    finally:
+        db.close()
+
+
+@pytest.fixture(scope="module")
+def asrv(tmp_path_factory):
+    s = start(tmp_path_factory.mktemp("rtauth"), config=AUTH_CONFIG % "15m")
+    yield s
+    assert s.stop() == 0
+
+
+def test_auth_header_param_and_message(asrv):
+    tok, uid = register(asrv, "hdr@example.com")
+    ws = connect(asrv, headers={"Authorization": "Bearer " + tok})
+    assert ws.hello["payload"]["user_id"] == uid
+    assert ws.hello["payload"]["role"] == "user"
+    ws.close()
+    ws = WS(asrv.host, asrv.port, path="/api/realtime?token=" +
+            urllib.parse.quote(tok))
+    assert ws.recv()["payload"]["user_id"] == uid
+    ws.close()
+    # Anonymous, then an auth message.
+    ws = connect(asrv)
+    assert ws.hello["payload"]["user_id"] is None
+    m = ws.request({"id": "a", "type": "auth", "payload": {"token": tok}})
+    assert m == {"id": "a", "type": "authenticated",
+                 "payload": {"user_id": uid, "role": "user"}}
+    # The same user again (a refreshed token) is fine with subscriptions.
+    subscribe(ws, "s", "items", filter={"owner": {"$eq": "auth"}})
+    m = ws.request({"id": "b", "type": "auth", "payload": {"token": tok}})
+    assert m["type"] == "authenticated"
+    # Another user's token with subscriptions open: refused, unchanged.
+    tok2, uid2 = register(asrv, "other@example.com")
+    m = ws.request({"id": "c", "type": "auth", "payload": {"token": tok2}})
+    assert m["type"] == "error" and m["payload"]["code"] == "CONFLICT"
+    # A bad token: refused, the connection keeps its identity.
+    m = ws.request({"id": "d", "type": "auth",
+                    "payload": {"token": tok[:-3] + "xyz"}})
+    assert m["payload"]["code"] == "UNAUTHORIZED"
+    ws.close()
+
+
+def test_token_expiry_ends_subscriptions(tmp_path):
+    s = start(tmp_path, config=AUTH_CONFIG % "2s")
+    try:
+        tok, uid = register(s, "exp@example.com")
+        ws = connect(s, headers={"Authorization": "Bearer " + tok})
+        v = View(subscribe(ws, "e", "items",
+                           filter={"owner": {"$eq": "exp"}}))
+        m = ws.recv(timeout=10)
+        assert m["type"] == "error", m
+        p = m["payload"]
+        assert p["code"] == "UNAUTHORIZED" and p["subscription_id"] == v.sid
+        assert "expired" in p["message"]
+        # Nothing of it follows; new subscriptions are refused...
+        create(s, "items", {"owner": "exp", "title": "late"})
+        m = ws.request({"id": "n", "type": "subscribe",
+                        "payload": {"collection": "items"}})
+        assert m["type"] == "error" and m["payload"]["code"] == "UNAUTHORIZED"
+        # ... until a fresh token comes.
+        st, _, b = s.json("POST", "/api/auth/login", {
+            "email": "exp@example.com", "password": "correct horse battery"})
+        assert st == 200
+        m = ws.request({"id": "a", "type": "auth",
+                        "payload": {"token": b["access_token"]}})
+        assert m["type"] == "authenticated"
+        snap = subscribe(ws, "n2", "items", filter={"owner": {"$eq": "exp"}})
+        assert len(snap["payload"]["docs"]) == 1
+        ws.close()
+    finally:
+        assert s.stop() == 0
+
+
+def test_revoked_account_ends_subscriptions(tmp_path):
+    s = start(tmp_path, config=AUTH_CONFIG.replace(
+        "  max_message: 8kb\n", "  max_message: 8kb\n  token_check: 200ms\n")
+        % "15m")
+    try:
+        tok, uid = register(s, "gone@example.com")
+        ws = connect(s, headers={"Authorization": "Bearer " + tok})
+        v = View(subscribe(ws, "g", "items"))
+        other_process(s, "DELETE FROM _alyx_users WHERE id = ?", (uid,))
+        m = ws.recv(timeout=10)
+        assert m["type"] == "error", m
+        assert m["payload"]["code"] == "UNAUTHORIZED"
+        assert m["payload"]["subscription_id"] == v.sid
+        ws.close()
+        # A new connection with that token is refused outright.
+        with pytest.raises(HandshakeRefused) as e:
+            WS(s.host, s.port, headers={"Authorization": "Bearer " + tok})
+        assert e.value.status == 401
+    finally:
+        assert s.stop() == 0
+
+
+# ---- limits and keepalive -----------------------------------------------
+
+def test_slow_consumer(tmp_path):
+    s = start(tmp_path, config=CONFIG.replace(
+        "  max_message: 8kb\n", "  max_message: 8kb\n  send_queue: 1mb\n"))
+    try:
+        slow = WS(s.host, s.port, rcvbuf=4096, timeout=20 * SLOW)
+        fast = connect(s)
+        slow.send({"id": "s", "type": "subscribe", "payload": {
+            "collection": "items", "filter": {"owner": {"$eq": "slow"}},
+            "limit": 1000}})
+        fv = View(subscribe(fast, "f", "items",
+                            filter={"owner": {"$eq": "slow"}}, limit=1000))
+        time.sleep(0.3)
+        # More than the kernel's socket buffers can hide (tcp_wmem max is
+        # typically 4 MiB), while the fast client keeps reading.
+        body = "x" * 24000
+        errs = []
+
+        def read_fast():
+            try:
+                pump(fast, {fv.sid: fv}, lambda: len(fv.docs) == 300,
+                     timeout=60)
+            except Exception as e:      # reported below
+                errs.append(e)
+        th = threading.Thread(target=read_fast)
+        th.start()
+        for i in range(300):
+            create(s, "items", {"owner": "slow", "title": str(i),
+                                "body": body})
+        th.join()
+        assert not errs, errs
+        # The slow one reads what was already on the wire, then the
+        # error and the close.
+        seen = []
+        with pytest.raises(Closed) as e:
+            while True:
+                seen.append(slow.recv(timeout=20 * SLOW))
+        assert e.value.code == 1008, (e.value, seen[-1:])
+        bad = [m for m in seen if m["type"] == "error"]
+        assert len(bad) == 1 and bad[0]["payload"]["code"] == \
+            "SLOW_CONSUMER", bad
+        assert seen[-1] is bad[0]
+        deltas = [m for m in seen if m["type"] == "delta"]
+        assert len(deltas) < 300
+        # The server is fine and a reconnect with since gets the state.
+        ws = connect(s)
+        snap = subscribe(ws, "r", "items", filter={"owner": {"$eq": "slow"}},
+                         limit=1000, since=1)
+        assert len(snap["payload"]["docs"]) == 300
+        ws.close()
+        fast.close()
+    finally:
+        assert s.stop() == 0
+
+
+def test_idle_timeout_and_keepalive(tmp_path):
+    s = start(tmp_path, config=CONFIG.replace(
+        "  max_message: 8kb\n", "  max_message: 8kb\n  idle_timeout: 600ms\n"
+        "  ping_interval: 300ms\n"))
+    try:
+        idle = connect(s)
+        busy = connect(s)
+        subscribe(busy, "b", "items")
+        mute = connect(s, auto_pong=False)
+        subscribe(mute, "m", "items")
+        # The idle one (no subscription, says nothing) is closed; the busy
+        # one answers pings meanwhile and stays.
+        closed = None
+        end = time.time() + 10 * SLOW
+        while time.time() < end and (closed is None or
+                                     time.time() < closed + 2):
+            if closed is None:
+                try:
+                    idle.recv(timeout=0.05)
+                except TimeoutError:
+                    pass
+                except Closed as e:
+                    closed = time.time()
+                    assert e.code == 1001 and "idle" in e.reason
+            try:
+                busy.recv(timeout=0.05)
+            except TimeoutError:
+                pass
+        assert closed is not None
+        assert busy.pings >= 2
+        assert busy.request({"id": 1, "type": "ping"})["type"] == "pong"
+        busy.close()
+        # The mute one (never answers pings) is dropped.
+        with pytest.raises(Closed):
+            end = time.time() + 10
+            while time.time() < end:
+                try:
+                    mute.recv(timeout=0.5)
+                except TimeoutError:
+                    pass
+        assert mute.pings >= 1
+    finally:
+        assert s.stop() == 0
+
+
+def test_connection_cap(tmp_path):
+    s = start(tmp_path, config=CONFIG.replace(
+        "  max_message: 8kb\n", "  max_message: 8kb\n  max_connections: 3\n"))
+    try:
+        held = [connect(s) for _ in range(3)]
+        with pytest.raises(HandshakeRefused) as e:
+            WS(s.host, s.port)
+        assert e.value.status == 503
+        held.pop().close()
+        deadline = time.time() + 5
+        while True:
+            try:
+                held.append(connect(s))
+                break
+            except HandshakeRefused:
+                assert time.time() < deadline
+                time.sleep(0.05)
+        for ws in held:
+            ws.close()
+    finally:
+        assert s.stop() == 0
+
+
+# ---- read rules ---------------------------------------------------------
+
+def bearer(tok):
+    return {"Authorization": "Bearer " + tok} if tok else {}
+
+
+def test_read_rule_filters_per_subscriber(asrv):
+    s = asrv
+    ta, ua = register(s, "ra@example.com")
+    tb, ub = register(s, "rb@example.com")
+    users = {"anon": None, "a": ta, "b": tb}
+    sort = ["-n"]
+    clients, views = {}, {}
+    for who, tok in users.items():
+        ws = connect(s, headers=bearer(tok))
+        clients[who] = ws
+        views[who] = View(subscribe(ws, who, "notes", sort=sort, limit=3),
+                          sort)
+    qs = "sort=-n&limit=3"
+
+    def check():
+        for who, tok in users.items():
+            want = query(s, "notes", qs, headers=bearer(tok))
+            v = views[who]
+            pump(clients[who], {v.sid: v}, lambda: v.ordered() == want)
+
+    pa = create(s, "notes", {"owner_id": ua, "body": "a private", "n": 5})
+    pub = create(s, "notes", {"owner_id": ua, "body": "a public", "n": 4,
+                              "public": True})
+    pb = create(s, "notes", {"owner_id": ub, "body": "b private", "n": 3})
+    check()
+    assert pa["id"] in views["a"].docs and pa["id"] not in views["b"].docs
+    assert set(views["anon"].docs) == {pub["id"]}
+    # Stops passing the rule: a delete for those who lose it, an update for
+    # the owner.
+    patch(s, "notes", pub["id"], {"public": False})
+    check()
+    assert pub["id"] not in views["anon"].docs
+    assert views["a"].docs[pub["id"]]["public"] is False
+    # Starts passing it: an insert.
+    patch(s, "notes", pb["id"], {"public": True, "n": 9})
+    check()
+    assert pb["id"] in views["anon"].docs and pb["id"] in views["a"].docs
+    # The window of each reader is the top 3 of what they may read.
+    for i in range(4):
+        create(s, "notes", {"owner_id": ua, "body": "more", "n": 6 + i})
+    check()
+    assert len(views["a"].docs) == 3 and len(views["anon"].docs) == 1
+    delete(s, "notes", pb["id"])
+    check()
+    for ws in clients.values():
+        ws.close()
+
+
+def test_no_read_rule_admin_only(asrv):
+    s = asrv
+    tok, uid = register(s, "plain@example.com")
+    atok, aid = register(s, "boss@example.com")
+    other_process(s, "UPDATE _alyx_users SET role = 'admin' WHERE id = ?",
+                  (aid,))
+    create(s, "vault", {"body": "gold"})
+    anon = connect(s)
+    user = connect(s, headers=bearer(tok))
+    admin = connect(s, headers=bearer(atok))
+    assert admin.hello["payload"]["role"] == "admin"
+    va = View(subscribe(anon, "v", "vault"))
+    vu = View(subscribe(user, "v", "vault"))
+    vb = View(subscribe(admin, "v", "vault"))
+    assert va.docs == {} and vu.docs == {} and len(vb.docs) == 1
+    d = create(s, "vault", {"body": "silver"})
+    pump(admin, {vb.sid: vb}, lambda: d["id"] in vb.docs)
+    # Nothing reaches the others (a ping answers after anything queued).
+    for ws in (anon, user):
+        m = ws.request({"id": "p", "type": "ping"})
+        assert m["type"] == "pong" and not ws.backlog, ws.backlog
+    for ws in (anon, user, admin):
+        ws.close()
+
+
+def test_expand_meets_the_referenced_rule(asrv):
+    """A subscription's expanded documents meet their own collection's read
+    rule, as REST does (the vault has none: only admins see it)."""
+    s = asrv
+    tok, uid = register(s, "exp2@example.com")
+    ws = connect(s, headers=bearer(tok))
+    create(s, "notes", {"owner_id": uid, "body": "mine", "n": 1})
+    snap = subscribe(ws, "e", "notes", filter={"owner_id": {"$eq": uid}})
+    want = query(s, "notes", "filter=owner_id:eq:" + uid,
+                 headers=bearer(tok))
+    assert ids(snap["payload"]["docs"]) == ids(want)
+    ws.close()
+
+
+# ---- the randomised model test ------------------------------------------
+
+FILTERS = [
+    ({}, ""),
+    ({"owner": {"$eq": "a"}}, "filter=owner:eq:a"),
+    ({"n": {"$gte": 10}}, "filter=n:gte:10"),
+    ({"flag": {"$eq": True}}, "filter=flag:eq:true"),
+    ({"owner": {"$eq": "b"}, "n": {"$lt": 8}},
+     "filter=owner:eq:b&filter=n:lt:8"),
+    ({"$or": [{"owner": "c"}, {"n": {"$gt": 15}}]},
+     "filter=or(owner:eq:c|n:gt:15)"),
+    ({"f": {"$eq": None}}, "filter=f:eq:null"),
+    ({"owner": {"$in": ["a", "c"]}}, "filter=owner:in:a,c"),
+]
+SORTS = [[], ["n"], ["-n"], ["-f", "n"], ["owner", "-n"], ["flag", "f"]]
+
+
+def random_spec(rnd, coll="items"):
+    flt, qs = rnd.choice(FILTERS) if coll == "items" else rnd.choice(
+        [({}, ""), ({"n": {"$gte": 5}}, "filter=n:gte:5"),
+         ({"public": {"$eq": True}}, "filter=public:eq:true")])
+    sort = rnd.choice(SORTS if coll == "items" else [[], ["n"], ["-n"]])
+    payload = {"collection": coll, "filter": flt}
+    parts = [qs] if qs else []
+    if sort:
+        payload["sort"] = sort
+        parts.append("sort=" + ",".join(sort))
+    if rnd.random() < 0.7:
+        payload["limit"] = rnd.randint(1, 8)
+        parts.append("limit=%d" % payload["limit"])
+    return payload, "&".join(parts)
+
+
+class ModelClient:
+    """One WebSocket connection with several live queries, read by its own
+    thread; its documents come only from its messages."""
+
+    def __init__(self, s, specs, token=None):
+        self.s, self.specs, self.token = s, specs, token
+        self.lock = threading.Lock()
+        self.views = []
+        self.problems = []
+        self.resyncs = []
+        self.ws = None
+        self.th = None
+        self.connect(since=None)
+
+    def connect(self, since):
+        self.ws = connect(self.s, headers=bearer(self.token))
+        views = []
+        for i, (payload, qs) in enumerate(self.specs):
+            p = dict(payload)
+            if since is not None:
+                p["since"] = since[i]
+            snap = self.ws.request({"id": i, "type": "subscribe",
+                                    "payload": p})
+            assert snap["type"] == "snapshot", snap
+            if since is not None:
+                self.resyncs.append(snap["payload"]["resync"])
+            views.append(View(snap, payload.get("sort")))
+        with self.lock:
+            self.views = views
+        self.stop = False
+        self.th = threading.Thread(target=self.read, daemon=True)
+        self.th.start()
+
+    def read(self):
+        by_sid = {v.sid: v for v in self.views}
+        ws = self.ws
+        # Deltas of the first subscriptions that came while the later
+        # ones were being made.
+        pending = list(ws.backlog)
+        ws.backlog.clear()
+        while not self.stop:
+            if pending:
+                m = pending.pop(0)
+            else:
+                try:
+                    m = ws.recv(0.2)
+                except TimeoutError:
+                    continue
+                except (Closed, OSError, ValueError) as e:
+                    if not self.stop:
+                        self.problems.append(("closed", repr(e)))
+                    return
+            try:
+                with self.lock:
+                    by_sid[m["payload"]["subscription_id"]].apply(m)
+            except Exception as e:      # collected, asserted by the test
+                self.problems.append((repr(e), m))
+
+    def disconnect(self, abrupt):
+        self.stop = True
+        self.th.join()
+        if abrupt:
+            self.ws.abort()
+        else:
+            self.ws.close()
+
+    def reconnect(self, abrupt):
+        last = [v.change_id for v in self.views]
+        self.disconnect(abrupt)
+        self.connect(since=last)
+
+    def converged(self):
+        for v, (payload, qs) in zip(self.views, self.specs):
+            want = query(self.s, payload["collection"], qs,
+                         headers=bearer(self.token))
+            with self.lock:
+                have = v.ordered()
+            if have != want:
+                hi, wi = ids(have), ids(want)
+                return False, (payload, qs, "missing", [
+                    d for d in want if d["id"] not in hi], "extra", [
+                    d for d in have if d["id"] not in wi], "changed", [
+                    (d, e) for d in want for e in have
+                    if d["id"] == e["id"] and d != e],
+                    "order", wi == hi)
+        return True, None
+
+
+def test_random_model_over_websocket(tmp_path):
+    seed = int(os.environ.get("ALYX_RT_SEED", "4242"))
+    rnd = random.Random(seed)
+    s = start(tmp_path, config=AUTH_CONFIG % "15m")
+    try:
+        tok, uid = register(s, "model@example.com")
+        item_ids = [str(uuid.UUID(int=rnd.getrandbits(128), version=4))
+                    for _ in range(40)]
+        note_ids = [str(uuid.UUID(int=rnd.getrandbits(128), version=4))
+                    for _ in range(16)]
+
+        def item_doc(r):
+            return {"owner": r.choice("abc"), "n": r.randint(0, 19),
+                    "f": r.choice([None, round(r.random() * 10, 2)]),
+                    "flag": r.random() < 0.5, "title": "t%d" % r.randint(
+                        0, 99)}
+
+        for i in item_ids[:20]:
+            d = item_doc(rnd)
+            d["id"] = i
+            create(s, "items", d)
+        clients = []
+        for k in range(4):
+            specs = [random_spec(rnd) for _ in range(5)]
+            clients.append(ModelClient(s, specs))
+        # A signed-in client on the rule-filtered collection.
+        clients.append(ModelClient(
+            s, [random_spec(rnd, "notes") for _ in range(4)], token=tok))
+
+        def rest_writer(wseed, n):
+            r = random.Random(wseed)
+            for _ in range(n):
+                op = r.random()
+                if r.random() < 0.25:
+                    nid = r.choice(note_ids)
+                    body = {"owner_id": r.choice([uid, "someone"]),
+                            "public": r.random() < 0.4,
+                            "n": r.randint(0, 9), "body": "x"}
+                    if op < 0.4:
+                        body["id"] = nid
+                        s.json("POST", "/api/collections/notes", body)
+                    elif op < 0.85:
+                        s.json("PATCH", "/api/collections/notes/" + nid,
+                               body)
+                    else:
+                        s.request("DELETE", "/api/collections/notes/" + nid)
+                    continue
+                iid = r.choice(item_ids)
+                if op < 0.35:
+                    d = item_doc(r)
+                    d["id"] = iid
+                    s.json("POST", "/api/collections/items", d)
+                elif op < 0.85:
+                    s.json("PATCH", "/api/collections/items/" + iid,
+                           item_doc(r))
+                else:
+                    s.request("DELETE", "/api/collections/items/" + iid)
+
+        def sql_writer(wseed, n):
+            r = random.Random(wseed)
+            db = sqlite3.connect(db_path(s), timeout=30)
+            db.execute("PRAGMA busy_timeout=30000")
+            for i in range(n):
+                iid = r.choice(item_ids)
+                op = r.random()
+                if op < 0.35:
+                    d = item_doc(r)
+                    db.execute("INSERT OR IGNORE INTO items (id, owner, n, "
+                               "f, flag, title) VALUES (?,?,?,?,?,?)",
+                               (iid, d["owner"], d["n"], d["f"],
+                                int(d["flag"]), d["title"]))
+                elif op < 0.85:
+                    db.execute("UPDATE items SET n = ?, f = ? WHERE id = ?",
+                               (r.randint(0, 19), r.choice([None, 1.5]),
+                                iid))
+                else:
+                    db.execute("DELETE FROM items WHERE id = ?", (iid,))
+                db.commit()
+                if i % 8 == 0:
+                    time.sleep(0.002)
+            db.close()
+
+        for rnd_no in range(3):
+            ths = [threading.Thread(target=rest_writer,
+                                    args=(seed * 10 + rnd_no * 3 + k, 100))
+                   for k in range(2)]
+            ths.append(threading.Thread(target=sql_writer,
+                                        args=(seed + rnd_no, 100)))
+            for th in ths:
+                th.start()
+            # Meanwhile one client drops and resumes with since.
+            time.sleep(0.05)
+            clients[rnd_no].reconnect(abrupt=rnd_no % 2 == 1)
+            for th in ths:
+                th.join()
+            for c in clients:
+                deadline = time.time() + 15 * SLOW
+                ok, why = c.converged()
+                while not ok and time.time() < deadline:
+                    time.sleep(0.1)
+                    ok, why = c.converged()
+                assert ok, why
+                assert not c.problems, c.problems[:3]
+        # Resumes found the feed intact (nothing was pruned).
+        resyncs = [r for c in clients for r in c.resyncs]
+        assert resyncs and not any(resyncs), resyncs
+        deltas = sum(v.deltas for c in clients for v in c.views)
+        print("model over WebSocket: seed %d, %d deltas applied after the "
+              "last reconnects" % (seed, deltas))
+        assert deltas > 50
+        for c in clients:
+            c.disconnect(abrupt=False)
     finally:
         assert s.stop() == 0

@@ -11,12 +11,22 @@ import urllib.parse
 
 import pytest
 
-from conftest import TEST_SECRET, Server, make_project
+from conftest import DEFAULT_CONFIG, TEST_SECRET, Server, make_project
+
+# More sign-ups than the default 3/minute from one address.
+CONFIG = DEFAULT_CONFIG + """auth:
+  jwt:
+    secret: %s
+  rate_limit:
+    register: 100/minute
+    login: 100/minute
+""" % TEST_SECRET
 
 
 @pytest.fixture(scope="module")
 def blog(tmp_path_factory):
-    s = Server(make_project(tmp_path_factory.mktemp("rules"), rules="blog"))
+    s = Server(make_project(tmp_path_factory.mktemp("rules"), config=CONFIG,
+                            rules="blog"))
     w = {"s": s}
     w["author"] = s.sign_in("author@example.com")
     w["reader"] = s.sign_in("reader@example.com")
@@ -316,3 +326,79 @@ def test_bad_tokens_are_401_on_every_data_route(blog):
     # Nothing was written by any of them.
     assert q(w, "/api/collections/posts/" + w["posts"][0])[2]["title"] \
         == "Post 0"
+
+
+def test_token_cache_follows_account_changes_within_a_second(blog):
+    """A verified token is cached per service thread for 1 s: a role
+    change or a deleted account reaches it within that second."""
+    import sqlite3
+    w = blog
+    s = w["s"]
+    h = s.sign_in("fleeting@example.com")
+    draft = w["drafts"][3]
+    assert s.json("GET", "/api/collections/posts/" + draft,
+                  headers=h)[0] == 404
+    db = sqlite3.connect(str(s.proj / "data" / "alyx.db"), timeout=30)
+    with db:
+        db.execute("UPDATE _alyx_users SET role='admin' WHERE email=?",
+                   ("fleeting@example.com",))
+    time.sleep(1.2)
+    assert s.json("GET", "/api/collections/posts/" + draft,
+                  headers=h)[0] == 200
+    with db:
+        db.execute("DELETE FROM users WHERE email=?",
+                   ("fleeting@example.com",))
+        db.execute("DELETE FROM _alyx_users WHERE email=?",
+                   ("fleeting@example.com",))
+    db.close()
+    time.sleep(1.2)
+    st, _, b = s.json("GET", "/api/collections/posts", headers=h)
+    assert st == 401 and b["error"]["code"] == "UNAUTHORIZED"
+
+
+REQUEST_SCHEMA = """\
+version: 1
+collections:
+  pings:
+    fields:
+      id: {type: uuid, primary: true, default: auto}
+      n: {type: int}
+      secret: {type: string, nullable: true, internal: true}
+    rules:
+      create: "request.ip == '127.0.0.1' && request.method == 'POST' && request.body.n < 10"
+      read: "request.ip == '127.0.0.1' && request.method == 'GET' && doc.n >= 0"
+      update: "request.method == 'PATCH' && request.body.n > doc.n"
+      delete: "request.ip == '10.9.9.9'"
+"""
+
+
+def test_request_variable_over_http(tmp_path):
+    """request.method, request.ip (the TCP peer) and request.body reach the
+    rules of every door, reads and queued writes alike."""
+    s = Server(make_project(tmp_path, config=CONFIG, schema=REQUEST_SCHEMA,
+                            rules="as-is"))
+    try:
+        st, _, d = s.json("POST", "/api/collections/pings", {"n": 3})
+        assert st == 201, d
+        assert s.json("POST", "/api/collections/pings", {"n": 30})[0] == 403
+        assert s.json("GET", "/api/collections/pings/" + d["id"])[0] == 200
+        st, _, b = s.json("GET", "/api/collections/pings?total=true")
+        assert st == 200 and b["total"] == 1
+        path = "/api/collections/pings/" + d["id"]
+        assert s.json("PATCH", path, {"n": 2})[0] == 403
+        st, _, b = s.json("PATCH", path, {"n": 4})
+        assert st == 200 and b["n"] == 4
+        assert s.json("DELETE", path)[0] == 403
+        # In a batch the method is each request's own.
+        st, _, b = s.json("POST", "/api/batch", {"requests": [
+            {"method": "POST", "url": "/api/collections/pings",
+             "body": {"n": 1}},
+            {"method": "PATCH", "url": path, "body": {"n": 5}}]})
+        assert st == 200, b
+        # Internal fields cannot be written over HTTP.
+        st, _, b = s.json("POST", "/api/collections/pings",
+                          {"n": 1, "secret": "x"})
+        assert st == 422 and b["error"]["details"]["fields"][0]["code"] \
+            == "internal"
+    finally:
+        assert s.stop() == 0

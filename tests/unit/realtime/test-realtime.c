@@ -16,6 +16,7 @@
 
 #include <alyx.h>
 
+#include "auth/auth.h"
 #include "core/handle.h"
 #include "harness.h"
 
@@ -23,10 +24,17 @@ static const char SCHEMA[] =
 	"version: 1\n"
 	"collections:\n"
 	"  owners:\n"
+	"    rules:\n"
+	"      read: \"auth.id != null\"\n"
 	"    fields:\n"
 	"      id: {type: string, primary: true}\n"
 	"      name: {type: string}\n"
 	"  items:\n"
+	"    rules:\n"
+	/* An exact part (pushed into SQL) and an arithmetic one (evaluated
+	 * per row): subscribers with a context see what it allows. */
+	"      read: \"doc.flag == true || auth.id == doc.grp || "
+	"doc.n % 5 == 0\"\n"
 	"    fields:\n"
 	"      id: {type: string, primary: true}\n"
 	"      grp: {type: string}\n"
@@ -183,8 +191,10 @@ static int cmp_docs(const void *x, const void *y)
 				   *(cJSON *const *)y);
 }
 
-/* The client's documents, ordered, equal the fresh query result. */
-static void check_client(alyx *a, client *c, const char *query)
+/* The client's documents, ordered, equal the fresh query result for the
+ * same caller. */
+static void check_client_as(alyx *a, const alyx_ctx *ctx, client *c,
+			    const char *query)
 {
 	alyx__snap *snap = alyx__snap_get(a);
 	alyx__err err = {0};
@@ -200,7 +210,7 @@ static void check_client(alyx *a, client *c, const char *query)
 	{
 		char *plain = cJSON_PrintUnformatted(qj);
 
-		ASSERT_OK(alyx_query(a, NULL, "items", plain, &out));
+		ASSERT_OK(alyx_query(a, ctx, "items", plain, &out));
 		free(plain);
 	}
 	res = cJSON_Parse(out);
@@ -236,6 +246,11 @@ static void check_client(alyx *a, client *c, const char *query)
 	cJSON_Delete(qj);
 	alyx_free(out);
 	alyx__snap_put(snap);
+}
+
+static void check_client(alyx *a, client *c, const char *query)
+{
+	check_client_as(a, NULL, c, query);
 }
 
 /* Dispatches until nothing more arrives for a while (the data_version
@@ -856,6 +871,13 @@ TEST(random_model)
 				 ? (unsigned)atoi(getenv("ALYX_RT_SEED"))
 				 : 12345u, seed = seed0;
 	world w = {.a = a, .db_path = alyx_db_path(a)};
+	/* Callers: the system, anonymous, and users "a" and "b" (the read
+	 * rule lets a user see the group named like them). */
+	struct alyx_ctx ua = {.user_id = "a", .email = "a@x.io",
+			      .role = "user"};
+	struct alyx_ctx ub = {.user_id = "b", .email = "b@x.io",
+			      .role = "user"};
+	const alyx_ctx *who[4] = {NULL, alyx_ctx_anonymous(), &ua, &ub};
 	int i, round, n_subs = 0;
 
 	for (i = 0; i < N_IDS / 2; i++) {
@@ -889,7 +911,7 @@ TEST(random_model)
 					 "%s", q);
 			}
 			client_init(&cl[n_subs]);
-			ASSERT_OK(alyx_subscribe(a, NULL, "items",
+			ASSERT_OK(alyx_subscribe(a, who[n_subs % 4], "items",
 						 queries[n_subs], on_msg,
 						 &cl[n_subs], NULL,
 						 &subs[n_subs]));
@@ -913,7 +935,7 @@ TEST(random_model)
 				continue;
 			ASSERT_EQ(cl[i].snapshots, 1);
 			ASSERT_EQ(cl[i].errors, 0);
-			check_client(a, &cl[i], queries[i]);
+			check_client_as(a, who[i % 4], &cl[i], queries[i]);
 		}
 		/* A few leave. */
 		for (i = round; i < n_subs; i += 7) {
