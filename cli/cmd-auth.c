@@ -1,6 +1,8 @@
 /*
  * cmd-auth.c - `alyx auth create-admin <email>`: an administrator account
- * (role admin, email verified), password from a prompt or standard input.
+ * (role admin, email verified), password from a prompt or standard input;
+ * `alyx auth reset-password <email>`: prints a one-time password reset
+ * link (nothing is sent).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -8,12 +10,19 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "json.h"
 
 #define PW_MAX 1024
 
 static const char usage[] =
 "Usage: alyx auth create-admin <email> [--password-stdin]\n"
+"       alyx auth reset-password <email>\n"
 "\n"
+"reset-password prints a one-time link to set a new password for the\n"
+"account (alyx.yaml auth.email.reset_url with ?token=..., valid for\n"
+"auth.email.reset_ttl; a newer link replaces it).  Nothing is sent.\n"
+"\n"
+"create-admin:\n"
 "Creates an account with the role admin and its email marked verified\n"
 "(and, when the schema has a users collection, its users document).  The\n"
 "password must satisfy alyx.yaml auth.password.  Without\n"
@@ -100,6 +109,31 @@ static int get_password(struct cli *g, bool from_stdin, char pw[PW_MAX + 2])
 	return rc;
 }
 
+/* reset-password: the link on stdout (the whole answer with --json). */
+static int reset_link(struct cli *g, alyx *a, const char *email)
+{
+	char *out = NULL;
+	cj *o = NULL;
+	int rc = alyx_auth_reset_link(a, email, &out);
+
+	if (rc != ALYX_OK)
+		return cli_lib_error(g, a, rc);
+	if (g->json) {
+		cli_print_json(out, false);
+	} else {
+		o = cj_parse(out, strlen(out));
+		printf("%s\n", cj_getstr(o, "link") ? cj_getstr(o, "link")
+						      : "");
+		fprintf(stderr, "One-time password reset link for %s, valid "
+			"until %s.\n", cj_getstr(o, "email") ? cj_getstr(o, "email")
+			: email, cj_getstr(o, "expires_at")
+			? cj_getstr(o, "expires_at") : "?");
+	}
+	cj_free(o);
+	alyx_free(out);
+	return CLI_OK;
+}
+
 int cmd_auth(struct cli *g, int argc, char **argv)
 {
 	struct cli_parser p;
@@ -128,14 +162,23 @@ int cmd_auth(struct cli *g, int argc, char **argv)
 		}
 	}
 	if (npos == 0)
-		return cli_usage_error(g, "missing action (create-admin)");
-	if (strcmp(pos[0], "create-admin") != 0)
+		return cli_usage_error(g, "missing action (create-admin, "
+				       "reset-password)");
+	if (strcmp(pos[0], "create-admin") != 0 &&
+	    strcmp(pos[0], "reset-password") != 0)
 		return cli_usage_error(g, "unknown action '%s'", pos[0]);
 	if (npos < 2)
-		return cli_usage_error(g, "create-admin needs the email");
+		return cli_usage_error(g, "%s needs the email", pos[0]);
+	if (pos[0][0] == 'r' && from_stdin)
+		return cli_usage_error(g, "--password-stdin is for "
+				       "create-admin");
 	rc = cli_open(g, 0, &a);
 	if (rc != CLI_OK)
 		goto out;
+	if (pos[0][0] == 'r') {
+		rc = reset_link(g, a, pos[1]);
+		goto out;
+	}
 	rc = get_password(g, from_stdin, pw);
 	if (rc != CLI_OK)
 		goto out;

@@ -19,7 +19,7 @@ static const char usage[] =
 "  db <action>         seed <file>, dump <file>, reset\n"
 "  query <collection>  query a collection and print the documents as JSON\n"
 "  doc <action>        create, get, update or delete one document\n"
-"  auth <action>       create-admin <email>\n"
+"  auth <action>       create-admin <email>, reset-password <email>\n"
 "  help [command]      show the help of a command\n"
 "  version             show the versions of alyx and libalyx\n"
 "\n"

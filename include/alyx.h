@@ -420,6 +420,65 @@ ALYX_API void alyx_ctx_free(alyx_ctx *ctx);
 ALYX_API int alyx_auth_me(alyx *a, const alyx_ctx *ctx, char **out);
 
 /*
+ * Email verification and password reset (docs/auth.md).  Alyx sends no
+ * email: a link <auth.email.verify_url|reset_url>?token=... goes to the
+ * auth.email.webhook (a JSON POST, sent from these calls on the
+ * caller's thread; a failed delivery is not reported).  Tokens are
+ * one-time, expiring (auth.email.verify_ttl, reset_ttl) and stored
+ * hashed.  The requests answer ALYX_OK whether or not the email has an
+ * account; ALYX_E_VALIDATION for a malformed email, ALYX_E_RATELIMIT
+ * over auth.rate_limit.password_reset (per email).
+ */
+/* {"email"}: sends a verification link (unless already verified). */
+ALYX_API int alyx_auth_request_verification(alyx *a, const char *json,
+					    size_t len);
+/* {"token"}: marks the account verified (and the users document's bool
+ * `verified` field); *out is the user object.  A spent, expired or
+ * unknown token: ALYX_E_VALIDATION (field "token", code "invalid"). */
+ALYX_API int alyx_auth_verify(alyx *a, const char *json, size_t len,
+			      char **out);
+/* {"email"}: sends a password reset link. */
+ALYX_API int alyx_auth_request_password_reset(alyx *a, const char *json,
+					      size_t len);
+/* {"token","password"}: sets the password (policy applies; a refused
+ * password leaves the token usable), marks the email verified and
+ * revokes every session of the account. */
+ALYX_API int alyx_auth_confirm_password_reset(alyx *a, const char *json,
+					      size_t len);
+/* Trusted (`alyx auth reset-password`): a reset link for the account of
+ * `email` without sending it: {"email","link","expires_at"}.
+ * ALYX_E_NOTFOUND when no account has that email. */
+ALYX_API int alyx_auth_reset_link(alyx *a, const char *email, char **out);
+
+/*
+ * OAuth sign-in with GitHub and Google (authorization code with PKCE
+ * S256; docs/auth.md).  Providers are configured in alyx.yaml
+ * auth.oauth (client id and secret; endpoints overridable).
+ */
+/* {"providers":[{"name":"github","url":"/api/auth/oauth/github"},...]}:
+ * the configured ones. */
+ALYX_API int alyx_auth_providers(alyx *a, char **out);
+/* Begins a sign-in: stores a one-time state (expiring after
+ * auth.oauth.state_ttl) with the PKCE verifier and the callback URL
+ * (auth.oauth.redirect_url, else `redirect_uri`), and answers
+ * {"url": the provider's authorize URL, "state"}.  ALYX_E_NOTFOUND for
+ * an unknown or unconfigured provider. */
+ALYX_API int alyx_auth_oauth_start(alyx *a, const char *provider,
+				   const char *redirect_uri, char **out);
+/* Completes it on the caller's thread (it blocks on the provider, at
+ * most auth.oauth.timeout per request): takes the state (single use),
+ * exchanges the code, reads the user and finds, links (only by an email
+ * the provider verified) or creates the account.  Answers the token
+ * reply of login.  Errors: ALYX_E_UNAUTHORIZED (bad, used or expired
+ * state; the provider refused the code), ALYX_E_CONFLICT (the email has
+ * an account and the provider does not vouch for it),
+ * ALYX_E_UNAVAILABLE / ALYX_E_TIMEOUT (the provider failed), with
+ * details {"provider","reason"}. */
+ALYX_API int alyx_auth_oauth_callback(alyx *a, const char *provider,
+				      const char *code, const char *state,
+				      char **out);
+
+/*
  * Uses `secret` (at least 32 bytes, else ALYX_E_CONFIG) as
  * auth.jwt.secret when alyx.yaml gives none; a configured secret wins
  * (ALYX_OK, nothing changes).  For `alyx dev`'s generated secret.  Call

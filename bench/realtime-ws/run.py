@@ -12,8 +12,9 @@ Parts, each bounded in time and count:
               later one and every stall is measured); a writer stamps each document with CLOCK_MONOTONIC
               ns just before alyx_doc_create() in the server's process
               (ws-host); ws-load reports receipt - stamp per delivery and,
-              per write, its last receipt.  The bare server (ws-bare)
-              stamps and broadcasts a captured alyx delta the same way.
+              per write, its last receipt.  The bare server (ws-bare, as
+              many lws contexts as alyx has service threads) stamps and
+              broadcasts a captured alyx delta the same way.
   throughput  1,000 subscribers, writes back to back: deliveries/s.
   single      1,000 subscribers again with alyx on one service thread (one
               lws context, like the bare server).
@@ -47,6 +48,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 TICK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, str(ROOT / "bench/http"))
+from bench_http import parse_wrk, post_json  # noqa: E402
 
 FIELDS = """    fields:
       id: {type: uuid, primary: true, default: auto}
@@ -189,8 +192,8 @@ class Bench:
         h.port = int(h.expect("port ", 60).split()[1])
         return h
 
-    def bare(self, template=None, ev=False):
-        argv = [str(self.bin / "ws-bare"), "-p", "0"]
+    def bare(self, template=None, ev=False, contexts=1):
+        argv = [str(self.bin / "ws-bare"), "-p", "0", "-n", str(contexts)]
         if template:
             argv += ["-t", str(template)]
         if ev:
@@ -289,7 +292,9 @@ class Bench:
         if not tmpl.exists():
             raise SystemExit("no delta received from alyx: is "
                              "/api/realtime served?")
-        b = self.bare(template=tmpl, ev=(a.loop == "ev"))
+        # As many contexts (threads) as alyx has service threads.
+        b = self.bare(template=tmpl, ev=(a.loop == "ev"),
+                      contexts=a.threads or os.cpu_count() or 1)
         self.deliver(b, "bare", 1, 20, 2000)
         plan = [(1, a.writes1, 2000), (100, a.writes100, 5000),
                 (1000, a.writes1000, 20000)]
@@ -421,7 +426,7 @@ class Bench:
                     # query, limit 10, over 10 documents.
                     grp = self.fresh_grp()
                     for i in range(10):
-                        http_post(srv.port, "/api/collections/items", {
+                        post_json(srv.port, "/api/collections/items", {
                             "bseq": i, "bts": 0, "grp": grp, "pad": "x"})
                     sub = self.sub("items", grp, 10)
                 time.sleep(0.5)
@@ -452,12 +457,9 @@ class Bench:
                            timeout=self.a.duration + 60)
         if p.returncode:
             raise SystemExit("wrk failed: " + p.stderr)
-        rps = float(re.search(r"Requests/sec:\s+([\d.]+)",
-                              p.stdout).group(1))
-        total = int(re.search(r"(\d+) requests in", p.stdout).group(1))
-        m = re.search(r"Non-2xx or 3xx responses: (\d+)", p.stdout)
-        return {"rps": rps, "requests": total,
-                "non2xx": int(m.group(1)) if m else 0}
+        r = parse_wrk(p.stdout)
+        return {"rps": r["rps"], "requests": r["requests"],
+                "non2xx": r["non2xx"]}
 
     def http_with_idle(self):
         out = {}
@@ -496,18 +498,6 @@ class Bench:
         self.results["create"] = r
         log("create  %.0f req/s  %.1f µs CPU/req  non-2xx %d" % (
             r["rps"], r["cpu_us_per_req"], r["non2xx"]))
-
-
-def http_post(port, path, body):
-    import http.client
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    c.request("POST", path, json.dumps(body),
-              {"Content-Type": "application/json"})
-    r = c.getresponse()
-    data = r.read()
-    c.close()
-    if r.status >= 300:
-        raise SystemExit("%s -> %d %s" % (path, r.status, data[:300]))
 
 
 def http_get(port, path):
@@ -559,15 +549,18 @@ def ratio(x, y):
 def table(res, args, load_start, load_end):
     L = []
     L.append("| subscribers | measure (ms, p50 / p95 / p99; median of %d "
-             "rounds) | alyx | bare lws | alyx ÷ bare (p50) | target |"
+             "rounds) | alyx | bare lws (same number of threads) | alyx ÷ bare (p50) | target |"
              % args.rounds)
     L.append("|---:|---|---|---|---:|---|")
     for n in (1, 100, 1000):
         a, b = res.get("lat%d_alyx" % n), res.get("lat%d_bare" % n)
         if not a or not b:
             continue
-        for key, what in (("last", "stamp → last receipt of a write"),
-                          ("lat", "stamp → each receipt")):
+        keys = [("last", "stamp → last receipt of a write"),
+                ("lat", "stamp → each receipt")]
+        if n > 1:
+            keys.append(("first", "stamp → first receipt of a write"))
+        for key, what in keys:
             tgt = ""
             if n == 1 and key == "lat":
                 ok = a["lat"]["p95"] < 2000

@@ -4,7 +4,7 @@
  * messages to every connected client, with nothing else to do
  * (bench/realtime-ws/run.py; docs/realtime.md "Benchmark").
  *
- *   ws-bare -p PORT [-e] [-t TEMPLATE]
+ *   ws-bare -p PORT [-e] [-t TEMPLATE] [-n CONTEXTS]
  *
  * Any WebSocket upgrade is accepted (any path, with or without a
  * subprotocol).  A client's first text message (its subscription) is
@@ -24,10 +24,17 @@
  * the service loop with lws_cancel_service(); the loop asks for
  * SERVER_WRITEABLE on every connection, and each connection sends the
  * messages it has not sent yet, one lws_write() per callback.
- * -e uses lws's libev event loop instead of poll().
+ * -e uses lws's libev event loop instead of poll().  -n N runs N contexts
+ * on N threads sharing the port like alyxd's service threads (Debian's
+ * lws cannot share a listener: each thread has its own SO_REUSEPORT
+ * socket, adopted as a raw file, and accepts with accept4()); a message
+ * wakes every context.
  */
+#include <arpa/inet.h>
 #include <ev.h>
 #include <libwebsockets.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -35,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -52,11 +60,21 @@ struct pss {
 	int subscribed;
 };
 
+/* One service thread: its context and, with -n > 1, its listener. */
+struct svc {
+	struct lws_context *ctx;
+	struct lws_vhost *vh;
+	struct ev_loop *loop;
+	int lfd;
+	uint64_t woken;		/* last `published` this thread acted on */
+	pthread_t th;
+};
+
 static struct msg *ring;
 static _Atomic uint64_t published;	/* messages in the ring */
-static uint64_t woken;		/* service thread: last `published` seen */
 static atomic_int quit;
-static struct lws_context *ctx;
+static struct svc *svcs;
+static int n_svc = 1;
 
 /* The template around its two numbers: pre N1 mid N2 post. */
 static char *t_pre, *t_mid, *t_post;
@@ -117,10 +135,11 @@ static void publish(int64_t seq)
 
 	m->len = len > 0 && len < MSG_MAX ? (size_t)len : 0;
 	atomic_store(&published, n + 1);
-	lws_cancel_service(ctx);
+	for (int i = 0; i < n_svc; i++)
+		lws_cancel_service(svcs[i].ctx);
 }
 
-static const struct lws_protocols protocols[2];
+static const struct lws_protocols protocols[3];
 
 static int cb(struct lws *wsi, enum lws_callback_reasons reason,
 	      void *user, void *in, size_t len)
@@ -168,14 +187,14 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason,
 	}
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED: {
 		/* Raised on every accept too (lws 4.1): only act on news. */
+		struct lws_context *cx = lws_get_context(wsi);
+		struct svc *sv = lws_context_user(cx);
 		uint64_t n = atomic_load(&published);
-		if (n != woken) {
-			woken = n;
-			lws_callback_on_writable_all_protocol(ctx,
+		if (sv && n != sv->woken) {
+			sv->woken = n;
+			lws_callback_on_writable_all_protocol(cx,
 							      &protocols[0]);
 		}
-		if (atomic_load(&quit))
-			lws_cancel_service(ctx);
 		break;
 	}
 	default:
@@ -184,8 +203,32 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason,
 	return 0;
 }
 
-static const struct lws_protocols protocols[2] = {
+/* -n > 1: the thread's own listener, adopted as a raw file. */
+static int listen_cb(struct lws *wsi, enum lws_callback_reasons reason,
+		     void *user, void *in, size_t len)
+{
+	struct svc *sv = lws_context_user(lws_get_context(wsi));
+	int one = 1;
+
+	(void)user;
+	(void)in;
+	(void)len;
+	if (reason != LWS_CALLBACK_RAW_RX_FILE || !sv)
+		return 0;
+	for (int i = 0; i < 64; i++) {
+		int fd = accept4(sv->lfd, NULL, NULL,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			break;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		lws_adopt_socket_vhost(sv->vh, fd);
+	}
+	return 0;
+}
+
+static const struct lws_protocols protocols[3] = {
 	{"bench", cb, sizeof(struct pss), 4096, 0, NULL, 0},
+	{"bench-listen", listen_cb, 0, 0, 0, NULL, 0},
 	{NULL, NULL, 0, 0, 0, NULL, 0}
 };
 
@@ -221,7 +264,8 @@ static void *stdin_thread(void *arg)
 		}
 	}
 	atomic_store(&quit, 1);
-	lws_cancel_service(ctx);
+	for (int i = 0; i < n_svc; i++)
+		lws_cancel_service(svcs[i].ctx);
 	return NULL;
 }
 
@@ -247,25 +291,104 @@ static char *slurp(const char *file)
 	return b;
 }
 
-int main(int argc, char **argv)
+/* A SO_REUSEPORT listener on 127.0.0.1:*port (0: any; set on return). */
+static int listen_on(int *port)
+{
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof(sa);
+	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK |
+				 SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)*port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(fd, 1024) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &sl) < 0) {
+		close(fd);
+		return -1;
+	}
+	*port = ntohs(sa.sin_port);
+	return fd;
+}
+
+static int svc_init(struct svc *sv, int *port, int use_ev)
 {
 	struct lws_context_creation_info info;
+	void *foreign[1];
+
+	memset(&info, 0, sizeof(info));
+	info.port = n_svc > 1 ? CONTEXT_PORT_NO_LISTEN_SERVER : *port;
+	info.iface = "127.0.0.1";
+	info.protocols = protocols;
+	info.vhost_name = "bench";
+	info.user = sv;
+	info.pt_serv_buf_size = 64 * 1024;
+	info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+	if (use_ev) {
+		sv->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+		foreign[0] = sv->loop;
+		info.options |= LWS_SERVER_OPTION_LIBEV;
+		info.foreign_loops = foreign;
+	}
+	sv->ctx = lws_create_context(&info);
+	if (!sv->ctx)
+		return -1;
+	sv->vh = lws_get_vhost_by_name(sv->ctx, "bench");
+	if (!sv->vh)
+		return -1;
+	if (n_svc == 1) {
+		*port = lws_get_vhost_listen_port(sv->vh);
+		return 0;
+	}
+	lws_sock_file_fd_type fd;
+	sv->lfd = listen_on(port);
+	fd.filefd = sv->lfd;
+	if (sv->lfd < 0 || !lws_adopt_descriptor_vhost(sv->vh,
+			LWS_ADOPT_RAW_FILE_DESC, fd, "bench-listen", NULL))
+		return -1;
+	return 0;
+}
+
+static void *svc_main(void *arg)
+{
+	struct svc *sv = arg;
+
+	if (sv->loop) {
+		while (!atomic_load(&quit))
+			ev_run(sv->loop, EVRUN_ONCE);
+	} else {
+		while (!atomic_load(&quit))
+			lws_service(sv->ctx, 0);
+	}
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
 	const char *tmpl_file = NULL;
 	int opt, port = 0, use_ev = 0;
-	struct ev_loop *loop = NULL;
-	void *foreign[1];
 	pthread_t th;
 
-	while ((opt = getopt(argc, argv, "p:et:")) != -1) {
+	while ((opt = getopt(argc, argv, "p:et:n:")) != -1) {
 		switch (opt) {
 		case 'p': port = atoi(optarg); break;
 		case 'e': use_ev = 1; break;
 		case 't': tmpl_file = optarg; break;
+		case 'n': n_svc = atoi(optarg); break;
 		default:
 			fprintf(stderr, "usage: ws-bare -p PORT [-e] "
-				"[-t template]\n");
+				"[-t template] [-n contexts]\n");
 			return 2;
 		}
+	}
+	if (n_svc < 1 || n_svc > 64) {
+		fprintf(stderr, "ws-bare: -n is 1 to 64\n");
+		return 2;
 	}
 	char *tmpl = tmpl_file ? slurp(tmpl_file) : strdup(default_tmpl);
 	if (!tmpl || strlen(tmpl) > MSG_MAX - 64 || split_template(tmpl)) {
@@ -275,45 +398,35 @@ int main(int argc, char **argv)
 	}
 	free(tmpl);
 	ring = calloc(RING, sizeof(*ring));
-	if (!ring)
+	svcs = calloc((size_t)n_svc, sizeof(*svcs));
+	if (!ring || !svcs)
 		return 1;
 	signal(SIGPIPE, SIG_IGN);
 	lws_set_log_level(LLL_ERR, NULL);
-
-	memset(&info, 0, sizeof(info));
-	info.port = port;
-	info.iface = "127.0.0.1";
-	info.protocols = protocols;
-	info.pt_serv_buf_size = 64 * 1024;
-	info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
-	if (use_ev) {
-		loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
-		foreign[0] = loop;
-		info.options |= LWS_SERVER_OPTION_LIBEV;
-		info.foreign_loops = foreign;
+	for (int i = 0; i < n_svc; i++) {
+		svcs[i].lfd = -1;
+		if (svc_init(&svcs[i], &port, use_ev)) {
+			fprintf(stderr, "ws-bare: cannot create context %d%s\n",
+				i, use_ev ? " (is libwebsockets-evlib-ev "
+				"installed?)" : "");
+			return 1;
+		}
 	}
-	ctx = lws_create_context(&info);
-	if (!ctx) {
-		fprintf(stderr, "ws-bare: cannot create the context%s\n",
-			use_ev ? " (is libwebsockets-evlib-ev installed?)"
-			       : "");
-		return 1;
-	}
-	struct lws_vhost *vh = lws_get_vhost_by_name(ctx, "default");
-	printf("listening %d\n", vh ? lws_get_vhost_listen_port(vh) : port);
+	printf("listening %d\n", port);
 	fflush(stdout);
+	for (int i = 1; i < n_svc; i++)
+		pthread_create(&svcs[i].th, NULL, svc_main, &svcs[i]);
 	pthread_create(&th, NULL, stdin_thread, NULL);
-	if (loop) {
-		while (!atomic_load(&quit))
-			ev_run(loop, EVRUN_ONCE);
-	} else {
-		while (!atomic_load(&quit))
-			lws_service(ctx, 0);
-	}
+	svc_main(&svcs[0]);
+	for (int i = 1; i < n_svc; i++)
+		pthread_join(svcs[i].th, NULL);
 	pthread_join(th, NULL);
-	lws_context_destroy(ctx);
-	if (loop)
-		ev_loop_destroy(loop);
+	for (int i = 0; i < n_svc; i++) {
+		lws_context_destroy(svcs[i].ctx);
+		if (svcs[i].loop)
+			ev_loop_destroy(svcs[i].loop);
+	}
+	free(svcs);
 	free(ring);
 	return 0;
 }

@@ -25,7 +25,21 @@ static const char tables_sql[] =
 	" created_at TEXT NOT NULL"
 	"  DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')));"
 	"CREATE INDEX IF NOT EXISTS _alyx_refresh_tokens_session"
-	" ON _alyx_refresh_tokens(session_id);";
+	" ON _alyx_refresh_tokens(session_id);"
+	/* One-time tokens (links.c): email verification, password reset,
+	 * OAuth state.  Only the SHA-256 of a token is kept. */
+	"CREATE TABLE IF NOT EXISTS _alyx_auth_tokens ("
+	" token_hash TEXT PRIMARY KEY,"
+	" kind TEXT NOT NULL,"
+	" user_id TEXT,"
+	" data TEXT,"
+	" expires_at INTEGER NOT NULL,"	/* epoch ms */
+	" created_at TEXT NOT NULL"
+	"  DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')));"
+	"CREATE INDEX IF NOT EXISTS _alyx_auth_tokens_user"
+	" ON _alyx_auth_tokens(kind, user_id);"
+	"CREATE INDEX IF NOT EXISTS _alyx_auth_tokens_expiry"
+	" ON _alyx_auth_tokens(expires_at);";
 
 /* ---- per-handle state ---- */
 
@@ -61,7 +75,7 @@ void alyx__auth_free(alyx__auth *au)
  * statement on a row (finalize it), NULL when there is none.  Without,
  * runs it to the end.
  */
-static int q(sqlite3 *db, const char *sql, sqlite3_stmt **row,
+int alyx__aq(sqlite3 *db, const char *sql, sqlite3_stmt **row,
 	     alyx__err *err, const char *types, ...)
 {
 	sqlite3_stmt *st = NULL;
@@ -102,7 +116,7 @@ static int q(sqlite3 *db, const char *sql, sqlite3_stmt **row,
 	return ALYX_OK;
 }
 
-static const char *col_text(sqlite3_stmt *st, int i)
+const char *alyx__acol(sqlite3_stmt *st, int i)
 {
 	const unsigned char *s = sqlite3_column_text(st, i);
 
@@ -110,7 +124,7 @@ static const char *col_text(sqlite3_stmt *st, int i)
 }
 
 /* Creates the auth module's own tables and columns once per handle. */
-static int ensure_tables(alyx *a, alyx__err *err)
+int alyx__auth_tables(alyx *a, alyx__err *err)
 {
 	alyx__auth *au = a->auth;
 	sqlite3_stmt *st = NULL;
@@ -124,7 +138,7 @@ static int ensure_tables(alyx *a, alyx__err *err)
 		return rc;
 	rc = alyx__exec(a->wdb, tables_sql, err);
 	if (rc == ALYX_OK)
-		rc = q(a->wdb, "SELECT 1 FROM pragma_table_info('_alyx_users')"
+		rc = alyx__aq(a->wdb, "SELECT 1 FROM pragma_table_info('_alyx_users')"
 		       " WHERE name='role'", &st, err, "");
 	if (rc == ALYX_OK && !st)
 		rc = alyx__exec(a->wdb, "ALTER TABLE _alyx_users ADD COLUMN "
@@ -137,6 +151,27 @@ static int ensure_tables(alyx *a, alyx__err *err)
 }
 
 /* ---- small checks ---- */
+
+int alyx__auth_begin(alyx *a, char **out, alyx__err *err)
+{
+	int rc;
+
+	if (out)
+		*out = NULL;
+	rc = out ? alyx__enter(a, err) : alyx__misuse(err, "out");
+	return rc == ALYX_OK ? alyx__jwt_check_secret(a->cfg, err) : rc;
+}
+
+int alyx__auth_hash_begin(alyx *a, const char *pw, char *hash,
+			  alyx__wtx *t, alyx__err *err)
+{
+	/* Hash before taking the writer: argon2id is the slow part. */
+	int rc = alyx__pw_hash(pw, strlen(pw), hash, err);
+
+	if (rc == ALYX_OK)
+		rc = alyx__auth_tables(a, err);
+	return rc == ALYX_OK ? alyx__wtx_begin(a, t, err) : rc;
+}
 
 static int check_out(char **out, alyx__err *err)
 {
@@ -161,7 +196,7 @@ static int take_out(alyx_buf *b, char **out, alyx__err *err)
 /* Lower-cases and checks an email: one '@', something on each side, a
  * dot in the domain, no spaces or control characters.  *out is NULL for
  * an invalid one; NOMEM is the only error. */
-static int email_norm(const cJSON *j, char **out, alyx__err *err)
+int alyx__auth_email(const cJSON *j, char **out, alyx__err *err)
 {
 	const char *s, *at;
 	char *e;
@@ -190,8 +225,8 @@ static int email_norm(const cJSON *j, char **out, alyx__err *err)
 
 /* Counts one `what` event for ip and for email; RATELIMIT when either is
  * over auth.rate_limit.<what>. */
-static int rate_check(alyx *a, const char *what, const alyx__rate *r,
-		      const char *ip, const char *email, alyx__err *err)
+int alyx__auth_rate(alyx *a, const char *what, const alyx__rate *r,
+		    const char *ip, const char *email, alyx__err *err)
 {
 	int64_t now = alyx__mono_ms(), w = 0, w2;
 	char *k;
@@ -225,8 +260,8 @@ static int rate_check(alyx *a, const char *what, const alyx__rate *r,
 /* The account as JSON: the users document (when the schema has a `users`
  * collection and the document exists) with id, email, role and verified
  * taken from the account. */
-static int user_json(alyx *a, sqlite3 *db, const char *uid, alyx_buf *b,
-		     char **role_out, alyx__err *err)
+int alyx__auth_user_json(alyx *a, sqlite3 *db, const char *uid, alyx_buf *b,
+			 char **role_out, alyx__err *err)
 {
 	const alyx__collection *c;
 	alyx__snap *snap = NULL;
@@ -237,7 +272,7 @@ static int user_json(alyx *a, sqlite3 *db, const char *uid, alyx_buf *b,
 	int rc;
 
 	alyx__buf_init(&d, 0);
-	rc = q(db, "SELECT email, role, verified, created_at FROM _alyx_users"
+	rc = alyx__aq(db, "SELECT email, role, verified, created_at FROM _alyx_users"
 	       " WHERE id=?", &st, err, "t", uid);
 	if (rc == ALYX_OK && !st)
 		rc = alyx__err_set(err, ALYX_E_UNAUTHORIZED, NULL,
@@ -259,20 +294,20 @@ static int user_json(alyx *a, sqlite3 *db, const char *uid, alyx_buf *b,
 	cJSON_DeleteItemFromObjectCaseSensitive(u, "role");
 	cJSON_DeleteItemFromObjectCaseSensitive(u, "verified");
 	if (!cJSON_AddStringToObject(u, "id", uid) ||
-	    !cJSON_AddStringToObject(u, "email", col_text(st, 0)) ||
-	    !cJSON_AddStringToObject(u, "role", col_text(st, 1)) ||
+	    !cJSON_AddStringToObject(u, "email", alyx__acol(st, 0)) ||
+	    !cJSON_AddStringToObject(u, "role", alyx__acol(st, 1)) ||
 	    !cJSON_AddBoolToObject(u, "verified",
 				   sqlite3_column_int(st, 2) != 0))
 		goto nomem;
 	if (!cJSON_GetObjectItemCaseSensitive(u, "created_at") &&
-	    !cJSON_AddStringToObject(u, "created_at", col_text(st, 3)))
+	    !cJSON_AddStringToObject(u, "created_at", alyx__acol(st, 3)))
 		goto nomem;
 	txt = cJSON_PrintUnformatted(u);
 	if (!txt)
 		goto nomem;
 	alyx__buf_adds(b, txt);
 	if (role_out) {
-		*role_out = alyx__strdup(col_text(st, 1));
+		*role_out = alyx__strdup(alyx__acol(st, 1));
 		if (!*role_out)
 			goto nomem;
 	}
@@ -289,15 +324,15 @@ out:
 }
 
 /* {"access_token","refresh_token","token_type","expires_in","user"} */
-static int token_reply(alyx *a, sqlite3 *db, const char *uid,
-		       const char *refresh, alyx_buf *b, alyx__err *err)
+int alyx__auth_token_reply(alyx *a, sqlite3 *db, const char *uid,
+			   const char *refresh, alyx_buf *b, alyx__err *err)
 {
 	char *role = NULL, *jwt = NULL;
 	alyx_buf u;
 	int rc;
 
 	alyx__buf_init(&u, 0);
-	rc = user_json(a, db, uid, &u, &role, err);
+	rc = alyx__auth_user_json(a, db, uid, &u, &role, err);
 	if (rc == ALYX_OK)
 		rc = alyx__jwt_issue(a->cfg, uid, role, alyx__now_ms() / 1000,
 				     &jwt, err);
@@ -323,7 +358,7 @@ out:
 
 /* A new session (token family) for uid with its first refresh token;
  * the caller holds the write transaction. */
-static int session_new(alyx *a, const char *uid, const char *ip,
+int alyx__auth_session(alyx *a, const char *uid, const char *ip,
 		       char tok[44], alyx__err *err)
 {
 	int64_t exp = alyx__now_ms() + a->cfg->auth.jwt.refresh_ttl_ms;
@@ -334,12 +369,12 @@ static int session_new(alyx *a, const char *uid, const char *ip,
 	alyx__iso8601_ms(exp, when);
 	rc = alyx__refresh_new(tok, hash, err);
 	if (rc == ALYX_OK)
-		rc = q(a->wdb, "INSERT INTO _alyx_sessions(id, user_id, "
+		rc = alyx__aq(a->wdb, "INSERT INTO _alyx_sessions(id, user_id, "
 		       "refresh_token_hash, expires_at, ip_address) "
 		       "VALUES(?,?,?,?,?)", NULL, err, "ttttt", sid, uid, hash,
 		       when, ip);
 	if (rc == ALYX_OK)
-		rc = q(a->wdb, "INSERT INTO _alyx_refresh_tokens(token_hash, "
+		rc = alyx__aq(a->wdb, "INSERT INTO _alyx_refresh_tokens(token_hash, "
 		       "session_id, expires_at) VALUES(?,?,?)", NULL, err,
 		       "tti", hash, sid, exp);
 	return rc;
@@ -376,6 +411,54 @@ static cJSON *users_doc(const alyx__collection *c, const cJSON *body,
 nomem:
 	cJSON_Delete(d);
 	return NULL;
+}
+
+int alyx__auth_insert_account(alyx *a, const char *uid, const char *email,
+			      bool verified, const cJSON *fields,
+			      alyx__err *err)
+{
+	alyx__snap *snap = alyx__snap_get(a);
+	const alyx__collection *c = alyx__schema_coll(snap->schema, "users");
+	cJSON *body = cJSON_CreateObject(), *doc = NULL;
+	const cJSON *it;
+	alyx__row row = {0};
+	int rc = ALYX_OK;
+
+	if (!body) {
+		rc = nomem(err);
+		goto out;
+	}
+	/* Only the fields the users collection has. */
+	cJSON_ArrayForEach(it, fields)
+		if (c && alyx__coll_field(c, it->string) &&
+		    !cJSON_AddItemToObject(body, it->string,
+					   cJSON_Duplicate(it, true))) {
+			rc = nomem(err);
+			goto out;
+		}
+	if (c) {
+		doc = users_doc(c, body, uid, email, "user", verified);
+		rc = doc ? alyx__doc_prepare(c, doc, ALYX_DOC_CREATE, &row, err)
+			 : nomem(err);
+	}
+	if (rc == ALYX_OK)
+		rc = alyx__aq(a->wdb, "INSERT INTO _alyx_users(id, email, "
+			      "password_hash, verified, role) "
+			      "VALUES(?,?,NULL,?,'user')", NULL, err, "tti",
+			      uid, email, (int64_t)(verified ? 1 : 0));
+	if (rc == ALYX_OK && c) {
+		alyx_buf ignored;
+
+		alyx__buf_init(&ignored, 0);
+		rc = alyx__doc_insert(a->wdb, c, &row, &ignored, err);
+		alyx__buf_free(&ignored);
+	}
+out:
+	alyx__row_free(&row);
+	cJSON_Delete(doc);
+	cJSON_Delete(body);
+	alyx__snap_put(snap);
+	return rc;
 }
 
 /*
@@ -415,12 +498,12 @@ static int create_account(alyx *a, const char *json, size_t len,
 				   "expected a JSON object");
 	if (rc != ALYX_OK)
 		goto out;
-	rc = email_norm(cJSON_GetObjectItemCaseSensitive(body, "email"),
+	rc = alyx__auth_email(cJSON_GetObjectItemCaseSensitive(body, "email"),
 			&email, &err);
 	if (rc != ALYX_OK)
 		goto out;
 	if (!trusted) {
-		rc = rate_check(a, "register", &a->cfg->auth.rate_limit.register_,
+		rc = alyx__auth_rate(a, "register", &a->cfg->auth.rate_limit.register_,
 				ip, email, &err);
 		if (rc != ALYX_OK)
 			goto out;
@@ -469,16 +552,10 @@ static int create_account(alyx *a, const char *json, size_t len,
 		if (rc != ALYX_OK)
 			goto out;
 	}
-	/* Hash before taking the writer: argon2id is the slow part. */
-	rc = alyx__pw_hash(pw->valuestring, strlen(pw->valuestring), hash,
-			   &err);
-	if (rc == ALYX_OK)
-		rc = ensure_tables(a, &err);
-	if (rc == ALYX_OK)
-		rc = alyx__wtx_begin(a, &t, &err);
+	rc = alyx__auth_hash_begin(a, pw->valuestring, hash, &t, &err);
 	if (rc != ALYX_OK)
 		goto out;
-	rc = q(a->wdb, "SELECT 1 FROM _alyx_users WHERE email=?", &st, &err,
+	rc = alyx__aq(a->wdb, "SELECT 1 FROM _alyx_users WHERE email=?", &st, &err,
 	       "t", email);
 	if (rc == ALYX_OK && st)
 		rc = alyx__err_set(&err, ALYX_E_CONFLICT,
@@ -486,7 +563,7 @@ static int create_account(alyx *a, const char *json, size_t len,
 				   "\"unique\"}",
 				   "an account with this email exists");
 	if (rc == ALYX_OK)
-		rc = q(a->wdb, "INSERT INTO _alyx_users(id, email, "
+		rc = alyx__aq(a->wdb, "INSERT INTO _alyx_users(id, email, "
 		       "password_hash, verified, role) VALUES(?,?,?,?,?)",
 		       NULL, &err, "tttit", uid, email,
 		       hash, (int64_t)(trusted ? 1 : 0), role);
@@ -498,10 +575,10 @@ static int create_account(alyx *a, const char *json, size_t len,
 		alyx__buf_free(&ignored);
 	}
 	if (rc == ALYX_OK && !trusted)
-		rc = session_new(a, uid, ip, tok, &err);
+		rc = alyx__auth_session(a, uid, ip, tok, &err);
 	if (rc == ALYX_OK)
-		rc = trusted ? user_json(a, a->wdb, uid, &b, NULL, &err)
-			     : token_reply(a, a->wdb, uid, tok, &b, &err);
+		rc = trusted ? alyx__auth_user_json(a, a->wdb, uid, &b, NULL, &err)
+			     : alyx__auth_token_reply(a, a->wdb, uid, tok, &b, &err);
 	rc = alyx__wtx_end(&t, rc == ALYX_OK, &err);
 	if (rc == ALYX_OK)
 		rc = take_out(&b, out, &err);
@@ -598,22 +675,22 @@ int alyx__auth_login(alyx *a, const char *json, size_t len, const char *ip,
 				   "email and password are required");
 		goto out;
 	}
-	rc = email_norm(cJSON_GetObjectItemCaseSensitive(body, "email"),
+	rc = alyx__auth_email(cJSON_GetObjectItemCaseSensitive(body, "email"),
 			&email, &err);
 	if (rc == ALYX_OK)
-		rc = rate_check(a, "login", &a->cfg->auth.rate_limit.login,
+		rc = alyx__auth_rate(a, "login", &a->cfg->auth.rate_limit.login,
 				ip, email, &err);
 	if (rc == ALYX_OK)
-		rc = ensure_tables(a, &err);
+		rc = alyx__auth_tables(a, &err);
 	if (rc == ALYX_OK && email)
 		rc = alyx__reader_get(a, &rd, &err);
 	if (rc == ALYX_OK && email)
-		rc = q(rd.db, "SELECT id, password_hash FROM _alyx_users "
+		rc = alyx__aq(rd.db, "SELECT id, password_hash FROM _alyx_users "
 		       "WHERE email=?", &st, &err, "t", email);
 	if (rc == ALYX_OK && st) {
-		uid = alyx__strdup(col_text(st, 0));
+		uid = alyx__strdup(alyx__acol(st, 0));
 		hash = sqlite3_column_type(st, 1) == SQLITE_NULL
-			       ? NULL : alyx__strdup(col_text(st, 1));
+			       ? NULL : alyx__strdup(alyx__acol(st, 1));
 		if (!uid)
 			rc = nomem(&err);
 	}
@@ -633,9 +710,9 @@ int alyx__auth_login(alyx *a, const char *json, size_t len, const char *ip,
 	rc = alyx__wtx_begin(a, &t, &err);
 	if (rc != ALYX_OK)
 		goto out;
-	rc = session_new(a, uid, ip, tok, &err);
+	rc = alyx__auth_session(a, uid, ip, tok, &err);
 	if (rc == ALYX_OK)
-		rc = token_reply(a, a->wdb, uid, tok, &b, &err);
+		rc = alyx__auth_token_reply(a, a->wdb, uid, tok, &b, &err);
 	rc = alyx__wtx_end(&t, rc == ALYX_OK, &err);
 	if (rc == ALYX_OK)
 		rc = take_out(&b, out, &err);
@@ -685,11 +762,11 @@ static int refresh_hash(alyx *a, const char *json, size_t len,
 
 static int session_delete(alyx *a, const char *sid, alyx__err *err)
 {
-	int rc = q(a->wdb, "DELETE FROM _alyx_refresh_tokens WHERE "
+	int rc = alyx__aq(a->wdb, "DELETE FROM _alyx_refresh_tokens WHERE "
 		   "session_id=?", NULL, err, "t", sid);
 
 	if (rc == ALYX_OK)
-		rc = q(a->wdb, "DELETE FROM _alyx_sessions WHERE id=?", NULL,
+		rc = alyx__aq(a->wdb, "DELETE FROM _alyx_sessions WHERE id=?", NULL,
 		       err, "t", sid);
 	return rc;
 }
@@ -720,12 +797,12 @@ static int refresh_or_logout(alyx *a, const char *json, size_t len,
 	if (rc == ALYX_OK)
 		rc = refresh_hash(a, json, len, hash, &err);
 	if (rc == ALYX_OK)
-		rc = ensure_tables(a, &err);
+		rc = alyx__auth_tables(a, &err);
 	if (rc == ALYX_OK)
 		rc = alyx__wtx_begin(a, &t, &err);
 	if (rc != ALYX_OK)
 		goto out;
-	rc = q(a->wdb, "SELECT r.session_id, r.used, r.expires_at, s.user_id"
+	rc = alyx__aq(a->wdb, "SELECT r.session_id, r.used, r.expires_at, s.user_id"
 	       " FROM _alyx_refresh_tokens r JOIN _alyx_sessions s"
 	       " ON s.id = r.session_id WHERE r.token_hash=?", &st, &err, "t",
 	       hash);
@@ -733,8 +810,8 @@ static int refresh_or_logout(alyx *a, const char *json, size_t len,
 		rc = alyx__err_set(&err, ALYX_E_UNAUTHORIZED, NULL,
 				   BAD_REFRESH);
 	if (rc == ALYX_OK) {
-		sid = alyx__strdup(col_text(st, 0));
-		uid = alyx__strdup(col_text(st, 3));
+		sid = alyx__strdup(alyx__acol(st, 0));
+		uid = alyx__strdup(alyx__acol(st, 3));
 		used = sqlite3_column_int(st, 1) != 0;
 		expired = sqlite3_column_int64(st, 2) <= now;
 		if (!sid || !uid)
@@ -768,18 +845,18 @@ static int refresh_or_logout(alyx *a, const char *json, size_t len,
 	alyx__iso8601_ms(exp, when);
 	rc = alyx__refresh_new(tok, nhash, &err);
 	if (rc == ALYX_OK)
-		rc = q(a->wdb, "UPDATE _alyx_refresh_tokens SET used=1 WHERE "
+		rc = alyx__aq(a->wdb, "UPDATE _alyx_refresh_tokens SET used=1 WHERE "
 		       "token_hash=?", NULL, &err, "t", hash);
 	if (rc == ALYX_OK)
-		rc = q(a->wdb, "INSERT INTO _alyx_refresh_tokens(token_hash, "
+		rc = alyx__aq(a->wdb, "INSERT INTO _alyx_refresh_tokens(token_hash, "
 		       "session_id, expires_at) VALUES(?,?,?)", NULL, &err,
 		       "tti", nhash, sid, exp);
 	if (rc == ALYX_OK)
-		rc = q(a->wdb, "UPDATE _alyx_sessions SET refresh_token_hash=?,"
+		rc = alyx__aq(a->wdb, "UPDATE _alyx_sessions SET refresh_token_hash=?,"
 		       " expires_at=? WHERE id=?", NULL, &err, "ttt", nhash,
 		       when, sid);
 	if (rc == ALYX_OK)
-		rc = token_reply(a, a->wdb, uid, tok, &b, &err);
+		rc = alyx__auth_token_reply(a, a->wdb, uid, tok, &b, &err);
 end:
 	rc = alyx__wtx_end(&t, rc == ALYX_OK, &err);
 	if (rc == ALYX_OK && !logout)
@@ -870,12 +947,12 @@ ALYX_API int alyx_ctx_from_token(alyx *a, const char *bearer,
 	rc = alyx__jwt_verify(a->cfg, bearer, alyx__now_ms() / 1000, &sub,
 			      &err);
 	if (rc == ALYX_OK)
-		rc = ensure_tables(a, &err);
+		rc = alyx__auth_tables(a, &err);
 	if (rc == ALYX_OK)
 		rc = alyx__reader_get(a, &rd, &err);
 	if (rc != ALYX_OK)
 		goto out;
-	rc = q(rd.db, "SELECT email, role, verified FROM _alyx_users WHERE "
+	rc = alyx__aq(rd.db, "SELECT email, role, verified FROM _alyx_users WHERE "
 	       "id=?", &st, &err, "t", sub);
 	if (rc == ALYX_OK && !st)
 		rc = alyx__err_set(&err, ALYX_E_UNAUTHORIZED, NULL,
@@ -885,8 +962,8 @@ ALYX_API int alyx_ctx_from_token(alyx *a, const char *bearer,
 		if (ctx) {
 			ctx->user_id = sub;
 			sub = NULL;
-			ctx->email = alyx__strdup(col_text(st, 0));
-			ctx->role = alyx__strdup(col_text(st, 1));
+			ctx->email = alyx__strdup(alyx__acol(st, 0));
+			ctx->role = alyx__strdup(alyx__acol(st, 1));
 			ctx->verified = sqlite3_column_int(st, 2) != 0;
 			if (ctx->email && ctx->role)
 				ctx->auth = alyx__ctx_auth_json(ctx);
@@ -941,7 +1018,7 @@ ALYX_API int alyx_auth_me(alyx *a, const alyx_ctx *ctx, char **out)
 		rc = alyx__reader_get(a, &rd, &err);
 	if (rc != ALYX_OK)
 		goto out;
-	rc = user_json(a, rd.db, ctx->user_id, &b, NULL, &err);
+	rc = alyx__auth_user_json(a, rd.db, ctx->user_id, &b, NULL, &err);
 	alyx__reader_put(a, &rd);
 	if (rc == ALYX_OK)
 		rc = take_out(&b, out, &err);

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include <cjson/cJSON.h>
+#include <sqlite3.h>
 
 #include "core/config.h"
 #include "util/util.h"
@@ -132,6 +133,110 @@ struct alyx_ctx *alyx__ctx_dup(const struct alyx_ctx *ctx);
 /* auth as the rules see it: {"id","email","role","verified"}; NULL for a
  * NULL ctx or out of memory. */
 cJSON *alyx__ctx_auth_json(const struct alyx_ctx *ctx);
+
+/* ---- shared by account.c, links.c, oauth.c ---- */
+/* Prepares `sql` and binds the arguments named by `types` ('t' const
+ * char * or NULL, 'i' int64_t).  With row != NULL, steps once: *row is
+ * the statement on a row (finalize it), NULL when there is none.
+ * Without, runs it to the end. */
+int alyx__aq(sqlite3 *db, const char *sql, sqlite3_stmt **row,
+	     alyx__err *err, const char *types, ...);
+/* Column i as text ("" for NULL). */
+const char *alyx__acol(sqlite3_stmt *st, int i);
+/* The start of a public call with an *out: clears it (MISUSE if NULL),
+ * enters the handle and needs authentication on with a JWT secret. */
+int alyx__auth_begin(struct alyx *a, char **out, alyx__err *err);
+/* Hashes pw into hash[ALYX_AUTH_HASH_MAX] (before taking the writer:
+ * argon2id is the slow part), then opens the write transaction. */
+struct alyx__wtx;
+int alyx__auth_hash_begin(struct alyx *a, const char *pw, char *hash,
+			  struct alyx__wtx *t, alyx__err *err);
+/* Creates the auth module's own tables and columns once per handle. */
+int alyx__auth_tables(struct alyx *a, alyx__err *err);
+/* Lower-cased, checked email of a JSON value; *out NULL if invalid. */
+int alyx__auth_email(const cJSON *j, char **out, alyx__err *err);
+/* Counts one `what` event per ip and per email (RATELIMIT over r). */
+int alyx__auth_rate(struct alyx *a, const char *what, const alyx__rate *r,
+		    const char *ip, const char *email, alyx__err *err);
+/* The account's user object appended to b (*role_out: its role). */
+int alyx__auth_user_json(struct alyx *a, sqlite3 *db, const char *uid,
+			 alyx_buf *b, char **role_out, alyx__err *err);
+/* A new session for uid with its first refresh token (write tx held). */
+int alyx__auth_session(struct alyx *a, const char *uid, const char *ip,
+		       char tok[44], alyx__err *err);
+/* The token reply for uid with refresh token `refresh`. */
+int alyx__auth_token_reply(struct alyx *a, sqlite3 *db, const char *uid,
+			   const char *refresh, alyx_buf *b, alyx__err *err);
+
+/* ---- outbound HTTP (fetch.c) ---- */
+/* One request ("GET" or "POST" with `body`), headers NULL-terminated,
+ * at most timeout_ms in all; the answer's body is appended to `out`
+ * (whose cap bounds it: TOOBIG).  *status is the HTTP status.  Errors:
+ * TIMEOUT, UNAVAILABLE (cannot connect, TLS, ...), TOOBIG, NOMEM. */
+int alyx__fetch(const char *method, const char *url,
+		const char *const *headers, const char *body,
+		int64_t timeout_ms, long *status, alyx_buf *out,
+		alyx__err *err);
+
+/* ---- one-time tokens and links (links.c) ---- */
+/* A new token of `kind` ("verify", "reset", "oauth") for uid (may be
+ * NULL) carrying `data`, valid ttl_ms; the write transaction is held.
+ * Expired tokens of every kind are deleted on the way. */
+int alyx__otok_new(struct alyx *a, const char *kind, const char *uid,
+		   const char *data, int64_t ttl_ms, char tok[44],
+		   int64_t *expires_at, alyx__err *err);
+/* Takes (deletes) the unexpired token `tok` of `kind`: *uid and *data
+ * (if data != NULL) are alyx__malloc'd ("" for NULL columns).
+ * ALYX_E_NOTFOUND, with `err` untouched, when there is no such token. */
+int alyx__otok_take(struct alyx *a, const char *kind, const char *tok,
+		    char **uid, char **data, alyx__err *err);
+
+/* A verification or reset link to deliver. */
+typedef struct alyx__link {
+	const char *type;	/* "email_verification" | "password_reset" */
+	char *email;
+	char *link;		/* <verify_url|reset_url>?token=... */
+	char *payload;		/* the webhook's JSON body */
+	int64_t expires_at;	/* epoch ms */
+} alyx__link;
+void alyx__link_free(alyx__link *l);
+/* {"email"}: rate-limited (auth.rate_limit.password_reset, per ip and
+ * email); *out is the link to deliver, or NULL when there is no such
+ * account (or, for verification, it is verified already): the caller
+ * answers the same either way. */
+int alyx__auth_request_link(struct alyx *a, bool reset, const char *json,
+			    size_t len, const char *ip, alyx__link **out);
+/* POSTs the link's payload to auth.email.webhook (no-op without one). */
+int alyx__link_send(const alyx__config *cfg, const alyx__link *l,
+		    alyx__err *err);
+/* The answer of a link request: {"message":...}. */
+const char *alyx__link_accepted(void);
+/* Marks the account (and its users document) verified; write tx held. */
+int alyx__auth_mark_verified(struct alyx *a, const char *uid,
+			     alyx__err *err);
+/* Deletes every session and refresh token of uid; write tx held. */
+int alyx__auth_revoke_sessions(struct alyx *a, const char *uid,
+			       alyx__err *err);
+
+/* A new password-less account (and its users document with those of
+ * `fields` the collection has); write tx held. */
+int alyx__auth_insert_account(struct alyx *a, const char *uid,
+			      const char *email, bool verified,
+			      const cJSON *fields, alyx__err *err);
+
+/* ---- OAuth (oauth.c) ---- */
+/* auth.oauth.redirect_url with {provider} replaced, else a copy of
+ * `fallback` (NULL if that is NULL too). */
+char *alyx__oauth_redirect_uri(const alyx__config *cfg, const char *name,
+			       const char *fallback);
+/* Percent-encodes s (all but RFC 3986 unreserved characters). */
+void alyx__url_enc(alyx_buf *b, const char *s);
+/* The callback: takes the state, exchanges the code, reads the user,
+ * finds/links/creates the account and answers the token reply.  Blocks
+ * on the network (auth.oauth.timeout per request): never call it on a
+ * server service thread.  The error is recorded on the handle. */
+int alyx__oauth_finish(struct alyx *a, const char *name, const char *code,
+		       const char *state, const char *ip, char **out);
 
 /* The public calls with the client's address (`ip`, may be NULL: then
  * only per-email limits apply), for the HTTP server. */

@@ -1028,9 +1028,15 @@ static int64_t get_duration(tctx *t, const char *path, const char *raw,
 	if (t->rc != ALYX_OK || !raw)
 		return dflt;
 	if (!alyx__parse_duration_ms(raw, &v) || v < min_ms) {
+		char least[48] = "";
+
+		if (min_ms > 1)
+			snprintf(least, sizeof(least), " (at least %lld ms)",
+				 (long long)min_ms);
+		else if (min_ms == 1)
+			snprintf(least, sizeof(least), " (above zero)");
 		t->rc = verr(t->l, path, "expected a duration like 500ms, "
-			     "30s, 15m, 2h or 7d%s, got '%.64s'",
-			     min_ms > 0 ? " (above zero)" : "", raw);
+			     "30s, 15m, 2h or 7d%s, got '%.64s'", least, raw);
 		return dflt;
 	}
 	return v;

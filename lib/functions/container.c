@@ -599,8 +599,16 @@ static char *create_body(alyx__engine *e, const alyx__box_spec *s,
 		       s->network ? "bridge" : "none");
 	alyx__buf_addf(&b, ",\"Memory\":%lld,\"MemorySwap\":%lld",
 		       (long long)s->memory, (long long)s->memory);
-	alyx__buf_addf(&b, ",\"NanoCpus\":%lld",
-		       (long long)(rc->cpu_limit * 1e9));
+	{
+		/* Docker refuses more CPUs than the host has. */
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		double cpus = rc->cpu_limit;
+
+		if (ncpu > 0 && cpus > (double)ncpu)
+			cpus = (double)ncpu;
+		alyx__buf_addf(&b, ",\"NanoCpus\":%lld",
+			       (long long)(cpus * 1e9));
+	}
 	alyx__buf_addf(&b, ",\"PidsLimit\":%d",
 		       cfg->functions.container.pids_limit);
 	alyx__buf_adds(&b, ",\"ReadonlyRootfs\":true,\"Tmpfs\":{\"/tmp\":"

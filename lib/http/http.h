@@ -47,6 +47,13 @@ enum alyx__route {
 	R_AUTH_REFRESH,
 	R_AUTH_LOGOUT,
 	R_AUTH_ME,
+	R_AUTH_REQ_VERIFY,	/* /api/auth/request-verification */
+	R_AUTH_VERIFY,		/* /api/auth/verify */
+	R_AUTH_REQ_RESET,	/* /api/auth/request-password-reset */
+	R_AUTH_CONFIRM_RESET,	/* /api/auth/confirm-password-reset */
+	R_AUTH_PROVIDERS,	/* /api/auth/providers */
+	R_AUTH_OAUTH,		/* /api/auth/oauth/:provider */
+	R_AUTH_OAUTH_CB,	/* /api/auth/oauth/:provider/callback */
 	R_REALTIME,	/* /api/realtime: ws.c */
 	R_FUNCTION,		/* POST /api/functions/:name: fn-routes.c */
 	R_ADMIN_FUNCTIONS,	/* GET /api/admin/functions */
@@ -60,6 +67,10 @@ enum alyx__route {
 const char *alyx__route_label(int route);
 /* Answers the R_AUTH_* routes (auth-routes.c). */
 int alyx__h_auth(struct alyx__svc *t, struct alyx__req *r);
+struct alyx__job;
+/* Answers a finished JOB_OAUTH (auth-routes.c). */
+int alyx__h_oauth_done(struct alyx__svc *t, struct alyx__req *r,
+		       struct alyx__job *j);
 
 enum alyx__method {
 	M_GET, M_POST, M_PATCH, M_DELETE, M_PUT, M_OPTIONS, M_HEAD, M_OTHER,
@@ -94,6 +105,8 @@ void alyx__metrics_record(alyx__metrics *m, int route, int method,
 
 /* ---- write jobs ---- */
 enum alyx__job_op { JOB_CREATE, JOB_UPDATE, JOB_DELETE, JOB_BATCH,
+		   JOB_WEBHOOK,	/* outbound.c: POST body to the webhook */
+		   JOB_OAUTH,	/* outbound.c: an OAuth callback */
 		   JOB_INVOKE, JOB_INTERNAL };
 
 typedef struct alyx__job {
@@ -103,6 +116,7 @@ typedef struct alyx__job {
 	char *id;
 	char *body;
 	size_t body_len;
+	char *ip;		/* JOB_OAUTH: the client's address */
 	struct alyx__svc *owner;	/* the service thread to answer on */
 	struct alyx__req *req;		/* owner thread only; NULL: orphaned */
 	/* results (writer thread, then owner thread) */
@@ -210,6 +224,14 @@ struct alyx_server {
 	bool wquit;
 	_Atomic uint64_t wq_len;
 	_Atomic uint64_t w_batches, w_jobs, w_failed_commits;
+	/* outbound workers (outbound.c) */
+	pthread_t out_th[2];
+	int out_started;
+	pthread_mutex_t omu;
+	pthread_cond_t ocv;
+	alyx__job *oq_head, *oq_tail;
+	size_t oq_len;
+	bool oquit;
 	/* function invocations and internal API requests (fn-routes.c) */
 	struct alyx__fnq *fnq;
 
@@ -269,6 +291,16 @@ int alyx__fnq_start(struct alyx_server *s, alyx__err *err);
 /* Waits for running invocations and internal requests, stops the
  * workers (before the service threads go). */
 void alyx__fnq_stop(struct alyx_server *s);
+/* Records the handle's last error in the job (rc, message, details). */
+void alyx__job_capture(alyx *a, alyx__job *j);
+
+/* outbound.c: worker threads for requests to other servers (email
+ * webhooks, OAuth providers), so no service thread or the writer ever
+ * waits on the network. */
+int alyx__outbound_start(struct alyx_server *s, alyx__err *err);
+/* Queues a job; false when the queue is full or stopping. */
+bool alyx__outbound_push(struct alyx_server *s, alyx__job *j);
+void alyx__outbound_stop(struct alyx_server *s);
 
 /* router.c: request handling on the service thread */
 int alyx__req_begin(alyx__svc *t, struct lws *wsi, alyx__req *r,
@@ -309,6 +341,9 @@ void alyx__ws_svc_free(alyx__svc *t);
  * reply) -1 to hang up. */
 int alyx__ws_confirm(alyx__svc *t, struct lws *wsi, alyx__req *r,
 		     const char *upgrade);
+/* `"realtime":{...},` for /health/stats; the realtime metrics. */
+void alyx__ws_stats_json(struct alyx_server *s, alyx_buf *b);
+void alyx__ws_metrics_text(struct alyx_server *s, alyx_buf *b);
 
 /* reply.c */
 const char *alyx__status_text(int status);
@@ -339,5 +374,9 @@ int64_t alyx__file_size(const char *path);
 /* openapi.c: the OpenAPI 3.1 document for the current schema (cached
  * per schema text); caller frees with alyx__free. */
 int alyx__openapi(struct alyx_server *s, char **out, alyx__err *err);
+/* openapi-auth.c: adds the /api/auth/... paths, their schemas and
+ * responses, and the bearerAuth security scheme. */
+struct cJSON;
+void alyx__openapi_auth(struct cJSON *paths, struct cJSON *comp);
 
 #endif

@@ -219,6 +219,7 @@ void alyx__metrics_text(alyx_server *s, alyx_buf *b)
 		(unsigned long long)atomic_load(&s->w_failed_commits),
 		(long long)((alyx__now_ms() - s->started_ms) / 1000),
 		alyx_version_string());
+	alyx__ws_metrics_text(s, b);
 }
 
 void alyx__stats_json(alyx_server *s, alyx_buf *b)
@@ -241,11 +242,12 @@ void alyx__stats_json(alyx_server *s, alyx_buf *b)
 		atomic_load(&s->inflight), (long long)open_conns(s),
 		(unsigned long long)acc);
 	alyx__json_strz(b, alyx_db_path(s->a));
+	alyx__buf_addf(b, ",\"size_bytes\":%lld,\"wal_bytes\":%lld},",
+		       (long long)dbsz, (long long)walsz);
+	alyx__ws_stats_json(s, b);
 	alyx__buf_addf(b,
-		",\"size_bytes\":%lld,\"wal_bytes\":%lld},"
 		"\"writer\":{\"queued\":%llu,\"transactions\":%llu,"
 		"\"writes\":%llu,\"failed_commits\":%llu}}",
-		(long long)dbsz, (long long)walsz,
 		(unsigned long long)atomic_load(&s->wq_len),
 		(unsigned long long)atomic_load(&s->w_batches),
 		(unsigned long long)atomic_load(&s->w_jobs),

@@ -10,6 +10,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/config.h"
+#include "core/handle.h"
 #include "http/http.h"
 
 static cJSON *ref(const char *where, const char *name)
@@ -576,7 +578,7 @@ static void fixed_paths(cJSON *paths)
 	write_errors(r);
 }
 
-static char *build(const char *schema_json, alyx__err *err)
+static char *build(const char *schema_json, bool auth, alyx__err *err)
 {
 	cJSON *schema = cJSON_Parse(schema_json), *doc = NULL;
 	char *out = NULL;
@@ -598,6 +600,8 @@ static char *build(const char *schema_json, alyx__err *err)
 	cJSON *schemas = cJSON_AddObjectToObject(comp, "schemas");
 	components_common(comp);
 	fixed_paths(paths);
+	if (auth)
+		alyx__openapi_auth(paths, comp);
 	const cJSON *c;
 	cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(schema,
 							       "collections")) {
@@ -633,7 +637,7 @@ int alyx__openapi(alyx_server *s, char **out, alyx__err *err)
 		return alyx__err_set(err, rc, NULL, "%s", alyx_errmsg(s->a));
 	pthread_mutex_lock(&s->oa_mu);
 	if (!s->oa_schema || strcmp(s->oa_schema, schema)) {
-		char *doc = build(schema, err);
+		char *doc = build(schema, s->a->cfg->auth.enabled, err);
 		if (doc) {
 			alyx__free(s->oa_doc);
 			alyx__free(s->oa_schema);

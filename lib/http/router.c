@@ -32,6 +32,13 @@ static const char *const route_labels[R_COUNT] = {
 	[R_AUTH_REFRESH] = "/api/auth/refresh",
 	[R_AUTH_LOGOUT] = "/api/auth/logout",
 	[R_AUTH_ME] = "/api/auth/me",
+	[R_AUTH_REQ_VERIFY] = "/api/auth/request-verification",
+	[R_AUTH_VERIFY] = "/api/auth/verify",
+	[R_AUTH_REQ_RESET] = "/api/auth/request-password-reset",
+	[R_AUTH_CONFIRM_RESET] = "/api/auth/confirm-password-reset",
+	[R_AUTH_PROVIDERS] = "/api/auth/providers",
+	[R_AUTH_OAUTH] = "/api/auth/oauth/:provider",
+	[R_AUTH_OAUTH_CB] = "/api/auth/oauth/:provider/callback",
 	[R_REALTIME] = "/api/realtime",
 	[R_FUNCTION] = "/api/functions/:name",
 	[R_ADMIN_FUNCTIONS] = "/api/admin/functions",
@@ -74,6 +81,13 @@ static const unsigned route_methods[R_COUNT] = {
 	[R_AUTH_REFRESH] = B(M_POST),
 	[R_AUTH_LOGOUT] = B(M_POST),
 	[R_AUTH_ME] = B(M_GET),
+	[R_AUTH_REQ_VERIFY] = B(M_POST),
+	[R_AUTH_VERIFY] = B(M_POST),
+	[R_AUTH_REQ_RESET] = B(M_POST),
+	[R_AUTH_CONFIRM_RESET] = B(M_POST),
+	[R_AUTH_PROVIDERS] = B(M_GET),
+	[R_AUTH_OAUTH] = B(M_GET),
+	[R_AUTH_OAUTH_CB] = B(M_GET),
 	[R_REALTIME] = B(M_GET),
 	[R_FUNCTION] = B(M_POST),
 	[R_ADMIN_FUNCTIONS] = B(M_GET),
@@ -101,6 +115,11 @@ static const struct {
 	{"/api/auth/refresh", R_AUTH_REFRESH},
 	{"/api/auth/logout", R_AUTH_LOGOUT},
 	{"/api/auth/me", R_AUTH_ME},
+	{"/api/auth/request-verification", R_AUTH_REQ_VERIFY},
+	{"/api/auth/verify", R_AUTH_VERIFY},
+	{"/api/auth/request-password-reset", R_AUTH_REQ_RESET},
+	{"/api/auth/confirm-password-reset", R_AUTH_CONFIRM_RESET},
+	{"/api/auth/providers", R_AUTH_PROVIDERS},
 	{"/api/realtime", R_REALTIME},
 	{"/api/admin/functions", R_ADMIN_FUNCTIONS},
 	{"/internal/v1/db/query", R_INTERNAL_QUERY},
@@ -140,6 +159,29 @@ static int function_route(alyx__req *r)
 	return admin ? R_ADMIN_FN_LOGS : R_FUNCTION;
 }
 
+#define OAUTH_PREFIX "/api/auth/oauth/"
+
+/* /api/auth/oauth/:provider[/callback]; the provider name goes in
+ * r->coll (checked by the handler). */
+static int oauth_route(alyx__req *r, const char *rest)
+{
+	char *slash;
+
+	r->segs = alyx__strdup(rest);
+	if (!r->segs)
+		return R_NONE;
+	slash = strchr(r->segs, '/');
+	if (slash) {
+		*slash = '\0';
+		if (strcmp(slash + 1, "callback"))
+			return R_NONE;
+	}
+	if (!alyx__ident_valid(r->segs))
+		return R_NONE;
+	r->coll = r->segs;
+	return slash ? R_AUTH_OAUTH_CB : R_AUTH_OAUTH;
+}
+
 static int get_method(struct lws *wsi)
 {
 	static const struct {
@@ -170,6 +212,8 @@ static int route_of(alyx_server *s, alyx__req *r)
 			return fixed_routes[i].route;
 	if ((s->flags & ALYX_SERVER_BENCH_ROUTES) && !strcmp(p, "/bench/hello"))
 		return R_BENCH;
+	if (!strncmp(p, OAUTH_PREFIX, strlen(OAUTH_PREFIX)))
+		return oauth_route(r, p + strlen(OAUTH_PREFIX));
 	if (strncmp(p, COLL_PREFIX, strlen(COLL_PREFIX)))
 		return function_route(r);
 	r->segs = alyx__strdup(p + strlen(COLL_PREFIX));
@@ -558,6 +602,13 @@ static int dispatch(alyx__svc *t, alyx__req *r)
 	case R_AUTH_REFRESH:
 	case R_AUTH_LOGOUT:
 	case R_AUTH_ME:
+	case R_AUTH_REQ_VERIFY:
+	case R_AUTH_VERIFY:
+	case R_AUTH_REQ_RESET:
+	case R_AUTH_CONFIRM_RESET:
+	case R_AUTH_PROVIDERS:
+	case R_AUTH_OAUTH:
+	case R_AUTH_OAUTH_CB:
 		return alyx__h_auth(t, r);
 	case R_REALTIME:
 		/* A plain GET: the WebSocket handshake goes to ws.c. */
@@ -845,7 +896,9 @@ int alyx__req_writeable(alyx__svc *t, alyx__req *r)
 	if (r->state != RS_REPLY || !j)
 		return 0;
 	r->job = NULL;
-	if (j->op == JOB_INVOKE || j->op == JOB_INTERNAL) {
+	if (j->op == JOB_OAUTH) {
+		n = alyx__h_oauth_done(t, r, j);
+	} else if (j->op == JOB_INVOKE || j->op == JOB_INTERNAL) {
 		n = alyx__fn_job_reply(t, r, j);
 	} else if (j->rc != ALYX_OK) {
 		n = alyx__reply_job_error(t, r, j);

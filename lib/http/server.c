@@ -387,6 +387,8 @@ static void server_release(alyx_server *s)
 	pthread_cond_destroy(&s->wcv);
 	pthread_mutex_destroy(&s->stop_mu);
 	pthread_mutex_destroy(&s->oa_mu);
+	pthread_mutex_destroy(&s->omu);
+	pthread_cond_destroy(&s->ocv);
 	alyx__free(s);
 }
 
@@ -435,6 +437,8 @@ ALYX_API int alyx_server_start(alyx *a, const alyx_server_options *o,
 	pthread_cond_init(&s->wcv, NULL);
 	pthread_mutex_init(&s->stop_mu, NULL);
 	pthread_mutex_init(&s->oa_mu, NULL);
+	pthread_mutex_init(&s->omu, NULL);
+	pthread_cond_init(&s->ocv, NULL);
 
 	rc = load_config(s, &err);
 	if (rc == ALYX_OK)
@@ -468,6 +472,8 @@ ALYX_API int alyx_server_start(alyx *a, const alyx_server_options *o,
 		goto out;
 	rc = alyx__writer_start(s, &err);
 	if (rc == ALYX_OK)
+		rc = alyx__outbound_start(s, &err);
+	if (rc == ALYX_OK)
 		rc = alyx__fnq_start(s, &err);
 	if (rc != ALYX_OK)
 		goto out;
@@ -488,6 +494,7 @@ out:
 	if (s) {
 		alyx__fnq_stop(s);
 		join_all(s);
+		alyx__outbound_stop(s);
 		alyx__writer_stop(s);
 		alyx__ws_stop(s);
 		server_release(s);
@@ -524,8 +531,10 @@ ALYX_API int alyx_server_stop(alyx_server *s, int grace_ms)
 	}
 	if (atomic_load(&s->inflight) > 0)
 		rc = ALYX_E_TIMEOUT;
-	/* 3. the writer commits everything queued, then exits; its last
+	/* 3. the outbound workers finish their requests (each bounded);
+	 *    the writer commits everything queued, then exits; their last
 	 *    answers still reach live contexts. */
+	alyx__outbound_stop(s);
 	alyx__writer_stop(s);
 	/* 3b. function calls and their internal requests finish (each
 	 *     bounded by its function's timeout) and are answered. */

@@ -22,6 +22,7 @@ void alyx__job_free(alyx__job *j)
 	alyx__free(j->coll);
 	alyx__free(j->id);
 	alyx__free(j->body);
+	alyx__free(j->ip);
 	alyx_free(j->out);
 	alyx__free(j->err_msg);
 	alyx__free(j->err_details);
@@ -29,7 +30,7 @@ void alyx__job_free(alyx__job *j)
 	alyx__free(j);
 }
 
-static void capture_error(alyx *a, alyx__job *j)
+void alyx__job_capture(alyx *a, alyx__job *j)
 {
 	const char *m = alyx_errmsg(a), *d = alyx_errdetails(a);
 
@@ -64,7 +65,7 @@ static void run_job(alyx *a, alyx__job *j)
 		break;
 	}
 	if (j->rc != ALYX_OK)
-		capture_error(a, j);
+		alyx__job_capture(a, j);
 }
 
 /* Hands the finished jobs back, one wake-up per service thread. */
@@ -130,7 +131,7 @@ static void *writer_main(void *arg)
 			/* Could not open the transaction (database busy or
 			 * broken): every job in the batch fails. */
 			for (j = head; j; j = j->next) {
-				capture_error(a, j);
+				alyx__job_capture(a, j);
 				if (j->rc == ALYX_OK)
 					j->rc = grc;
 			}
@@ -145,7 +146,7 @@ static void *writer_main(void *arg)
 				for (j = head; j; j = j->next) {
 					alyx_free(j->out);
 					j->out = NULL;
-					capture_error(a, j);
+					alyx__job_capture(a, j);
 				}
 			}
 		}

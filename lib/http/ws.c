@@ -123,6 +123,13 @@ struct alyx__ws {
 	size_t max_msg;
 	size_t send_cap;
 	int64_t idle_ms, ping_ms, token_ms, sweep_ms;
+	struct stage *staged;	/* per service thread (dispatch thread) */
+	/* counters (any thread) */
+	_Atomic int64_t subs;		/* open subscriptions */
+	_Atomic uint64_t accepted;	/* connections upgraded */
+	_Atomic uint64_t messages;	/* frames written */
+	_Atomic uint64_t slow;		/* slow consumers closed */
+	_Atomic uint64_t dispatch_errors;
 };
 
 /* ---- connections ---- */
@@ -190,35 +197,75 @@ static int reserve(struct alyx__ws *w, wsconn *c, size_t len)
 	return atomic_exchange(&c->slow, true) ? RES_FULL : RES_FULL_FIRST;
 }
 
-/* Posts a frame to the connection's service thread (any thread). */
+/* Frames the dispatch thread collected for one service thread during
+ * one alyx_dispatch(): handed over together (one lock, one wake-up). */
+typedef struct stage {
+	wsframe *head, *tail;
+} stage;
+
+/* Stages a frame for the connection's service thread (the dispatch
+ * thread only; flush_staged() hands them over). */
 static void post(wsconn *c, wsframe *f)
 {
-	struct alyx__wsq *q = c->t->wsq;
-	bool wake;
+	stage *st = &c->t->srv->ws->staged[c->t->index];
 
 	conn_ref(c);
 	f->c = c;
-	pthread_mutex_lock(&q->mu);
-	if (q->dead) {
-		pthread_mutex_unlock(&q->mu);
+	f->next = NULL;
+	if (st->tail)
+		st->tail->next = f;
+	else
+		st->head = f;
+	st->tail = f;
+}
+
+static void drop_frames(wsframe *f)
+{
+	while (f) {
+		wsframe *next = f->next;
+		wsconn *c = f->c;
+
 		if (f->kind != FR_SLOW)
 			atomic_fetch_sub(&c->queued, f->len);
 		frame_free(f);
 		conn_unref(c);
-		return;
+		f = next;
 	}
-	wake = !q->head;
-	if (q->tail)
-		q->tail->next = f;
-	else
-		q->head = f;
-	q->tail = f;
-	if (wake) {
-		atomic_store_explicit(&q->pending, true, memory_order_release);
-		/* Under the lock: the context lives while !dead. */
-		lws_cancel_service(c->t->ctx);
+}
+
+/* Hands every staged frame to its service thread's queue. */
+static void flush_staged(struct alyx__ws *w)
+{
+	for (int i = 0; i < w->srv->nthreads; i++) {
+		stage *st = &w->staged[i];
+		alyx__svc *t = &w->srv->svcs[i];
+		struct alyx__wsq *q = t->wsq;
+		bool wake;
+
+		if (!st->head)
+			continue;
+		pthread_mutex_lock(&q->mu);
+		if (q->dead) {
+			pthread_mutex_unlock(&q->mu);
+			drop_frames(st->head);
+			st->head = st->tail = NULL;
+			continue;
+		}
+		wake = !q->head;
+		if (q->tail)
+			q->tail->next = st->head;
+		else
+			q->head = st->head;
+		q->tail = st->tail;
+		st->head = st->tail = NULL;
+		if (wake) {
+			atomic_store_explicit(&q->pending, true,
+					      memory_order_release);
+			/* Under the lock: the context lives while !dead. */
+			lws_cancel_service(t->ctx);
+		}
+		pthread_mutex_unlock(&q->mu);
 	}
-	pthread_mutex_unlock(&q->mu);
 }
 
 /* ---- messages from the broker (dispatch thread) ---- */
@@ -466,6 +513,7 @@ static ssize_t sub_find(const wsconn *c, const char *id)
 
 static void sub_end(wsconn *c, size_t i)
 {
+	atomic_fetch_sub(&c->t->srv->ws->subs, 1);
 	alyx_unsubscribe(c->subs[i].s);	/* destroy may run here */
 	c->subs[i] = c->subs[--c->n_subs];
 }
@@ -546,6 +594,7 @@ static void do_subscribe(wsconn *c, const char *rid, const cJSON *pl)
 	snprintf(c->subs[c->n_subs].id, sizeof(c->subs[0].id), "%s",
 		 alyx_sub_id(s));
 	c->n_subs++;
+	atomic_fetch_add(&w->subs, 1);
 	ws = NULL;
 	goto out;
 nomem:
@@ -783,6 +832,7 @@ static void handle_slow(wsconn *c)
 	if (c->closing || !c->wsi)
 		return;
 	atomic_store(&c->slow, true);
+	atomic_fetch_add(&c->t->srv->ws->slow, 1);
 	drop_queue(c);
 	snprintf(msg, sizeof(msg), "the client does not read its messages "
 		 "fast enough (more than %zu bytes queued): the connection "
@@ -869,6 +919,8 @@ static int on_writeable(wsconn *c, struct lws *wsi)
 			c->sq_tail = NULL;
 		atomic_fetch_sub(&c->queued, f->len);
 		frame_free(f);
+		atomic_fetch_add_explicit(&c->t->srv->ws->messages, 1,
+					  memory_order_relaxed);
 		if (lws_send_pipe_choked(wsi))
 			break;
 	}
@@ -944,6 +996,7 @@ static int on_established(alyx__svc *t, struct lws *wsi, wsconn **slot)
 	q->conns = c;
 	*slot = c;
 	atomic_fetch_add(&w->conns, 1);
+	atomic_fetch_add(&w->accepted, 1);
 	alyx__buf_init(&b, 0);
 	reply_head(&b, NULL, "connected");
 	alyx__buf_adds(&b, ",\"payload\":{\"client_id\":");
@@ -1284,13 +1337,62 @@ void alyx__ws_svc_free(alyx__svc *t)
 	t->wsq = NULL;
 }
 
+/* ---- figures (/health/stats, /metrics) ---- */
+
+void alyx__ws_stats_json(alyx_server *s, alyx_buf *b)
+{
+	struct alyx__ws *w = s->ws;
+
+	if (!w)
+		return;
+	alyx__buf_addf(b, "\"realtime\":{\"connections\":%d,"
+		       "\"accepted\":%llu,\"subscriptions\":%lld,"
+		       "\"messages\":%llu,\"slow_consumers\":%llu,"
+		       "\"dispatch_errors\":%llu},",
+		       atomic_load(&w->conns),
+		       (unsigned long long)atomic_load(&w->accepted),
+		       (long long)atomic_load(&w->subs),
+		       (unsigned long long)atomic_load(&w->messages),
+		       (unsigned long long)atomic_load(&w->slow),
+		       (unsigned long long)atomic_load(&w->dispatch_errors));
+}
+
+void alyx__ws_metrics_text(alyx_server *s, alyx_buf *b)
+{
+	struct alyx__ws *w = s->ws;
+
+	if (!w)
+		return;
+	alyx__buf_addf(b,
+		"# HELP alyx_realtime_connections Open realtime WebSocket "
+		"connections.\n"
+		"# TYPE alyx_realtime_connections gauge\n"
+		"alyx_realtime_connections %d\n"
+		"# HELP alyx_realtime_subscriptions Open live queries of "
+		"WebSocket clients.\n"
+		"# TYPE alyx_realtime_subscriptions gauge\n"
+		"alyx_realtime_subscriptions %lld\n"
+		"# HELP alyx_realtime_messages_total Messages written to "
+		"realtime clients.\n"
+		"# TYPE alyx_realtime_messages_total counter\n"
+		"alyx_realtime_messages_total %llu\n"
+		"# HELP alyx_realtime_slow_consumers_total Connections closed "
+		"as slow consumers.\n"
+		"# TYPE alyx_realtime_slow_consumers_total counter\n"
+		"alyx_realtime_slow_consumers_total %llu\n",
+		atomic_load(&w->conns), (long long)atomic_load(&w->subs),
+		(unsigned long long)atomic_load(&w->messages),
+		(unsigned long long)atomic_load(&w->slow));
+}
+
 /* ---- the dispatch thread ---- */
 
 static void *dispatch_main(void *arg)
 {
 	struct alyx__ws *w = arg;
 	alyx *a = w->srv->a;
-	int fd = alyx_get_fd(a);
+	int fd = alyx_get_fd(a), rc;
+	bool failing = false;
 
 	while (!atomic_load(&w->quit)) {
 		struct pollfd p[2] = {{.fd = fd, .events = POLLIN},
@@ -1306,11 +1408,31 @@ static void *dispatch_main(void *arg)
 		}
 		if (atomic_load(&w->quit))
 			break;
-		alyx_dispatch(a);
+		rc = alyx_dispatch(a);
+		flush_staged(w);
+		if (rc == ALYX_OK) {
+			failing = false;
+			continue;
+		}
+		/* Retried by the next pass; said once per failure streak. */
+		atomic_fetch_add(&w->dispatch_errors, 1);
+		if (!failing) {
+			alyx_buf b;
+
+			failing = true;
+			alyx__buf_init(&b, 0);
+			alyx__log_begin(w->srv, &b, "error",
+					"realtime dispatch failed");
+			alyx__log_kv(w->srv, &b, "error", alyx_errmsg(a));
+			alyx__log_end(w->srv, &b);
+			alyx__srv_log(w->srv, NULL, ALYX_LOG_ERROR, &b);
+			alyx__buf_free(&b);
+		}
 	}
 	/* Last messages of subscriptions ended meanwhile; their frames are
 	 * dropped (the contexts are gone), their destroys run. */
 	alyx_dispatch(a);
+	flush_staged(w);
 	return NULL;
 }
 
@@ -1353,6 +1475,9 @@ int alyx__ws_start(alyx_server *s, alyx__err *err)
 				     strerror(errno));
 	}
 	s->ws = w;
+	w->staged = alyx__calloc((size_t)s->nthreads, sizeof(*w->staged));
+	if (!w->staged)
+		return alyx__err_set(err, ALYX_E_NOMEM, NULL, "out of memory");
 	if (alyx_get_fd(s->a) < 0)
 		return alyx__err_set(err, alyx_errcode(s->a), NULL,
 				     "realtime: %s", alyx_errmsg(s->a));
@@ -1380,6 +1505,7 @@ void alyx__ws_stop(alyx_server *s)
 		w->started = false;
 	}
 	close(w->efd);
+	alyx__free(w->staged);
 	alyx__free(w);
 	s->ws = NULL;
 }

@@ -1,5 +1,8 @@
-"""alyx auth create-admin."""
-from conftest import BADINPUT, CONFLICT, USAGE, fails, ok, sql
+"""alyx auth create-admin and reset-password."""
+import hashlib
+import urllib.parse
+
+from conftest import BADINPUT, CONFLICT, NOTFOUND, USAGE, fails, ok, sql
 
 PW = "Admin-Pass-42\n"
 
@@ -49,3 +52,48 @@ def test_create_admin_refuses_bad_input(blog_db):
     fails(USAGE, None, "auth", "create-admin", cwd=blog_db)
     assert sql(blog_db / "data" / "alyx.db",
                "SELECT count(*) FROM _alyx_users") == [(0,)]
+
+
+def test_reset_password_prints_a_one_time_link(blog_db):
+    ok("auth", "create-admin", "Root@Example.com", "--password-stdin",
+       cwd=blog_db, input=PW)
+    res = ok("auth", "reset-password", "ROOT@example.com", cwd=blog_db)
+    link = res.out.strip()
+    assert "\n" not in link
+    u = urllib.parse.urlsplit(link)
+    assert u.path == "/reset-password"      # auth.email.reset_url default
+    token = urllib.parse.parse_qs(u.query)["token"][0]
+    assert len(token) == 43
+    assert "root@example.com" in res.err and "valid until" in res.err
+    db = blog_db / "data" / "alyx.db"
+    # Stored only as its SHA-256, with the account and an expiry.
+    rows = sql(db, "SELECT token_hash, kind, user_id FROM _alyx_auth_tokens")
+    uid = sql(db, "SELECT id FROM _alyx_users")[0][0]
+    assert rows == [(hashlib.sha256(token.encode()).hexdigest(), "reset",
+                     uid)]
+    # A newer link replaces the older one; --json gives the details.
+    out = ok("--json", "auth", "reset-password", "root@example.com",
+             cwd=blog_db).json()
+    assert out["email"] == "root@example.com"
+    assert out["link"].startswith("/reset-password?token=")
+    assert out["expires_at"].endswith("Z")
+    assert len(sql(db, "SELECT 1 FROM _alyx_auth_tokens")) == 1
+    # The link goes where alyx.yaml says.
+    cfg = blog_db / "alyx.yaml"
+    cfg.write_text(cfg.read_text() + "  email:\n    reset_url: "
+                   "https://app.example.com/reset?x=1\n")
+    link = ok("auth", "reset-password", "root@example.com",
+              cwd=blog_db).out.strip()
+    assert link.startswith("https://app.example.com/reset?x=1&token=")
+
+
+def test_reset_password_errors(blog_db):
+    fails(NOTFOUND, "NOT_FOUND", "auth", "reset-password",
+          "nobody@example.com", cwd=blog_db)
+    fails(BADINPUT, "VALIDATION_ERROR", "auth", "reset-password",
+          "not-an-email", cwd=blog_db)
+    fails(USAGE, None, "auth", "reset-password", cwd=blog_db)
+    fails(USAGE, None, "auth", "reset-password", "a@example.com",
+          "--password-stdin", cwd=blog_db)
+    assert sql(blog_db / "data" / "alyx.db",
+               "SELECT count(*) FROM _alyx_auth_tokens") == [(0,)]

@@ -215,3 +215,26 @@ def test_serve_refuses_without_a_jwt_secret(blog_db):
                 env={"JWT_SECRET": ""})
     assert "auth.jwt.secret" in res.err
     assert not (blog_db / "data" / "jwt-secret").exists()
+
+
+def test_dev_logs_auth_links(blog):
+    """In dev mode, with no webhook, a password reset link goes to the
+    log; the answer is the same as for an unknown email."""
+    proc, port, _ = start(blog)
+    try:
+        st, body = post(port, "/api/auth/register",
+                        {"email": "linky@example.com",
+                         "password": "password1"})
+        assert st == 201, body
+        st, a = post(port, "/api/auth/request-password-reset",
+                     {"email": "linky@example.com"})
+        st2, b = post(port, "/api/auth/request-password-reset",
+                      {"email": "ghost@example.com"})
+        assert st == st2 == 202 and a == b
+    finally:
+        _, err = stop(proc)
+    lines = [l for l in err.splitlines() if "auth link" in l]
+    assert len(lines) == 1, err
+    assert "type=password_reset" in lines[0]
+    assert "email=linky@example.com" in lines[0]
+    assert 'link="/reset-password?token=' in lines[0]

@@ -332,5 +332,8 @@ def test_refuses_to_start_without_a_jwt_secret(tmp_path):
         st, _, _ = s.json("GET", "/api/auth/me",
                           headers={"Authorization": "Bearer x.y.z"})
         assert st == 401
+        st, _, doc = s.json("GET", "/api/openapi.json")
+        assert st == 200
+        assert not any(p.startswith("/api/auth") for p in doc["paths"])
     finally:
         assert s.stop() == 0

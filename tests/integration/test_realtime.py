@@ -509,9 +509,24 @@ def test_abrupt_disconnects(srv):
     ws = connect(srv)
     v = View(subscribe(ws, "y", "items", filter={"owner": {"$eq": "abrupt"}}))
     assert len(v.docs) == 5
-    ws.close()
     st, _, b = srv.json("GET", "/health/stats", headers=srv.admin_headers())
     assert st == 200
+    rt = b["realtime"]
+    assert rt["connections"] >= 1 and rt["subscriptions"] >= 1
+    assert rt["accepted"] >= 31 and rt["messages"] >= 31
+    st, _, text = srv.request("GET", "/metrics")
+    assert st == 200 and b"alyx_realtime_connections " in text
+    assert b"alyx_realtime_slow_consumers_total " in text
+    ws.close()
+    # The connections that went away took their subscriptions along.
+    deadline = time.time() + 5 * SLOW
+    while True:
+        st, _, b = srv.json("GET", "/health/stats",
+                            headers=srv.admin_headers())
+        if b["realtime"]["subscriptions"] == 0 or time.time() > deadline:
+            break
+        time.sleep(0.05)
+    assert b["realtime"]["subscriptions"] == 0, b["realtime"]
 
 
 def test_subscribe_unsubscribe_cycles(srv):
@@ -1095,10 +1110,12 @@ class ModelClient:
         return True, None
 
 
-def test_random_model_over_websocket(tmp_path):
+@pytest.mark.parametrize("loop", ["poll", "ev"])
+def test_random_model_over_websocket(tmp_path, loop):
     seed = int(os.environ.get("ALYX_RT_SEED", "4242"))
     rnd = random.Random(seed)
-    s = start(tmp_path, config=AUTH_CONFIG % "15m")
+    s = start(tmp_path, config=AUTH_CONFIG % "15m",
+              args=["--loop", loop, "--threads", "2"])
     try:
         tok, uid = register(s, "model@example.com")
         item_ids = [str(uuid.UUID(int=rnd.getrandbits(128), version=4))

@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include <jwt.h>
+#include <openssl/evp.h>
 
 #include "../../api/api-util.h"
 #include "auth/auth.h"
@@ -20,7 +21,8 @@ static const char cfg_yaml[] =
 	"    access_ttl: 15m\n    refresh_ttl: %s\n"
 	"  password:\n    min_length: 8\n    require_uppercase: true\n"
 	"    require_number: true\n"
-	"  rate_limit:\n    login: %s\n    register: %s\n";
+	"  rate_limit:\n    login: %s\n    register: %s\n"
+	"    password_reset: 1000/hour\n";
 
 /* A project with the given refresh_ttl and rates; the blog schema is
  * applied when `blog`.  Hashing runs at a low cost (tests only). */
@@ -960,6 +962,468 @@ TEST(allocation_failures)
 	free(b);
 	free(r);
 	free(acc);
+	alyx_close(a);
+	remove_project(dir);
+}
+
+/* ---- one-time tokens, verification, reset, OAuth state ---- */
+
+TEST(b64url_vectors)
+{
+	char out[16];
+
+	ASSERT_EQ(alyx__b64url((const unsigned char *)"", 0, out), 0);
+	ASSERT_STR_EQ(out, "");
+	alyx__b64url((const unsigned char *)"f", 1, out);
+	ASSERT_STR_EQ(out, "Zg");
+	alyx__b64url((const unsigned char *)"fo", 2, out);
+	ASSERT_STR_EQ(out, "Zm8");
+	alyx__b64url((const unsigned char *)"foo", 3, out);
+	ASSERT_STR_EQ(out, "Zm9v");
+	alyx__b64url((const unsigned char *)"\xfb\xff", 2, out);
+	ASSERT_STR_EQ(out, "-_8");
+}
+
+/* Runs f inside a write transaction on a's writer. */
+static int in_tx(alyx *a, int (*f)(alyx *, void *), void *arg)
+{
+	alyx__err err = {0};
+	alyx__wtx t = {0};
+	int rc = alyx__auth_tables(a, &err);
+
+	if (rc == ALYX_OK)
+		rc = alyx__wtx_begin(a, &t, &err);
+	if (rc != ALYX_OK)
+		return rc;
+	rc = f(a, arg);
+	alyx__wtx_end(&t, rc == ALYX_OK || rc == ALYX_E_NOTFOUND, &err);
+	alyx__err_clear(&err);
+	return rc;
+}
+
+struct otok_args {
+	const char *kind, *uid, *data;
+	int64_t ttl;
+	char tok[44];
+	char *got_uid, *got_data;
+};
+
+static int do_new(alyx *a, void *p)
+{
+	struct otok_args *o = p;
+	alyx__err err = {0};
+	int rc = alyx__otok_new(a, o->kind, o->uid, o->data, o->ttl, o->tok,
+				NULL, &err);
+
+	alyx__err_clear(&err);
+	return rc;
+}
+
+static int do_take(alyx *a, void *p)
+{
+	struct otok_args *o = p;
+	alyx__err err = {0};
+	int rc = alyx__otok_take(a, o->kind, o->tok, &o->got_uid,
+				 &o->got_data, &err);
+
+	alyx__err_clear(&err);
+	return rc;
+}
+
+static int count_rows(alyx *a, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	int n = -1;
+
+	if (sqlite3_prepare_v2(a->wdb, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+TEST(one_time_token_store)
+{
+	char *dir, hash[65], sql[200];
+	alyx *a = open_default(&dir, false);
+	struct otok_args o = {.kind = "reset", .uid = "u1", .data = "d1",
+			      .ttl = 60000};
+
+	ASSERT_OK(in_tx(a, do_new, &o));
+	ASSERT_EQ(strlen(o.tok), 43);
+	/* Only the hash is stored. */
+	alyx__sha256_hex(o.tok, strlen(o.tok), hash);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM _alyx_auth_tokens "
+		 "WHERE token_hash='%s' AND kind='reset'", hash);
+	ASSERT_EQ(count_rows(a, sql), 1);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM _alyx_auth_tokens "
+		 "WHERE token_hash='%s'", o.tok);
+	ASSERT_EQ(count_rows(a, sql), 0);
+	/* Another kind does not take it. */
+	o.kind = "verify";
+	ASSERT_EQ(in_tx(a, do_take, &o), ALYX_E_NOTFOUND);
+	ASSERT(o.got_uid == NULL);
+	o.kind = "reset";
+	ASSERT_OK(in_tx(a, do_take, &o));
+	ASSERT_STR_EQ(o.got_uid, "u1");
+	ASSERT_STR_EQ(o.got_data, "d1");
+	alyx__free(o.got_uid);
+	alyx__free(o.got_data);
+	/* Single use. */
+	ASSERT_EQ(in_tx(a, do_take, &o), ALYX_E_NOTFOUND);
+	/* A NULL user and data read back as "". */
+	o.uid = o.data = NULL;
+	ASSERT_OK(in_tx(a, do_new, &o));
+	ASSERT_OK(in_tx(a, do_take, &o));
+	ASSERT_STR_EQ(o.got_uid, "");
+	alyx__free(o.got_uid);
+	alyx__free(o.got_data);
+	/* Expired: never taken, and swept by the next new token. */
+	o.ttl = 1;
+	ASSERT_OK(in_tx(a, do_new, &o));
+	{
+		struct timespec ts = {0, 5 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	ASSERT_EQ(in_tx(a, do_take, &o), ALYX_E_NOTFOUND);
+	ASSERT_EQ(count_rows(a, "SELECT count(*) FROM _alyx_auth_tokens"), 1);
+	o.ttl = 60000;
+	ASSERT_OK(in_tx(a, do_new, &o));
+	ASSERT_EQ(count_rows(a, "SELECT count(*) FROM _alyx_auth_tokens"), 1);
+	/* Garbage and oversized tokens are simply unknown. */
+	snprintf(o.tok, sizeof(o.tok), "%s", "not-a-token");
+	ASSERT_EQ(in_tx(a, do_take, &o), ALYX_E_NOTFOUND);
+	alyx_close(a);
+	remove_project(dir);
+}
+
+static const char users_verified_schema[] =
+	"version: 1\ncollections:\n  users:\n    fields:\n"
+	"      id: {type: uuid, primary: true, default: auto}\n"
+	"      email: {type: string}\n"
+	"      name: {type: string, nullable: true}\n"
+	"      verified: {type: bool, default: false}\n";
+
+/* The token of a link (the part after "token="), strdup'd. */
+static char *link_token(const alyx__link *l)
+{
+	const char *t = strstr(l->link, "token=");
+
+	ASSERT(t != NULL);
+	return strdup(t + 6);
+}
+
+static alyx__link *request(alyx *a, bool reset, const char *email)
+{
+	char body[200];
+	alyx__link *l = NULL;
+
+	snprintf(body, sizeof(body), "{\"email\":\"%s\"}", email);
+	ASSERT_OK(alyx__auth_request_link(a, reset, body, (size_t)-1, "1.2.3.4",
+					  &l));
+	return l;
+}
+
+TEST(email_verification_and_password_reset)
+{
+	char *dir, *out = NULL, *tok, *r, body[300];
+	alyx *a = open_default(&dir, false);
+	alyx__link *l;
+
+	ASSERT_OK(alyx_apply_schema(a, users_verified_schema, (size_t)-1,
+				    NULL, 0, NULL));
+	out = reg(a, "ver@x.io", NULL);
+	r = jstr(out, "refresh_token", NULL);
+	alyx_free(out);
+	/* Unknown emails: no link, same answer. */
+	ASSERT(request(a, false, "nobody@x.io") == NULL);
+	ASSERT_OK(alyx_auth_request_verification(a, "{\"email\":"
+		  "\"nobody@x.io\"}", (size_t)-1));
+	ASSERT_EQ(alyx_auth_request_verification(a, "{\"email\":\"x\"}",
+						 (size_t)-1),
+		  ALYX_E_VALIDATION);
+	l = request(a, false, "VER@x.io");
+	ASSERT(l != NULL);
+	ASSERT_STR_EQ(l->type, "email_verification");
+	ASSERT_STR_EQ(l->email, "ver@x.io");
+	ASSERT(strncmp(l->link, "/verify-email?token=", 20) == 0);
+	ASSERT_CONTAINS(l->payload, "\"type\":\"email_verification\"");
+	tok = link_token(l);
+	ASSERT_CONTAINS(l->payload, tok);
+	alyx__link_free(l);
+	snprintf(body, sizeof(body), "{\"token\":\"%s\"}", tok);
+	ASSERT_OK(alyx_auth_verify(a, body, (size_t)-1, &out));
+	ASSERT_CONTAINS(out, "\"verified\":true");
+	alyx_free(out);
+	ASSERT_EQ(count_rows(a, "SELECT count(*) FROM users WHERE "
+			     "verified=1"), 1);
+	ASSERT_EQ(alyx_auth_verify(a, body, (size_t)-1, &out),
+		  ALYX_E_VALIDATION);
+	ASSERT_CONTAINS(alyx_errdetails(a), "\"code\":\"invalid\"");
+	free(tok);
+	/* Verified already: no new link. */
+	ASSERT(request(a, false, "ver@x.io") == NULL);
+
+	/* Reset: policy first (the token survives a refused password). */
+	l = request(a, true, "ver@x.io");
+	tok = link_token(l);
+	alyx__link_free(l);
+	snprintf(body, sizeof(body), "{\"token\":\"%s\",\"password\":\"weak\"}",
+		 tok);
+	ASSERT_EQ(alyx_auth_confirm_password_reset(a, body, (size_t)-1),
+		  ALYX_E_VALIDATION);
+	snprintf(body, sizeof(body), "{\"token\":\"%s\",\"password\":"
+		 "\"New-Pass-123\"}", tok);
+	ASSERT_OK(alyx_auth_confirm_password_reset(a, body, (size_t)-1));
+	ASSERT_EQ(alyx_auth_confirm_password_reset(a, body, (size_t)-1),
+		  ALYX_E_VALIDATION);
+	free(tok);
+	ASSERT_EQ(login(a, "ver@x.io", GOOD_PW, &out), ALYX_E_UNAUTHORIZED);
+	ASSERT_OK(login(a, "ver@x.io", "New-Pass-123", &out));
+	alyx_free(out);
+	/* The old session is gone. */
+	tok = refresh_body(r);
+	ASSERT_EQ(alyx_auth_refresh(a, tok, (size_t)-1, &out),
+		  ALYX_E_UNAUTHORIZED);
+	free(tok);
+	free(r);
+	/* The trusted link for the CLI. */
+	ASSERT_OK(alyx_auth_reset_link(a, "Ver@X.io", &out));
+	ASSERT_CONTAINS(out, "\"link\":\"/reset-password?token=");
+	alyx_free(out);
+	ASSERT_EQ(alyx_auth_reset_link(a, "no@x.io", &out), ALYX_E_NOTFOUND);
+	ASSERT_EQ(alyx_auth_reset_link(a, "bad", &out), ALYX_E_VALIDATION);
+	alyx_close(a);
+	remove_project(dir);
+}
+
+TEST(password_reset_rate_limit)
+{
+	char *dir = make_project(0), path[600];
+	alyx__link *l = NULL;
+	alyx *a = NULL;
+
+	snprintf(path, sizeof(path), "%s/alyx.yaml", dir);
+	spit(path, "database:\n  path: data/alyx.db\nauth:\n  jwt:\n"
+	     "    secret: \"" SECRET "\"\n");
+	ASSERT_OK(alyx_open(dir, ALYX_OPEN_CREATE, &a));
+
+	/* The default 3/hour per address (and per email). */
+	for (int i = 0; i < 3; i++) {
+		char body[64];
+
+		snprintf(body, sizeof(body), "{\"email\":\"r%d@x.io\"}", i);
+		ASSERT_OK(alyx__auth_request_link(a, true, body, (size_t)-1,
+						  "9.9.9.9", &l));
+	}
+	ASSERT_EQ(alyx__auth_request_link(a, true, "{\"email\":\"r9@x.io\"}",
+					  (size_t)-1, "9.9.9.9", &l),
+		  ALYX_E_RATELIMIT);
+	ASSERT_CONTAINS(alyx_errdetails(a), "retry_after");
+	/* Per email through the C API. */
+	for (int i = 0; i < 3; i++)
+		ASSERT_OK(alyx_auth_request_password_reset(
+			a, "{\"email\":\"same@x.io\"}", (size_t)-1));
+	ASSERT_EQ(alyx_auth_request_password_reset(
+			  a, "{\"email\":\"same@x.io\"}", (size_t)-1),
+		  ALYX_E_RATELIMIT);
+	alyx_close(a);
+	remove_project(dir);
+}
+
+static int read_state(alyx *a, void *p)
+{
+	struct otok_args *o = p;
+	sqlite3_stmt *st = NULL;
+	char hash[65];
+
+	alyx__sha256_hex(o->tok, strlen(o->tok), hash);
+	if (sqlite3_prepare_v2(a->wdb, "SELECT data FROM _alyx_auth_tokens "
+			       "WHERE token_hash=? AND kind='oauth'", -1, &st,
+			       NULL) != SQLITE_OK)
+		return ALYX_E_INTERNAL;
+	sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		o->got_data = strdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return o->got_data ? ALYX_OK : ALYX_E_NOTFOUND;
+}
+
+TEST(oauth_state_and_pkce)
+{
+	char *dir = make_project(0), path[600], *out = NULL, *url, *state;
+	char *verifier, expect[64], want[80];
+	unsigned char md[32];
+	struct otok_args o = {0};
+	alyx *a = NULL;
+
+	alyx__auth_set_cost(1, 64);
+	snprintf(path, sizeof(path), "%s/alyx.yaml", dir);
+	spit(path, "database:\n  path: data/alyx.db\nauth:\n  jwt:\n"
+	     "    secret: \"" SECRET "\"\n  oauth:\n    state_ttl: 1s\n"
+	     "    github: {client_id: cid, client_secret: csec, auth_url: "
+	     "'https://gh.test/authorize?x=1'}\n");
+	ASSERT_OK(alyx_open(dir, ALYX_OPEN_CREATE, &a));
+	ASSERT_OK(alyx_auth_providers(a, &out));
+	ASSERT_STR_EQ(out, "{\"providers\":[{\"name\":\"github\",\"url\":"
+		      "\"/api/auth/oauth/github\"}]}");
+	alyx_free(out);
+	ASSERT_EQ(alyx_auth_oauth_start(a, "google", "https://x/cb", &out),
+		  ALYX_E_NOTFOUND);
+	ASSERT_EQ(alyx_auth_oauth_start(a, "github", NULL, &out),
+		  ALYX_E_MISUSE);
+	ASSERT_OK(alyx_auth_oauth_start(a, "github", "https://api.x/cb?a=b",
+					&out));
+	url = jstr(out, "url", NULL);
+	state = jstr(out, "state", NULL);
+	alyx_free(out);
+	{
+		static const char pre[] =
+			"https://gh.test/authorize?x=1&response_type=code"
+			"&client_id=cid&redirect_uri=https%3A%2F%2Fapi.x%2Fcb"
+			"%3Fa%3Db&scope=user%3Aemail&state=";
+
+		if (strncmp(url, pre, strlen(pre)) != 0)
+			TH_FAIL("url: %s", url);
+	}
+	ASSERT_CONTAINS(url, "&code_challenge_method=S256");
+	/* The challenge is the S256 of the verifier kept server-side. */
+	snprintf(o.tok, sizeof(o.tok), "%s", state);
+	ASSERT_OK(in_tx(a, read_state, &o));
+	ASSERT_CONTAINS(o.got_data, "\"provider\":\"github\"");
+	ASSERT_CONTAINS(o.got_data, "\"redirect_uri\":\"https://api.x/cb?a=b\"");
+	verifier = jstr(o.got_data, "verifier", NULL);
+	ASSERT_EQ(strlen(verifier), 43);
+	ASSERT(strstr(url, verifier) == NULL);
+	EVP_Digest(verifier, strlen(verifier), md, NULL, EVP_sha256(), NULL);
+	alyx__b64url(md, 32, expect);
+	snprintf(want, sizeof(want), "code_challenge=%s&", expect);
+	ASSERT_CONTAINS(url, want);
+	free(o.got_data);
+	/* A forged state fails before any network request; a spent one
+	 * too; an expired one too. */
+	ASSERT_EQ(alyx_auth_oauth_callback(a, "github", "code", "forged", &out),
+		  ALYX_E_UNAUTHORIZED);
+	ASSERT_CONTAINS(alyx_errdetails(a), "\"reason\":\"state\"");
+	o.kind = "oauth";
+	ASSERT_OK(in_tx(a, do_take, &o));
+	alyx__free(o.got_uid);
+	alyx__free(o.got_data);
+	ASSERT_EQ(alyx_auth_oauth_callback(a, "github", "code", state, &out),
+		  ALYX_E_UNAUTHORIZED);
+	ASSERT_EQ(alyx_auth_oauth_callback(a, "nope", "code", state, &out),
+		  ALYX_E_NOTFOUND);
+	free(url);
+	free(state);
+	free(verifier);
+	ASSERT_OK(alyx_auth_oauth_start(a, "github", "https://api.x/cb", &out));
+	state = jstr(out, "state", NULL);
+	alyx_free(out);
+	{
+		struct timespec ts = {1, 100 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	ASSERT_EQ(alyx_auth_oauth_callback(a, "github", "code", state, &out),
+		  ALYX_E_UNAUTHORIZED);
+	free(state);
+	/* At most 10000 sign-ins in progress (anyone may start one). */
+	ASSERT_EQ(sqlite3_exec(a->wdb, "WITH RECURSIVE n(i) AS (SELECT 1 "
+			       "UNION ALL SELECT i + 1 FROM n WHERE i < 10000) "
+			       "INSERT INTO _alyx_auth_tokens(token_hash, kind, "
+			       "expires_at) SELECT 'h' || i, 'oauth', "
+			       "9000000000000 FROM n", NULL, NULL, NULL),
+		  SQLITE_OK);
+	ASSERT_EQ(alyx_auth_oauth_start(a, "github", "https://api.x/cb", &out),
+		  ALYX_E_UNAVAILABLE);
+	ASSERT_CONTAINS(alyx_errmsg(a), "too many sign-ins");
+	ASSERT_EQ(sqlite3_exec(a->wdb, "DELETE FROM _alyx_auth_tokens WHERE "
+			       "token_hash = 'h1'", NULL, NULL, NULL),
+		  SQLITE_OK);
+	ASSERT_OK(alyx_auth_oauth_start(a, "github", "https://api.x/cb", &out));
+	alyx_free(out);
+	alyx_close(a);
+	remove_project(dir);
+}
+
+/* Every allocation failure in the link and OAuth-state paths is NOMEM
+ * (never a crash, leak or a wrong error), and the store stays usable. */
+TEST(link_allocation_failures)
+{
+	char *dir, *out = NULL, *tok, body[300];
+	alyx *a = open_default(&dir, false);
+	alyx__link *l = NULL;
+	int n, rc, ok = 0;
+
+	ASSERT_OK(alyx_apply_schema(a, users_verified_schema, (size_t)-1,
+				    NULL, 0, NULL));
+	out = reg(a, "oom@x.io", NULL);
+	alyx_free(out);
+	for (n = 1; n < 300; n++) {
+		alyx__fail_alloc_after(n);
+		rc = alyx__auth_request_link(a, true, "{\"email\":\"oom@x.io\"}",
+					     (size_t)-1, NULL, &l);
+		alyx__fail_alloc_after(0);
+		if (rc != ALYX_OK && rc != ALYX_E_NOMEM)
+			TH_FAIL("request n=%d: %s %s", n, alyx_errname(rc),
+				alyx_errmsg(a));
+		if (rc != ALYX_OK) {
+			ASSERT(l == NULL);
+			continue;
+		}
+		ASSERT(l != NULL);
+		tok = link_token(l);
+		alyx__link_free(l);
+		l = NULL;
+		snprintf(body, sizeof(body), "{\"token\":\"%s\",\"password\":"
+			 "\"New-Pass-123\"}", tok);
+		free(tok);
+		alyx__fail_alloc_after(n);
+		rc = alyx_auth_confirm_password_reset(a, body, (size_t)-1);
+		alyx__fail_alloc_after(0);
+		if (rc != ALYX_OK && rc != ALYX_E_NOMEM)
+			TH_FAIL("confirm n=%d: %s %s", n, alyx_errname(rc),
+				alyx_errmsg(a));
+		ok += rc == ALYX_OK;
+		alyx__fail_alloc_after(n);
+		rc = alyx_auth_oauth_start(a, "github", "https://x/cb", &out);
+		alyx__fail_alloc_after(0);
+		ASSERT(rc == ALYX_E_NOTFOUND || rc == ALYX_E_NOMEM);
+		alyx__fail_alloc_after(n);
+		rc = alyx_auth_reset_link(a, "oom@x.io", &out);
+		alyx__fail_alloc_after(0);
+		ASSERT(rc == ALYX_OK || rc == ALYX_E_NOMEM);
+		ASSERT((rc == ALYX_OK) == (out != NULL));
+		alyx_free(out);
+		out = NULL;
+	}
+	ASSERT(ok > 0);
+	l = request(a, true, "oom@x.io");
+	ASSERT(l != NULL);
+	alyx__link_free(l);
+	alyx_close(a);
+	remove_project(dir);
+}
+
+TEST(auth_turned_off)
+{
+	char *dir = make_project(0), path[600], *out = NULL;
+	alyx_ctx *ctx = NULL;
+	alyx *a = NULL;
+
+	snprintf(path, sizeof(path), "%s/alyx.yaml", dir);
+	spit(path, "database:\n  path: data/alyx.db\nauth:\n  enabled: false\n"
+	     "  jwt:\n    secret: \"" SECRET "\"\n");
+	ASSERT_OK(alyx_open(dir, ALYX_OPEN_CREATE, &a));
+	ASSERT_EQ(alyx_auth_register(a, "{\"email\":\"s@x.io\",\"password\":\""
+				     GOOD_PW "\"}", (size_t)-1, &out),
+		  ALYX_E_NOTFOUND);
+	ASSERT_CONTAINS(alyx_errmsg(a), "turned off");
+	ASSERT_EQ(alyx_auth_providers(a, &out), ALYX_E_NOTFOUND);
+	ASSERT_EQ(alyx_auth_request_password_reset(a, "{\"email\":\"s@x.io\"}",
+						   (size_t)-1),
+		  ALYX_E_NOTFOUND);
+	ASSERT_EQ(alyx_ctx_from_token(a, "Bearer a.b.c", &ctx),
+		  ALYX_E_UNAUTHORIZED);
 	alyx_close(a);
 	remove_project(dir);
 }

@@ -128,6 +128,12 @@ static void check_defaults(const alyx__config *c)
 	ASSERT_EQ(c->functions.python.exec_timeout_ms, 30000);
 	ASSERT_EQ(c->functions.node.memory_limit, 256 << 20);
 	ASSERT(c->functions.node.cpu_limit == 1.0);
+	ASSERT_STR_EQ(c->functions.container_socket, "/var/run/docker.sock");
+	ASSERT_EQ(c->functions.container.pids_limit, 128);
+	ASSERT_EQ(c->functions.container.start_timeout_ms, 30000);
+	ASSERT_STR_EQ(c->functions.container.user, "");
+	ASSERT_STR_EQ(c->functions.node.image, "alyx-node:local");
+	ASSERT_STR_EQ(c->functions.python.image, "alyx-python:local");
 	ASSERT_EQ(c->realtime.poll_interval_ms, 50);
 	ASSERT(c->dev.watch && c->dev.admin_ui);
 	ASSERT_STR_EQ(c->log.level, "info");
@@ -214,7 +220,11 @@ TEST(every_section)
 		"functions:\n"
 		"  runner: container\n  sandbox: none\n  dir: fns\n"
 		"  node: {min_warm: 0, max_instances: 3, idle_timeout: 2m, "
-		"exec_timeout: 5s, memory_limit: 512mb, cpu_limit: 0.5}\n"
+		"exec_timeout: 5s, memory_limit: 512mb, cpu_limit: 0.5, "
+		"image: my/node:20}\n"
+		"  container_socket: /run/podman.sock\n"
+		"  container: {pids_limit: 64, start_timeout: 5s, "
+		"user: '65534:65534'}\n"
 		"realtime: {poll_interval_ms: 20, max_connections: 5, "
 		"max_subscriptions: 7, snapshot_limit: 9, change_retention: "
 		"1h}\n"
@@ -271,6 +281,12 @@ TEST(every_section)
 	ASSERT_EQ(c->functions.node.exec_timeout_ms, 5000);
 	ASSERT_EQ(c->functions.node.memory_limit, 512LL << 20);
 	ASSERT(c->functions.node.cpu_limit == 0.5);
+	ASSERT_STR_EQ(c->functions.node.image, "my/node:20");
+	ASSERT_STR_EQ(c->functions.python.image, "alyx-python:local");
+	ASSERT_STR_EQ(c->functions.container_socket, "/run/podman.sock");
+	ASSERT_EQ(c->functions.container.pids_limit, 64);
+	ASSERT_EQ(c->functions.container.start_timeout_ms, 5000);
+	ASSERT_STR_EQ(c->functions.container.user, "65534:65534");
 	ASSERT_EQ(c->functions.python.max_instances, 10);
 	ASSERT_EQ(c->realtime.poll_interval_ms, 20);
 	ASSERT_EQ(c->realtime.change_retention_ms, 3600000);
@@ -375,6 +391,12 @@ TEST(err_bad_values)
 		   "auth.rate_limit.login: expected a rate like 5/minute");
 	expect_err("functions:\n  runner: docker\n", ALYX_E_CONFIG, 2, 11,
 		   "expected one of process, container, got 'docker'");
+	expect_err("functions:\n  container: {pids_limit: 2}\n", ALYX_E_CONFIG,
+		   2, 27, "functions.container.pids_limit");
+	expect_err("functions:\n  container: {start_timeout: 1ms}\n",
+		   ALYX_E_CONFIG, 2, 30, "functions.container.start_timeout: "
+		   "expected a duration like 500ms, 30s, 15m, 2h or 7d (at "
+		   "least 100 ms)");
 	expect_err("log: {level: loud}\n", ALYX_E_CONFIG, 1, 14,
 		   "log.level: expected one of info, debug, warn, error");
 	expect_err("dev: {watch: maybe}\n", ALYX_E_CONFIG, 1, 14,
