@@ -472,6 +472,8 @@ static const char *engine_socket(void)
 		dup2(dn, 1);
 		dup2(dn, 2);
 		snprintf(cmd, sizeof(cmd), "unix://%s", sock);
+		if (chdir("/tmp") != 0)
+			_exit(126);
 		execlp("podman", "podman", "--runtime", "runc", "system",
 		       "service", "--time=0", cmd, (char *)NULL);
 		_exit(127);

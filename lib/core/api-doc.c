@@ -98,16 +98,68 @@ static int do_delete(alyx *a, const alyx__caller *k,
 	return rc;
 }
 
-/* Creates or updates (id != NULL) one document from JSON text. */
-static int write_one(alyx *a, const alyx_ctx *ctx, const char *collection,
-		     const char *id, const char *json, size_t len, char **out)
+void alyx__write_free(alyx__prepared *p)
+{
+	if (p->row) {
+		alyx__row_free(p->row);
+		alyx__free(p->row);
+	}
+	cJSON_Delete(p->body);
+	alyx__snap_put(p->snap);
+	memset(p, 0, sizeof(*p));
+}
+
+int alyx__write_prepare(alyx *a, const alyx_ctx *ctx, const char *collection,
+			bool update, const char *json, size_t len,
+			alyx__prepared *p)
 {
 	alyx__err err = {0};
 	alyx__caller k;
-	alyx__snap *snap = NULL;
-	const alyx__collection *c;
-	cJSON *body = NULL;
-	alyx__row row = {0};
+	int rc;
+
+	memset(p, 0, sizeof(*p));
+	p->update = update;
+	rc = alyx__caller_init(&k, ctx, &err);
+	if (rc == ALYX_OK)
+		rc = alyx__enter(a, &err);
+	if (rc != ALYX_OK)
+		goto out;
+	p->snap = alyx__snap_get(a);
+	rc = alyx__coll_find(p->snap, collection, &p->c, &err);
+	if (rc == ALYX_OK)
+		rc = alyx__json_parse(a, json, len, "json", &p->body, &err);
+	if (rc == ALYX_OK)
+		rc = alyx__access_body(&k, p->c, p->body, &err);
+	if (rc == ALYX_OK && !(p->row = alyx__calloc(1, sizeof(*p->row))))
+		rc = alyx__err_set(&err, ALYX_E_NOMEM, NULL, "out of memory");
+	if (rc == ALYX_OK)
+		rc = alyx__doc_prepare(p->c, p->body,
+				       update ? ALYX_DOC_UPDATE
+					      : ALYX_DOC_CREATE,
+				       p->row, &err);
+out:
+	if (rc != ALYX_OK)
+		alyx__write_free(p);
+	alyx__caller_free(&k);
+	return alyx__finish(a, &err);
+}
+
+/* True if `s` is still the handle's schema snapshot. */
+static bool snap_current(alyx *a, const alyx__snap *s)
+{
+	alyx__snap *now = alyx__snap_get(a);
+	bool same = now == s;
+
+	alyx__snap_put(now);
+	return same;
+}
+
+int alyx__write_run(alyx *a, const alyx_ctx *ctx, alyx__prepared *p,
+		    const char *collection, const char *id, const char *json,
+		    size_t len, char **out)
+{
+	alyx__err err = {0};
+	alyx__caller k;
 	alyx__wtx t = {0};
 	alyx_buf b;
 	int rc;
@@ -118,38 +170,60 @@ static int write_one(alyx *a, const alyx_ctx *ctx, const char *collection,
 		rc = check_out(out, &err);
 	if (rc == ALYX_OK)
 		rc = alyx__enter(a, &err);
-	if (rc == ALYX_OK && id)
+	if (rc == ALYX_OK && p->update)
 		rc = check_id(id, &err);
-	if (rc != ALYX_OK)
-		goto out;
-	snap = alyx__snap_get(a);
-	rc = alyx__coll_find(snap, collection, &c, &err);
-	if (rc == ALYX_OK)
-		rc = alyx__json_parse(a, json, len, "json", &body, &err);
-	if (rc == ALYX_OK)
-		rc = alyx__access_body(&k, c, body, &err);
-	/* Validate before taking the writer: a bad document costs no lock. */
-	if (rc == ALYX_OK)
-		rc = alyx__doc_prepare(c, body,
-				       id ? ALYX_DOC_UPDATE : ALYX_DOC_CREATE,
-				       &row, &err);
+	if (rc == ALYX_OK && (!p->row || !snap_current(a, p->snap))) {
+		/* The schema changed since the document was checked (or it
+		 * never was): check it again against the new one. */
+		alyx__write_free(p);
+		rc = alyx__write_prepare(a, ctx, collection, id != NULL, json,
+					 len, p);
+		if (rc != ALYX_OK) {
+			/* reported by prepare */
+			alyx__buf_free(&b);
+			alyx__caller_free(&k);
+			return rc;
+		}
+	}
 	if (rc == ALYX_OK)
 		rc = alyx__wtx_begin(a, &t, &err);
 	if (rc != ALYX_OK)
 		goto out;
-	rc = guarded_write(a, &k, c, id, body, &row, &b, &err);
+	rc = guarded_write(a, &k, p->c, id, p->body, p->row, &b, &err);
 	rc = alyx__wtx_end(&t, rc == ALYX_OK, &err);
 	if (rc == ALYX_OK && b.err)
 		rc = alyx__err_set(&err, b.err, NULL, "document too large");
 	if (rc == ALYX_OK)
 		*out = alyx__buf_take(&b);
 out:
-	alyx__row_free(&row);
-	cJSON_Delete(body);
-	alyx__snap_put(snap);
 	alyx__buf_free(&b);
 	alyx__caller_free(&k);
 	return alyx__finish(a, &err);
+}
+
+/* Creates or updates (id != NULL) one document from JSON text: validated
+ * before taking the writer, so a bad document costs no lock. */
+static int write_one(alyx *a, const alyx_ctx *ctx, const char *collection,
+		     const char *id, const char *json, size_t len, char **out)
+{
+	alyx__prepared p;
+	alyx__err err = {0};
+	int rc;
+
+	rc = check_out(out, &err);
+	if (rc == ALYX_OK)
+		rc = alyx__enter(a, &err);
+	if (rc == ALYX_OK && id)
+		rc = check_id(id, &err);
+	if (rc != ALYX_OK)
+		return alyx__finish(a, &err);
+	rc = alyx__write_prepare(a, ctx, collection, id != NULL, json, len,
+				 &p);
+	if (rc == ALYX_OK)
+		rc = alyx__write_run(a, ctx, &p, collection, id, json, len,
+				     out);
+	alyx__write_free(&p);
+	return rc;
 }
 
 ALYX_API int alyx_doc_create(alyx *a, const alyx_ctx *ctx,

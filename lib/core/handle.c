@@ -17,6 +17,9 @@
 struct alyx__reader {
 	sqlite3 *db;
 	alyx__qcache *qc;
+	/* BEGIN and ROLLBACK of read passes, prepared once (finalized with
+	 * the connection): a pass per loop pass of a service thread */
+	sqlite3_stmt *begin, *rollback;
 	struct alyx__reader *next_idle;
 	struct alyx__reader *next_all;
 };
@@ -184,10 +187,28 @@ static int reader_take(alyx *a, struct alyx__reader **out, alyx__err *err)
 	return ALYX_OK;
 }
 
+/* Runs the reader's kept statement `sql` (prepared on first use). */
+static int reader_step(struct alyx__reader *r, sqlite3_stmt **st,
+		       const char *sql)
+{
+	int rc = SQLITE_OK;
+
+	if (!*st)
+		rc = sqlite3_prepare_v3(r->db, sql, -1,
+					SQLITE_PREPARE_PERSISTENT, st, NULL);
+	if (rc == SQLITE_OK) {
+		rc = sqlite3_step(*st);
+		sqlite3_reset(*st);
+	}
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
 static void reader_give(alyx *a, struct alyx__reader *r)
 {
 	/* A read that failed half-way must not leave a snapshot open. */
-	alyx__tx_rollback(r->db);
+	if (!sqlite3_get_autocommit(r->db) &&
+	    reader_step(r, &r->rollback, "ROLLBACK") != SQLITE_OK)
+		alyx__tx_rollback(r->db);
 	pthread_mutex_lock(&a->rmu);
 	r->next_idle = a->idle;
 	a->idle = r;
@@ -258,7 +279,11 @@ int alyx__read_pass_begin(alyx *a)
 	}
 	rc = reader_take(a, &tl_pass.r, &err);
 	if (rc == ALYX_OK) {
-		rc = alyx__tx_begin(tl_pass.r->db, false, &err);
+		int src = reader_step(tl_pass.r, &tl_pass.r->begin, "BEGIN");
+
+		if (src != SQLITE_OK)
+			rc = alyx__conn_err(tl_pass.r->db, src, "database",
+					    &err);
 		if (rc != ALYX_OK) {
 			reader_give(a, tl_pass.r);
 			tl_pass.r = NULL;

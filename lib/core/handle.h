@@ -117,6 +117,34 @@ int alyx__group_close(alyx *a, bool ok, alyx__err *err);
 bool alyx__group_held(const alyx *a);
 
 /*
+ * A create or update validated ahead of its write, so the HTTP server's
+ * service threads parse and check documents and the one writer thread
+ * only writes them.  alyx__write_prepare parses the JSON and validates it
+ * against the current schema (defaults and generated ids included) and
+ * the caller's access to the body's fields, keeping that schema snapshot;
+ * a failure is reported like any public call's.  alyx__write_run checks
+ * the rules and writes it (in the caller's group or its own transaction)
+ * and sets *out like alyx_doc_create/update; if the schema changed in
+ * between, it validates `json` again against the new one.  Both take the
+ * same caller context as alyx_doc_create (NULL: the system).
+ * alyx__write_free releases what prepare kept (also after run).
+ */
+typedef struct alyx__prepared {
+	struct alyx__snap *snap;
+	const struct alyx__collection *c;
+	struct alyx__row *row;
+	cJSON *body;		/* the parsed JSON (rules see it) */
+	bool update;
+} alyx__prepared;
+int alyx__write_prepare(alyx *a, const alyx_ctx *ctx, const char *collection,
+			bool update, const char *json, size_t len,
+			alyx__prepared *p);
+int alyx__write_run(alyx *a, const alyx_ctx *ctx, alyx__prepared *p,
+		    const char *collection, const char *id, const char *json,
+		    size_t len, char **out);
+void alyx__write_free(alyx__prepared *p);
+
+/*
  * Read passes: begin takes a reader connection for this thread and opens
  * one read transaction that every read of this thread on `a` uses until
  * end (snapshot at most one pass stale).  Outside a pass each read takes a

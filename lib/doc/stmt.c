@@ -253,9 +253,7 @@ static void write_row(alyx_buf *b, const alyx__collection *c,
 			continue;
 		if (col)
 			alyx__buf_addc(b, ',');
-		alyx__buf_addc(b, '"');
-		alyx__buf_adds(b, f->name);
-		alyx__buf_add(b, "\":", 2);
+		alyx__json_key(b, f->name);
 		alyx__value_write_column(b, f, st, col++);
 	}
 	alyx__buf_addc(b, '}');

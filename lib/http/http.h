@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include <libwebsockets.h>
+#include <sqlite3.h>
 
 #include "util/util.h"
 
@@ -116,6 +117,9 @@ typedef struct alyx__job {
 	char *id;
 	char *body;
 	size_t body_len;
+	/* create/update: parsed and validated by the service thread
+	 * (alyx__write_prepare), so the writer only writes */
+	struct alyx__prepared *prep;
 	char *ip;		/* JOB_OAUTH: the client's address */
 	struct alyx__svc *owner;	/* the service thread to answer on */
 	struct alyx__req *req;		/* owner thread only; NULL: orphaned */
@@ -234,6 +238,17 @@ struct alyx_server {
 	bool oquit;
 	/* function invocations and internal API requests (fn-routes.c) */
 	struct alyx__fnq *fnq;
+	/* checkpointer thread (writer.c): WAL checkpoints off the writer */
+	pthread_t ckpt;
+	bool ckpt_started;
+	pthread_mutex_t ckpt_mu;
+	pthread_cond_t ckpt_cv;
+	bool ckpt_quit;		/* under ckpt_mu */
+	bool ckpt_due;		/* under ckpt_mu */
+	_Atomic bool ckpt_busy;		/* a round is asked for or running */
+	_Atomic int ckpt_backfilled;	/* WAL frames its last round copied */
+	sqlite3 *ckpt_db;
+	_Atomic uint64_t w_checkpoints;
 
 	_Atomic bool stopping;
 	_Atomic int inflight;

@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "auth/auth.h"
+#include "core/handle.h"
 #include "http/http.h"
 
 static const char *const route_labels[R_COUNT] = {
@@ -258,8 +259,21 @@ static void set_request_id(alyx__svc *t, alyx__req *r)
 				"x-request-id:", 13) == n &&
 	    rid_ok(r->rid, (size_t)n))
 		return;
-	snprintf(r->rid, sizeof(r->rid), "%s-%06llx", t->rid_prefix,
-		 (unsigned long long)++t->rid_seq);
+	/* "<16 hex prefix>-<sequence in at least 6 hex digits>" */
+	static const char hex[] = "0123456789abcdef";
+	char tmp[16], *q = tmp + sizeof(tmp);
+	uint64_t seq = ++t->rid_seq;
+	size_t plen = strlen(t->rid_prefix), dlen;
+
+	do {
+		*--q = hex[seq & 15];
+		seq >>= 4;
+	} while (seq || tmp + sizeof(tmp) - q < 6);
+	dlen = (size_t)(tmp + sizeof(tmp) - q);
+	memcpy(r->rid, t->rid_prefix, plen);
+	r->rid[plen] = '-';
+	memcpy(r->rid + plen + 1, q, dlen);
+	r->rid[plen + 1 + dlen] = '\0';
 }
 
 static bool origin_allowed(alyx_server *s, const char *o)
@@ -568,6 +582,24 @@ static int queue_write(alyx__svc *t, alyx__req *r)
 		alyx__job_free(j);
 		return alyx__reply_error(t, r, 500, "OUT_OF_MEMORY",
 					 "out of memory", NULL);
+	}
+	if (j->op == JOB_CREATE || j->op == JOB_UPDATE) {
+		/* Parse and validate here: the writer only writes, and a bad
+		 * document is answered without reaching it. */
+		j->prep = alyx__malloc(sizeof(*j->prep));
+		if (!j->prep) {
+			alyx__job_free(j);
+			return alyx__reply_error(t, r, 500, "OUT_OF_MEMORY",
+						 "out of memory", NULL);
+		}
+		if (alyx__write_prepare(s->a, j->ctx, j->coll,
+					j->op == JOB_UPDATE, j->body,
+					j->body_len, j->prep) != ALYX_OK) {
+			alyx__free(j->prep);
+			j->prep = NULL;
+			alyx__job_free(j);
+			return alyx__reply_core_error(t, r);
+		}
 	}
 	j->owner = t;
 	j->req = r;

@@ -385,6 +385,8 @@ static void server_release(alyx_server *s)
 	alyx__free(s->oa_doc);
 	pthread_mutex_destroy(&s->wmu);
 	pthread_cond_destroy(&s->wcv);
+	pthread_mutex_destroy(&s->ckpt_mu);
+	pthread_cond_destroy(&s->ckpt_cv);
 	pthread_mutex_destroy(&s->stop_mu);
 	pthread_mutex_destroy(&s->oa_mu);
 	pthread_mutex_destroy(&s->omu);
@@ -435,6 +437,8 @@ ALYX_API int alyx_server_start(alyx *a, const alyx_server_options *o,
 	s->started_ms = alyx__now_ms();
 	pthread_mutex_init(&s->wmu, NULL);
 	pthread_cond_init(&s->wcv, NULL);
+	pthread_mutex_init(&s->ckpt_mu, NULL);
+	pthread_cond_init(&s->ckpt_cv, NULL);
 	pthread_mutex_init(&s->stop_mu, NULL);
 	pthread_mutex_init(&s->oa_mu, NULL);
 	pthread_mutex_init(&s->omu, NULL);

@@ -337,8 +337,7 @@ static void doc_write(alyx_buf *b, const alyx__collection *c, const sel *s,
 		if (!first)
 			alyx__buf_addc(b, ',');
 		first = false;
-		alyx__json_strz(b, c->fields[i].name);
-		alyx__buf_addc(b, ':');
+		alyx__json_key(b, c->fields[i].name);
 		alyx__value_write_column(b, &c->fields[i], st, s->col[i]);
 	}
 	if (close)

@@ -32,7 +32,7 @@ void alyx__buf_reset(alyx_buf *b)
 		b->data[0] = '\0';
 }
 
-static bool grow(alyx_buf *b, size_t extra)
+bool alyx__buf_grow(alyx_buf *b, size_t extra)
 {
 	size_t need, ncap;
 	char *p;
@@ -59,38 +59,23 @@ static bool grow(alyx_buf *b, size_t extra)
 	return true;
 }
 
-void alyx__buf_add(alyx_buf *b, const void *p, size_t n)
-{
-	if (!grow(b, n))
-		return;
-	if (n)
-		memcpy(b->data + b->len, p, n);
-	b->len += n;
-	b->data[b->len] = '\0';
-}
-
-void alyx__buf_adds(alyx_buf *b, const char *s)
-{
-	alyx__buf_add(b, s, strlen(s));
-}
-
-void alyx__buf_addc(alyx_buf *b, char c)
-{
-	if (!grow(b, 1))
-		return;
-	b->data[b->len++] = c;
-	b->data[b->len] = '\0';
-}
-
 void alyx__buf_vaddf(alyx_buf *b, const char *fmt, va_list ap)
 {
+	size_t room = !b->err && b->data ? b->cap - b->len : 0;
 	va_list cp;
 	int n;
 
+	/* Straight into the free space; measure and grow only if short. */
 	va_copy(cp, ap);
-	n = vsnprintf(NULL, 0, fmt, cp);
+	n = vsnprintf(room ? b->data + b->len : NULL, room, fmt, cp);
 	va_end(cp);
-	if (n < 0 || !grow(b, (size_t)n))
+	if (n >= 0 && alyx__buf_room(b, (size_t)n)) {
+		b->len += (size_t)n;
+		return;
+	}
+	if (room)
+		b->data[b->len] = '\0';	/* undo a truncated write */
+	if (n < 0 || !alyx__buf_grow(b, (size_t)n))
 		return;
 	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
 	b->len += (size_t)n;
@@ -114,7 +99,7 @@ char *alyx__buf_take(alyx_buf *b)
 		b->err = ALYX_OK;
 		return NULL;
 	}
-	if (!b->data && !grow(b, 0))
+	if (!b->data && !alyx__buf_grow(b, 0))
 		return NULL;
 	d = b->data;
 	b->data = NULL;
@@ -245,7 +230,7 @@ void alyx__json_str(alyx_buf *b, const char *s, size_t n)
 	size_t i = 0, start, k;
 
 	/* The common case (nothing to escape) then needs no further growth. */
-	if (!grow(b, n + 2))
+	if (!alyx__buf_grow(b, n + 2))
 		return;
 	b->data[b->len++] = '"';
 	while (i < n) {
@@ -282,6 +267,23 @@ void alyx__json_strz(alyx_buf *b, const char *s)
 		alyx__buf_add(b, "null", 4);
 	else
 		alyx__json_str(b, s, strlen(s));
+}
+
+void alyx__json_key(alyx_buf *b, const char *ident)
+{
+	size_t n = strlen(ident);
+	char *p;
+
+	if (!alyx__buf_room(b, n + 3) && !alyx__buf_grow(b, n + 3))
+		return;
+	p = b->data + b->len;
+	*p++ = '"';
+	memcpy(p, ident, n);
+	p += n;
+	*p++ = '"';
+	*p++ = ':';
+	*p = '\0';
+	b->len += n + 3;
 }
 
 void alyx__json_i64(alyx_buf *b, int64_t v)

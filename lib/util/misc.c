@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,19 +18,61 @@ bool alyx__random(void *p, size_t n)
 	return RAND_bytes(p, (int)n) == 1;
 }
 
-void alyx__uuid_v4(char out[37])
+/*
+ * Random bytes for document ids (alyx__uuid_v4_pooled; secrets such as
+ * session ids keep calling the CSPRNG directly), drawn 512 bytes at a
+ * time per thread (one RAND_bytes call per 32 ids: each call costs about as much
+ * as the rest of an id).  A forked child drops the parent's unused bytes
+ * (pthread_atfork runs in the one thread the child has), so the two
+ * processes never hand out the same id.
+ */
+#define ID_POOL 512
+static _Thread_local struct {
+	unsigned char b[ID_POOL];
+	size_t used;	/* 0 on a new thread: refill */
+	bool full;
+} id_pool;
+static pthread_once_t id_pool_once = PTHREAD_ONCE_INIT;
+
+static void id_pool_drop(void)
+{
+	explicit_bzero(&id_pool, sizeof(id_pool));
+}
+
+static void id_pool_init(void)
+{
+	pthread_atfork(NULL, NULL, id_pool_drop);
+}
+
+static bool id_random(unsigned char r[16])
+{
+	pthread_once(&id_pool_once, id_pool_init);
+	if (!id_pool.full || id_pool.used + 16 > ID_POOL) {
+		id_pool.full = false;
+		if (!alyx__random(id_pool.b, ID_POOL))
+			return false;
+		id_pool.full = true;
+		id_pool.used = 0;
+	}
+	memcpy(r, id_pool.b + id_pool.used, 16);
+	/* Used bytes never stay in memory. */
+	explicit_bzero(id_pool.b + id_pool.used, 16);
+	id_pool.used += 16;
+	return true;
+}
+
+static void uuid_format(unsigned char r[16], bool ok, char out[37])
 {
 	static const char hex[] = "0123456789abcdef";
-	unsigned char r[16];
 	int i, j = 0;
 
-	if (!alyx__random(r, sizeof(r))) {
+	if (!ok) {
 		/* RAND_bytes only fails if the CSPRNG cannot seed; fall back
 		 * to the kernel directly rather than produce a weak id. */
 		int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
 
-		if (fd < 0 || read(fd, r, sizeof(r)) != (ssize_t)sizeof(r))
-			memset(r, 0, sizeof(r));
+		if (fd < 0 || read(fd, r, 16) != 16)
+			memset(r, 0, 16);
 		if (fd >= 0)
 			close(fd);
 	}
@@ -42,6 +85,20 @@ void alyx__uuid_v4(char out[37])
 		out[j++] = hex[r[i] & 15];
 	}
 	out[j] = '\0';
+}
+
+void alyx__uuid_v4(char out[37])
+{
+	unsigned char r[16];
+
+	uuid_format(r, alyx__random(r, sizeof(r)), out);
+}
+
+void alyx__uuid_v4_pooled(char out[37])
+{
+	unsigned char r[16];
+
+	uuid_format(r, id_random(r), out);
 }
 
 bool alyx__uuid_valid(const char *s, size_t n)
@@ -330,13 +387,18 @@ bool alyx__ident_valid(const char *s)
 
 void alyx__sql_ident(alyx_buf *b, const char *name)
 {
-	const char *p;
+	const char *p = name;
+	size_t n;
 
 	alyx__buf_addc(b, '"');
-	for (p = name; *p; p++) {
-		if (*p == '"')
-			alyx__buf_addc(b, '"');
-		alyx__buf_addc(b, *p);
+	for (;;) {
+		/* Runs up to a '"' (doubled) in one append each. */
+		n = strcspn(p, "\"");
+		alyx__buf_add(b, p, n);
+		if (!p[n])
+			break;
+		alyx__buf_add(b, "\"\"", 2);
+		p += n + 1;
 	}
 	alyx__buf_addc(b, '"');
 }

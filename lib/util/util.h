@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "alyx.h"
 
@@ -49,9 +50,39 @@ typedef struct alyx_buf {
 void alyx__buf_init(alyx_buf *b, size_t max);
 void alyx__buf_free(alyx_buf *b);
 void alyx__buf_reset(alyx_buf *b);	/* len = 0, keeps memory and err=OK */
-void alyx__buf_add(alyx_buf *b, const void *p, size_t n);
-void alyx__buf_adds(alyx_buf *b, const char *s);
-void alyx__buf_addc(alyx_buf *b, char c);
+/* Makes room for `extra` more bytes (and the NUL); false (and b->err set)
+ * past the cap or out of memory. */
+bool alyx__buf_grow(alyx_buf *b, size_t extra);
+
+/* Appending is inline: a capacity check, a copy and the NUL; only growth
+ * (or a full buffer) takes the call. */
+static inline bool alyx__buf_room(const alyx_buf *b, size_t n)
+{
+	return !b->err && n < b->cap - b->len && n <= b->max - b->len;
+}
+
+static inline void alyx__buf_add(alyx_buf *b, const void *p, size_t n)
+{
+	if (!alyx__buf_room(b, n) && !alyx__buf_grow(b, n))
+		return;
+	if (n)
+		memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+}
+
+static inline void alyx__buf_adds(alyx_buf *b, const char *s)
+{
+	alyx__buf_add(b, s, strlen(s));
+}
+
+static inline void alyx__buf_addc(alyx_buf *b, char c)
+{
+	if (!alyx__buf_room(b, 1) && !alyx__buf_grow(b, 1))
+		return;
+	b->data[b->len++] = c;
+	b->data[b->len] = '\0';
+}
 void alyx__buf_addf(alyx_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void alyx__buf_vaddf(alyx_buf *b, const char *fmt, va_list ap);
@@ -64,6 +95,9 @@ char *alyx__buf_take(alyx_buf *b);
  * sequences are replaced by U+FFFD. */
 void alyx__json_str(alyx_buf *b, const char *s, size_t n);
 void alyx__json_strz(alyx_buf *b, const char *s);	/* NULL -> null */
+/* `"name":` for an object key that is a schema identifier
+ * (alyx__ident_valid: nothing to escape), in one append. */
+void alyx__json_key(alyx_buf *b, const char *ident);
 void alyx__json_i64(alyx_buf *b, int64_t v);
 /* Shortest text that round-trips; NaN/Inf (not JSON) become null. */
 void alyx__json_f64(alyx_buf *b, double v);
@@ -117,6 +151,9 @@ bool alyx__parse_iso8601(const char *s, size_t n, int64_t *ms);
 /* ---- ids, hashes, encodings ---- */
 /* A random RFC 4122 version-4 UUID in lower-case text (37 bytes). */
 void alyx__uuid_v4(char out[37]);
+/* The same from a per-thread pool of CSPRNG bytes (cheaper; for document
+ * ids, not for secrets). */
+void alyx__uuid_v4_pooled(char out[37]);
 bool alyx__uuid_valid(const char *s, size_t n);
 /* Random bytes from OpenSSL; false on failure. */
 bool alyx__random(void *p, size_t n);

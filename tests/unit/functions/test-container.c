@@ -828,6 +828,10 @@ static bool podman_start(void)
 			dup2(fd, 2);
 		}
 		snprintf(cmd, sizeof(cmd), "unix://%s", sock);
+		/* conmon writes an "oom" file into its working directory
+		 * when a container is killed for memory. */
+		if (chdir("/tmp") != 0)
+			_exit(126);
 		execlp("podman", "podman", "--runtime", "runc", "system",
 		       "service", "--time=0", cmd, (char *)NULL);
 		_exit(127);

@@ -743,9 +743,35 @@ TEST(sql_create_table_text)
 			"\"posts\" (\"slug\");\n");
 	ASSERT_CONTAINS(ix, "CREATE INDEX IF NOT EXISTS "
 			"\"idx_posts_published_date\" ON \"posts\" "
-			"(\"published\" DESC, \"published_at\" DESC);\n");
+			"(\"published\" DESC, \"published_at\" DESC, "
+			"\"id\");\n");
 	alyx__free(t);
 	alyx__free(t2);
+	alyx__free(ix);
+	alyx__schema_free(s);
+}
+
+TEST(sql_composite_indexes_end_with_the_key)
+{
+	alyx__schema *s = parse_ok(
+		"collections:\n  d:\n    fields:\n"
+		"      k: {type: string, primary: true}\n"
+		"      a: {type: string}\n"
+		"      b: {type: int, index: true}\n"
+		"    indexes:\n"
+		"      - {name: ix_ab, fields: [a, b], order: desc}\n"
+		"      - {name: ix_u, fields: [a, b], unique: true}\n"
+		"      - {name: ix_ka, fields: [k, a]}\n");
+	char *ix = alyx__sql_create_indexes(&s->colls[0]);
+
+	/* Ties break by the key: a not-unique composite index ends with
+	 * it; unique ones, single-field ones and those that hold the key
+	 * already keep exactly their fields. */
+	ASSERT_CONTAINS(ix, "\"ix_ab\" ON \"d\" (\"a\" DESC, \"b\" DESC, "
+			"\"k\");\n");
+	ASSERT_CONTAINS(ix, "\"ix_u\" ON \"d\" (\"a\", \"b\");\n");
+	ASSERT_CONTAINS(ix, "\"ix_ka\" ON \"d\" (\"k\", \"a\");\n");
+	ASSERT_CONTAINS(ix, "\"idx_d_b\" ON \"d\" (\"b\");\n");
 	alyx__free(ix);
 	alyx__schema_free(s);
 }
