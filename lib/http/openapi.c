@@ -297,6 +297,7 @@ static void read_responses(cJSON *o, const char *desc, cJSON *schema)
 
 	add_ok(r, "200", desc, schema);
 	add_response(r, "400", "BadRequest");
+	add_response(r, "401", "Unauthorized");
 	add_response(r, "404", "NotFound");
 	add_response(r, "500", "InternalError");
 }
@@ -304,6 +305,8 @@ static void read_responses(cJSON *o, const char *desc, cJSON *schema)
 static void write_errors(cJSON *resp)
 {
 	add_response(resp, "400", "BadRequest");
+	add_response(resp, "401", "Unauthorized");
+	add_response(resp, "403", "Forbidden");
 	add_response(resp, "404", "NotFound");
 	add_response(resp, "409", "Conflict");
 	add_response(resp, "413", "TooLarge");
@@ -390,6 +393,8 @@ static void coll_paths(cJSON *paths, const char *name, const cJSON *coll)
 	o = op(b, "delete", ids[4], name, sums[4]);
 	r = cJSON_AddObjectToObject(o, "responses");
 	add_ok(r, "204", "Deleted.", NULL);
+	add_response(r, "401", "Unauthorized");
+	add_response(r, "403", "Forbidden");
 	add_response(r, "404", "NotFound");
 	add_response(r, "409", "Conflict");
 	add_response(r, "500", "InternalError");
@@ -485,7 +490,12 @@ static void components_common(cJSON *comp)
 	} resp[] = {
 		{"BadRequest", "Bad query or body (INVALID_QUERY, "
 			       "INVALID_JSON, BAD_REQUEST)."},
-		{"NotFound", "Unknown collection, document or route."},
+		{"Unauthorized", "A bad, expired or forged Bearer token "
+				 "(never treated as anonymous)."},
+		{"Forbidden", "The collection's rule (or, without one, the "
+			      "caller not being an admin) denies the write."},
+		{"NotFound", "Unknown collection, document or route, or a "
+			     "document the read rule hides."},
 		{"Conflict", "Unique or foreign-key conflict."},
 		{"TooLarge", "The request body exceeds the server's limit."},
 		{"UnsupportedMediaType", "The body is not application/json."},
@@ -496,6 +506,13 @@ static void components_common(cJSON *comp)
 		{"Unavailable", "The server is shutting down or the database "
 				"is busy."},
 	};
+	/* Data routes take an optional Bearer access token (anonymous
+	 * without one); the collection rules decide (docs/rules.md). */
+	cJSON *sec = cJSON_AddObjectToObject(comp, "securitySchemes");
+	cJSON *bearer = cJSON_AddObjectToObject(sec, "bearerAuth");
+	cJSON_AddStringToObject(bearer, "type", "http");
+	cJSON_AddStringToObject(bearer, "scheme", "bearer");
+	cJSON_AddStringToObject(bearer, "bearerFormat", "JWT");
 	cJSON *responses = cJSON_AddObjectToObject(comp, "responses");
 	for (size_t i = 0; i < ALYX_ARRAY_LEN(resp); i++) {
 		cJSON *r = cJSON_AddObjectToObject(responses, resp[i].name);
@@ -595,6 +612,12 @@ static char *build(const char *schema_json, bool auth, alyx__err *err)
 	cJSON_AddStringToObject(info, "version", alyx_version_string());
 	cJSON_AddStringToObject(info, "description",
 		"Generated from the project's applied schema.");
+	/* Every operation: anonymous ({}) or a Bearer token. */
+	cJSON *security = cJSON_AddArrayToObject(doc, "security");
+	cJSON_AddItemToArray(security, cJSON_CreateObject());
+	cJSON *bsec = cJSON_CreateObject();
+	cJSON_AddItemToObject(bsec, "bearerAuth", cJSON_CreateArray());
+	cJSON_AddItemToArray(security, bsec);
 	cJSON *paths = cJSON_AddObjectToObject(doc, "paths");
 	cJSON *comp = cJSON_AddObjectToObject(doc, "components");
 	cJSON *schemas = cJSON_AddObjectToObject(comp, "schemas");

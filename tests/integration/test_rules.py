@@ -402,3 +402,19 @@ def test_request_variable_over_http(tmp_path):
             == "internal"
     finally:
         assert s.stop() == 0
+
+
+def test_openapi_describes_tokens_and_denials(blog):
+    st, _, doc = blog["s"].json("GET", "/api/openapi.json")
+    assert st == 200
+    assert doc["components"]["securitySchemes"]["bearerAuth"] == {
+        "type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    assert {} in doc["security"] and {"bearerAuth": []} in doc["security"]
+    posts = doc["paths"]["/api/collections/posts"]
+    assert "401" in posts["get"]["responses"]
+    assert {"401", "403"} <= set(posts["post"]["responses"])
+    one = doc["paths"]["/api/collections/posts/{id}"]
+    assert {"401", "403", "404"} <= set(one["patch"]["responses"])
+    assert {"401", "403", "404"} <= set(one["delete"]["responses"])
+    for name in ("Unauthorized", "Forbidden"):
+        assert name in doc["components"]["responses"]
