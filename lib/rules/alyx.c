@@ -16,6 +16,8 @@ static const char *const rule_vars[] = {"auth", "doc", "request"};
 static bool collect_used(alyx__rule *r, const cel_node *n,
 			 const cel_node *parent)
 {
+	if (n->kind == N_VAR && n->slot == ALYX_RULE_VAR_REQUEST)
+		r->uses_request = true;
 	if (n->kind == N_VAR && n->slot == ALYX_RULE_VAR_DOC) {
 		if (!parent || (parent->kind != N_SELECT &&
 				parent->kind != N_HAS)) {

@@ -141,9 +141,11 @@ struct alyx__rule {
 	rule_field *used;	/* type -1 = untyped */
 	size_t n_used;
 	bool doc_whole;
+	bool uses_request;	/* the rule reads `request` */
 	/* Push-down translations already made, by collection and auth, for
-	 * calls without a request (sql.c): a signed-in user's requests
-	 * translate once while the rule (the schema) lives. */
+	 * calls without a request or rules that do not read it (sql.c): a
+	 * signed-in user's requests translate once while the rule (the
+	 * schema) lives. */
 	pthread_mutex_t memo_mu;
 	struct rule_memo *memo;	/* RULE_MEMO_SLOTS entries, or NULL */
 	unsigned memo_next;

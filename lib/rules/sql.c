@@ -881,7 +881,7 @@ int alyx__rule_to_sql(const alyx__rule *r, const alyx__collection *c,
 
 	*binds = NULL;
 	*n_binds = 0;
-	if (request || !exact)
+	if ((request && r->uses_request) || !exact)
 		return to_sql(r, c, auth, request, sql, binds, n_binds, exact,
 			      err);
 	auth = auth_obj(auth);

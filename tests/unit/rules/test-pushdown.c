@@ -13,7 +13,7 @@
 #include <sqlite3.h>
 
 #include "harness.h"
-#include "rules/rules.h"
+#include "rules/rules-int.h"
 
 static alyx__field fields[] = {
 	{.name = "id", .type = ALYX_T_UUID, .primary = true},
@@ -555,6 +555,57 @@ TEST(pushdown_memo_keeps_callers_apart)
 	/* Strict mode (exact NULL) does not use the memo. */
 	ASSERT_STR_EQ(push("auth.role == 'admin' || doc.published",
 			   "{\"id\":\"a\",\"role\":\"admin\"}", NULL), "1");
+}
+
+/* Rules that never read `request` share the memo across requests; rules
+ * that do are translated per request (a memo hit would answer the first
+ * request's translation to every later one). */
+TEST(pushdown_memo_and_request)
+{
+	const char *with = "request.method == 'GET' || doc.published == true";
+	const char *without = "doc.published == true || auth.id == doc.author_id";
+	const char *reqs[] = {"{\"method\":\"GET\"}", "{\"method\":\"POST\"}",
+			      "{\"method\":\"GET\"}"};
+	const char *want_with[] = {"1", "\"published\" IS ?", "1"};
+	alyx__rule *rw = NULL, *ro = NULL;
+	alyx__err err = {0};
+	cJSON *a = cJSON_Parse("{\"id\":\"u1\"}");
+
+	ASSERT_OK(alyx__rule_compile(with, strlen(with), &posts, &rw, &err));
+	ASSERT_OK(alyx__rule_compile(without, strlen(without), &posts, &ro,
+				     &err));
+	for (int round = 0; round < 2; round++)
+		for (size_t i = 0; i < ALYX_ARRAY_LEN(reqs); i++) {
+			cJSON *q = cJSON_Parse(reqs[i]);
+			alyx_buf sql;
+			alyx__value *binds;
+			size_t nb;
+			bool exact;
+
+			alyx__buf_init(&sql, 0);
+			ASSERT_OK(alyx__rule_to_sql(rw, &posts, a, q, &sql,
+						    &binds, &nb, &exact, &err));
+			ASSERT(exact);
+			ASSERT_STR_EQ(sql.data, want_with[i]);
+			alyx__rule_binds_free(binds, nb);
+			alyx__buf_free(&sql);
+			alyx__buf_init(&sql, 0);
+			ASSERT_OK(alyx__rule_to_sql(ro, &posts, a, q, &sql,
+						    &binds, &nb, &exact, &err));
+			ASSERT(exact);
+			ASSERT_STR_EQ(sql.data, "(\"published\" IS ? OR "
+					       "\"author_id\" IS ?)");
+			ASSERT_EQ(nb, 2);
+			ASSERT_STR_EQ(binds[1].s, "u1");
+			alyx__rule_binds_free(binds, nb);
+			alyx__buf_free(&sql);
+			cJSON_Delete(q);
+		}
+	ASSERT(ro->memo != NULL);	/* the request-free rule was remembered */
+	ASSERT(rw->memo == NULL);
+	alyx__rule_free(rw);
+	alyx__rule_free(ro);
+	cJSON_Delete(a);
 }
 
 TEST_MAIN()
