@@ -1612,12 +1612,12 @@ static int replay_collect(struct alyx__rt *rt, const view *v, int64_t since,
 
 		if (!coll || !op || !id)
 			continue;
-		if (strcmp(coll, v->rc->name) != 0) {
-			for (k = 0; k < v->n_reads; k++)
-				if (strcmp(v->reads[k], coll) == 0)
-					r->others = true;
+		/* (An expand path may read the collection itself.) */
+		for (k = 0; k < v->n_reads && !r->others; k++)
+			if (strcmp(v->reads[k], coll) == 0)
+				r->others = true;
+		if (strcmp(coll, v->rc->name) != 0)
 			continue;
-		}
 		if (alyx__hmap_get(&r->seen, id, strlen(id)))
 			continue;
 		if (r->n == r->cap) {
