@@ -258,8 +258,9 @@ void alyx__fn_inv_end(alyx__fn_inv *inv)
 		/* The thread's eventfd is reused: leave it unsignalled. */
 		uint64_t n;
 
-		if (read(inv->wake, &n, sizeof(n)) < 0)
-			;	/* drained already (EAGAIN) */
+		if (read(inv->wake, &n, sizeof(n)) < 0) {
+			/* drained already (EAGAIN) */
+		}
 	}
 	alyx__free(inv);
 }
@@ -519,7 +520,17 @@ static int raw_sql(alyx *a, const char *sql, const cJSON *params,
 
 /* ---- collection operations ---- */
 
-/* "expand" / "fields" as a query string for alyx_doc_get: names only. */
+/* One field-name list item: letters, digits, '_', '.', ','. */
+static bool names_ok(const cJSON *e)
+{
+	return cJSON_IsString(e) &&
+	       strspn(e->valuestring, "abcdefghijklmnopqrstuvwxyz"
+		      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.,") ==
+	       strlen(e->valuestring);
+}
+
+/* "expand" / "fields" (a name list or an array of them) as a query
+ * string for alyx_doc_get. */
 static int get_opts(const cJSON *body, alyx_buf *qs, alyx__err *err)
 {
 	static const char *const keys[] = {"expand", "fields"};
@@ -528,40 +539,27 @@ static int get_opts(const cJSON *body, alyx_buf *qs, alyx__err *err)
 	for (k = 0; k < ALYX_ARRAY_LEN(keys); k++) {
 		const cJSON *v = cJSON_GetObjectItemCaseSensitive(body,
 								  keys[k]);
-		const cJSON *e;
-		bool first = true;
+		const cJSON *arr = cJSON_IsArray(v) ? v : NULL, *e;
+		bool ok = arr || names_ok(v);
 
 		if (!v || cJSON_IsNull(v))
 			continue;
-		if (!cJSON_IsArray(v) && !cJSON_IsString(v))
-			goto bad;
-		if (qs->len)
-			alyx__buf_addc(qs, '&');
+		cJSON_ArrayForEach(e, arr)
+			ok = ok && names_ok(e);
+		if (!ok)
+			return alyx__err_set(err, ALYX_E_BADQUERY, NULL,
+					     "%s must be a field name or a "
+					     "list of field names", keys[k]);
+		alyx__buf_adds(qs, qs->len ? "&" : "");
 		alyx__buf_adds(qs, keys[k]);
 		alyx__buf_addc(qs, '=');
-		if (cJSON_IsString(v)) {
-			e = v;
-			goto one;
-		}
-		cJSON_ArrayForEach(e, v) {
-one:
-			if (!cJSON_IsString(e) ||
-			    strspn(e->valuestring, "abcdefghijklmnopqrstuvwxyz"
-				   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.,") !=
-			    strlen(e->valuestring))
-				goto bad;
-			if (!first)
-				alyx__buf_addc(qs, ',');
-			first = false;
+		if (cJSON_IsString(v))
+			alyx__buf_adds(qs, v->valuestring);
+		cJSON_ArrayForEach(e, arr) {
 			alyx__buf_adds(qs, e->valuestring);
-			if (e == v)
-				break;
+			if (e->next)
+				alyx__buf_addc(qs, ',');
 		}
-		continue;
-bad:
-		return alyx__err_set(err, ALYX_E_BADQUERY, NULL,
-				     "%s must be a field name or a list of "
-				     "field names", keys[k]);
 	}
 	return ALYX_OK;
 }
@@ -985,8 +983,9 @@ void alyx__fn_db_submit(alyx *a, const char *token, int route,
 		inv->tail = s;
 		inv->queued++;
 		inv->signalled = true;
-		if (write(inv->wake, &one, sizeof(one)) < 0)
-			;	/* the counter is already non-zero */
+		if (write(inv->wake, &one, sizeof(one)) < 0) {
+			/* the counter is already non-zero */
+		}
 		pthread_mutex_unlock(&reg_mu);
 		return;
 	}
@@ -1014,8 +1013,9 @@ static void run_queued(alyx__fn_inv *inv)
 	uint64_t n;
 	sub *s, *next;
 
-	if (read(inv->wake, &n, sizeof(n)) < 0)
-		;	/* nothing pending: EAGAIN */
+	if (read(inv->wake, &n, sizeof(n)) < 0) {
+		/* nothing pending: EAGAIN */
+	}
 	pthread_mutex_lock(&reg_mu);
 	s = inv->head;
 	inv->head = inv->tail = NULL;

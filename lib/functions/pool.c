@@ -75,6 +75,9 @@ struct alyx__fn {
 	bool interp_tried[ALYX__RT_COUNT];	/* resolved on first spawn */
 	char *interp_err[ALYX__RT_COUNT];
 	char *bwrap;		/* NULL: no sandbox */
+	char *farm;		/* no sandbox: a temporary directory with
+				 * node_modules/@alyx/functions and functions/
+				 * as symlinks, for node --preserve-symlinks */
 	alyx__engine *engine;	/* container runner (else NULL) */
 	pthread_mutex_t mu;
 	pool *pools;
@@ -260,6 +263,70 @@ static char *runtimes_dir(void)
 
 /* ---- state ---- */
 
+/* Without a sandbox Node finds "@alyx/functions" through a link farm:
+ * <farm>/node_modules/@alyx/functions -> the SDK and <farm>/functions ->
+ * the functions directory; the executor imports functions through the
+ * latter with --preserve-symlinks, so Node's own lookup climbs to
+ * <farm>/node_modules (no module hooks, which cost a thread and some
+ * 50-100 ms of start-up).  NULL when it cannot be made (hooks then). */
+static char *farm_paths(const char *farm, int i)
+{
+	static const char *const rel[] = {"functions",
+		"node_modules/@alyx/functions", "node_modules/@alyx",
+		"node_modules", ""};
+
+	return alyx__asprintf("%s%s%s", farm, *rel[i] ? "/" : "", rel[i]);
+}
+
+static void farm_remove(char *farm)
+{
+	char *p;
+	int i;
+
+	if (!farm)
+		return;
+	for (i = 0; i < 5; i++) {
+		p = farm_paths(farm, i);
+		if (p && (i < 2 ? unlink(p) : rmdir(p)) != 0 &&
+		    errno != ENOENT) {
+			/* left behind in the temporary directory */
+		}
+		alyx__free(p);
+	}
+	alyx__free(farm);
+}
+
+static char *farm_make(const char *rt_dir, const char *fn_dir)
+{
+	const char *tmp = getenv("TMPDIR");
+	char *farm = alyx__asprintf("%s/alyx-fnlink-XXXXXX",
+				    tmp && *tmp ? tmp : "/tmp");
+	char *sdk = alyx__asprintf("%s/node/node_modules/@alyx/functions",
+				   rt_dir);
+	char *p[4] = {0};
+	bool ok;
+	int i;
+
+	if (!farm || !sdk || !mkdtemp(farm)) {
+		alyx__free(farm);
+		alyx__free(sdk);
+		return NULL;
+	}
+	for (i = 0; i < 4; i++)
+		p[i] = farm_paths(farm, i);
+	ok = p[0] && p[1] && p[2] && p[3] && mkdir(p[3], 0700) == 0 &&
+	     mkdir(p[2], 0700) == 0 && symlink(sdk, p[1]) == 0 &&
+	     symlink(fn_dir, p[0]) == 0;
+	for (i = 0; i < 4; i++)
+		alyx__free(p[i]);
+	alyx__free(sdk);
+	if (!ok) {
+		farm_remove(farm);
+		return NULL;
+	}
+	return farm;
+}
+
 static int fn_new(alyx *a, struct alyx__fn **out, alyx__err *err)
 {
 	struct alyx__fn *fn;
@@ -307,6 +374,9 @@ static int fn_new(alyx *a, struct alyx__fn **out, alyx__err *err)
 
 		fn->bwrap = b ? own(b) : NULL;
 	}
+	if (!fn->bwrap && fn->rt_dir &&
+	    !strcmp(a->cfg->functions.runner, "process"))
+		fn->farm = farm_make(fn->rt_dir, fn->fn_dir);
 out:
 	if (rc != ALYX_OK) {
 		alyx__fn_free(fn);
@@ -361,6 +431,7 @@ void alyx__fn_free(struct alyx__fn *fn)
 	for (i = 0; i < ALYX__RT_COUNT; i++)
 		alyx__free(fn->interp[i]);
 	alyx__free(fn->bwrap);
+	farm_remove(fn->farm);
 	alyx__free(fn->rt_dir);
 	alyx__free(fn->fn_dir);
 	pthread_mutex_destroy(&fn->mu);
@@ -542,7 +613,7 @@ static int spawn_box(struct alyx__fn *fn, pool *p, worker **out,
 static int spawn(struct alyx__fn *fn, pool *p, worker **out, alyx__err *err)
 {
 	const char *av[MAX_ARGS];
-	char *own_strs[16] = {0}, *envp[8] = {0};
+	char *own_strs[16] = {0}, *envp[10] = {0};
 	char exe[PATH_MAX], heap[64];
 	int n = 0, n_own = 0, req[2] = {-1, -1}, res[2] = {-1, -1}, rc, i;
 	struct rlimit rl;
@@ -587,6 +658,8 @@ static int spawn(struct alyx__fn *fn, pool *p, worker **out, alyx__err *err)
 			 (long long)(p->memory >> 20));
 		av[n++] = heap;
 		av[n++] = "--no-warnings";
+		if (fn->farm && !fn->bwrap)
+			av[n++] = "--preserve-symlinks";
 		/* Function .js files are ES modules without a package.json. */
 		av[n++] = "--experimental-default-type=module";
 		snprintf(exe, sizeof(exe), "%s/node/executor.mjs",
@@ -607,9 +680,18 @@ static int spawn(struct alyx__fn *fn, pool *p, worker **out, alyx__err *err)
 	envp[3] = alyx__strdup("ALYX_PROTO_FD=3");
 	envp[4] = alyx__asprintf("ALYX_FUNCTIONS_DIR=%s", fn->fn_dir);
 	envp[5] = alyx__asprintf("ALYX_MAX_OUTPUT=%u", ALYX__FN_MAX_OUTPUT);
-	envp[6] = alyx__strdup(fn->bwrap ? "ALYX_SDK_MOUNTED=1" :
-			       "ALYX_SDK_MOUNTED=0");
-	for (i = 0; i < 7; i++)
+	/* Where functions find "@alyx/functions": the executor imports the
+	 * SDK from the same URL, so both share one instance (one DbError). */
+	envp[6] = fn->bwrap ? alyx__strdup("ALYX_SDK_URL=file:///node_modules/"
+					   "@alyx/functions/index.mjs") :
+		  fn->farm ? alyx__asprintf("ALYX_SDK_URL=file://%s/node_modules/"
+					    "@alyx/functions/index.mjs",
+					    fn->farm) :
+		  alyx__strdup("ALYX_SDK_URL=");
+	envp[7] = fn->farm && !fn->bwrap ?
+		  alyx__asprintf("ALYX_FUNCTIONS_LINK=%s/functions", fn->farm) :
+		  alyx__strdup("ALYX_FUNCTIONS_LINK=");
+	for (i = 0; i < 8; i++)
 		if (!envp[i]) {
 			rc = alyx__err_set(err, ALYX_E_NOMEM, NULL,
 					   "out of memory");
@@ -676,7 +758,7 @@ out:
 	alyx__free(w);
 	for (i = 0; i < n_own; i++)
 		alyx__free(own_strs[i]);
-	for (i = 0; i < 8; i++)
+	for (i = 0; i < 10; i++)
 		alyx__free(envp[i]);
 	return rc;
 }

@@ -13,6 +13,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -53,6 +55,12 @@ static void accept_ready(alyx__svc *t)
 			close(fd);
 			continue;
 		}
+		/* Replies and WebSocket frames go out as soon as they are
+		 * written: with Nagle a write issued while the previous one
+		 * is un-ACKed waits for the client's delayed ACK (40 ms).
+		 * lws never sets it on sockets adopted this way. */
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		/* Bound to "http" by name: the vhost's default protocol is
 		 * the realtime one (for WebSocket upgrades). */
 		lws_sock_file_fd_type sfd;

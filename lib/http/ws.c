@@ -22,14 +22,11 @@
  *    stays under send_queue plus one message.
  */
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -1113,18 +1110,6 @@ static void stop_all(alyx__svc *t)
 		close_conn(c, LWS_CLOSE_STATUS_GOINGAWAY, "server stopping");
 }
 
-/* Frames go out as soon as they are written: without TCP_NODELAY a
- * delta sent while the previous one is un-ACKed waits for the client's
- * delayed ACK (40 ms on Linux).  The listener accepts the sockets itself
- * (service.c), so lws never sets it. */
-static void no_delay(struct lws *wsi)
-{
-	int one = 1, fd = (int)lws_get_socket_fd(wsi);
-
-	if (fd >= 0)
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
-
 int alyx__ws_cb(struct lws *wsi, enum lws_callback_reasons reason,
 		void *user, void *in, size_t len)
 {
@@ -1149,7 +1134,6 @@ int alyx__ws_cb(struct lws *wsi, enum lws_callback_reasons reason,
 		}
 		return 0;
 	case LWS_CALLBACK_ESTABLISHED:
-		no_delay(wsi);
 		return slot ? on_established(t, wsi, slot) : -1;
 	case LWS_CALLBACK_RECEIVE:
 		return c ? on_receive(c, wsi, in, len) : -1;

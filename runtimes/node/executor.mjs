@@ -20,14 +20,19 @@ import { performance } from "node:perf_hooks";
 import { pathToFileURL } from "node:url";
 
 const here = path.dirname(new URL(import.meta.url).pathname);
-const sdkUrl = pathToFileURL(path.join(here,
+/* libalyx says where functions find "@alyx/functions" (ALYX_SDK_URL): in
+ * the sandbox the SDK is mounted at /node_modules; without one, a link
+ * farm holds node_modules/@alyx/functions beside a link to the functions
+ * directory (ALYX_FUNCTIONS_LINK), through which functions are imported
+ * with --preserve-symlinks.  Node's own resolution finds it either way,
+ * and the executor imports the SDK from that same URL (one instance: one
+ * DbError class).  Otherwise module hooks do it (they cost a thread and
+ * some 50-100 ms of start-up). */
+const sdkUrl = process.env.ALYX_SDK_URL || pathToFileURL(path.join(here,
 	"node_modules/@alyx/functions/index.mjs")).href;
 const functionsDir = process.env.ALYX_FUNCTIONS_DIR || "";
-/* In the sandbox libalyx mounts the SDK at /node_modules, where Node's own
- * resolution finds it, and starts node with
- * --experimental-default-type=module; elsewhere module hooks do both
- * (they cost some 50-70 ms of start-up: a hooks thread). */
-if (process.env.ALYX_SDK_MOUNTED !== "1")
+const functionsLink = process.env.ALYX_FUNCTIONS_LINK || "";
+if (!process.env.ALYX_SDK_URL)
 	register(pathToFileURL(path.join(here, "hooks.mjs")).href, {
 		data: { sdkUrl,
 			functionsUrl: functionsDir ?
@@ -135,7 +140,10 @@ async function loadFunction(file) {
 	const hit = modules.get(file);
 	if (hit && hit.key === key)
 		return hit.def;
-	const mod = await import(pathToFileURL(file).href + "?v=" +
+	const via = functionsLink && functionsDir &&
+		file.startsWith(functionsDir + "/") ?
+		functionsLink + file.slice(functionsDir.length) : file;
+	const mod = await import(pathToFileURL(via).href + "?v=" +
 		encodeURIComponent(key));
 	const def = mod.default;
 	if (!def || typeof def.handler !== "function")

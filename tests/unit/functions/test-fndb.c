@@ -26,9 +26,9 @@ static const char schema[] =
 	"      slug: {type: string, unique: true}\n"
 	"      views: {type: int, default: 0}\n";
 
-static alyx *db_project(void)
+static alyx *db_project_cfg(const char *yaml)
 {
-	alyx *a = project(NULL);
+	alyx *a = project(yaml);
 	char *plan = NULL;
 
 	if (alyx_apply_schema(a, schema, (size_t)-1, "schema.yaml", 0,
@@ -36,6 +36,11 @@ static alyx *db_project(void)
 		TH_FAIL("schema: %s", alyx_errmsg(a));
 	alyx_free(plan);
 	return a;
+}
+
+static alyx *db_project(void)
+{
+	return db_project_cfg(NULL);
 }
 
 static int64_t count_posts(alyx *a)
@@ -55,14 +60,19 @@ static int64_t count_posts(alyx *a)
 /* ---- collection calls, raw SQL, expressions, change feed ---- */
 
 static const char crud_js[] =
-	"import { defineFunction } from \"@alyx/functions\";\n"
+	"import { defineFunction, DbError } from \"@alyx/functions\";\n"
+	"import { views } from \"./_shared/h.js\";\n"
 	"export default defineFunction({\n"
 	"  async handler(input, ctx) {\n"
+	"    let same = false;\n"
+	"    try { await ctx.db.collection('nope').query(); }\n"
+	"    catch (e) { same = e instanceof DbError && e.code === 'NOT_FOUND'; }\n"
+	"    if (!same) throw new Error('DbError is not the SDK class');\n"
 	"    const p = await ctx.db.posts.create({title: input.title,\n"
 	"                                         slug: input.slug});\n"
 	"    const got = await ctx.db.posts.get(p.id);\n"
 	"    const up = await ctx.db.posts.update(p.id,\n"
-	"        {views: ctx.db.raw('views + 41'), title: 'T2'});\n"
+	"        {views: ctx.db.raw(views(41)), title: 'T2'});\n"
 	"    const up2 = await ctx.db.posts.update(p.id,\n"
 	"        {views: ctx.db.expr('views + 1')});\n"
 	"    const list = await ctx.db.posts.query({filter: {slug: input.slug}});\n"
@@ -115,13 +125,15 @@ static const char crud_py[] =
 	"            'n': raw['rows'][0]['n'], 'bad': bad, 'ddl': ddl,\n"
 	"            'gone': gone, 'both': True}\n";
 
-static void crud(const char *file, const char *code)
+static void crud(const char *file, const char *code, const char *yaml)
 {
-	alyx *a = db_project();
+	alyx *a = db_project_cfg(yaml);
 	cJSON *res, *out, *o, *c;
 	char *feed = NULL;
 	int ins = 0, upd = 0, del = 0;
 
+	spit("functions/_shared/h.js",
+	     "export const views = (n) => `views + ${n}`;\n");
 	spit(file, code);
 	if (call(a, NULL, "crud", "{\"title\":\"Hello\",\"slug\":\"h\"}",
 		 &res) != ALYX_OK)
@@ -182,13 +194,22 @@ static void crud(const char *file, const char *code)
 TEST(node_db_calls)
 {
 	NEED("node");
-	crud("functions/crud.js", crud_js);
+	crud("functions/crud.js", crud_js, NULL);
+}
+
+/* Without a sandbox the SDK is found through a link farm: the same. */
+TEST(node_db_calls_unsandboxed)
+{
+	NEED("node");
+	crud("functions/crud.js", crud_js,
+	     "functions:\n  sandbox: none\n"
+	     "  node: {min_warm: 0, max_instances: 2, exec_timeout: 10s}\n");
 }
 
 TEST(python_db_calls)
 {
 	NEED("python3");
-	crud("functions/crud.py", crud_py);
+	crud("functions/crud.py", crud_py, NULL);
 }
 
 /* ---- transactions ---- */
@@ -540,6 +561,8 @@ static int count_elsewhere(alyx *a)
 	return (int)(intptr_t)n;
 }
 
+#define P1 "00000000-0000-4000-8000-000000000001"
+
 TEST(internal_api_refuses_bad_requests)
 {
 	static const struct {
@@ -614,7 +637,7 @@ TEST(internal_api_refuses_bad_requests)
 			  "{\"collection\":\"posts\"}", &an), ALYX_E_MISUSE);
 	ASSERT_OK(run_one(a, inv, ALYX__FN_DB_EXEC,
 			  "{\"sql\":\"INSERT INTO posts(id,title,slug) VALUES "
-			  "('p1','t','s')\",\"tx\":\"tx_1\"}", &an));
+			  "('" P1 "','t','s')\",\"tx\":\"tx_1\"}", &an));
 	ASSERT_CONTAINS(an.body, "\"changes\":1");
 	/* Another thread does not see it before the commit (this one, in
 	 * the transaction, does). */
@@ -623,6 +646,16 @@ TEST(internal_api_refuses_bad_requests)
 	ASSERT_OK(run_one(a, inv, ALYX__FN_DB_TX,
 			  "{\"op\":\"commit\",\"tx\":\"tx_1\"}", &an));
 	ASSERT_EQ(count_posts(a), 1);
+	/* A get with a projection. */
+	ASSERT_OK(run_one(a, inv, ALYX__FN_DB_QUERY,
+			  "{\"collection\":\"posts\",\"id\":\"" P1 "\","
+			  "\"fields\":[\"id\",\"title\"]}", &an));
+	ASSERT_CONTAINS(an.body, "\"title\":\"t\"");
+	ASSERT(!strstr(an.body, "slug"));
+	ASSERT_OK(run_one(a, inv, ALYX__FN_DB_QUERY,
+			  "{\"collection\":\"posts\",\"id\":\"" P1 "\","
+			  "\"fields\":\"slug\"}", &an));
+	ASSERT_CONTAINS(an.body, "\"slug\":\"s\"");
 	alyx__fn_inv_end(inv);
 	alyx__free(an.body);
 	done(a);
