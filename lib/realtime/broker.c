@@ -33,6 +33,7 @@
 #define FEED_BATCH 1024		/* changes read per statement */
 #define MAX_SUBS 100000		/* subscriptions per handle */
 #define PRUNE_MAX_INTERVAL_MS 60000
+#define REPLAY_MAX_IDS 10000	/* changed documents a resume replays */
 
 /* A document as read, shared by every window holding it and every
  * touch remembering it (reference-counted, under rt->mu); printed once. */
@@ -1568,7 +1569,8 @@ static char *text_of(sqlite3 *db, const char *sql, int64_t arg, int *src)
  * collection changed in (since, at] (docs/realtime.md, "Resume").  Sets
  * *ok to false when a replay cannot be proved equal to a snapshot: the
  * row `since` is gone, a schema was applied after it, or more documents
- * changed than the window's limit leaves room for.
+ * changed than the window's limit leaves room for (or REPLAY_MAX_IDS,
+ * most of them made after `since`: memory stays bounded).
  */
 static int replay_collect(struct alyx__rt *rt, const view *v, int64_t since,
 			  int64_t at, replay *r, bool *ok, alyx__err *err)
@@ -1644,7 +1646,8 @@ static int replay_collect(struct alyx__rt *rt, const view *v, int64_t since,
 		/* The client's window at `since` held every match only if
 		 * they were at most `limit`: the unchanged ones (all in
 		 * today's complete window) plus those changed since. */
-		if (v->n + r->existed > (size_t)v->q->limit)
+		if (v->n + r->existed > (size_t)v->q->limit ||
+		    r->n > REPLAY_MAX_IDS)
 			*ok = false;
 	}
 	if (rc == ALYX_OK && src != SQLITE_DONE && src != SQLITE_ROW)
