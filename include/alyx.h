@@ -496,6 +496,8 @@ ALYX_API int alyx_auth_default_secret(alyx *a, const char *secret);
  * protocol:
  *   snapshot  {"subscription_id":"sub_1","docs":[...],["total":N,]
  *              "change_id":N[,"resync":bool]}
+ *   resume    {"subscription_id":"sub_1","resumed":true,"changes":{..},
+ *              "change_id":N}  (first message instead of a snapshot)
  *   delta     {"subscription_id":"sub_1","changes":{"inserts":[{doc}..],
  *              "updates":[{doc}..],"deletes":["id",..]},"change_id":N}
  *   error     {"subscription_id":"sub_1","error":{"code":"NOMEM",
@@ -529,11 +531,15 @@ typedef void (*alyx_sub_cb)(const char *json, size_t len, void *user_data);
  * (filter, sort, limit, expand, total; NULL for everything) plus an
  * optional "since": a change id from an earlier message.  Not allowed:
  * offset, after, fields (ALYX_E_BADQUERY).  The snapshot is the first
- * message, delivered by the next alyx_dispatch().  With "since", the
- * snapshot carries "resync": false when the feed still holds every
- * change after `since` (nothing was lost; the snapshot is the complete
- * current state either way), true when it was pruned past it (or `since`
- * is unknown).
+ * message, delivered by the next alyx_dispatch().  With "since" (the
+ * caller holds the result as of that change id), the first message is
+ * either a resume delta with only what was missed, marked "resumed":true
+ * (apply it leniently: an update of an id not held is an insert, a
+ * delete of an id not held is ignored), or, when a replay cannot be
+ * proved complete (a limit window, "total", a pruned feed, a schema
+ * change; docs/realtime.md "Resume"), a snapshot carrying "resync":
+ * false when the feed still holds every change after `since`, true when
+ * it was pruned past it (or `since` is unknown).
  *
  * `destroy` (may be NULL) is called with user_data once the subscription
  * is gone: after alyx_unsubscribe() when no callback of it is running,

@@ -345,12 +345,15 @@ static void on_msg(const char *json, size_t len, void *ud)
 		f = error_frame(ws, sub, json, len);
 	} else {
 		bool snap = !strncmp(key, "docs\"", 5);
+		/* The answer to subscribe (a snapshot, or the resume delta)
+		 * echoes its id. */
+		bool first = snap || !strncmp(key, "resumed\"", 8);
 		char head[RID_MAX + 64];
 		int hn = snprintf(head, sizeof(head),
 				  "{%s%s%s\"type\":\"%s\",\"payload\":",
-				  snap && ws->rid[0] ? "\"id\":" : "",
-				  snap ? ws->rid : "",
-				  snap && ws->rid[0] ? "," : "",
+				  first && ws->rid[0] ? "\"id\":" : "",
+				  first ? ws->rid : "",
+				  first && ws->rid[0] ? "," : "",
 				  snap ? "snapshot" : "delta");
 
 		f = frame_new(sub, FR_DATA, NULL, (size_t)hn + len + 1);

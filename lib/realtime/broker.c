@@ -33,6 +33,7 @@
 #define FEED_BATCH 1024		/* changes read per statement */
 #define MAX_SUBS 100000		/* subscriptions per handle */
 #define PRUNE_MAX_INTERVAL_MS 60000
+#define REPLAY_MAX_IDS 10000	/* changed documents a resume replays */
 
 /* A document as read, shared by every window holding it and every
  * touch remembering it (reference-counted, under rt->mu); printed once. */
@@ -1517,6 +1518,188 @@ static bool reaches_back(int64_t since, int64_t at, int64_t min)
 	return since <= at && (since == at || (min > 0 && min <= since + 1));
 }
 
+/* One document changed after `since`, for a resume. */
+typedef struct rchange {
+	char *id;
+	bool created;		/* its first change after `since` made it */
+} rchange;
+
+typedef struct replay {
+	rchange *c;
+	size_t n, cap;
+	size_t existed;		/* how many existed at `since` */
+	bool others;		/* an expanded collection changed */
+	alyx__hmap seen;	/* doc id -> 1 */
+} replay;
+
+static void replay_free(replay *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->n; i++)
+		alyx__free(r->c[i].id);
+	alyx__free(r->c);
+	alyx__hmap_clear(&r->seen, NULL);
+}
+
+/* A text column of one row (NULL when no row), for the checks below. */
+static char *text_of(sqlite3 *db, const char *sql, int64_t arg, int *src)
+{
+	sqlite3_stmt *st = NULL;
+	char *t = NULL;
+
+	*src = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+	if (*src == SQLITE_OK) {
+		if (arg >= 0)
+			sqlite3_bind_int64(st, 1, arg);
+		*src = sqlite3_step(st);
+	}
+	if (*src == SQLITE_ROW && sqlite3_column_text(st, 0)) {
+		t = alyx__strdup((const char *)sqlite3_column_text(st, 0));
+		*src = t ? SQLITE_DONE : SQLITE_NOMEM;
+	} else if (*src == SQLITE_ROW) {
+		*src = SQLITE_DONE;
+	}
+	sqlite3_finalize(st);
+	return t;
+}
+
+/*
+ * Collects, inside the snapshot's read transaction, the documents of v's
+ * collection changed in (since, at] (docs/realtime.md, "Resume").  Sets
+ * *ok to false when a replay cannot be proved equal to a snapshot: the
+ * row `since` is gone, a schema was applied after it, or more documents
+ * changed than the window's limit leaves room for (or REPLAY_MAX_IDS,
+ * most of them made after `since`: memory stays bounded).
+ */
+static int replay_collect(struct alyx__rt *rt, const view *v, int64_t since,
+			  int64_t at, replay *r, bool *ok, alyx__err *err)
+{
+	static const char rows[] = "SELECT collection, operation, doc_id "
+				   "FROM _alyx_changes WHERE id > ? AND "
+				   "id <= ? ORDER BY id";
+	sqlite3_stmt *st = NULL;
+	char *t_since, *t_schema;
+	int src, rc = ALYX_OK;
+	size_t k;
+
+	*ok = false;
+	t_since = text_of(rt->db, "SELECT timestamp FROM _alyx_changes "
+			  "WHERE id = ?", since, &src);
+	if (src != SQLITE_DONE)
+		return alyx__conn_err(rt->db, src, "change feed", err);
+	if (!t_since)
+		return ALYX_OK;
+	t_schema = text_of(rt->db, "SELECT max(applied_at) FROM _alyx_schema",
+			   -1, &src);
+	if (src != SQLITE_DONE) {
+		alyx__free(t_since);
+		return alyx__conn_err(rt->db, src, "schema", err);
+	}
+	*ok = !t_schema || strcmp(t_schema, t_since) < 0;
+	alyx__free(t_since);
+	alyx__free(t_schema);
+	if (!*ok)
+		return ALYX_OK;
+	src = sqlite3_prepare_v2(rt->db, rows, -1, &st, NULL);
+	if (src != SQLITE_OK)
+		return alyx__conn_err(rt->db, src, "change feed", err);
+	sqlite3_bind_int64(st, 1, since);
+	sqlite3_bind_int64(st, 2, at);
+	while (*ok && (src = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *coll = (const char *)sqlite3_column_text(st, 0);
+		const char *op = (const char *)sqlite3_column_text(st, 1);
+		const char *id = (const char *)sqlite3_column_text(st, 2);
+		rchange *c;
+
+		if (!coll || !op || !id)
+			continue;
+		/* (An expand path may read the collection itself.) */
+		for (k = 0; k < v->n_reads && !r->others; k++)
+			if (strcmp(v->reads[k], coll) == 0)
+				r->others = true;
+		if (strcmp(coll, v->rc->name) != 0)
+			continue;
+		if (alyx__hmap_get(&r->seen, id, strlen(id)))
+			continue;
+		if (r->n == r->cap) {
+			size_t nc = r->cap ? r->cap * 2 : 16;
+
+			c = alyx__realloc(r->c, nc * sizeof(*c));
+			if (!c) {
+				rc = nomem(err);
+				break;
+			}
+			r->c = c;
+			r->cap = nc;
+		}
+		c = &r->c[r->n];
+		c->created = strcmp(op, "INSERT") == 0;
+		if (!(c->id = alyx__strdup(id)) ||
+		    !alyx__hmap_put(&r->seen, c->id, strlen(c->id), r)) {
+			alyx__free(c->id);
+			rc = nomem(err);
+			break;
+		}
+		r->n++;
+		r->existed += !c->created;
+		/* The client's window at `since` held every match only if
+		 * they were at most `limit`: the unchanged ones (all in
+		 * today's complete window) plus those changed since. */
+		if (v->n + r->existed > (size_t)v->q->limit ||
+		    r->n > REPLAY_MAX_IDS)
+			*ok = false;
+	}
+	if (rc == ALYX_OK && src != SQLITE_DONE && src != SQLITE_ROW)
+		rc = alyx__conn_err(rt->db, src, "change feed", err);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/*
+ * The resume delta of `sub` from the view's window at `at`: a changed
+ * document it holds is an insert when made after `since`, else an update
+ * (the client may or may not hold it); one it does not hold is a delete
+ * unless made after `since` (the client never had it).  With an expanded
+ * collection changed, every document held is an update.
+ */
+static void replay_msg(alyx_buf *b, const alyx_sub *sub, const view *v,
+		       const replay *r, int64_t at)
+{
+	static const char *const part[] = {"inserts", "updates", "deletes"};
+	size_t i, k;
+	int p, n;
+
+	alyx__buf_adds(b, "{\"subscription_id\":");
+	alyx__json_strz(b, sub->id);
+	alyx__buf_adds(b, ",\"resumed\":true,\"changes\":{");
+	for (p = 0; p < 3; p++) {
+		alyx__buf_addf(b, "%s\"%s\":[", p ? "," : "", part[p]);
+		n = 0;
+		for (k = 0; k < r->n; k++) {
+			ssize_t w = win_find(v, r->c[k].id);
+
+			if (p == 2 && w < 0 && !r->c[k].created) {
+				alyx__buf_adds(b, n++ ? "," : "");
+				alyx__json_strz(b, r->c[k].id);
+			} else if (p < 2 && w >= 0 &&
+				   r->c[k].created == (p == 0)) {
+				alyx__buf_adds(b, n++ ? "," : "");
+				add_rdoc(b, v->w[w].d);
+			}
+		}
+		for (i = 0; p == 1 && r->others && i < v->n; i++) {
+			if (alyx__hmap_get(&r->seen, v->w[i].id,
+					   strlen(v->w[i].id)))
+				continue;
+			alyx__buf_adds(b, n++ ? "," : "");
+			add_rdoc(b, v->w[i].d);
+		}
+		alyx__buf_addc(b, ']');
+	}
+	alyx__buf_addf(b, "},\"change_id\":%lld}", (long long)at);
+}
+
 /*
  * Queues the snapshot of `sub` (under rt->mu).  A new view (`fresh`) is
  * loaded here, in a read transaction newer than the last batch; a shared
@@ -1529,6 +1712,8 @@ static int snapshot(struct alyx__rt *rt, alyx_sub *sub, bool fresh,
 	cJSON *res = NULL;
 	const cJSON *total = NULL;
 	int64_t max = 0, min = 0, at;
+	replay r = {0};
+	bool replay_ok = false;
 	alyx_buf b;
 	size_t i;
 	int rc;
@@ -1546,14 +1731,23 @@ static int snapshot(struct alyx__rt *rt, alyx_sub *sub, bool fresh,
 		if (rt->n_subs == 0 && max > rt->last_id)
 			rt->last_id = max;
 	}
-	alyx__tx_rollback(rt->db);
-	if (rc != ALYX_OK)
-		goto out;
+	/* The window is the state at `at`: live deltas continue from it,
+	 * so a replay of the feed up to `at` leaves no gap and no twice. */
 	at = v->load_at > rt->last_id ? v->load_at : rt->last_id;
 	if (res)
 		total = cJSON_GetObjectItemCaseSensitive(res, "total");
+	if (rc == ALYX_OK && since >= 0 && reaches_back(since, at, min) &&
+	    v->complete && !cJSON_IsNumber(total))
+		rc = replay_collect(rt, v, since, at, &r, &replay_ok, err);
+	alyx__tx_rollback(rt->db);
+	if (rc != ALYX_OK)
+		goto out;
 	/* Later deltas need no total. */
 	v->q->total = false;
+	if (replay_ok) {
+		replay_msg(&b, sub, v, &r, at);
+		goto push;
+	}
 	alyx__buf_adds(&b, "{\"subscription_id\":");
 	alyx__json_strz(&b, sub->id);
 	alyx__buf_adds(&b, ",\"docs\":[");
@@ -1572,6 +1766,7 @@ static int snapshot(struct alyx__rt *rt, alyx_sub *sub, bool fresh,
 			       reaches_back(since, at, min) ? "false"
 							    : "true");
 	alyx__buf_addc(&b, '}');
+push:
 	if (b.err) {
 		rc = nomem(err);
 		goto out;
@@ -1580,6 +1775,7 @@ static int snapshot(struct alyx__rt *rt, alyx_sub *sub, bool fresh,
 	if (!sub->mq)
 		rc = nomem(err);
 out:
+	replay_free(&r);
 	cJSON_Delete(res);
 	alyx__buf_free(&b);
 	return rc;

@@ -153,16 +153,39 @@ def subscribe(ws, rid, coll, **payload):
     return m
 
 
+def resume(ws, rid, coll, held, **payload):
+    """Subscribes with since as a client holding `held` (id -> doc): the
+    answer is a snapshot or a resume delta; returns (View, answer)."""
+    payload["collection"] = coll
+    m = ws.request({"id": rid, "type": "subscribe", "payload": payload})
+    assert m["type"] == "snapshot" or (
+        m["type"] == "delta" and m["payload"]["resumed"] is True), m
+    return View(m, payload.get("sort"), held), m
+
+
 class View:
     """A subscriber's documents, built only from its messages."""
 
-    def __init__(self, snap, sort=None):
+    def __init__(self, snap, sort=None, held=None):
         p = snap["payload"]
         self.sid = p["subscription_id"]
-        self.docs = {d["id"]: d for d in p["docs"]}
         self.change_id = p["change_id"]
         self.sort = sort or []
         self.deltas = 0
+        if snap["type"] == "snapshot":
+            self.docs = {d["id"]: d for d in p["docs"]}
+            return
+        # A resume delta: applied to what the client held; it may delete
+        # or update documents the client does not hold.
+        ch = p["changes"]
+        self.docs = dict(held or {})
+        for i in ch["deletes"]:
+            self.docs.pop(i, None)
+        for d in ch["inserts"]:
+            assert d["id"] not in self.docs, (d["id"], "inserted twice")
+            self.docs[d["id"]] = d
+        for d in ch["updates"]:
+            self.docs[d["id"]] = d
 
     def apply(self, m):
         assert m["type"] == "delta", m
@@ -417,27 +440,86 @@ def test_sort_limit_window(srv):
 
 
 def test_since_resume(srv):
-    ws = connect(srv)
-    v = View(subscribe(ws, "r", "items", filter={"owner": {"$eq": "res"}}))
-    d = create(srv, "items", {"owner": "res", "title": "a"})
-    pump(ws, {v.sid: v}, lambda: d["id"] in v.docs)
+    """A resume gets exactly what was missed, as one delta: current states
+    of the documents changed since, deletes for those that stopped
+    matching or passing the read rule, nothing for what came and went."""
+    flt = {"owner_id": {"$eq": "rs"}, "n": {"$gte": 5}}
+    qs = "filter=owner_id:eq:rs&filter=n:gte:5"
+    ws = connect(srv)                   # anonymous: public notes only
+    a, b, c, d = (create(srv, "notes", {"owner_id": "rs", "n": n,
+                                        "public": True, "body": "x"})
+                  for n in (5, 6, 7, 8))
+    v = View(subscribe(ws, "r", "notes", filter=flt))
+    assert sorted(v.docs) == sorted(x["id"] for x in (a, b, c, d))
     last = v.change_id
     ws.close()
     # Missed while away.
-    d2 = create(srv, "items", {"owner": "res", "title": "b"})
-    patch(srv, "items", d["id"], {"title": "a2"})
+    patch(srv, "notes", a["id"], {"n": 10})
+    patch(srv, "notes", a["id"], {"n": 11})         # one update, last state
+    patch(srv, "notes", b["id"], {"n": 1})          # stops matching
+    patch(srv, "notes", c["id"], {"public": False})  # hidden by the rule
+    delete(srv, "notes", d["id"])
+    e = create(srv, "notes", {"owner_id": "rs", "n": 9, "public": True,
+                              "body": "new"})
+    f = create(srv, "notes", {"owner_id": "rs", "n": 9, "public": True,
+                              "body": "gone"})
+    delete(srv, "notes", f["id"])                   # never seen: nothing
+    create(srv, "notes", {"owner_id": "rs", "n": 0, "public": True,
+                          "body": "no match"})
     ws = connect(srv)
-    snap = subscribe(ws, "r2", "items", filter={"owner": {"$eq": "res"}},
-                     since=last)
+    v2, m = resume(ws, "r2", "notes", v.docs, filter=flt, since=last)
+    assert m["type"] == "delta" and m["id"] == "r2", m
+    ch = m["payload"]["changes"]
+    assert ids(ch["inserts"]) == [e["id"]]
+    assert ids(ch["updates"]) == [a["id"]] and ch["updates"][0]["n"] == 11
+    assert sorted(ch["deletes"]) == sorted([b["id"], c["id"], d["id"]])
+    assert "resync" not in m["payload"]
+    want = query(srv, "notes", qs)
+    assert sorted(v2.docs) == sorted(ids(want))
+    assert all(v2.docs[x["id"]] == x for x in want)
+    # Live from there, nothing missed and nothing twice.
+    patch(srv, "notes", e["id"], {"n": 20})
+    pump(ws, {v2.sid: v2}, lambda: v2.docs[e["id"]]["n"] == 20)
+    assert v2.deltas == 1
+    # A limit window is not replayed (docs/realtime.md): a snapshot.
+    snap = subscribe(ws, "r3", "notes", filter=flt, limit=2,
+                     since=v2.change_id)
     assert snap["payload"]["resync"] is False
-    v = View(snap)
-    assert sorted(v.docs) == sorted([d["id"], d2["id"]])
-    assert v.docs[d["id"]]["title"] == "a2"
     # A change id the feed never had: a resync.
-    snap = subscribe(ws, "r3", "items", filter={"owner": {"$eq": "res"}},
-                     since=10 ** 12)
+    snap = subscribe(ws, "r4", "notes", filter=flt, since=10 ** 12)
     assert snap["payload"]["resync"] is True
     ws.close()
+
+
+def test_resume_beyond_pruned_feed(tmp_path):
+    s = start(tmp_path, config=CONFIG + "  change_retention: 1s\n")
+    try:
+        ws = connect(s)
+        v = View(subscribe(ws, "r", "items", filter={"owner": {"$eq": "p"}}))
+        x = create(s, "items", {"owner": "p", "title": "a"})
+        pump(ws, {v.sid: v}, lambda: x["id"] in v.docs)
+        last = v.change_id
+        ws.close()
+        time.sleep(1.5)
+        # The broker prunes what it has seen once older than 1 s.
+        deadline = time.time() + 10 * SLOW
+        while time.time() < deadline:
+            create(s, "items", {"owner": "q", "title": "later"})
+            time.sleep(0.3)
+            with sqlite3.connect(db_path(s)) as db:
+                (lo,) = db.execute(
+                    "SELECT min(id) FROM _alyx_changes").fetchone()
+            if lo and lo > last + 1:
+                break
+        assert lo and lo > last + 1, (lo, last)
+        ws = connect(s)
+        v2, m = resume(ws, "r2", "items", v.docs,
+                       filter={"owner": {"$eq": "p"}}, since=last)
+        assert m["type"] == "snapshot" and m["payload"]["resync"] is True
+        assert sorted(v2.docs) == [x["id"]]
+        ws.close()
+    finally:
+        assert s.stop() == 0
 
 
 def test_total_and_expand(srv):
@@ -551,7 +633,8 @@ def test_subscribe_unsubscribe_cycles(srv):
             ws.send({"id": i, "type": "subscribe", "payload": q})
         for _ in range(batch):
             m = ws.recv()
-            assert m["type"] == "snapshot", m
+            assert m["type"] == "snapshot" or \
+                m["payload"].get("resumed") is True, m
             subs.append(m["payload"]["subscription_id"])
         for i, sid in enumerate(subs):
             ws.send({"id": "u%d" % i, "type": "unsubscribe",
@@ -819,9 +902,9 @@ def test_slow_consumer(tmp_path):
         assert len(deltas) < 300
         # The server is fine and a reconnect with since gets the state.
         ws = connect(s)
-        snap = subscribe(ws, "r", "items", filter={"owner": {"$eq": "slow"}},
-                         limit=1000, since=1)
-        assert len(snap["payload"]["docs"]) == 300
+        v, _ = resume(ws, "r", "items", {}, filter={"owner": {"$eq": "slow"}},
+                      limit=1000, since=0)
+        assert len(v.docs) == 300
         ws.close()
         fast.close()
     finally:
@@ -1032,6 +1115,7 @@ class ModelClient:
         self.views = []
         self.problems = []
         self.resyncs = []
+        self.replays = 0
         self.ws = None
         self.th = None
         self.connect(since=None)
@@ -1041,14 +1125,19 @@ class ModelClient:
         views = []
         for i, (payload, qs) in enumerate(self.specs):
             p = dict(payload)
-            if since is not None:
-                p["since"] = since[i]
-            snap = self.ws.request({"id": i, "type": "subscribe",
-                                    "payload": p})
-            assert snap["type"] == "snapshot", snap
-            if since is not None:
-                self.resyncs.append(snap["payload"]["resync"])
-            views.append(View(snap, payload.get("sort")))
+            if since is None:
+                snap = self.ws.request({"id": i, "type": "subscribe",
+                                        "payload": p})
+                assert snap["type"] == "snapshot", snap
+                views.append(View(snap, payload.get("sort")))
+                continue
+            # Resuming: a client holding what its view held.
+            p["since"] = since[i]
+            v, snap = resume(self.ws, i, p.pop("collection"),
+                             self.views[i].docs, **p)
+            self.resyncs.append(snap["payload"].get("resync", False))
+            self.replays += snap["type"] == "delta"
+            views.append(v)
         with self.lock:
             self.views = views
         self.stop = False
@@ -1089,8 +1178,10 @@ class ModelClient:
             self.ws.close()
 
     def reconnect(self, abrupt):
-        last = [v.change_id for v in self.views]
+        # The change ids once nothing more is applied: the documents
+        # held are the state at exactly those ids.
         self.disconnect(abrupt)
+        last = [v.change_id for v in self.views]
         self.connect(since=last)
 
     def converged(self):
@@ -1220,7 +1311,9 @@ def test_random_model_over_websocket(tmp_path, loop):
         assert resyncs and not any(resyncs), resyncs
         deltas = sum(v.deltas for c in clients for v in c.views)
         print("model over WebSocket: seed %d, %d deltas applied after the "
-              "last reconnects" % (seed, deltas))
+              "last reconnects, %d of %d resumes replayed" % (
+                  seed, deltas, sum(c.replays for c in clients),
+                  len(resyncs)))
         assert deltas > 50
         for c in clients:
             c.disconnect(abrupt=False)

@@ -94,6 +94,7 @@ typedef struct client {
 	pthread_mutex_t mu;
 	cJSON *docs;		/* object: id -> doc */
 	int snapshots, deltas, errors;
+	int resumes;		/* resume deltas (instead of a snapshot) */
 	int64_t change_id;
 	bool resync, has_resync;
 	int n_ins, n_upd, n_del;
@@ -145,12 +146,22 @@ static void on_msg(const char *json, size_t len, void *ud)
 		c->has_resync = x != NULL;
 		c->resync = cJSON_IsTrue(x);
 	} else {
+		/* A resume delta may delete or update what this client
+		 * never had (docs/realtime.md, "Resume"); a live one not. */
+		bool resumed = cJSON_IsTrue(
+			cJSON_GetObjectItemCaseSensitive(m, "resumed"));
+
 		ch = cJSON_GetObjectItemCaseSensitive(m, "changes");
 		ASSERT(ch != NULL);
-		c->deltas++;
+		if (resumed) {
+			ASSERT_EQ(c->snapshots + c->resumes, 0);
+			c->resumes++;
+		} else {
+			c->deltas++;
+		}
 		cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(
 					      ch, "deletes")) {
-			ASSERT(cJSON_GetObjectItemCaseSensitive(
+			ASSERT(resumed || cJSON_GetObjectItemCaseSensitive(
 				c->docs, x->valuestring) != NULL);
 			cJSON_DeleteItemFromObjectCaseSensitive(c->docs,
 								x->valuestring);
@@ -158,10 +169,17 @@ static void on_msg(const char *json, size_t len, void *ud)
 		}
 		cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(
 					      ch, "updates")) {
-			ASSERT(cJSON_GetObjectItemCaseSensitive(
-				c->docs, id_text(x)) != NULL);
-			cJSON_ReplaceItemInObjectCaseSensitive(
-				c->docs, id_text(x), cJSON_Duplicate(x, true));
+			bool had = cJSON_GetObjectItemCaseSensitive(
+				c->docs, id_text(x)) != NULL;
+
+			ASSERT(resumed || had);
+			if (had)
+				cJSON_ReplaceItemInObjectCaseSensitive(
+					c->docs, id_text(x),
+					cJSON_Duplicate(x, true));
+			else
+				cJSON_AddItemToObject(c->docs, id_text(x),
+						      cJSON_Duplicate(x, true));
 			c->n_upd++;
 		}
 		cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(
@@ -283,6 +301,17 @@ static void update(alyx *a, const char *id, const char *json)
 	ASSERT_OK(alyx_doc_update(a, NULL, "items", id, json, (size_t)-1,
 				  &out));
 	alyx_free(out);
+}
+
+/* A reconnecting client: what `src` held, at its change id. */
+static void client_copy(client *dst, client *src)
+{
+	client_init(dst);
+	pthread_mutex_lock(&src->mu);
+	cJSON_Delete(dst->docs);
+	dst->docs = cJSON_Duplicate(src->docs, true);
+	dst->change_id = src->change_id;
+	pthread_mutex_unlock(&src->mu);
 }
 
 /* ---- deterministic cases ---- */
@@ -513,15 +542,20 @@ TEST(since_and_pruning)
 				 &s1));
 	ASSERT_OK(alyx_dispatch(a));
 	ASSERT(c1.change_id > 0);
-	/* Resume from a change the feed still holds: no resync. */
+	/* Resume from a change the feed still holds: c2 (holding what c1
+	 * held) gets the missed change only. */
 	snprintf(q, sizeof(q), "{\"since\":%lld}", (long long)c1.change_id);
+	client_free(&c2);
+	client_copy(&c2, &c1);
 	create(a, "{\"id\":\"p2\",\"grp\":\"a\",\"n\":2,\"flag\":true}");
 	ASSERT_OK(alyx_subscribe(a, NULL, "items", q, on_msg, &c2, NULL, &s2));
 	ASSERT_OK(alyx_dispatch(a));
-	ASSERT(c2.has_resync);
-	ASSERT(!c2.resync);
+	ASSERT_EQ(c2.snapshots, 0);
+	ASSERT_EQ(c2.resumes, 1);
+	ASSERT_EQ(c2.n_ins, 1);
 	ASSERT_EQ(cJSON_GetArraySize(c2.docs), 2);
 	check_client(a, &c1, "{}");
+	check_client(a, &c2, "{}");
 	/* After the retention, dispatch prunes what the broker has seen. */
 	sleep(2);
 	ASSERT_EQ(alyx_next_timeout_ms(a), 0);
@@ -538,6 +572,8 @@ TEST(since_and_pruning)
 				 &c3, NULL, &s3));
 	ASSERT_OK(alyx_dispatch(a));
 	ASSERT(c3.resync);
+	ASSERT_EQ(c3.snapshots, 1);
+	ASSERT_EQ(c3.resumes, 0);
 	ASSERT_EQ(cJSON_GetArraySize(c3.docs), 3);
 	check_client(a, &c1, "{}");
 	alyx_unsubscribe(s1);
@@ -546,6 +582,122 @@ TEST(since_and_pruning)
 	client_free(&c1);
 	client_free(&c2);
 	client_free(&c3);
+	alyx_close(a);
+	rm_project(dir);
+}
+
+static void resume_as(alyx *a, const alyx_ctx *ctx, const char *query,
+		      client *c, alyx_sub **s)
+{
+	char q[256];
+
+	snprintf(q, sizeof(q), "%.*s,\"since\":%lld}",
+		 (int)strlen(query) - 1, query, (long long)c->change_id);
+	ASSERT_OK(alyx_subscribe(a, ctx, "items", q, on_msg, c, NULL, s));
+	ASSERT_OK(alyx_dispatch(a));
+}
+
+/* A resume is a replay of exactly what was missed: the documents changed
+ * since, each in its current state or as a delete, then live deltas with
+ * no gap and no repeat; a limit window or total gets a snapshot. */
+TEST(resume_replays_missed_changes)
+{
+	static const char q[] = "{\"filter\":{\"grp\":{\"$in\":[\"a\",\"b\"]}}}";
+	static const char qx[] = "{\"filter\":{\"grp\":{\"$eq\":\"a\"}},"
+				 "\"expand\":[\"owner\"]}";
+	static const char ql[] = "{\"filter\":{\"grp\":{\"$in\":[\"a\",\"b\"]}},"
+				 "\"limit\":2}";
+	struct alyx_ctx ua = {.user_id = "a", .email = "a@x.io",
+			      .role = "user"};
+	char dir[64];
+	alyx *a = open_project(NULL, dir);
+	alyx_sub *s1 = NULL, *s2 = NULL, *s3 = NULL, *sx = NULL, *sl = NULL;
+	client c1, c2, c3, cx, cx2, cl, cl2;
+
+	client_init(&c1);
+	client_init(&cx);
+	client_init(&cl);
+	create(a, "{\"id\":\"x1\",\"grp\":\"a\",\"n\":1,\"flag\":true,"
+		  "\"owner\":\"o1\"}");
+	create(a, "{\"id\":\"x2\",\"grp\":\"b\",\"n\":2,\"flag\":true}");
+	create(a, "{\"id\":\"x3\",\"grp\":\"b\",\"n\":3,\"flag\":true}");
+	create(a, "{\"id\":\"x4\",\"grp\":\"a\",\"n\":4,\"flag\":true}");
+	ASSERT_OK(alyx_subscribe(a, &ua, "items", q, on_msg, &c1, NULL, &s1));
+	ASSERT_OK(alyx_subscribe(a, &ua, "items", qx, on_msg, &cx, NULL,
+				 &sx));
+	ASSERT_OK(alyx_subscribe(a, &ua, "items", ql, on_msg, &cl, NULL,
+				 &sl));
+	ASSERT_OK(alyx_dispatch(a));
+	ASSERT_EQ(cJSON_GetArraySize(c1.docs), 4);
+	/* The clients go away; meanwhile ... */
+	alyx_unsubscribe(s1);
+	alyx_unsubscribe(sx);
+	alyx_unsubscribe(sl);
+	client_copy(&c2, &c1);
+	client_copy(&cx2, &cx);
+	client_copy(&cl2, &cl);
+	update(a, "x1", "{\"n\":11}");			/* update */
+	update(a, "x1", "{\"n\":12}");			/* once, last state */
+	update(a, "x2", "{\"grp\":\"c\"}");		/* stops matching */
+	update(a, "x3", "{\"flag\":false}");		/* hidden by the rule */
+	create(a, "{\"id\":\"x5\",\"grp\":\"a\",\"n\":5,\"flag\":true}");
+	create(a, "{\"id\":\"x6\",\"grp\":\"a\",\"n\":6,\"flag\":true}");
+	ASSERT_OK(alyx_doc_delete(a, NULL, "items", "x6")); /* never seen */
+	ASSERT_OK(alyx_doc_delete(a, NULL, "items", "x4"));
+	create(a, "{\"id\":\"y1\",\"grp\":\"z\",\"n\":7,\"flag\":true}");
+	/* ... the owner x1 expands changes (no change of x1's row). */
+	{
+		char *out = NULL;
+
+		ASSERT_OK(alyx_doc_update(a, NULL, "owners", "o1",
+					  "{\"name\":\"renamed\"}",
+					  (size_t)-1, &out));
+		alyx_free(out);
+	}
+	/* ... and they come back. */
+	resume_as(a, &ua, q, &c2, &s2);
+	ASSERT_EQ(c2.snapshots, 0);
+	ASSERT_EQ(c2.resumes, 1);
+	ASSERT_EQ(c2.n_ins, 1);		/* x5 */
+	ASSERT_EQ(c2.n_upd, 1);		/* x1 */
+	ASSERT_EQ(c2.n_del, 3);		/* x2, x3, x4 */
+	check_client_as(a, &ua, &c2, q);
+	/* The expanded owner changed: every document held is an update. */
+	resume_as(a, &ua, qx, &cx2, &sx);
+	ASSERT_EQ(cx2.snapshots, 0);
+	ASSERT_EQ(cx2.resumes, 1);
+	ASSERT(strstr(cx2.last, "renamed") != NULL);
+	check_client_as(a, &ua, &cx2, qx);
+	/* A limit window cannot be replayed (see docs): a snapshot. */
+	resume_as(a, &ua, ql, &cl2, &sl);
+	ASSERT_EQ(cl2.snapshots, 1);
+	ASSERT_EQ(cl2.resumes, 0);
+	ASSERT(cl2.has_resync && !cl2.resync);
+	check_client_as(a, &ua, &cl2, ql);
+	/* Live from there: one delta, nothing twice. */
+	update(a, "x5", "{\"n\":50}");
+	ASSERT_OK(alyx_dispatch(a));
+	ASSERT_EQ(c2.deltas, 1);
+	ASSERT_EQ(c2.n_upd, 2);
+	check_client_as(a, &ua, &c2, q);
+	check_client_as(a, &ua, &cx2, qx);
+	/* Nothing missed: an empty replay. */
+	client_copy(&c3, &c2);
+	resume_as(a, &ua, q, &c3, &s3);
+	ASSERT_EQ(c3.resumes, 1);
+	ASSERT_EQ(c3.n_ins + c3.n_upd + c3.n_del, 0);
+	check_client_as(a, &ua, &c3, q);
+	alyx_unsubscribe(s2);
+	alyx_unsubscribe(s3);
+	alyx_unsubscribe(sx);
+	alyx_unsubscribe(sl);
+	client_free(&c1);
+	client_free(&c2);
+	client_free(&c3);
+	client_free(&cx);
+	client_free(&cx2);
+	client_free(&cl);
+	client_free(&cl2);
 	alyx_close(a);
 	rm_project(dir);
 }
@@ -861,6 +1013,8 @@ static const char *random_query(unsigned *seed, char *buf, size_t n)
 TEST(random_model)
 {
 	char dir[64], queries[N_SUBS][256];
+	int whoi[N_SUBS], resumed = 0, replays = 0, j, k;
+	bool back[N_SUBS] = {0};
 	alyx *a = open_project("database:\n  path: data/a.db\n"
 			       "realtime:\n  poll_interval_ms: 10\n", dir);
 	pthread_t th[N_WRITER_THREADS + 1];
@@ -896,22 +1050,37 @@ TEST(random_model)
 
 			random_query(&seed, q, sizeof(q));
 			/* Every fifth one repeats an earlier query exactly
-			 * (a shared view). */
-			if (n_subs >= 5 && i % 5 == 0)
-				snprintf(q, sizeof(q), "%s",
-					 queries[rnd(&seed) % n_subs]);
-			if (round > 0 && i % 4 == 0 && cl[i].change_id > 0 &&
-			    !strstr(q, "since")) {
+			 * (a shared view; a new client does not resume). */
+			j = (int)(rnd(&seed) % (unsigned)(n_subs ? n_subs : 1));
+			if (n_subs >= 5 && i % 5 == 0 &&
+			    !strstr(queries[j], "since"))
+				snprintf(q, sizeof(q), "%s", queries[j]);
+			whoi[n_subs] = n_subs % 4;
+			/* Every fourth one is a client that left coming back:
+			 * its query, caller and documents, resuming from the
+			 * last change id it saw. */
+			j = -1;
+			for (k = 0; round > 0 && i % 4 == 0 && k < n_subs;
+			     k++)
+				if (!subs[k] && !back[k] &&
+				    !strstr(queries[k], "since"))
+					j = k;
+			if (j >= 0) {
+				back[j] = true;
+				whoi[n_subs] = whoi[j];
+				client_copy(&cl[n_subs], &cl[j]);
+				snprintf(q, sizeof(q), "%s", queries[j]);
 				q[strlen(q) - 1] = '\0';
 				snprintf(queries[n_subs], sizeof(queries[0]),
 					 "%s,\"since\":%lld}", q,
-					 (long long)cl[i].change_id);
+					 (long long)cl[j].change_id);
+				resumed++;
 			} else {
 				snprintf(queries[n_subs], sizeof(queries[0]),
 					 "%s", q);
+				client_init(&cl[n_subs]);
 			}
-			client_init(&cl[n_subs]);
-			ASSERT_OK(alyx_subscribe(a, who[n_subs % 4], "items",
+			ASSERT_OK(alyx_subscribe(a, who[whoi[n_subs]], "items",
 						 queries[n_subs], on_msg,
 						 &cl[n_subs], NULL,
 						 &subs[n_subs]));
@@ -933,9 +1102,9 @@ TEST(random_model)
 		for (i = 0; i < n_subs; i++) {
 			if (!subs[i])
 				continue;
-			ASSERT_EQ(cl[i].snapshots, 1);
+			ASSERT_EQ(cl[i].snapshots + cl[i].resumes, 1);
 			ASSERT_EQ(cl[i].errors, 0);
-			check_client_as(a, who[i % 4], &cl[i], queries[i]);
+			check_client_as(a, who[whoi[i]], &cl[i], queries[i]);
 		}
 		/* A few leave. */
 		for (i = round; i < n_subs; i += 7) {
@@ -946,11 +1115,16 @@ TEST(random_model)
 	{
 		int deltas = 0;
 
-		for (i = 0; i < n_subs; i++)
+		for (i = 0; i < n_subs; i++) {
 			deltas += cl[i].deltas;
+			replays += cl[i].resumes;
+		}
 		printf("  random_model: seed %u, %d subscriptions, %d "
-		       "deltas\n", seed0, n_subs, deltas);
+		       "deltas, %d resumed (%d replayed, %d snapshots)\n",
+		       seed0, n_subs, deltas, resumed, replays,
+		       resumed - replays);
 		ASSERT(deltas > n_subs);
+		ASSERT(resumed > 0);
 	}
 	for (i = 0; i < n_subs; i++) {
 		alyx_unsubscribe(subs[i]);
