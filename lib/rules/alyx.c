@@ -98,6 +98,9 @@ int alyx__rule_compile(const char *src, size_t len,
 		alyx__rule_free(r);
 		return alyx__err_set(err, ALYX_E_NOMEM, NULL, "out of memory");
 	}
+	r->always = r->prog->root->kind == N_LIT &&
+		    r->prog->root->lit.k == ALYX_CEL_BOOL &&
+		    r->prog->root->lit.v.b;
 	*out = r;
 	return ALYX_OK;
 }
@@ -121,6 +124,11 @@ void alyx__rule_free(alyx__rule *r)
 const char *alyx__rule_src(const alyx__rule *r)
 {
 	return alyx__cel_prog_src(r->prog, NULL);
+}
+
+bool alyx__rule_always(const alyx__rule *r)
+{
+	return r && r->always;
 }
 
 /* ---- JSON -> CEL ---- */

@@ -142,6 +142,7 @@ struct alyx__rule {
 	size_t n_used;
 	bool doc_whole;
 	bool uses_request;	/* the rule reads `request` */
+	bool always;		/* the rule is the literal `true` */
 	/* Push-down translations already made, by collection and auth, for
 	 * calls without a request or rules that do not read it (sql.c): a
 	 * signed-in user's requests translate once while the rule (the

@@ -256,6 +256,9 @@ int alyx__rule_compile(const char *src, size_t len,
 		       alyx__err *err);
 void alyx__rule_free(alyx__rule *r);
 const char *alyx__rule_src(const alyx__rule *r);
+/* True when the rule is the constant `true` (a public collection's
+ * `read: "true"`): it allows everyone without looking at anything. */
+bool alyx__rule_always(const alyx__rule *r);
 
 /*
  * Type-checks the rule against collection c: every `doc.<field>` must name

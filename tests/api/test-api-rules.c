@@ -38,7 +38,14 @@ static const char extra_schema[] =
 	"      rank: {type: int}\n"
 	"    rules:\n"
 	"      read: \"doc.title.matches('^pub') || auth.role == 'admin'\"\n"
-	"      create: \"auth.role == 'admin'\"\n";
+	"      create: \"auth.role == 'admin'\"\n"
+	"  boards:\n"
+	"    fields:\n"
+	"      id: {type: uuid, primary: true, default: auto}\n"
+	"      name: {type: string}\n"
+	"      secret: {type: string, nullable: true, internal: true}\n"
+	"    rules:\n"
+	"      read: \"true\"\n";
 
 typedef struct world {
 	alyx *a;
@@ -497,6 +504,58 @@ TEST(no_rule_means_admin_only)
 				  (size_t)-1, &out));
 	alyx_free(out);
 	ASSERT_OK(alyx_doc_delete(w.a, w.adm, "notes", id));
+	close_world(&w);
+}
+
+/* A get that may read everything (a `true` read rule for anyone, no rule
+ * for an admin) is one primary-key read: the same document the system
+ * gets, internal fields left out; a missing id is still NOT_FOUND. */
+TEST(get_of_readable_collection_matches_system)
+{
+	world w;
+	char *sys = NULL, *out = NULL, id[64];
+	cJSON *j;
+
+	open_world(&w);
+	ASSERT_OK(alyx_doc_create(w.a, NULL, "boards",
+				  "{\"name\":\"b\",\"secret\":\"s3cr3t\"}",
+				  (size_t)-1, &out));
+	j = cJSON_Parse(out);
+	snprintf(id, sizeof(id), "%s",
+		 cJSON_GetObjectItem(j, "id")->valuestring);
+	cJSON_Delete(j);
+	alyx_free(out);
+	ASSERT_OK(alyx_doc_get(w.a, NULL, "boards", id, NULL, &sys));
+	ASSERT(!strstr(sys, "s3cr3t"));
+	const alyx_ctx *who[] = {w.anon, w.bob, w.adm};
+	for (size_t i = 0; i < sizeof(who) / sizeof(who[0]); i++) {
+		ASSERT_OK(alyx_doc_get(w.a, who[i], "boards", id, NULL, &out));
+		ASSERT_STR_EQ(out, sys);
+		alyx_free(out);
+		ASSERT_OK(alyx_doc_get(w.a, who[i], "boards", id, "fields=name",
+				       &out));
+		ASSERT(!strstr(out, "s3cr3t"));
+		alyx_free(out);
+		ASSERT_EQ(alyx_doc_get(w.a, who[i], "boards",
+				       "00000000-0000-4000-8000-000000000000",
+				       NULL, &out), ALYX_E_NOTFOUND);
+	}
+	alyx_free(sys);
+	sys = NULL;
+	/* no read rule: the admin's get equals the system's */
+	ASSERT_OK(alyx_doc_create(w.a, w.adm, "notes", "{\"body\":\"n\"}",
+				  (size_t)-1, &out));
+	j = cJSON_Parse(out);
+	snprintf(id, sizeof(id), "%s",
+		 cJSON_GetObjectItem(j, "id")->valuestring);
+	cJSON_Delete(j);
+	alyx_free(out);
+	ASSERT_OK(alyx_doc_get(w.a, NULL, "notes", id, NULL, &sys));
+	ASSERT_OK(alyx_doc_get(w.a, w.adm, "notes", id, NULL, &out));
+	ASSERT_STR_EQ(out, sys);
+	alyx_free(out);
+	alyx_free(sys);
+	ASSERT_EQ(get(&w, w.anon, "notes", id, NULL, NULL), ALYX_E_NOTFOUND);
 	close_world(&w);
 }
 
