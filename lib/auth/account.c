@@ -187,7 +187,7 @@ static int nomem(alyx__err *err)
 }
 
 /* Hands the reply in `b` to the caller's *out. */
-static int take_out(alyx_buf *b, char **out, alyx__err *err)
+int alyx__auth_take_out(alyx_buf *b, char **out, alyx__err *err)
 {
 	*out = alyx__buf_take(b);
 	return *out ? ALYX_OK : nomem(err);
@@ -512,13 +512,7 @@ static int create_account(alyx *a, const char *json, size_t len,
 		alyx__fielderrs_add(&fe, "email", cJSON_GetObjectItemCaseSensitive(
 				    body, "email") ? "format" : "required",
 				    "a valid email address is required");
-	pw = cJSON_GetObjectItemCaseSensitive(body, "password");
-	if (!cJSON_IsString(pw))
-		alyx__fielderrs_add(&fe, "password", pw ? "type" : "required",
-				    "a password string is required");
-	else
-		alyx__pw_policy(a->cfg, pw->valuestring,
-				strlen(pw->valuestring), &fe);
+	pw = alyx__pw_field(a->cfg, body, &fe);
 	snap = alyx__snap_get(a);
 	c = alyx__schema_coll(snap->schema, "users");
 	cJSON_ArrayForEach(it, body) {
@@ -581,7 +575,7 @@ static int create_account(alyx *a, const char *json, size_t len,
 			     : alyx__auth_token_reply(a, a->wdb, uid, tok, &b, &err);
 	rc = alyx__wtx_end(&t, rc == ALYX_OK, &err);
 	if (rc == ALYX_OK)
-		rc = take_out(&b, out, &err);
+		rc = alyx__auth_take_out(&b, out, &err);
 out:
 	sqlite3_finalize(st);
 	alyx__row_free(&row);
@@ -715,7 +709,7 @@ int alyx__auth_login(alyx *a, const char *json, size_t len, const char *ip,
 		rc = alyx__auth_token_reply(a, a->wdb, uid, tok, &b, &err);
 	rc = alyx__wtx_end(&t, rc == ALYX_OK, &err);
 	if (rc == ALYX_OK)
-		rc = take_out(&b, out, &err);
+		rc = alyx__auth_take_out(&b, out, &err);
 out:
 	alyx__free(email);
 	alyx__free(uid);
@@ -860,7 +854,7 @@ static int refresh_or_logout(alyx *a, const char *json, size_t len,
 end:
 	rc = alyx__wtx_end(&t, rc == ALYX_OK, &err);
 	if (rc == ALYX_OK && !logout)
-		rc = take_out(&b, out, &err);
+		rc = alyx__auth_take_out(&b, out, &err);
 out:
 	alyx__free(sid);
 	alyx__free(uid);
@@ -1021,7 +1015,7 @@ ALYX_API int alyx_auth_me(alyx *a, const alyx_ctx *ctx, char **out)
 	rc = alyx__auth_user_json(a, rd.db, ctx->user_id, &b, NULL, &err);
 	alyx__reader_put(a, &rd);
 	if (rc == ALYX_OK)
-		rc = take_out(&b, out, &err);
+		rc = alyx__auth_take_out(&b, out, &err);
 out:
 	alyx__buf_free(&b);
 	return alyx__finish(a, &err);

@@ -46,11 +46,19 @@ int alyx__pw_hash(const char *pw, size_t n, char out[ALYX_AUTH_HASH_MAX],
 /* True if `pw` matches the encoded hash (argon2id_verify: constant-time
  * comparison).  A malformed hash is simply false. */
 bool alyx__pw_verify(const char *encoded, const char *pw, size_t n);
+/* The body's "password" member checked as a new password (a string, then
+ * the policy): failures go to fe; returns the member, a string or NULL. */
+const cJSON *alyx__pw_field(const alyx__config *cfg, const cJSON *body,
+			    alyx__fielderrs *fe);
 /* Checks the password policy (auth.password).  Adds one field error per
  * failed requirement to `fe` under field "password" (codes min_length,
  * max_length, uppercase, number, special, type). */
 void alyx__pw_policy(const alyx__config *cfg, const char *pw, size_t n,
 		     alyx__fielderrs *fe);
+
+/* Hands the reply in b to *out (the caller frees it with alyx_free);
+ * NOMEM (with *out NULL) when b could not be built. */
+int alyx__auth_take_out(alyx_buf *b, char **out, alyx__err *err);
 
 /* ---- tokens (token.c) ---- */
 /* ALYX_E_CONFIG unless auth.jwt.secret is at least 32 bytes. */

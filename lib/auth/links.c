@@ -413,11 +413,8 @@ ALYX_API int alyx_auth_verify(alyx *a, const char *json, size_t len,
 	if (rc == ALYX_OK)
 		rc = alyx__auth_user_json(a, a->wdb, uid, &b, NULL, &err);
 	rc = alyx__wtx_end(&t, rc == ALYX_OK, &err);
-	if (rc == ALYX_OK) {
-		*out = alyx__buf_take(&b);
-		if (!*out)
-			rc = nomem(&err);
-	}
+	if (rc == ALYX_OK)
+		rc = alyx__auth_take_out(&b, out, &err);
 out:
 	alyx__free(uid);
 	alyx__free(email);
@@ -461,13 +458,7 @@ ALYX_API int alyx_auth_confirm_password_reset(alyx *a, const char *json,
 		rc = body_token(body, &tok, &err);
 	if (rc != ALYX_OK)
 		goto out;
-	pw = cJSON_GetObjectItemCaseSensitive(body, "password");
-	if (!cJSON_IsString(pw))
-		alyx__fielderrs_add(&fe, "password", pw ? "type" : "required",
-				    "a password string is required");
-	else
-		alyx__pw_policy(a->cfg, pw->valuestring,
-				strlen(pw->valuestring), &fe);
+	pw = alyx__pw_field(a->cfg, body, &fe);
 	if (fe.count) {
 		/* A refused password does not spend the token. */
 		rc = alyx__err_setd(&err, ALYX_E_VALIDATION,
@@ -561,9 +552,7 @@ ALYX_API int alyx_auth_reset_link(alyx *a, const char *email_in,
 	alyx__buf_adds(&b, ",\"expires_at\":");
 	alyx__json_strz(&b, when);
 	alyx__buf_addc(&b, '}');
-	*out = alyx__buf_take(&b);
-	if (!*out)
-		rc = nomem(&err);
+	rc = alyx__auth_take_out(&b, out, &err);
 out:
 	alyx__link_free(l);
 	cJSON_Delete(ej);

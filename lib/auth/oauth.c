@@ -128,9 +128,7 @@ ALYX_API int alyx_auth_providers(alyx *a, char **out)
 		first = false;
 	}
 	alyx__buf_adds(&b, "]}");
-	*out = alyx__buf_take(&b);
-	if (!*out)
-		rc = nomem(&err);
+	rc = alyx__auth_take_out(&b, out, &err);
 out:
 	alyx__buf_free(&b);
 	return alyx__finish(a, &err);
@@ -238,9 +236,7 @@ ALYX_API int alyx_auth_oauth_start(alyx *a, const char *name,
 	alyx__buf_adds(&b, ",\"state\":");
 	alyx__json_strz(&b, state);
 	alyx__buf_addc(&b, '}');
-	*out = alyx__buf_take(&b);
-	if (!*out)
-		rc = nomem(&err);
+	rc = alyx__auth_take_out(&b, out, &err);
 out:
 	explicit_bzero(verifier, sizeof(verifier));
 	cJSON_free(data);
@@ -639,11 +635,8 @@ int alyx__oauth_finish(alyx *a, const char *name, const char *code,
 	if (rc == ALYX_OK)
 		rc = alyx__auth_token_reply(a, a->wdb, uid, tok, &b, &err);
 	rc = alyx__wtx_end(&t, rc == ALYX_OK, &err);
-	if (rc == ALYX_OK) {
-		*out = alyx__buf_take(&b);
-		if (!*out)
-			rc = nomem(&err);
-	}
+	if (rc == ALYX_OK)
+		rc = alyx__auth_take_out(&b, out, &err);
 out:
 	if (access)
 		explicit_bzero(access, strlen(access));

@@ -50,6 +50,20 @@ bool alyx__pw_verify(const char *encoded, const char *pw, size_t n)
 	return argon2id_verify(encoded, pw, n) == ARGON2_OK;
 }
 
+const cJSON *alyx__pw_field(const alyx__config *cfg, const cJSON *body,
+			    alyx__fielderrs *fe)
+{
+	const cJSON *pw = cJSON_GetObjectItemCaseSensitive(body, "password");
+
+	if (!cJSON_IsString(pw)) {
+		alyx__fielderrs_add(fe, "password", pw ? "type" : "required",
+				    "a password string is required");
+		return NULL;
+	}
+	alyx__pw_policy(cfg, pw->valuestring, strlen(pw->valuestring), fe);
+	return pw;
+}
+
 void alyx__pw_policy(const alyx__config *cfg, const char *pw, size_t n,
 		     alyx__fielderrs *fe)
 {
