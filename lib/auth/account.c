@@ -535,7 +535,7 @@ static int create_account(alyx *a, const char *json, size_t len,
 				    "invalid registration");
 		goto out;
 	}
-	alyx__uuid_v4(uid);
+	alyx__uuid_v7_pooled(uid);
 	if (c) {
 		doc = users_doc(c, body, uid, email, role, trusted);
 		if (!doc) {

@@ -564,7 +564,7 @@ static int account_of(alyx *a, const char *name, const who *w, char **uid,
 	} else {
 		cJSON *f = cJSON_CreateObject();
 
-		alyx__uuid_v4(nid);
+		alyx__uuid_v7_pooled(nid);
 		*uid = alyx__strdup(nid);
 		if (!f || !*uid ||
 		    (w->name && !cJSON_AddStringToObject(f, "name", w->name)) ||

@@ -401,7 +401,7 @@ static bool apply_default(const alyx__collection *c, size_t i, int64_t now,
 		if (f->type == ALYX_T_UUID) {
 			char id[37];
 
-			alyx__uuid_v4_pooled(id);
+			alyx__uuid_v7_pooled(id);
 			v->kind = ALYX_V_TEXT;
 			v->s = alyx__strndup(id, 36);
 			v->n = 36;

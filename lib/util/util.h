@@ -151,9 +151,10 @@ bool alyx__parse_iso8601(const char *s, size_t n, int64_t *ms);
 /* ---- ids, hashes, encodings ---- */
 /* A random RFC 4122 version-4 UUID in lower-case text (37 bytes). */
 void alyx__uuid_v4(char out[37]);
-/* The same from a per-thread pool of CSPRNG bytes (cheaper; for document
- * ids, not for secrets). */
-void alyx__uuid_v4_pooled(char out[37]);
+/* A time-ordered RFC 9562 version-7 UUID (ms timestamp, sub-ms fraction,
+ * 62 random bits from a per-thread pool of CSPRNG bytes): the automatic
+ * document id.  Not for secrets. */
+void alyx__uuid_v7_pooled(char out[37]);
 bool alyx__uuid_valid(const char *s, size_t n);
 /* Random bytes from OpenSSL; false on failure. */
 bool alyx__random(void *p, size_t n);

@@ -1,4 +1,7 @@
 /* Unit tests of lib/util: buffers, JSON writer, time, ids, encodings. */
+#include <string.h>
+#include <time.h>
+
 #include "harness.h"
 #include "util/util.h"
 
@@ -85,6 +88,32 @@ TEST(uuid_and_base64)
 	alyx__free(d);
 	alyx__free(s);
 	ASSERT(!alyx__base64_dec("a$==", 4, &d, &n));
+}
+
+/* Version-7 ids: the RFC 9562 layout, the current time in their first 48
+ * bits, and strictly increasing when made one after another. */
+TEST(uuid_v7_time_ordered)
+{
+	char prev[37], u[37];
+	struct timespec ts;
+	uint64_t now_ms, id_ms = 0;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	alyx__uuid_v7_pooled(prev);
+	ASSERT(alyx__uuid_valid(prev, 36));
+	ASSERT_EQ(prev[14], '7');
+	ASSERT(strchr("89ab", prev[19]) != NULL);
+	for (int i = 0; i < 12; i++) {
+		char c = prev[i < 8 ? i : i + 1];
+		id_ms = id_ms << 4 | (uint64_t)(c <= '9' ? c - '0' : c - 'a' + 10);
+	}
+	ASSERT(id_ms >= now_ms && id_ms < now_ms + 5000);
+	for (int i = 0; i < 20000; i++) {
+		alyx__uuid_v7_pooled(u);
+		ASSERT(strcmp(prev, u) < 0);
+		memcpy(prev, u, sizeof(u));
+	}
 }
 
 TEST(url_decode)
