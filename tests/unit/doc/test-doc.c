@@ -251,7 +251,7 @@ TEST(create_applies_defaults_and_hides_internal)
 		"{\"email\":\"ann@example.com\",\"secret\":\"s3\"}", &out, &err));
 	id = get_str(out, "id");
 	ASSERT(id && alyx__uuid_valid(id, strlen(id)));
-	ASSERT_EQ(id[14], '4');	/* version 4 */
+	ASSERT_EQ(id[14], '7');	/* version 7 */
 	ASSERT_CONTAINS(out, "\"role\":\"user\"");
 	ASSERT_CONTAINS(out, "\"active\":false");
 	ASSERT_CONTAINS(out, "\"name\":null");
