@@ -800,26 +800,31 @@ static void write_typed(alyx_buf *b, alyx__type t, alyx__vkind k,
 void alyx__value_write_column(alyx_buf *b, const alyx__field *f,
 			      sqlite3_stmt *st, int col)
 {
+	/* One column call, then the value's own accessors: each
+	 * sqlite3_column_* call checks the statement and error state
+	 * again.  The connection is used by this thread alone, which is what
+	 * reading an unprotected value asks for. */
+	sqlite3_value *v = sqlite3_column_value(st, col);
 	const char *s;
 
-	switch (sqlite3_column_type(st, col)) {
+	switch (sqlite3_value_type(v)) {
 	case SQLITE_INTEGER:
-		write_typed(b, f->type, ALYX_V_INT,
-			    sqlite3_column_int64(st, col), 0, NULL, 0);
+		write_typed(b, f->type, ALYX_V_INT, sqlite3_value_int64(v), 0,
+			    NULL, 0);
 		break;
 	case SQLITE_FLOAT:
 		write_typed(b, f->type, ALYX_V_FLOAT, 0,
-			    sqlite3_column_double(st, col), NULL, 0);
+			    sqlite3_value_double(v), NULL, 0);
 		break;
 	case SQLITE_TEXT:
-		s = (const char *)sqlite3_column_text(st, col);
+		s = (const char *)sqlite3_value_text(v);
 		write_typed(b, f->type, ALYX_V_TEXT, 0, 0, s ? s : "",
-			    (size_t)sqlite3_column_bytes(st, col));
+			    (size_t)sqlite3_value_bytes(v));
 		break;
 	case SQLITE_BLOB:
-		s = sqlite3_column_blob(st, col);
+		s = sqlite3_value_blob(v);
 		write_typed(b, f->type, ALYX_V_BLOB, 0, 0, s,
-			    (size_t)sqlite3_column_bytes(st, col));
+			    (size_t)sqlite3_value_bytes(v));
 		break;
 	default:
 		alyx__buf_add(b, "null", 4);

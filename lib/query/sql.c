@@ -255,11 +255,24 @@ static void where_sql(alyx_buf *b, binds *bl, const alyx__query *q,
 
 /* ---- the select list ---- */
 
+typedef struct sel_out {
+	const alyx__field *f;
+	int col;		/* its result column */
+	unsigned off, len;	/* its key text in sel.keys */
+} sel_out;
+
 typedef struct sel {
 	int *col;	/* per field: result column, or -1 */
 	bool *show;	/* per field: written into the documents */
 	int *order;	/* per result column: the field */
 	int n;
+	/* Made by sel_plan once the list is complete: the shown fields in
+	 * order, each with the text written before its value (`{"name":`
+	 * for the first, `,"name":` after), so a row is written with one
+	 * append per key and no per-row name lengths or flag checks. */
+	sel_out *out;
+	char *keys;
+	int n_out;
 } sel;
 
 static void sel_free(sel *s)
@@ -267,7 +280,39 @@ static void sel_free(sel *s)
 	alyx__free(s->col);
 	alyx__free(s->show);
 	alyx__free(s->order);
+	alyx__free(s->out);
+	alyx__free(s->keys);
 	memset(s, 0, sizeof(*s));
+}
+
+static int sel_plan(sel *s, const alyx__collection *c)
+{
+	alyx_buf k;
+	size_t i;
+
+	alyx__buf_init(&k, 0);
+	s->out = alyx__calloc(c->n_fields + 1, sizeof(*s->out));
+	if (!s->out)
+		return ALYX_E_NOMEM;
+	for (i = 0; i < c->n_fields; i++) {
+		sel_out *o;
+
+		if (!s->show[i])
+			continue;
+		o = &s->out[s->n_out++];
+		o->f = &c->fields[i];
+		o->col = s->col[i];
+		o->off = (unsigned)k.len;
+		alyx__buf_addc(&k, s->n_out == 1 ? '{' : ',');
+		alyx__json_key(&k, c->fields[i].name);
+		o->len = (unsigned)(k.len - o->off);
+	}
+	if (k.err) {
+		alyx__buf_free(&k);
+		return ALYX_E_NOMEM;
+	}
+	s->keys = alyx__buf_take(&k);
+	return s->keys || !s->n_out ? ALYX_OK : ALYX_E_NOMEM;
 }
 
 static int sel_init(sel *s, const alyx__collection *c)
@@ -323,22 +368,20 @@ static void sel_sql(alyx_buf *b, const alyx__collection *c, const sel *s)
 	alyx__buf_adds(b, " AS " ALYX_QUERY_ALIAS);
 }
 
-/* Writes the shown fields of the current row; `close` adds the '}'. */
-static void doc_write(alyx_buf *b, const alyx__collection *c, const sel *s,
-		      sqlite3_stmt *st, bool close)
+/* Writes the shown fields of the current row (sel_plan made s->out);
+ * `close` adds the '}'. */
+static void doc_write(alyx_buf *b, const sel *s, sqlite3_stmt *st,
+		      bool close)
 {
-	size_t i;
-	bool first = true;
+	int i;
 
-	alyx__buf_addc(b, '{');
-	for (i = 0; i < c->n_fields; i++) {
-		if (!s->show[i])
-			continue;
-		if (!first)
-			alyx__buf_addc(b, ',');
-		first = false;
-		alyx__json_key(b, c->fields[i].name);
-		alyx__value_write_column(b, &c->fields[i], st, s->col[i]);
+	if (!s->n_out)
+		alyx__buf_addc(b, '{');
+	for (i = 0; i < s->n_out; i++) {
+		const sel_out *o = &s->out[i];
+
+		alyx__buf_add(b, s->keys + o->off, o->len);
+		alyx__value_write_column(b, o->f, st, o->col);
 	}
 	if (close)
 		alyx__buf_addc(b, '}');
@@ -551,6 +594,8 @@ static int page_build(const alyx__query *q, const alyx__sqlcond *extra,
 		if (f >= 0)
 			sel_need(&p->s, f, false);
 	}
+	if (sel_plan(&p->s, c) != ALYX_OK)
+		goto nomem;
 	sel_sql(&p->sql, c, &p->s);
 	where_sql(&p->sql, &p->bl, q, extra, true);
 	alyx__buf_adds(&p->sql, " ORDER BY ");
@@ -708,7 +753,7 @@ static int xdoc_add(xnode *x, sqlite3_stmt *st, bool with_key)
 	memset(d, 0, sizeof(*d));
 	x->n_docs++;
 	d->off = x->json.len;
-	doc_write(&x->json, x->coll, &x->s, st, false);
+	doc_write(&x->json, &x->s, st, false);
 	d->len = x->json.len - d->off;
 	if (x->json.err)
 		return x->json.err;
@@ -778,6 +823,8 @@ static int xfetch(sqlite3 *db, xnode *parent, size_t k,
 	sel_need(&x->s, x->tfield, false);
 	for (i = 0; i < x->n_kids; i++)
 		sel_need(&x->s, x->kids[i].field, false);
+	if (sel_plan(&x->s, x->coll) != ALYX_OK)
+		goto nomem;
 	ids = alyx__calloc(parent->n_docs + 1, sizeof(*ids));
 	if (!ids)
 		goto nomem;
@@ -911,6 +958,22 @@ int alyx__query_exec(sqlite3 *db, const alyx__query *q,
 	return alyx__query_run(db, q, &o, out, err);
 }
 
+/* After the first document of a page: room for `limit` documents of its
+ * size (and a quarter more), so the page grows by one reallocation
+ * instead of doubling its way up from 64 bytes.  Never more than the
+ * buffer's cap allows: reaching the cap stays the writer's error. */
+static void reserve_page(alyx_buf *out, size_t mark, int64_t limit)
+{
+	size_t one = out->len - mark, want;
+
+	if (out->err || limit <= 1 || one > out->max / (size_t)limit)
+		return;
+	want = one * (size_t)limit + one * (size_t)limit / 4 + 64;
+	if (want > out->max - out->len)
+		want = out->max - out->len;
+	alyx__buf_grow(out, want);
+}
+
 int alyx__query_run(sqlite3 *db, const alyx__query *q,
 		    const alyx__query_opts *o, alyx_buf *out, alyx__err *err)
 {
@@ -963,7 +1026,9 @@ int alyx__query_run(sqlite3 *db, const alyx__query *q,
 		} else {
 			if (rows)
 				alyx__buf_addc(out, ',');
-			doc_write(out, q->coll, &p.s, st, true);
+			doc_write(out, &p.s, st, true);
+			if (!rows)
+				reserve_page(out, mark, q->limit);
 		}
 		if (rows == q->limit - 1) {
 			rc = alyx__cursor_encode(&next, q, st, p.sortcol, err);

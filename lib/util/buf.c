@@ -3,6 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "util.h"
 
@@ -224,6 +227,22 @@ static bool word_plain(uint64_t w)
 		 (ones * 0x80));
 }
 
+#if defined(__SSE2__)
+/* The offending bytes of the 16 at p as a bit mask (bit k: byte k is
+ * below 0x20, '"', '\\' or above 0x7F; the signed compare counts bytes
+ * from 0x80 as below 0x20).  0: the 16 bytes copy as they are. */
+static inline unsigned block_stops(const unsigned char *p)
+{
+	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+	__m128i x = _mm_or_si128(
+		_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+			     _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+		_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+
+	return (unsigned)_mm_movemask_epi8(x);
+}
+#endif
+
 void alyx__json_str(alyx_buf *b, const char *s, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)s;
@@ -238,6 +257,17 @@ void alyx__json_str(alyx_buf *b, const char *s, size_t n)
 		for (;;) {
 			uint64_t w;
 
+#if defined(__SSE2__)
+			while (i + 16 <= n) {
+				unsigned m = block_stops(p + i);
+
+				if (m) {
+					i += (size_t)__builtin_ctz(m);
+					break;
+				}
+				i += 16;
+			}
+#endif
 			while (i + 8 <= n) {
 				memcpy(&w, p + i, 8);
 				if (!word_plain(w))

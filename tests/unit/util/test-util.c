@@ -33,6 +33,47 @@ TEST(json_escapes_and_utf8)
 	ASSERT(!alyx__utf8_valid("\xED\xA0\x80", 3));
 }
 
+/* Each special byte or sequence at every offset of strings up to 70
+ * bytes: the 16- and 8-byte scans hand over to the byte loop at the right
+ * place whatever the alignment. */
+TEST(json_escapes_at_every_offset)
+{
+	static const struct {
+		const char *in, *out;
+	} sp[] = {
+		{"\"", "\\\""}, {"\\", "\\\\"}, {"\n", "\\n"},
+		{"\x01", "\\u0001"}, {"\x1f", "\\u001f"},
+		{"\xC3\xA9", "\xC3\xA9"}, {"\xE2\x82\xAC", "\xE2\x82\xAC"},
+		{"\xFF", "\xEF\xBF\xBD"}, {"\xC3", "\xEF\xBF\xBD"},
+		{"\x7f", "\x7f"},
+	};
+
+	for (size_t k = 0; k < sizeof(sp) / sizeof(sp[0]); k++) {
+		for (size_t at = 0; at < 64; at++) {
+			char in[80], want[100];
+			size_t n = 0, w = 0, sl = strlen(sp[k].in);
+			alyx_buf b;
+
+			want[w++] = '"';
+			for (; n < at; n++)
+				in[n] = want[w++] = (char)('a' + n % 26);
+			memcpy(in + n, sp[k].in, sl);
+			n += sl;
+			memcpy(want + w, sp[k].out, strlen(sp[k].out));
+			w += strlen(sp[k].out);
+			for (size_t t = 0; t < 5; t++)
+				in[n++] = want[w++] = 'z';
+			want[w++] = '"';
+			alyx__buf_init(&b, 0);
+			alyx__json_str(&b, in, n);
+			ASSERT_EQ(b.err, ALYX_OK);
+			ASSERT_EQ(b.len, w);
+			ASSERT(memcmp(b.data, want, w) == 0);
+			alyx__buf_free(&b);
+		}
+	}
+}
+
 TEST(json_numbers)
 {
 	alyx_buf b;
