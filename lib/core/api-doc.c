@@ -20,6 +20,17 @@ static int check_out(char **out, alyx__err *err)
 	return ALYX_OK;
 }
 
+/* Drops what a failed read appended to b, and the sticky error it set
+ * (b had none: the callers check before appending). */
+static void buf_back(alyx_buf *b, size_t mark)
+{
+	if (b->data && mark <= b->len) {
+		b->len = mark;
+		b->data[mark] = '\0';
+	}
+	b->err = ALYX_OK;
+}
+
 static int check_id(const char *id, alyx__err *err)
 {
 	if (!id)
@@ -468,36 +479,26 @@ static bool reads_all(const alyx__caller *k, const alyx__collection *c)
 }
 
 /* The common start of a read: OUT, handle, schema snapshot, collection. */
-static int read_begin(alyx *a, char **out, const char *collection,
-		      alyx__snap **snap, const alyx__collection **c,
-		      alyx__err *err)
-{
-	int rc = check_out(out, err);
-
-	if (rc == ALYX_OK)
-		rc = alyx__enter(a, err);
-	if (rc != ALYX_OK)
-		return rc;
-	*snap = alyx__snap_get(a);
-	return alyx__coll_find(*snap, collection, c, err);
-}
-
-ALYX_API int alyx_doc_get(alyx *a, const alyx_ctx *ctx,
-			  const char *collection, const char *id,
-			  const char *opts, char **out)
+/* alyx_doc_get appending the document to `b` (the HTTP replies write it
+ * straight behind their headers); on failure b is as it was. */
+int alyx__doc_get_buf(alyx *a, const alyx_ctx *ctx, const char *collection,
+		      const char *id, const char *opts, alyx_buf *b)
 {
 	alyx__err err = {0};
 	alyx__caller k;
 	alyx__snap *snap = NULL;
 	const alyx__collection *c;
 	alyx__rd rd = {0};
-	alyx_buf b;
+	size_t mark = b->len;
 	int rc;
 
-	alyx__buf_init(&b, 0);
 	rc = alyx__caller_init(&k, ctx, &err);
 	if (rc == ALYX_OK)
-		rc = read_begin(a, out, collection, &snap, &c, &err);
+		rc = alyx__enter(a, &err);
+	if (rc == ALYX_OK) {
+		snap = alyx__snap_get(a);
+		rc = alyx__coll_find(snap, collection, &c, &err);
+	}
 	if (rc == ALYX_OK)
 		rc = check_id(id, &err);
 	if (rc == ALYX_OK)
@@ -505,25 +506,43 @@ ALYX_API int alyx_doc_get(alyx *a, const alyx_ctx *ctx,
 	if (rc != ALYX_OK)
 		goto out;
 	if ((opts && *opts) || !reads_all(&k, c))
-		rc = get_with_opts(&k, snap, c, id, opts ? opts : "", &rd, &b,
+		rc = get_with_opts(&k, snap, c, id, opts ? opts : "", &rd, b,
 				   &err);
 	else
-		rc = alyx__doc_read(rd.db, c, id, false, &b, &err);
+		rc = alyx__doc_read(rd.db, c, id, false, b, &err);
 	alyx__reader_put(a, &rd);
-	if (rc == ALYX_OK && b.err)
-		rc = alyx__err_set(&err, b.err, NULL, "document too large");
-	if (rc == ALYX_OK)
-		*out = alyx__buf_take(&b);
+	if (rc == ALYX_OK && b->err)
+		rc = alyx__err_set(&err, b->err, NULL, "document too large");
 out:
+	if (rc != ALYX_OK)
+		buf_back(b, mark);
 	alyx__snap_put(snap);
-	alyx__buf_free(&b);
 	alyx__caller_free(&k);
 	return alyx__finish(a, &err);
 }
 
-/* Runs a parsed query of either form: parse(qs or json) then exec. */
+ALYX_API int alyx_doc_get(alyx *a, const alyx_ctx *ctx,
+			  const char *collection, const char *id,
+			  const char *opts, char **out)
+{
+	alyx__err err = {0};
+	alyx_buf b;
+	int rc = check_out(out, &err);
+
+	if (rc != ALYX_OK)
+		return alyx__finish(a, &err);
+	alyx__buf_init(&b, 0);
+	rc = alyx__doc_get_buf(a, ctx, collection, id, opts, &b);
+	if (rc == ALYX_OK)
+		*out = alyx__buf_take(&b);
+	alyx__buf_free(&b);
+	return rc;
+}
+
+/* Runs a parsed query of either form (parse qs or json, then exec),
+ * appending the result to `b`; on failure b is as it was. */
 static int run_query(alyx *a, const alyx_ctx *ctx, const char *collection,
-		     const char *qs, const char *json, char **out)
+		     const char *qs, const char *json, alyx_buf *b)
 {
 	alyx__err err = {0};
 	alyx__caller k;
@@ -532,13 +551,16 @@ static int run_query(alyx *a, const alyx_ctx *ctx, const char *collection,
 	alyx__query *q = NULL;
 	cJSON *j = NULL;
 	alyx__rd rd = {0};
-	alyx_buf b;
+	size_t mark = b->len;
 	int rc;
 
-	alyx__buf_init(&b, 0);
 	rc = alyx__caller_init(&k, ctx, &err);
 	if (rc == ALYX_OK)
-		rc = read_begin(a, out, collection, &snap, &c, &err);
+		rc = alyx__enter(a, &err);
+	if (rc == ALYX_OK) {
+		snap = alyx__snap_get(a);
+		rc = alyx__coll_find(snap, collection, &c, &err);
+	}
 	if (rc != ALYX_OK)
 		goto out;
 	if (qs) {
@@ -564,32 +586,55 @@ static int run_query(alyx *a, const alyx_ctx *ctx, const char *collection,
 		rc = alyx__reader_get(a, &rd, &err);
 	if (rc != ALYX_OK)
 		goto out;
-	rc = run_for(&k, q, &rd, &b, &err);
+	rc = run_for(&k, q, &rd, b, &err);
 	alyx__reader_put(a, &rd);
-	if (rc == ALYX_OK && b.err)
-		rc = alyx__err_set(&err, b.err, NULL, "query result too large");
-	if (rc == ALYX_OK)
-		*out = alyx__buf_take(&b);
+	if (rc == ALYX_OK && b->err)
+		rc = alyx__err_set(&err, b->err, NULL, "query result too large");
 out:
+	if (rc != ALYX_OK)
+		buf_back(b, mark);
 	alyx__query_free(q);
 	cJSON_Delete(j);
 	alyx__snap_put(snap);
-	alyx__buf_free(&b);
 	alyx__caller_free(&k);
 	return alyx__finish(a, &err);
+}
+
+/* The public forms: a new string in *out. */
+static int query_out(alyx *a, const alyx_ctx *ctx, const char *collection,
+		     const char *qs, const char *json, char **out)
+{
+	alyx__err err = {0};
+	alyx_buf b;
+	int rc = check_out(out, &err);
+
+	if (rc != ALYX_OK)
+		return alyx__finish(a, &err);
+	alyx__buf_init(&b, 0);
+	rc = run_query(a, ctx, collection, qs, json, &b);
+	if (rc == ALYX_OK)
+		*out = alyx__buf_take(&b);
+	alyx__buf_free(&b);
+	return rc;
+}
+
+int alyx__query_str_buf(alyx *a, const alyx_ctx *ctx, const char *collection,
+			const char *qs, alyx_buf *b)
+{
+	return run_query(a, ctx, collection, qs ? qs : "", NULL, b);
 }
 
 ALYX_API int alyx_query_str(alyx *a, const alyx_ctx *ctx,
 			    const char *collection, const char *qs,
 			    char **out)
 {
-	return run_query(a, ctx, collection, qs ? qs : "", NULL, out);
+	return query_out(a, ctx, collection, qs ? qs : "", NULL, out);
 }
 
 ALYX_API int alyx_query(alyx *a, const alyx_ctx *ctx, const char *collection,
 			const char *query_json, char **out)
 {
-	return run_query(a, ctx, collection, NULL, query_json, out);
+	return query_out(a, ctx, collection, NULL, query_json, out);
 }
 
 /* ---- batch ---- */

@@ -144,6 +144,15 @@ int alyx__write_run(alyx *a, const alyx_ctx *ctx, alyx__prepared *p,
 		    size_t len, char **out);
 void alyx__write_free(alyx__prepared *p);
 
+/* alyx_doc_get and alyx_query_str appending their JSON to `b` instead of
+ * returning a new string (the HTTP replies write it straight behind
+ * their headers, in the thread's reply buffer).  On failure b is as it
+ * was, and the error is reported like the public calls'. */
+int alyx__doc_get_buf(alyx *a, const alyx_ctx *ctx, const char *collection,
+		      const char *id, const char *opts, alyx_buf *b);
+int alyx__query_str_buf(alyx *a, const alyx_ctx *ctx, const char *collection,
+			const char *qs, alyx_buf *b);
+
 /*
  * Read passes: begin takes a reader connection for this thread and opens
  * one read transaction that every read of this thread on `a` uses until

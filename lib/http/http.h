@@ -368,6 +368,15 @@ int alyx__http_status(int alyx_code);
  * Returns 0, or -1 if the connection must close. */
 int alyx__reply(alyx__svc *t, alyx__req *r, int status, const char *ctype,
 		const char *body, size_t len, const char *extra);
+/* A reply whose body is written in place: alyx__reply_body_begin resets
+ * the thread's reply buffer to ALYX_REPLY_BODY_AT bytes of room (LWS_PRE
+ * and the head) and returns it for the body to be appended to;
+ * alyx__reply_in_place then writes the head just in front of the body
+ * and sends both, with no copy of the body. */
+#define ALYX_REPLY_BODY_AT (LWS_PRE + 512)
+alyx_buf *alyx__reply_body_begin(alyx__svc *t);
+int alyx__reply_in_place(alyx__svc *t, alyx__req *r, int status,
+			 const char *ctype);
 /* The error envelope {"error":{"code","message","details"},"request_id",
  * "timestamp"}; `details` is JSON object text or NULL. */
 int alyx__reply_error(alyx__svc *t, alyx__req *r, int status,

@@ -101,18 +101,11 @@ static const char *http_date(alyx__svc *t)
 	return t->date;
 }
 
-int alyx__reply(alyx__svc *t, alyx__req *r, int status, const char *ctype,
-		const char *body, size_t len, const char *extra)
+/* The status line and headers of a reply with a body of `len` bytes,
+ * appended to b. */
+static void head_write(alyx__svc *t, alyx__req *r, alyx_buf *b, int status,
+		       const char *ctype, size_t len, const char *extra)
 {
-	alyx_server *s = t->srv;
-	alyx_buf *b = &t->out;
-	struct lws *wsi = r->wsi;
-	int n;
-
-	alyx__buf_reset(b);
-	/* LWS_PRE bytes of headroom that lws_write() may use. */
-	static const char pre[LWS_PRE];
-	alyx__buf_add(b, pre, LWS_PRE);
 	/* Appended piece by piece: no printf on the path of every reply. */
 	char code[4] = {(char)('0' + status / 100 % 10),
 			(char)('0' + status / 10 % 10),
@@ -142,8 +135,19 @@ int alyx__reply(alyx__svc *t, alyx__req *r, int status, const char *ctype,
 	if (r->closing)
 		alyx__buf_adds(b, "Connection: close\r\n");
 	alyx__buf_adds(b, "\r\n");
-	if (len)
-		alyx__buf_add(b, body, len);
+}
+
+/* Sends t->out from `start` (LWS_PRE bytes of headroom before it) whose
+ * last `len` bytes are the body, then records, logs and completes the
+ * request.  A buffer that ran out of memory hangs up instead. */
+static int send_finish(alyx__svc *t, alyx__req *r, int status, size_t start,
+		       size_t len)
+{
+	alyx_server *s = t->srv;
+	alyx_buf *b = &t->out;
+	struct lws *wsi = r->wsi;
+	int n;
+
 	bool oom = b->err != 0;
 	const char *sent_body = oom ? "" : b->data + b->len - len;
 	size_t sent_len = oom ? 0 : len;
@@ -154,8 +158,8 @@ int alyx__reply(alyx__svc *t, alyx__req *r, int status, const char *ctype,
 		r->closing = true;
 		n = -1;
 	} else {
-		n = lws_write(wsi, (unsigned char *)b->data + LWS_PRE,
-			      b->len - LWS_PRE, LWS_WRITE_HTTP_FINAL);
+		n = lws_write(wsi, (unsigned char *)b->data + start,
+			      b->len - start, LWS_WRITE_HTTP_FINAL);
 	}
 
 	int64_t dur = lws_now_usecs() - r->t0_us;
@@ -183,6 +187,59 @@ int alyx__reply(alyx__svc *t, alyx__req *r, int status, const char *ctype,
 		return -1;
 	/* Last: this may free `r` (lws re-binds the transaction). */
 	return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+int alyx__reply(alyx__svc *t, alyx__req *r, int status, const char *ctype,
+		const char *body, size_t len, const char *extra)
+{
+	alyx_buf *b = &t->out;
+	/* LWS_PRE bytes of headroom that lws_write() may use. */
+	static const char pre[LWS_PRE];
+
+	alyx__buf_reset(b);
+	alyx__buf_add(b, pre, LWS_PRE);
+	head_write(t, r, b, status, ctype, len, extra);
+	if (len)
+		alyx__buf_add(b, body, len);
+	return send_finish(t, r, status, LWS_PRE, len);
+}
+
+alyx_buf *alyx__reply_body_begin(alyx__svc *t)
+{
+	static const char room[ALYX_REPLY_BODY_AT];
+
+	alyx__buf_reset(&t->out);
+	alyx__buf_add(&t->out, room, sizeof(room));
+	return &t->out;
+}
+
+int alyx__reply_in_place(alyx__svc *t, alyx__req *r, int status,
+			 const char *ctype)
+{
+	alyx_buf *b = &t->out, *h = &t->scratch;
+	size_t at = ALYX_REPLY_BODY_AT, len;
+
+	if (b->err || b->len < at)
+		return alyx__reply(t, r, 500, "application/json", "", 0, NULL);
+	len = b->len - at;
+	alyx__buf_reset(h);
+	head_write(t, r, h, status, ctype, len, NULL);
+	if (h->err)
+		b->err = h->err;
+	else if (h->len > at - LWS_PRE) {
+		/* A head longer than the room (a long CORS origin): move
+		 * the body up to make space. */
+		size_t more = h->len - (at - LWS_PRE);
+
+		if (alyx__buf_grow(b, more)) {
+			memmove(b->data + at + more, b->data + at, len);
+			b->len += more;
+			at += more;
+		}
+	}
+	if (!b->err)
+		memcpy(b->data + at - h->len, h->data, h->len);
+	return send_finish(t, r, status, at - h->len, len);
 }
 
 static void envelope(alyx_buf *b, const char *code, const char *msg,

@@ -376,27 +376,14 @@ static const char *query_string(alyx__svc *t, alyx__req *r, bool *oom)
 
 #define JSON_TYPE "application/json"
 
-static int reply_json_out(alyx__svc *t, alyx__req *r, int rc, char *out,
-			  int status)
-{
-	int n;
-
-	if (rc != ALYX_OK) {
-		alyx_free(out);
-		return alyx__reply_core_error(t, r);
-	}
-	n = alyx__reply(t, r, status, JSON_TYPE, out, strlen(out), NULL);
-	alyx_free(out);
-	return n;
-}
-
 /* GET on a collection (a query) or on one document, under the
  * caller's rules. */
 static int h_read(alyx__svc *t, alyx__req *r)
 {
 	struct alyx_ctx rc_;
 	const char *why;
-	char ip[64], *out = NULL;
+	char ip[64];
+	alyx_buf *body;
 	bool oom;
 	const char *qs;
 	int rc;
@@ -409,12 +396,15 @@ static int h_read(alyx__svc *t, alyx__req *r)
 		return alyx__reply_error(t, r, 500, "OUT_OF_MEMORY",
 					 "out of memory", NULL);
 	alyx__svc_read_pass(t);
+	body = alyx__reply_body_begin(t);
 	if (r->id)
-		rc = alyx_doc_get(t->srv->a, &rc_, r->coll, r->id, qs, &out);
+		rc = alyx__doc_get_buf(t->srv->a, &rc_, r->coll, r->id, qs,
+				       body);
 	else
-		rc = alyx_query_str(t->srv->a, &rc_, r->coll, qs ? qs : "",
-				    &out);
-	return reply_json_out(t, r, rc, out, 200);
+		rc = alyx__query_str_buf(t->srv->a, &rc_, r->coll, qs, body);
+	if (rc != ALYX_OK)
+		return alyx__reply_core_error(t, r);
+	return alyx__reply_in_place(t, r, 200, JSON_TYPE);
 }
 
 /* Admin-only routes (/health/stats): a Bearer token of role admin;
