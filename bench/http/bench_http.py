@@ -104,6 +104,16 @@ def post_json(port, path, body):
     return json.loads(data)
 
 
+def published(i):
+    """Two posts in three are published, independently of the author and
+    of created_at.  (`i % 3 != 0` was not: created_at's month is i % 12,
+    so an author's newest posts all shared one i % 3, and for a third of
+    the authors the newest third of their posts was all unpublished: a
+    list under the blog's read rule walked ~330 hidden rows before its
+    first visible one.)"""
+    return int(hashlib.sha256(b"%d" % i).hexdigest()[:8], 16) % 3 != 0
+
+
 def seed(port, n_posts, workdir):
     """101 users and n_posts posts through POST /api/batch.  The last user
     writes the create route's posts, so the list route's authors (the
@@ -130,7 +140,7 @@ def seed(port, n_posts, workdir):
                                          "consectetur adipiscing elit. ") * 3,
                              "excerpt": "Excerpt %d" % i,
                              "author_id": users[i % 100],
-                             "published": i % 3 != 0,
+                             "published": published(i),
                              "tags": ["t%d" % (i % 7), "bench"],
                              "view_count": i % 1000,
                              "created_at": "2026-%02d-%02dT%02d:%02d:00.000Z"
@@ -138,7 +148,7 @@ def seed(port, n_posts, workdir):
         post_json(port, "/api/batch", {"requests": reqs})
     log("seeded %d posts in %.1f s" % (n_posts, time.time() - t0))
     (workdir / "pub_ids.txt").write_text("\n".join(
-        pid for i, pid in enumerate(ids) if i % 3 != 0) + "\n")
+        pid for i, pid in enumerate(ids) if published(i)) + "\n")
     (workdir / "ids.txt").write_text("\n".join(ids) + "\n")
     (workdir / "authors.txt").write_text("\n".join(users[:100]) + "\n")
     (workdir / "writer.txt").write_text(users[100] + "\n")
