@@ -47,6 +47,10 @@ static inline bool alyx__caller_system(const alyx__caller *k)
 enum { ALYX_ACC_ALL, ALYX_ACC_NONE, ALYX_ACC_RULE };
 int alyx__access_mode(const alyx__caller *k, const alyx__collection *c,
 		      int op, const alyx__rule **rule);
+/* True when `op` needs no evaluation for k: no rule applies (system,
+ * admin without a rule) or the rule is literally `true`. */
+bool alyx__access_open(const alyx__caller *k, const alyx__collection *c,
+		       int op);
 
 /* The `request` variable {"method","ip","body"} (body referenced, not
  * copied), or NULL when the rule does not mention `request` (then rules

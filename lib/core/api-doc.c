@@ -466,16 +466,7 @@ out:
  * alyx__doc_read without with_internal). */
 static bool reads_all(const alyx__caller *k, const alyx__collection *c)
 {
-	const alyx__rule *r;
-
-	switch (alyx__access_mode(k, c, ALYX_RULE_READ, &r)) {
-	case ALYX_ACC_ALL:
-		return true;
-	case ALYX_ACC_RULE:
-		return alyx__rule_always(r);
-	default:
-		return false;
-	}
+	return alyx__access_open(k, c, ALYX_RULE_READ);
 }
 
 /* The common start of a read: OUT, handle, schema snapshot, collection. */

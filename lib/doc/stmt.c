@@ -508,7 +508,6 @@ int alyx__doc_insert(sqlite3 *db, const alyx__collection *c,
 		     const alyx__row *row, alyx_buf *out, alyx__err *err)
 {
 	alyx_buf sql;
-	alyx__value rowid = {.kind = ALYX_V_INT};
 	sqlite3_stmt *st = NULL;
 	size_t i;
 	int rc, p = 0;
@@ -534,19 +533,19 @@ int alyx__doc_insert(sqlite3 *db, const alyx__collection *c,
 	} else {
 		alyx__buf_adds(&sql, " DEFAULT VALUES");
 	}
+	/* The stored row comes back from the insert itself (the values as
+	 * written, column affinity applied), not from a second statement. */
+	alyx__buf_adds(&sql, " RETURNING ");
+	add_cols(&sql, c, false);
 	rc = get_stmt(db, &sql, &st, err);
 	if (rc != ALYX_OK)
 		goto out;
 	bind_row(st, c, row, false);
 	rc = step_one(db, st, c, false, out, &found, err);
 	alyx__stmt_put(st);
-	if (rc != ALYX_OK) {
+	if (rc != ALYX_OK)
 		rc = write_err(db, c, row, rc, err);
-		goto out;
-	}
-	rowid.i = sqlite3_last_insert_rowid(db);
-	rc = select_by(db, c, &rowid, true, false, out, &found, err);
-	if (rc == ALYX_OK && !found)
+	else if (!found)
 		rc = vanished(c, err);
 out:
 	alyx__buf_free(&sql);

@@ -27,6 +27,7 @@
 #include "core/access.h"
 #include "core/config.h"
 #include "core/handle.h"
+#include "doc/doc.h"
 #include "realtime/realtime.h"
 #include "realtime/rt-int.h"
 
@@ -1292,7 +1293,9 @@ static int process_feed(struct alyx__rt *rt, alyx__err *err)
 	rc = alyx__tx_begin(rt->db, false, err);
 	if (rc != ALYX_OK)
 		return rc;
-	src = sqlite3_prepare_v2(rt->db, sql, -1, &st, NULL);
+	/* Kept on the connection: one dispatch per group commit, and
+	 * parsing the statement each time cost more than reading the rows. */
+	src = alyx__stmt_get(rt->db, sql, &st);
 	if (src != SQLITE_OK) {
 		rc = alyx__conn_err(rt->db, src, "change feed", err);
 		goto out;
@@ -1333,7 +1336,8 @@ static int process_feed(struct alyx__rt *rt, alyx__err *err)
 		batch_end(rt, rt->last_id);
 	}
 out:
-	sqlite3_finalize(st);
+	if (st)
+		alyx__stmt_put(st);
 	alyx__snap_put(snap);
 	alyx__tx_rollback(rt->db);
 	return rc;

@@ -12,7 +12,13 @@ void alyx__conn_opts_default(alyx__conn_opts *o)
 	memset(o, 0, sizeof(*o));
 	o->busy_timeout_ms = 5000;
 	o->cache_size = -64000;
-	o->mmap_size = 256 << 20;
+	/* Up to 2 GiB of the file read through the mapping (SQLite caps it
+	 * at its compile-time SQLITE_MAX_MMAP_SIZE): pages read that way stay
+	 * out of the connection's page cache, which SQLite walks whole (every
+	 * slot its hash table ever grew to) each time a reader starts a read
+	 * transaction after a write.  256 MiB left the end of a larger
+	 * database, where new rows and the change feed live, to the cache. */
+	o->mmap_size = (int64_t)2047 << 20;
 }
 
 int alyx__conn_err(sqlite3 *db, int rc, const char *what, alyx__err *err)

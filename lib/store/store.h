@@ -28,7 +28,7 @@ typedef struct alyx__conn_opts {
 	int busy_timeout_ms;	/* PRAGMA busy_timeout; default 5000 */
 	int64_t cache_size;	/* PRAGMA cache_size (negative: KiB);
 				 * default -64000 (64 MB) */
-	int64_t mmap_size;	/* PRAGMA mmap_size; default 256 MiB */
+	int64_t mmap_size;	/* PRAGMA mmap_size; default 2047 MiB */
 } alyx__conn_opts;
 
 void alyx__conn_opts_default(alyx__conn_opts *o);
