@@ -25,9 +25,7 @@
  * trusted), or NULL. */
 static const char *peer_ip(alyx__req *r, char *buf, size_t n)
 {
-	const char *ip = lws_get_peer_simple(r->wsi, buf, n);
-
-	return ip && *ip ? ip : NULL;
+	return alyx__svc_peer(r->wsi, buf, n);
 }
 
 /* The error of the last auth call, with Retry-After on 429 and

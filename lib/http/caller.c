@@ -138,8 +138,8 @@ int alyx__req_caller(alyx__svc *t, alyx__req *r, struct alyx_ctx *rc,
 			goto out;
 	}
 	*rc = *base;
-	p = lws_get_peer_simple(r->wsi, ip, ip_len);
-	rc->ip = p && *p ? ip : NULL;
+	/* Borrowed for the request: the connection or `ip` outlives it. */
+	rc->ip = (char *)alyx__svc_peer(r->wsi, ip, ip_len);
 out:
 	if (tok != stack)
 		alyx__free(tok);

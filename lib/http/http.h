@@ -284,6 +284,10 @@ void alyx__svc_destroy(alyx__svc *t);
 void alyx__svc_read_pass(alyx__svc *t);	/* begin lazily */
 /* WSI_DESTROY of a connection this thread accepted (any protocol). */
 void alyx__svc_conn_gone(alyx__svc *t, struct lws *wsi);
+/* The client's address (the TCP peer; proxies' headers are not trusted)
+ * as text, kept from the accept, or NULL; buf (n bytes) is used only
+ * for a connection the thread did not accept itself. */
+const char *alyx__svc_peer(struct lws *wsi, char *buf, size_t n);
 
 /* writer.c */
 int alyx__writer_start(struct alyx_server *s, alyx__err *err);

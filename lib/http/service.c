@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -23,9 +24,48 @@
 #include "core/handle.h"
 #include "http/http.h"
 
-/* Marks the connections this thread accepted (lws opaque user data), so
- * WSI_DESTROY can tell them from lws's internal descriptors. */
-static char conn_mark;
+/* What a service thread keeps of each connection it accepted, as the
+ * lws opaque user data (which also tells them from lws's internal
+ * descriptors at WSI_DESTROY): the peer address, taken from accept4()
+ * once instead of a getpeername() per request.  conn_nomem stands in
+ * when the small allocation fails (the address is then asked for). */
+typedef struct conn {
+	char ip[INET6_ADDRSTRLEN];
+} conn;
+static conn conn_nomem;
+
+static conn *conn_of(struct lws *wsi)
+{
+	return wsi ? lws_get_opaque_user_data(wsi) : NULL;
+}
+
+const char *alyx__svc_peer(struct lws *wsi, char *buf, size_t n)
+{
+	const conn *c = conn_of(wsi);
+	const char *p;
+
+	if (c && c->ip[0])
+		return c->ip;
+	p = wsi ? lws_get_peer_simple(wsi, buf, n) : NULL;
+	return p && *p ? p : NULL;
+}
+
+static conn *conn_new(const struct sockaddr_storage *sa, socklen_t len)
+{
+	conn *c = alyx__calloc(1, sizeof(*c));
+
+	if (!c)
+		return &conn_nomem;
+	if (len >= sizeof(struct sockaddr_in) && sa->ss_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
+			  c->ip, sizeof(c->ip));
+	else if (len >= sizeof(struct sockaddr_in6) &&
+		 sa->ss_family == AF_INET6)
+		inet_ntop(AF_INET6,
+			  &((const struct sockaddr_in6 *)sa)->sin6_addr,
+			  c->ip, sizeof(c->ip));
+	return c;
+}
 
 static void close_listener(alyx__svc *t)
 {
@@ -44,7 +84,9 @@ static void accept_ready(alyx__svc *t)
 	/* A bounded batch per wake-up keeps one busy listener from starving
 	 * the connections already open. */
 	for (int i = 0; i < 64; i++) {
-		int fd = accept4(t->listen_fd, NULL, NULL,
+		struct sockaddr_storage sa;
+		socklen_t salen = sizeof(sa);
+		int fd = accept4(t->listen_fd, (struct sockaddr *)&sa, &salen,
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EINTR)
@@ -70,7 +112,7 @@ static void accept_ready(alyx__svc *t)
 			LWS_ADOPT_ALLOW_SSL, sfd, "http", NULL);
 		if (!w)
 			continue;	/* lws closed fd */
-		lws_set_opaque_user_data(w, &conn_mark);
+		lws_set_opaque_user_data(w, conn_new(&sa, salen));
 		alyx__ctr_add(&t->metrics.accepted, 1);
 		atomic_store_explicit(&t->metrics.conns,
 			atomic_load_explicit(&t->metrics.conns,
@@ -81,9 +123,13 @@ static void accept_ready(alyx__svc *t)
 
 void alyx__svc_conn_gone(alyx__svc *t, struct lws *wsi)
 {
-	if (lws_get_opaque_user_data(wsi) != &conn_mark)
+	conn *c = conn_of(wsi);
+
+	if (!c)
 		return;
 	lws_set_opaque_user_data(wsi, NULL);
+	if (c != &conn_nomem)
+		alyx__free(c);
 	atomic_store_explicit(&t->metrics.conns,
 		atomic_load_explicit(&t->metrics.conns, memory_order_relaxed)
 		- 1, memory_order_relaxed);

@@ -681,8 +681,8 @@ static void set_ip(alyx_ctx *ctx, struct lws *wsi)
 
 	if (!ctx || !ctx->user_id || ctx->ip || !wsi)
 		return;
-	p = lws_get_peer_simple(wsi, ip, sizeof(ip));
-	if (p && *p)
+	p = alyx__svc_peer(wsi, ip, sizeof(ip));
+	if (p)
 		ctx->ip = alyx__strdup(p);
 }
 
