@@ -323,6 +323,7 @@ static int h_oauth_callback(alyx__svc *t, alyx__req *r)
 	char *perr = url_arg(r, "error");
 	alyx__job *j;
 	char ip[64];
+	const char *pip;
 
 	if (perr) {
 		char det[160];
@@ -343,8 +344,9 @@ static int h_oauth_callback(alyx__svc *t, alyx__req *r)
 	j->coll = alyx__strdup(r->coll);
 	j->body = url_arg(r, "code");
 	j->id = url_arg(r, "state");
-	if (peer_ip(r, ip, sizeof(ip)))
-		j->ip = alyx__strdup(ip);
+	pip = peer_ip(r, ip, sizeof(ip));
+	if (pip)
+		j->ip = alyx__strdup(pip);
 	if (!j->coll) {
 		alyx__job_free(j);
 		return alyx__reply_error(t, r, 500, "OUT_OF_MEMORY",
