@@ -243,6 +243,37 @@ static inline unsigned block_stops(const unsigned char *p)
 }
 #endif
 
+/* Nothing in p[0..n) needs an escape or a UTF-8 check (the usual string):
+ * whole blocks, the last one overlapping, instead of a byte loop for the
+ * tail. */
+static bool plain(const unsigned char *p, size_t n)
+{
+	uint64_t w, v;
+	size_t i;
+
+#if defined(__SSE2__)
+	if (n >= 16) {
+		for (i = 0; i + 16 <= n; i += 16)
+			if (block_stops(p + i))
+				return false;
+		return i == n || !block_stops(p + n - 16);
+	}
+#endif
+	if (n >= 8) {
+		for (i = 0; i + 8 <= n; i += 8) {
+			memcpy(&w, p + i, 8);
+			if (!word_plain(w))
+				return false;
+		}
+		memcpy(&v, p + n - 8, 8);
+		return i == n || word_plain(v);
+	}
+	for (i = 0; i < n; i++)
+		if (json_class[p[i]])
+			return false;
+	return true;
+}
+
 void alyx__json_str(alyx_buf *b, const char *s, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)s;
@@ -251,6 +282,16 @@ void alyx__json_str(alyx_buf *b, const char *s, size_t n)
 	/* The common case (nothing to escape) then needs no further growth. */
 	if (!alyx__buf_grow(b, n + 2))
 		return;
+	if (plain(p, n)) {
+		char *d = b->data + b->len;
+
+		d[0] = '"';
+		memcpy(d + 1, p, n);
+		d[n + 1] = '"';
+		d[n + 2] = '\0';
+		b->len += n + 2;
+		return;
+	}
 	b->data[b->len++] = '"';
 	while (i < n) {
 		start = i;
