@@ -469,7 +469,18 @@ static bool reads_all(const alyx__caller *k, const alyx__collection *c)
 	return alyx__access_open(k, c, ALYX_RULE_READ);
 }
 
-/* The common start of a read: OUT, handle, schema snapshot, collection. */
+/* The common start of a read: handle, schema snapshot, collection. */
+static int read_begin(alyx *a, const char *collection, alyx__snap **snap,
+		      const alyx__collection **c, alyx__err *err)
+{
+	int rc = alyx__enter(a, err);
+
+	if (rc != ALYX_OK)
+		return rc;
+	*snap = alyx__snap_get(a);
+	return alyx__coll_find(*snap, collection, c, err);
+}
+
 /* alyx_doc_get appending the document to `b` (the HTTP replies write it
  * straight behind their headers); on failure b is as it was. */
 int alyx__doc_get_buf(alyx *a, const alyx_ctx *ctx, const char *collection,
@@ -485,11 +496,7 @@ int alyx__doc_get_buf(alyx *a, const alyx_ctx *ctx, const char *collection,
 
 	rc = alyx__caller_init(&k, ctx, &err);
 	if (rc == ALYX_OK)
-		rc = alyx__enter(a, &err);
-	if (rc == ALYX_OK) {
-		snap = alyx__snap_get(a);
-		rc = alyx__coll_find(snap, collection, &c, &err);
-	}
+		rc = read_begin(a, collection, &snap, &c, &err);
 	if (rc == ALYX_OK)
 		rc = check_id(id, &err);
 	if (rc == ALYX_OK)
@@ -547,11 +554,7 @@ static int run_query(alyx *a, const alyx_ctx *ctx, const char *collection,
 
 	rc = alyx__caller_init(&k, ctx, &err);
 	if (rc == ALYX_OK)
-		rc = alyx__enter(a, &err);
-	if (rc == ALYX_OK) {
-		snap = alyx__snap_get(a);
-		rc = alyx__coll_find(snap, collection, &c, &err);
-	}
+		rc = read_begin(a, collection, &snap, &c, &err);
 	if (rc != ALYX_OK)
 		goto out;
 	if (qs) {

@@ -219,8 +219,9 @@ int alyx__reply_in_place(alyx__svc *t, alyx__req *r, int status,
 	alyx_buf *b = &t->out, *h = &t->scratch;
 	size_t at = ALYX_REPLY_BODY_AT, len;
 
-	if (b->err || b->len < at)
-		return alyx__reply(t, r, 500, "application/json", "", 0, NULL);
+	if (b->err || b->len < at)	/* the body did not fit in memory */
+		return alyx__reply_error(t, r, 500, "OUT_OF_MEMORY",
+					 "out of memory", NULL);
 	len = b->len - at;
 	alyx__buf_reset(h);
 	head_write(t, r, h, status, ctype, len, NULL);
