@@ -960,15 +960,22 @@ int alyx__query_exec(sqlite3 *db, const alyx__query *q,
 
 /* After the first document of a page: room for `limit` documents of its
  * size (and a quarter more), so the page grows by one reallocation
- * instead of doubling its way up from 64 bytes.  Never more than the
- * buffer's cap allows: reaching the cap stays the writer's error. */
+ * instead of doubling its way up from 64 bytes.  At most RESERVE_MAX
+ * (past that the doubling is cheap enough, and one large first document
+ * must not make a thread's reply buffer reserve hundreds of MiB), and
+ * never more than the buffer's cap: reaching the cap stays the writer's
+ * error. */
+#define RESERVE_MAX ((size_t)4 << 20)
+
 static void reserve_page(alyx_buf *out, size_t mark, int64_t limit)
 {
 	size_t one = out->len - mark, want;
 
-	if (out->err || limit <= 1 || one > out->max / (size_t)limit)
+	if (out->err || limit <= 1 || one > RESERVE_MAX / (size_t)limit)
 		return;
 	want = one * (size_t)limit + one * (size_t)limit / 4 + 64;
+	if (want > RESERVE_MAX)
+		want = RESERVE_MAX;
 	if (want > out->max - out->len)
 		want = out->max - out->len;
 	alyx__buf_grow(out, want);
