@@ -403,15 +403,34 @@ char *alyx__path_join(const char *a, const char *b)
 	return alyx__asprintf("%s%s%s", a, a[la - 1] == '/' ? "" : "/", b);
 }
 
+/* Identifier bytes: 2 may start one (ASCII letter, '_'), 1 may follow
+ * (also a digit).  A table rather than isalpha()/isalnum(): the document
+ * layer checks every field name of a collection on each read and write,
+ * and those go through the locale. */
+static const unsigned char ident_class[256] = {
+	['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1,
+	['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+	['_'] = 2,
+	['A'] = 2, ['B'] = 2, ['C'] = 2, ['D'] = 2, ['E'] = 2, ['F'] = 2,
+	['G'] = 2, ['H'] = 2, ['I'] = 2, ['J'] = 2, ['K'] = 2, ['L'] = 2,
+	['M'] = 2, ['N'] = 2, ['O'] = 2, ['P'] = 2, ['Q'] = 2, ['R'] = 2,
+	['S'] = 2, ['T'] = 2, ['U'] = 2, ['V'] = 2, ['W'] = 2, ['X'] = 2,
+	['Y'] = 2, ['Z'] = 2,
+	['a'] = 2, ['b'] = 2, ['c'] = 2, ['d'] = 2, ['e'] = 2, ['f'] = 2,
+	['g'] = 2, ['h'] = 2, ['i'] = 2, ['j'] = 2, ['k'] = 2, ['l'] = 2,
+	['m'] = 2, ['n'] = 2, ['o'] = 2, ['p'] = 2, ['q'] = 2, ['r'] = 2,
+	['s'] = 2, ['t'] = 2, ['u'] = 2, ['v'] = 2, ['w'] = 2, ['x'] = 2,
+	['y'] = 2, ['z'] = 2,
+};
+
 bool alyx__ident_valid(const char *s)
 {
 	size_t i;
 
-	if (!s || !(isalpha((unsigned char)s[0]) || s[0] == '_'))
+	if (!s || ident_class[(unsigned char)s[0]] != 2)
 		return false;
 	for (i = 1; s[i]; i++) {
-		if (i >= 63 ||
-		    !(isalnum((unsigned char)s[i]) || s[i] == '_'))
+		if (i >= 63 || !ident_class[(unsigned char)s[i]])
 			return false;
 	}
 	return true;

@@ -177,6 +177,20 @@ TEST(idents)
 	ASSERT(!alyx__ident_valid("a-b"));
 	ASSERT(!alyx__ident_valid("a\"b"));
 	ASSERT(!alyx__ident_valid(""));
+	ASSERT(alyx__ident_valid("Zz_9"));
+	ASSERT(!alyx__ident_valid("caf\xC3\xA9"));
+	ASSERT(!alyx__ident_valid("\xC3\xA9t\xC3\xA9"));
+	ASSERT(!alyx__ident_valid("a b"));
+	{
+		char id[66];
+
+		memset(id, 'a', 65);
+		id[63] = '\0';
+		ASSERT(alyx__ident_valid(id));	/* 63 bytes */
+		id[63] = 'a';
+		id[64] = '\0';
+		ASSERT(!alyx__ident_valid(id));	/* 64 */
+	}
 }
 
 TEST(alloc_failure_is_reported)
