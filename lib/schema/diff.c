@@ -181,9 +181,13 @@ static void diff_validation(dctx *d, const alyx__field *o,
 	}
 }
 
-static void diff_field(dctx *d, const alyx__collection *nc,
-		       const alyx__field *o, const alyx__field *n)
+static void diff_field(dctx *d, const alyx__collection *oc,
+		       const alyx__collection *nc, const alyx__field *o,
+		       const alyx__field *n)
 {
+	bool oix = alyx__field_own_index(oc, o),
+	     nix = alyx__field_own_index(nc, n);
+
 	const char *fn = n->name, *c = d->coll;
 
 	if (o->type != n->type) {
@@ -243,14 +247,14 @@ static void diff_field(dctx *d, const alyx__collection *nc,
 		add(d, ALYX_CH_META, true, false, fn,
 		    "~ '%s.%s' is %s internal", c, fn,
 		    n->internal ? "now" : "no longer");
-	if (o->index != n->index) {
+	if (oix != nix) {
 		char *ix = alyx__asprintf("idx_%s_%s", nc->name, fn);
 
 		if (!ix) {
 			d->rc = ALYX_E_NOMEM;
 			return;
 		}
-		if (n->index)
+		if (nix)
 			add(d, ALYX_CH_ADD_INDEX, true, false, ix,
 			    "+ Added index '%s' on '%s.%s'", ix, c, fn);
 		else
@@ -261,7 +265,8 @@ static void diff_field(dctx *d, const alyx__collection *nc,
 	diff_validation(d, o, n);
 }
 
-static void add_field(dctx *d, const alyx__field *f)
+static void add_field(dctx *d, const alyx__collection *nc,
+		      const alyx__field *f)
 {
 	bool safe = f->nullable || f->default_kind != ALYX_DEF_NONE;
 	/* ALTER TABLE ADD COLUMN cannot add PRIMARY KEY or UNIQUE columns,
@@ -288,7 +293,7 @@ static void add_field(dctx *d, const alyx__field *f)
 		add(d, ALYX_CH_ADD_FIELD, false, rebuild, f->name,
 		    "! Added required field '%s.%s' without a default "
 		    "(existing rows have no value)", d->coll, f->name);
-	if (f->index) {
+	if (alyx__field_own_index(nc, f)) {
 		char *ix = alyx__asprintf("idx_%s_%s", d->coll, f->name);
 
 		if (!ix) {
@@ -370,9 +375,9 @@ static void diff_collection(dctx *d, const alyx__collection *o,
 		const alyx__field *of = alyx__coll_field(o, nf->name);
 
 		if (of)
-			diff_field(d, n, of, nf);
+			diff_field(d, o, n, of, nf);
 		else
-			add_field(d, nf);
+			add_field(d, n, nf);
 	}
 	for (i = 0; i < o->n_indexes; i++) {
 		const alyx__index *nx = find_index(n, o->indexes[i].name);

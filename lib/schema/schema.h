@@ -216,6 +216,10 @@ char *alyx__sql_create_table(const alyx__collection *c, const char *table);
  * separated by ";\n".  Index names for field indexes are
  * idx_<coll>_<field>. */
 char *alyx__sql_create_indexes(const alyx__collection *c);
+/* Whether f gets its own idx_<coll>_<field>: `index: true`, unless the
+ * table has that index anyway (primary key, unique field, first field of
+ * a composite index).  The SQL and the migration plan both follow it. */
+bool alyx__field_own_index(const alyx__collection *c, const alyx__field *f);
 /* The three change-feed triggers <coll>_alyx_ins/_upd/_del (AFTER
  * INSERT/UPDATE/DELETE) appending to _alyx_changes; the update trigger
  * records changed_fields as a JSON array of the names of the fields whose

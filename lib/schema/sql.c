@@ -159,25 +159,25 @@ static void pk_suffix(alyx_buf *b, const alyx__collection *c,
 }
 
 /*
- * Whether field f's `index: true` would only repeat an index the table has
- * anyway: the one SQLite keeps for a PRIMARY KEY or UNIQUE column, or a
- * composite index (`indexes:`) whose first field is f, which answers the
- * same equality and range lookups and orders (SQLite reads an index
- * either way).  Such a copy costs every insert and update one more B-tree
- * write and buys no query (blog posts: two of six indexes, about an eighth
- * of the writer thread's time per create).
+ * An `index: true` index is left out where it would only repeat one the
+ * table has anyway: the one SQLite keeps for a PRIMARY KEY or UNIQUE
+ * column, or a composite index (`indexes:`) whose first field is f, which
+ * answers the same equality and range lookups and orders (SQLite reads an
+ * index either way).  Such a copy costs every insert and update one more
+ * B-tree write and buys no query (blog posts: two of six indexes, about
+ * an eighth of the writer thread's time per create).
  */
-static bool index_redundant(const alyx__collection *c, const alyx__field *f)
+bool alyx__field_own_index(const alyx__collection *c, const alyx__field *f)
 {
 	size_t i;
 
-	if (f->primary || f->unique)
-		return true;
+	if (!f->index || f->primary || f->unique)
+		return false;
 	for (i = 0; i < c->n_indexes; i++)
 		if (c->indexes[i].n_fields &&
 		    !strcmp(c->indexes[i].fields[0], f->name))
-			return true;
-	return false;
+			return false;
+	return true;
 }
 
 char *alyx__sql_create_indexes(const alyx__collection *c)
@@ -191,7 +191,7 @@ char *alyx__sql_create_indexes(const alyx__collection *c)
 		const alyx__field *f = &c->fields[i];
 		char *name;
 
-		if (!f->index || index_redundant(c, f))
+		if (!alyx__field_own_index(c, f))
 			continue;
 		name = alyx__asprintf("idx_%s_%s", c->name, f->name);
 		if (!name) {

@@ -119,6 +119,37 @@ TEST(add_field_with_index)
 	alyx__plan_free(p);
 }
 
+/* The plan names the field indexes the SQL creates and drops: none for a
+ * unique field's `index: true`; a composite index starting with a field
+ * replaces that field's own index, and dropping it brings it back. */
+TEST(field_index_follows_the_redundancy_rule)
+{
+	alyx__plan *p = diff(BASE, BASE "      code: {type: string, "
+				      "nullable: true, unique: true, "
+				      "index: true}\n");
+
+	ASSERT_EQ(p->n_changes, 1);
+	ASSERT_EQ(p->changes[0].op, ALYX_CH_ADD_FIELD);
+	alyx__plan_free(p);
+#define TF "      t: {type: string, index: true}\n" \
+	   "      v: {type: int, default: 0}\n"
+#define TV "    indexes:\n      - {name: posts_tv, fields: [t, v]}\n"
+	p = diff(BASE TF, BASE TF TV);
+	ASSERT_EQ(p->n_changes, 2);
+	ASSERT_EQ(p->changes[0].op, ALYX_CH_DROP_INDEX);
+	ASSERT_STR_EQ(p->changes[0].field, "idx_posts_t");
+	ASSERT_EQ(p->changes[1].op, ALYX_CH_ADD_INDEX);
+	alyx__plan_free(p);
+	p = diff(BASE TF TV, BASE TF);
+	ASSERT_EQ(p->n_changes, 2);
+	ASSERT_EQ(p->changes[0].op, ALYX_CH_ADD_INDEX);
+	ASSERT_STR_EQ(p->changes[0].field, "idx_posts_t");
+	ASSERT_EQ(p->changes[1].op, ALYX_CH_DROP_INDEX);
+	alyx__plan_free(p);
+#undef TF
+#undef TV
+}
+
 TEST(drops_are_destructive)
 {
 	alyx__plan *p;
