@@ -31,6 +31,14 @@ static void buf_back(alyx_buf *b, size_t mark)
 	b->err = ALYX_OK;
 }
 
+/* The error of a result buffer that hit its cap (`toobig`) or ran out
+ * of memory. */
+static int buf_err(const alyx_buf *b, const char *toobig, alyx__err *err)
+{
+	return alyx__err_set(err, b->err, NULL, "%s", b->err == ALYX_E_TOOBIG
+			     ? toobig : "out of memory");
+}
+
 static int check_id(const char *id, alyx__err *err)
 {
 	if (!id)
@@ -510,7 +518,7 @@ int alyx__doc_get_buf(alyx *a, const alyx_ctx *ctx, const char *collection,
 		rc = alyx__doc_read(rd.db, c, id, false, b, &err);
 	alyx__reader_put(a, &rd);
 	if (rc == ALYX_OK && b->err)
-		rc = alyx__err_set(&err, b->err, NULL, "document too large");
+		rc = buf_err(b, "document too large", &err);
 out:
 	if (rc != ALYX_OK)
 		buf_back(b, mark);
@@ -519,21 +527,36 @@ out:
 	return alyx__finish(a, &err);
 }
 
+/* The public reads return a new string: out_begin checks `out` and
+ * starts the buffer the *_buf form appends to, out_end hands it over. */
+static int out_begin(alyx *a, char **out, alyx_buf *b)
+{
+	alyx__err err = {0};
+
+	alyx__buf_init(b, 0);
+	if (check_out(out, &err) != ALYX_OK)
+		return alyx__finish(a, &err);
+	return ALYX_OK;
+}
+
+static int out_end(int rc, alyx_buf *b, char **out)
+{
+	if (rc == ALYX_OK)
+		*out = alyx__buf_take(b);
+	alyx__buf_free(b);
+	return rc;
+}
+
 ALYX_API int alyx_doc_get(alyx *a, const alyx_ctx *ctx,
 			  const char *collection, const char *id,
 			  const char *opts, char **out)
 {
-	alyx__err err = {0};
 	alyx_buf b;
-	int rc = check_out(out, &err);
+	int rc = out_begin(a, out, &b);
 
-	if (rc != ALYX_OK)
-		return alyx__finish(a, &err);
-	alyx__buf_init(&b, 0);
-	rc = alyx__doc_get_buf(a, ctx, collection, id, opts, &b);
 	if (rc == ALYX_OK)
-		*out = alyx__buf_take(&b);
-	alyx__buf_free(&b);
+		rc = out_end(alyx__doc_get_buf(a, ctx, collection, id, opts,
+					       &b), &b, out);
 	return rc;
 }
 
@@ -583,7 +606,7 @@ static int run_query(alyx *a, const alyx_ctx *ctx, const char *collection,
 	rc = run_for(&k, q, &rd, b, &err);
 	alyx__reader_put(a, &rd);
 	if (rc == ALYX_OK && b->err)
-		rc = alyx__err_set(&err, b->err, NULL, "query result too large");
+		rc = buf_err(b, "query result too large", &err);
 out:
 	if (rc != ALYX_OK)
 		buf_back(b, mark);
@@ -594,21 +617,15 @@ out:
 	return alyx__finish(a, &err);
 }
 
-/* The public forms: a new string in *out. */
 static int query_out(alyx *a, const alyx_ctx *ctx, const char *collection,
 		     const char *qs, const char *json, char **out)
 {
-	alyx__err err = {0};
 	alyx_buf b;
-	int rc = check_out(out, &err);
+	int rc = out_begin(a, out, &b);
 
-	if (rc != ALYX_OK)
-		return alyx__finish(a, &err);
-	alyx__buf_init(&b, 0);
-	rc = run_query(a, ctx, collection, qs, json, &b);
 	if (rc == ALYX_OK)
-		*out = alyx__buf_take(&b);
-	alyx__buf_free(&b);
+		rc = out_end(run_query(a, ctx, collection, qs, json, &b), &b,
+			     out);
 	return rc;
 }
 

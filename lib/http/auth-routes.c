@@ -21,13 +21,6 @@
 
 #define NO_STORE "Cache-Control: no-store\r\n"
 
-/* The client's address (the TCP peer; proxies' headers are not
- * trusted), or NULL. */
-static const char *peer_ip(alyx__req *r, char *buf, size_t n)
-{
-	return alyx__svc_peer(r->wsi, buf, n);
-}
-
 /* The error of the last auth call, with Retry-After on 429 and
  * WWW-Authenticate on 401. */
 static int auth_error(alyx__svc *t, alyx__req *r)
@@ -148,7 +141,7 @@ static int h_request_link(alyx__svc *t, alyx__req *r, bool reset)
 	int rc;
 
 	rc = alyx__auth_request_link(t->srv->a, reset, body, r->body.len,
-				     peer_ip(r, ip, sizeof(ip)), &l);
+				     alyx__svc_peer(r->wsi, ip, sizeof(ip)), &l);
 	if (rc != ALYX_OK)
 		return auth_error(t, r);
 	if (l)
@@ -344,7 +337,7 @@ static int h_oauth_callback(alyx__svc *t, alyx__req *r)
 	j->coll = alyx__strdup(r->coll);
 	j->body = url_arg(r, "code");
 	j->id = url_arg(r, "state");
-	pip = peer_ip(r, ip, sizeof(ip));
+	pip = alyx__svc_peer(r->wsi, ip, sizeof(ip));
 	if (pip)
 		j->ip = alyx__strdup(pip);
 	if (!j->coll) {
@@ -371,17 +364,16 @@ int alyx__h_auth(alyx__svc *t, alyx__req *r)
 	const char *body = r->body.data ? r->body.data : "";
 	size_t len = r->body.len;
 	char ip[64], *out = NULL;
+	const char *peer = alyx__svc_peer(r->wsi, ip, sizeof(ip));
 	int rc, status = 200, n;
 
 	switch (r->route) {
 	case R_AUTH_REGISTER:
-		rc = alyx__auth_register(a, body, len,
-					 peer_ip(r, ip, sizeof(ip)), &out);
+		rc = alyx__auth_register(a, body, len, peer, &out);
 		status = 201;
 		break;
 	case R_AUTH_LOGIN:
-		rc = alyx__auth_login(a, body, len, peer_ip(r, ip, sizeof(ip)),
-				      &out);
+		rc = alyx__auth_login(a, body, len, peer, &out);
 		break;
 	case R_AUTH_REFRESH:
 		rc = alyx_auth_refresh(a, body, len, &out);

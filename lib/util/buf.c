@@ -243,46 +243,52 @@ static inline unsigned block_stops(const unsigned char *p)
 }
 #endif
 
-/* Nothing in p[0..n) needs an escape or a UTF-8 check (the usual string):
- * whole blocks, the last one overlapping, instead of a byte loop for the
- * tail. */
-static bool plain(const unsigned char *p, size_t n)
+/* How many leading bytes of p[0..n) copy as they are (no escape, no
+ * UTF-8 check), found in whole blocks, the last one overlapping: n for
+ * the usual string.  May stop short of the first such byte (the 8-byte
+ * check is conservative); never past it. */
+static size_t plain_run(const unsigned char *p, size_t n)
 {
-	uint64_t w, v;
-	size_t i;
+	uint64_t w;
+	size_t i = 0;
 
 #if defined(__SSE2__)
 	if (n >= 16) {
-		for (i = 0; i + 16 <= n; i += 16)
-			if (block_stops(p + i))
-				return false;
-		return i == n || !block_stops(p + n - 16);
+		unsigned m;
+
+		for (; i + 16 <= n; i += 16)
+			if ((m = block_stops(p + i)))
+				return i + (size_t)__builtin_ctz(m);
+		/* Bytes before i are plain, so a stop here is at i or later. */
+		if (i < n && (m = block_stops(p + n - 16)))
+			return n - 16 + (size_t)__builtin_ctz(m);
+		return n;
 	}
 #endif
-	if (n >= 8) {
-		for (i = 0; i + 8 <= n; i += 8) {
-			memcpy(&w, p + i, 8);
-			if (!word_plain(w))
-				return false;
-		}
-		memcpy(&v, p + n - 8, 8);
-		return i == n || word_plain(v);
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, p + i, 8);
+		if (!word_plain(w))
+			return i;
 	}
-	for (i = 0; i < n; i++)
-		if (json_class[p[i]])
-			return false;
-	return true;
+	if (i < n && n >= 8) {
+		memcpy(&w, p + n - 8, 8);
+		return word_plain(w) ? n : i;
+	}
+	while (i < n && !json_class[p[i]])
+		i++;
+	return i;
 }
 
 void alyx__json_str(alyx_buf *b, const char *s, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0, start, k;
+	size_t i, start, k;
 
 	/* The common case (nothing to escape) then needs no further growth. */
 	if (!alyx__buf_grow(b, n + 2))
 		return;
-	if (plain(p, n)) {
+	i = plain_run(p, n);
+	if (i == n) {
 		char *d = b->data + b->len;
 
 		d[0] = '"';
@@ -292,9 +298,9 @@ void alyx__json_str(alyx_buf *b, const char *s, size_t n)
 		b->len += n + 2;
 		return;
 	}
+	/* The scan goes on from the first byte plain_run did not pass. */
 	b->data[b->len++] = '"';
-	while (i < n) {
-		start = i;
+	for (start = 0; i < n; start = i) {
 		for (;;) {
 			uint64_t w;
 

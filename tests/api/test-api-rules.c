@@ -120,12 +120,22 @@ static void close_world(world *w)
 	remove_project(w->dir);
 }
 
+/* Copies the id of the document JSON `out` (a create's result) into id
+ * and frees out. */
+static void take_id(char *out, char id[64])
+{
+	cJSON *j = cJSON_Parse(out);
+
+	snprintf(id, 64, "%s", cJSON_GetObjectItem(j, "id")->valuestring);
+	cJSON_Delete(j);
+	alyx_free(out);
+}
+
 /* A post by `author` (published or a draft); returns its id (static). */
 static const char *post(world *w, const char *author, int i, bool pub)
 {
 	static char id[64];
 	char body[400], *out = NULL;
-	cJSON *j;
 
 	snprintf(body, sizeof(body),
 		 "{\"title\":\"Post %d\",\"slug\":\"s%d\",\"content\":\"c\","
@@ -133,11 +143,7 @@ static const char *post(world *w, const char *author, int i, bool pub)
 		 i, i, author, pub ? "true" : "false", i);
 	if (alyx_doc_create(w->a, NULL, "posts", body, (size_t)-1, &out))
 		TH_FAIL("post: %s", alyx_errmsg(w->a));
-	j = cJSON_Parse(out);
-	snprintf(id, sizeof(id), "%s",
-		 cJSON_GetObjectItem(j, "id")->valuestring);
-	cJSON_Delete(j);
-	alyx_free(out);
+	take_id(out, id);
 	return id;
 }
 
@@ -483,11 +489,7 @@ TEST(no_rule_means_admin_only)
 				  (size_t)-1, &out), ALYX_E_FORBIDDEN);
 	ASSERT_OK(alyx_doc_create(w.a, w.adm, "notes", "{\"body\":\"b\"}",
 				  (size_t)-1, &out));
-	j = cJSON_Parse(out);
-	snprintf(id, sizeof(id), "%s",
-		 cJSON_GetObjectItem(j, "id")->valuestring);
-	cJSON_Delete(j);
-	alyx_free(out);
+	take_id(out, id);
 	j = query(&w, w.bob, "notes", "total=true");
 	ASSERT_EQ(total_of(j), 0);
 	ASSERT_EQ(ndocs(j), 0);
@@ -514,17 +516,12 @@ TEST(get_of_readable_collection_matches_system)
 {
 	world w;
 	char *sys = NULL, *out = NULL, id[64];
-	cJSON *j;
 
 	open_world(&w);
 	ASSERT_OK(alyx_doc_create(w.a, NULL, "boards",
 				  "{\"name\":\"b\",\"secret\":\"s3cr3t\"}",
 				  (size_t)-1, &out));
-	j = cJSON_Parse(out);
-	snprintf(id, sizeof(id), "%s",
-		 cJSON_GetObjectItem(j, "id")->valuestring);
-	cJSON_Delete(j);
-	alyx_free(out);
+	take_id(out, id);
 	ASSERT_OK(alyx_doc_get(w.a, NULL, "boards", id, NULL, &sys));
 	ASSERT(!strstr(sys, "s3cr3t"));
 	const alyx_ctx *who[] = {w.anon, w.bob, w.adm};
@@ -545,11 +542,7 @@ TEST(get_of_readable_collection_matches_system)
 	/* no read rule: the admin's get equals the system's */
 	ASSERT_OK(alyx_doc_create(w.a, w.adm, "notes", "{\"body\":\"n\"}",
 				  (size_t)-1, &out));
-	j = cJSON_Parse(out);
-	snprintf(id, sizeof(id), "%s",
-		 cJSON_GetObjectItem(j, "id")->valuestring);
-	cJSON_Delete(j);
-	alyx_free(out);
+	take_id(out, id);
 	ASSERT_OK(alyx_doc_get(w.a, NULL, "notes", id, NULL, &sys));
 	ASSERT_OK(alyx_doc_get(w.a, w.adm, "notes", id, NULL, &out));
 	ASSERT_STR_EQ(out, sys);
@@ -672,11 +665,7 @@ TEST(internal_fields_never_leave_nor_enter)
 	ASSERT_CONTAINS(alyx_errdetails(w.a), "\"code\":\"internal\"");
 	/* The system can; the rule reads request.body, doc and method. */
 	ASSERT_OK(alyx_doc_create(w.a, NULL, "vaults", body, (size_t)-1, &out));
-	j = cJSON_Parse(out);
-	snprintf(id, sizeof(id), "%s",
-		 cJSON_GetObjectItem(j, "id")->valuestring);
-	cJSON_Delete(j);
-	alyx_free(out);
+	take_id(out, id);
 	snprintf(body, sizeof(body), "{\"owner\":\"%s\"}", w.ann_id);
 	ASSERT_EQ(alyx_doc_create(w.a, w.bob, "vaults", body, (size_t)-1,
 				  &out), ALYX_E_FORBIDDEN);
