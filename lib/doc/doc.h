@@ -88,6 +88,11 @@ bool alyx__value_from_text(const alyx__field *f, const char *s, size_t n,
  * timestamp text as stored, NULL as null). */
 void alyx__value_write_column(alyx_buf *b, const alyx__field *f,
 			      sqlite3_stmt *st, int col);
+/* `key` (k bytes of text such as `,"name":`, padded as the row writers of
+ * util.h ask) then the column as alyx__value_write_column writes it; the
+ * usual values take one reservation. */
+void alyx__value_write_keyed(alyx_buf *b, const char *key, size_t k,
+			     const alyx__field *f, sqlite3_stmt *st, int col);
 /* Writes an alyx__value in the JSON boundary form of field f. */
 void alyx__value_write(alyx_buf *b, const alyx__field *f,
 		       const alyx__value *v);

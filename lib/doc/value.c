@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "doc.h"
+#include "util/jsonrow.h"
 
 /* Years 0000..9999 as epoch milliseconds: the range the storage form
  * "YYYY-MM-DDTHH:MM:SS.mmmZ" can hold. */
@@ -246,23 +247,43 @@ static bool json_to_value(const cJSON *j, alyx__value *out, char why[128])
  * may have been written by other tools, e.g. the sqlite3 shell).  Returns
  * the position after the value, or NULL if it is not valid JSON.
  */
-static const char *skip_ws(const char *p, const char *e)
+static inline const char *skip_ws(const char *p, const char *e)
 {
+	if (p < e && (unsigned char)*p > ' ')
+		return p;
 	while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
 		p++;
 	return p;
 }
 
+/* A string from its opening quote: the position after its closing one,
+ * or NULL.  Its UTF-8 is checked here: outside strings the grammar lets
+ * no byte above 0x7F through. */
 static const char *scan_string(const char *p, const char *e)
 {
-	p++;	/* opening quote */
-	while (p < e) {
-		unsigned char c = (unsigned char)*p;
+	const char *start = ++p;	/* after the opening quote */
+	bool high = false;
+	uint64_t w;
 
+	while (p < e) {
+		unsigned char c;
+
+		while (e - p >= 8) {
+			memcpy(&w, p, 8);
+			if (!alyx__word_plain(w))
+				break;
+			p += 8;
+		}
+		if (p >= e)
+			break;
+		c = (unsigned char)*p;
 		if (c == '"')
-			return p + 1;
+			return !high || alyx__utf8_valid(start, (size_t)(p - start))
+			       ? p + 1 : NULL;
 		if (c < 0x20)
 			return NULL;
+		if (c >= 0x80)
+			high = true;
 		if (c == '\\') {
 			if (++p >= e)
 				return NULL;
@@ -276,7 +297,7 @@ static const char *scan_string(const char *p, const char *e)
 				p += 5;
 				continue;
 			}
-			if (!strchr("\"\\/bfnrt", *p))
+			if (!*p || !strchr("\"\\/bfnrt", *p))
 				return NULL;
 		}
 		p++;
@@ -374,7 +395,7 @@ static bool stored_json_valid(const char *s, size_t n)
 {
 	const char *e = s + n, *p = scan_value(s, e, 0);
 
-	return p && skip_ws(p, e) == e && alyx__utf8_valid(s, n);
+	return p && skip_ws(p, e) == e;
 }
 
 /* ---- conversions ---- */
@@ -797,14 +818,11 @@ static void write_typed(alyx_buf *b, alyx__type t, alyx__vkind k,
 	}
 }
 
-void alyx__value_write_column(alyx_buf *b, const alyx__field *f,
-			      sqlite3_stmt *st, int col)
+/* A column value (protected by nothing: the connection is this thread's)
+ * in the JSON boundary form of f. */
+static void write_sqlvalue(alyx_buf *b, const alyx__field *f,
+			   sqlite3_value *v)
 {
-	/* One column call, then the value's own accessors: each
-	 * sqlite3_column_* call checks the statement and error state
-	 * again.  The connection is used by this thread alone, which is what
-	 * reading an unprotected value asks for. */
-	sqlite3_value *v = sqlite3_column_value(st, col);
 	const char *s;
 
 	switch (sqlite3_value_type(v)) {
@@ -830,6 +848,63 @@ void alyx__value_write_column(alyx_buf *b, const alyx__field *f,
 		alyx__buf_add(b, "null", 4);
 		break;
 	}
+}
+
+void alyx__value_write_column(alyx_buf *b, const alyx__field *f,
+			      sqlite3_stmt *st, int col)
+{
+	/* One column call, then the value's own accessors: each
+	 * sqlite3_column_* call checks the statement and error state
+	 * again.  The connection is used by this thread alone, which is what
+	 * reading an unprotected value asks for. */
+	write_sqlvalue(b, f, sqlite3_column_value(st, col));
+}
+
+void alyx__value_write_keyed(alyx_buf *b, const char *key, size_t k,
+			     const alyx__field *f, sqlite3_stmt *st, int col)
+{
+	sqlite3_value *v = sqlite3_column_value(st, col);
+	const char *s;
+	size_t n;
+
+	/* The usual values in one reservation with their key (the row
+	 * writers of util.h); anything else as alyx__value_write_column. */
+	switch (sqlite3_value_type(v)) {
+	case SQLITE_TEXT:
+		if (f->type == ALYX_T_BLOB)
+			break;
+		s = (const char *)sqlite3_value_text(v);
+		if (!s)
+			break;
+		n = (size_t)sqlite3_value_bytes(v);
+		if (f->type != ALYX_T_JSON) {
+			if (alyx__json_kstr(b, key, k, s, n))
+				return;
+		} else if (stored_json_valid(s, n) &&
+			   alyx__json_kraw(b, key, k, s, n)) {
+			return;
+		}
+		break;
+	case SQLITE_INTEGER:
+		if (f->type == ALYX_T_INT) {
+			if (alyx__json_ki64(b, key, k, sqlite3_value_int64(v)))
+				return;
+		} else if (f->type == ALYX_T_BOOL) {
+			if (sqlite3_value_int64(v) ?
+			    alyx__json_kraw(b, key, k, "true", 4) :
+			    alyx__json_kraw(b, key, k, "false", 5))
+				return;
+		}
+		break;
+	case SQLITE_NULL:
+		if (alyx__json_kraw(b, key, k, "null", 4))
+			return;
+		break;
+	default:
+		break;
+	}
+	alyx__buf_add(b, key, k);
+	write_sqlvalue(b, f, v);
 }
 
 void alyx__value_write(alyx_buf *b, const alyx__field *f,

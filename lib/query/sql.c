@@ -307,10 +307,13 @@ static int sel_plan(sel *s, const alyx__collection *c)
 		alyx__json_key(&k, c->fields[i].name);
 		o->len = (unsigned)(k.len - o->off);
 	}
+	/* The row writers read keys in 16-byte blocks. */
+	alyx__buf_grow(&k, 16);
 	if (k.err) {
 		alyx__buf_free(&k);
 		return ALYX_E_NOMEM;
 	}
+	memset(k.data + k.len, 0, k.cap - k.len);
 	s->keys = alyx__buf_take(&k);
 	return s->keys || !s->n_out ? ALYX_OK : ALYX_E_NOMEM;
 }
@@ -380,8 +383,8 @@ static void doc_write(alyx_buf *b, const sel *s, sqlite3_stmt *st,
 	for (i = 0; i < s->n_out; i++) {
 		const sel_out *o = &s->out[i];
 
-		alyx__buf_add(b, s->keys + o->off, o->len);
-		alyx__value_write_column(b, o->f, st, o->col);
+		alyx__value_write_keyed(b, s->keys + o->off, o->len, o->f, st,
+					o->col);
 	}
 	if (close)
 		alyx__buf_addc(b, '}');

@@ -3,11 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 
 #include "util.h"
+#include "util/jsonrow.h"
 
 #define BUF_DEFAULT_MAX ((size_t)256 << 20)
 
@@ -166,30 +164,6 @@ bool alyx__utf8_valid(const char *s, size_t n)
 
 /* ---- JSON writer ---- */
 
-/*
- * Byte classes of the string writer: 0 copies as is, 1 starts a UTF-8
- * sequence (checked), 2 needs an escape.  A run of class-0 bytes is found
- * with one table lookup per byte and copied with one memcpy.
- */
-static const unsigned char json_class[256] = {
-	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-	0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* '"' */
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0,	/* '\\' */
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-};
-
 /* Writes the escape of byte c (class 2) or U+FFFD (invalid UTF-8). */
 static void json_escape(alyx_buf *b, unsigned char c)
 {
@@ -215,33 +189,29 @@ static void json_escape(alyx_buf *b, unsigned char c)
 	}
 }
 
-/* No byte of the 8 in w is below 0x20, '"', '\\' or above 0x7F.  A false
- * "no" only sends the bytes to the table loop; a false "yes" cannot
- * happen (the lowest offending byte always sets its high bit). */
-static bool word_plain(uint64_t w)
-{
-	const uint64_t ones = 0x0101010101010101ULL;
-	uint64_t q = w ^ (ones * '"'), s = w ^ (ones * '\\');
-
-	return !(((w - ones * 0x20) | (q - ones) | (s - ones) | w) &
-		 (ones * 0x80));
-}
-
-#if defined(__SSE2__)
-/* The offending bytes of the 16 at p as a bit mask (bit k: byte k is
- * below 0x20, '"', '\\' or above 0x7F; the signed compare counts bytes
- * from 0x80 as below 0x20).  0: the 16 bytes copy as they are. */
-static inline unsigned block_stops(const unsigned char *p)
-{
-	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-	__m128i x = _mm_or_si128(
-		_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
-			     _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
-		_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
-
-	return (unsigned)_mm_movemask_epi8(x);
-}
-#endif
+/*
+ * Byte classes of the string writer: 0 copies as is, 1 starts a UTF-8
+ * sequence (checked), 2 needs an escape.  A run of class-0 bytes is found
+ * with one table lookup per byte and copied with one memcpy.
+ */
+const unsigned char alyx__json_class[256] = {
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+	0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* '"' */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0,	/* '\\' */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
 
 /* How many leading bytes of p[0..n) copy as they are (no escape, no
  * UTF-8 check), found in whole blocks, the last one overlapping: n for
@@ -257,24 +227,24 @@ static size_t plain_run(const unsigned char *p, size_t n)
 		unsigned m;
 
 		for (; i + 16 <= n; i += 16)
-			if ((m = block_stops(p + i)))
+			if ((m = alyx__block_stops(p + i)))
 				return i + (size_t)__builtin_ctz(m);
 		/* Bytes before i are plain, so a stop here is at i or later. */
-		if (i < n && (m = block_stops(p + n - 16)))
+		if (i < n && (m = alyx__block_stops(p + n - 16)))
 			return n - 16 + (size_t)__builtin_ctz(m);
 		return n;
 	}
 #endif
 	for (; i + 8 <= n; i += 8) {
 		memcpy(&w, p + i, 8);
-		if (!word_plain(w))
+		if (!alyx__word_plain(w))
 			return i;
 	}
 	if (i < n && n >= 8) {
 		memcpy(&w, p + n - 8, 8);
-		return word_plain(w) ? n : i;
+		return alyx__word_plain(w) ? n : i;
 	}
-	while (i < n && !json_class[p[i]])
+	while (i < n && !alyx__json_class[p[i]])
 		i++;
 	return i;
 }
@@ -306,7 +276,7 @@ void alyx__json_str(alyx_buf *b, const char *s, size_t n)
 
 #if defined(__SSE2__)
 			while (i + 16 <= n) {
-				unsigned m = block_stops(p + i);
+				unsigned m = alyx__block_stops(p + i);
 
 				if (m) {
 					i += (size_t)__builtin_ctz(m);
@@ -317,13 +287,13 @@ void alyx__json_str(alyx_buf *b, const char *s, size_t n)
 #endif
 			while (i + 8 <= n) {
 				memcpy(&w, p + i, 8);
-				if (!word_plain(w))
+				if (!alyx__word_plain(w))
 					break;
 				i += 8;
 			}
-			while (i < n && !json_class[p[i]])
+			while (i < n && !alyx__json_class[p[i]])
 				i++;
-			if (i == n || json_class[p[i]] == 2)
+			if (i == n || alyx__json_class[p[i]] == 2)
 				break;
 			k = utf8_seq(p + i, n - i);
 			if (!k)
