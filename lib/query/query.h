@@ -136,6 +136,11 @@ int alyx__query_exec(sqlite3 *db, const alyx__query *q,
  * the connection, used by one thread at a time like the connection, and
  * freed (finalizing its statements) before the connection is closed.
  */
+/* A collection's read plan (see alyx__collection.read_plan): made once
+ * the collection is complete, NULL on NOMEM. */
+struct alyx__qplan *alyx__qplan_new(const alyx__collection *c);
+void alyx__qplan_free(struct alyx__qplan *p);	/* NULL ok */
+
 typedef struct alyx__qcache alyx__qcache;
 
 alyx__qcache *alyx__qcache_new(sqlite3 *db);	/* NULL on NOMEM */

@@ -371,6 +371,46 @@ static void sel_sql(alyx_buf *b, const alyx__collection *c, const sel *s)
 	alyx__buf_adds(b, " AS " ALYX_QUERY_ALIAS);
 }
 
+/* ---- a collection's read plan ---- */
+
+struct alyx__qplan {
+	sel s;		/* every non-internal field, shown */
+	alyx_buf sql;	/* "SELECT ... FROM ... AS _m" */
+};
+
+void alyx__qplan_free(struct alyx__qplan *p)
+{
+	if (!p)
+		return;
+	sel_free(&p->s);
+	alyx__buf_free(&p->sql);
+	alyx__free(p);
+}
+
+struct alyx__qplan *alyx__qplan_new(const alyx__collection *c)
+{
+	struct alyx__qplan *p = alyx__calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	alyx__buf_init(&p->sql, 0);
+	if (sel_init(&p->s, c) != ALYX_OK) {
+		alyx__free(p);
+		return NULL;
+	}
+	sel_all(&p->s, c);
+	if (sel_plan(&p->s, c) != ALYX_OK) {
+		alyx__qplan_free(p);
+		return NULL;
+	}
+	sel_sql(&p->sql, c, &p->s);
+	if (p->sql.err) {
+		alyx__qplan_free(p);
+		return NULL;
+	}
+	return p;
+}
+
 /* Writes the shown fields of the current row (sel_plan made s->out);
  * `close` adds the '}'. */
 static void doc_write(alyx_buf *b, const sel *s, sqlite3_stmt *st,
@@ -541,7 +581,8 @@ static int prepare(sqlite3 *db, alyx__qcache *c, const alyx_buf *sql,
 /* ---- the page query ---- */
 
 typedef struct page {
-	sel s;
+	sel own;	/* the select list made for this query, or */
+	const sel *s;	/* ... the collection's read plan's */
 	int *sortcol;	/* per sort key: result column */
 	alyx_buf sql;
 	binds bl;
@@ -550,7 +591,7 @@ typedef struct page {
 
 static void page_free(page *p)
 {
-	sel_free(&p->s);
+	sel_free(&p->own);
 	alyx__free(p->sortcol);
 	alyx__buf_free(&p->sql);
 	alyx__free(p->bl.v);
@@ -571,35 +612,61 @@ static bool projected(const alyx__query *q, size_t i)
 	return false;
 }
 
+/* The read plan serves a query that shows every field and sorts on shown
+ * ones (all but internal fields). */
+static const struct alyx__qplan *plan_for(const alyx__query *q)
+{
+	const struct alyx__qplan *pl = q->coll->read_plan;
+	size_t i;
+
+	if (!pl || q->fields || q->n_expand)
+		return NULL;
+	for (i = 0; i < q->n_sort; i++)
+		if (pl->s.col[q->sort[i].field] < 0)
+			return NULL;
+	return pl;
+}
+
 static int page_build(const alyx__query *q, const alyx__sqlcond *extra,
 		      page *p, alyx__err *err)
 {
 	const alyx__collection *c = q->coll;
+	const struct alyx__qplan *pl = plan_for(q);
 	size_t i;
 
 	memset(p, 0, sizeof(*p));
 	alyx__buf_init(&p->sql, 0);
-	if (sel_init(&p->s, c) != ALYX_OK)
-		goto nomem;
 	p->sortcol = alyx__calloc(q->n_sort + 1, sizeof(*p->sortcol));
 	if (!p->sortcol)
 		goto nomem;
-	for (i = 0; i < c->n_fields; i++)
-		if (projected(q, i))
-			sel_need(&p->s, (int)i, true);
-	for (i = 0; i < q->n_sort; i++)
-		p->sortcol[i] = sel_need(&p->s, q->sort[i].field, false);
-	for (i = 0; i < q->n_expand; i++) {
-		const char *path = q->expand[i], *dot = strchr(path, '.');
-		int f = alyx__qfield(c, path, dot ? (size_t)(dot - path) :
-				     strlen(path));
+	if (pl) {
+		p->s = &pl->s;
+		for (i = 0; i < q->n_sort; i++)
+			p->sortcol[i] = pl->s.col[q->sort[i].field];
+		alyx__buf_add(&p->sql, pl->sql.data, pl->sql.len);
+	} else {
+		if (sel_init(&p->own, c) != ALYX_OK)
+			goto nomem;
+		p->s = &p->own;
+		for (i = 0; i < c->n_fields; i++)
+			if (projected(q, i))
+				sel_need(&p->own, (int)i, true);
+		for (i = 0; i < q->n_sort; i++)
+			p->sortcol[i] = sel_need(&p->own, q->sort[i].field,
+						 false);
+		for (i = 0; i < q->n_expand; i++) {
+			const char *path = q->expand[i];
+			const char *dot = strchr(path, '.');
+			int f = alyx__qfield(c, path, dot ? (size_t)(dot - path)
+					     : strlen(path));
 
-		if (f >= 0)
-			sel_need(&p->s, f, false);
+			if (f >= 0)
+				sel_need(&p->own, f, false);
+		}
+		if (sel_plan(&p->own, c) != ALYX_OK)
+			goto nomem;
+		sel_sql(&p->sql, c, &p->own);
 	}
-	if (sel_plan(&p->s, c) != ALYX_OK)
-		goto nomem;
-	sel_sql(&p->sql, c, &p->s);
 	where_sql(&p->sql, &p->bl, q, extra, true);
 	alyx__buf_adds(&p->sql, " ORDER BY ");
 	for (i = 0; i < q->n_sort; i++) {
@@ -1006,7 +1073,7 @@ int alyx__query_run(sqlite3 *db, const alyx__query *q,
 		goto done;
 	if (q->n_expand) {
 		root.coll = q->coll;
-		root.s = p.s;	/* borrowed: cleared before xnode_clear */
+		root.s = *p.s;	/* borrowed: cleared before xnode_clear */
 		rc = xtree(q, &root);
 		if (rc != ALYX_OK) {
 			rc = alyx__err_set(err, rc, NULL, "expand failed");
@@ -1036,7 +1103,7 @@ int alyx__query_run(sqlite3 *db, const alyx__query *q,
 		} else {
 			if (rows)
 				alyx__buf_addc(out, ',');
-			doc_write(out, &p.s, st, true);
+			doc_write(out, p.s, st, true);
 			if (!rows)
 				reserve_page(out, mark, q->limit);
 		}

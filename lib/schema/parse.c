@@ -15,6 +15,7 @@
 
 #include <pcre2.h>
 
+#include "query/query.h"
 #include "rules/rules.h"
 #include "schema/schema-int.h"
 
@@ -1354,6 +1355,8 @@ int alyx__schema_build(const ynode *root, const char *file,
 		alyx__schema_free(c.s);
 		return rc;
 	}
+	for (i = 0; i < c.s->n_colls; i++)
+		c.s->colls[i].read_plan = alyx__qplan_new(&c.s->colls[i]);
 	*out = c.s;
 	return ALYX_OK;
 }
@@ -1415,6 +1418,7 @@ void alyx__schema_free(alyx__schema *s)
 			alyx__free(c->rules[j]);
 			alyx__rule_free(c->programs[j]);
 		}
+		alyx__qplan_free(c->read_plan);
 	}
 	alyx__free(s->colls);
 	alyx__free(s);

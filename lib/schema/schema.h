@@ -110,6 +110,11 @@ typedef struct alyx__collection {
 	 * lives exactly as long as the schema, so a schema change rebuilds
 	 * it.  NULL where there is no rule. */
 	struct alyx__rule *programs[ALYX_RULE_COUNT];
+	/* The select list and document writer of a list or get that shows
+	 * every field (no `fields`, no `expand`), made with the schema
+	 * (lib/query/sql.c); NULL if there was no memory for it, and each
+	 * query then makes its own. */
+	struct alyx__qplan *read_plan;
 	int line, col;
 } alyx__collection;
 

@@ -504,6 +504,7 @@ static bool coll_copy(alyx__collection *d, const alyx__collection *s)
 	bool ok = true;
 
 	*d = *s;
+	d->read_plan = NULL;	/* it points into s's fields */
 	d->fields = NULL;
 	d->indexes = NULL;
 	d->n_fields = d->n_indexes = 0;
