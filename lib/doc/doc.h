@@ -88,11 +88,18 @@ bool alyx__value_from_text(const alyx__field *f, const char *s, size_t n,
  * timestamp text as stored, NULL as null). */
 void alyx__value_write_column(alyx_buf *b, const alyx__field *f,
 			      sqlite3_stmt *st, int col);
-/* `key` (k bytes of text such as `,"name":`, padded as the row writers of
- * util.h ask) then the column as alyx__value_write_column writes it; the
- * usual values take one reservation. */
-void alyx__value_write_keyed(alyx_buf *b, const char *key, size_t k,
-			     const alyx__field *f, sqlite3_stmt *st, int col);
+/* One value of a row writer: the field, its result column, and its key
+ * text (such as `,"name":`) at keys + off, len bytes. */
+typedef struct alyx__colout {
+	const alyx__field *f;
+	int col;
+	unsigned off, len;
+} alyx__colout;
+/* Writes the n values of the current row of st, each after its key, as
+ * alyx__value_write_column would; `keys` keeps 15 bytes of padding after
+ * its text (the row writers of util/jsonrow.h read keys in blocks). */
+void alyx__value_write_row(alyx_buf *b, const alyx__colout *out, size_t n,
+			   const char *keys, sqlite3_stmt *st);
 /* Writes an alyx__value in the JSON boundary form of field f. */
 void alyx__value_write(alyx_buf *b, const alyx__field *f,
 		       const alyx__value *v);

@@ -265,44 +265,44 @@ static const char *scan_string(const char *p, const char *e)
 	bool high = false;
 	uint64_t w;
 
-	while (p < e) {
-		unsigned char c;
-
+	for (;;) {
+		/* Whole words at the start and after each escape; byte by
+		 * byte from the first word that holds a stop. */
 		while (e - p >= 8) {
 			memcpy(&w, p, 8);
 			if (!alyx__word_plain(w))
 				break;
 			p += 8;
 		}
-		if (p >= e)
-			break;
-		c = (unsigned char)*p;
-		if (c == '"')
-			return !high || alyx__utf8_valid(start, (size_t)(p - start))
-			       ? p + 1 : NULL;
-		if (c < 0x20)
-			return NULL;
-		if (c >= 0x80)
-			high = true;
-		if (c == '\\') {
-			if (++p >= e)
-				return NULL;
-			if (*p == 'u') {
-				int k;
+		for (; p < e; p++) {
+			unsigned char c = (unsigned char)*p;
 
-				for (k = 1; k <= 4; k++)
-					if (p + k >= e ||
-					    !isxdigit((unsigned char)p[k]))
-						return NULL;
-				p += 5;
-				continue;
-			}
-			if (!*p || !strchr("\"\\/bfnrt", *p))
+			if (c == '"')
+				return !high || alyx__utf8_valid(
+					start, (size_t)(p - start)) ? p + 1 :
+					NULL;
+			if (c < 0x20)
 				return NULL;
+			if (c == '\\')
+				break;
+			if (c >= 0x80)
+				high = true;
 		}
-		p++;
+		if (p >= e || ++p >= e)	/* no closing quote; past the backslash */
+			return NULL;
+		if (*p == 'u') {
+			int k;
+
+			for (k = 1; k <= 4; k++)
+				if (p + k >= e || !isxdigit((unsigned char)p[k]))
+					return NULL;
+			p += 5;
+		} else if (!*p || !strchr("\"\\/bfnrt", *p)) {
+			return NULL;
+		} else {
+			p++;
+		}
 	}
-	return NULL;
 }
 
 static const char *scan_number(const char *p, const char *e)
@@ -860,8 +860,8 @@ void alyx__value_write_column(alyx_buf *b, const alyx__field *f,
 	write_sqlvalue(b, f, sqlite3_column_value(st, col));
 }
 
-void alyx__value_write_keyed(alyx_buf *b, const char *key, size_t k,
-			     const alyx__field *f, sqlite3_stmt *st, int col)
+static inline void write_keyed(alyx_buf *b, const char *key, size_t k,
+			       const alyx__field *f, sqlite3_stmt *st, int col)
 {
 	sqlite3_value *v = sqlite3_column_value(st, col);
 	const char *s;
@@ -905,6 +905,16 @@ void alyx__value_write_keyed(alyx_buf *b, const char *key, size_t k,
 	}
 	alyx__buf_add(b, key, k);
 	write_sqlvalue(b, f, v);
+}
+
+void alyx__value_write_row(alyx_buf *b, const alyx__colout *out, size_t n,
+			   const char *keys, sqlite3_stmt *st)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		write_keyed(b, keys + out[i].off, out[i].len, out[i].f, st,
+			    out[i].col);
 }
 
 void alyx__value_write(alyx_buf *b, const alyx__field *f,

@@ -255,11 +255,6 @@ static void where_sql(alyx_buf *b, binds *bl, const alyx__query *q,
 
 /* ---- the select list ---- */
 
-typedef struct sel_out {
-	const alyx__field *f;
-	int col;		/* its result column */
-	unsigned off, len;	/* its key text in sel.keys */
-} sel_out;
 
 typedef struct sel {
 	int *col;	/* per field: result column, or -1 */
@@ -270,7 +265,7 @@ typedef struct sel {
 	 * order, each with the text written before its value (`{"name":`
 	 * for the first, `,"name":` after), so a row is written with one
 	 * append per key and no per-row name lengths or flag checks. */
-	sel_out *out;
+	alyx__colout *out;
 	char *keys;
 	int n_out;
 } sel;
@@ -295,7 +290,7 @@ static int sel_plan(sel *s, const alyx__collection *c)
 	if (!s->out)
 		return ALYX_E_NOMEM;
 	for (i = 0; i < c->n_fields; i++) {
-		sel_out *o;
+		alyx__colout *o;
 
 		if (!s->show[i])
 			continue;
@@ -416,16 +411,9 @@ struct alyx__qplan *alyx__qplan_new(const alyx__collection *c)
 static void doc_write(alyx_buf *b, const sel *s, sqlite3_stmt *st,
 		      bool close)
 {
-	int i;
-
 	if (!s->n_out)
 		alyx__buf_addc(b, '{');
-	for (i = 0; i < s->n_out; i++) {
-		const sel_out *o = &s->out[i];
-
-		alyx__value_write_keyed(b, s->keys + o->off, o->len, o->f, st,
-					o->col);
-	}
+	alyx__value_write_row(b, s->out, (size_t)s->n_out, s->keys, st);
 	if (close)
 		alyx__buf_addc(b, '}');
 }
