@@ -309,18 +309,56 @@ static void check_cors(alyx__svc *t, alyx__req *r)
 static void qs_encode(alyx_buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789ABCDEF";
+	/* 1: copied as it is (unreserved characters, ':' and ','). */
+	static const unsigned char plain[256] = {
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 0,
+		1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0,
+		0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+		1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1,
+		0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+		1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0,
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	};
+	char *d;
 
+	if (b->err || n > (b->max - b->len) / 3) {
+		/* Near the cap: byte by byte, so the cap decides exactly. */
+		for (size_t i = 0; i < n; i++) {
+			unsigned char c = (unsigned char)s[i];
+			char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+
+			if (plain[c])
+				alyx__buf_addc(b, (char)c);
+			else
+				alyx__buf_add(b, e, 3);
+		}
+		return;
+	}
+	if (!alyx__buf_grow(b, 3 * n))	/* at most 3 bytes per byte */
+		return;
+	d = b->data + b->len;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-		    c == '_' || c == '~' || c == ':' || c == ',') {
-			alyx__buf_addc(b, (char)c);
+
+		if (plain[c]) {
+			*d++ = (char)c;
 		} else {
-			char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-			alyx__buf_add(b, e, 3);
+			*d++ = '%';
+			*d++ = hex[c >> 4];
+			*d++ = hex[c & 15];
 		}
 	}
+	*d = '\0';
+	b->len = (size_t)(d - b->data);
 }
 
 /*

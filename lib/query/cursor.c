@@ -27,24 +27,30 @@ static void b64_enc(alyx_buf *b, const unsigned char *p, size_t n)
 {
 	size_t i;
 	uint32_t v;
+	char *d;
 
+	if (!alyx__buf_grow(b, (n + 2) / 3 * 4))
+		return;
+	d = b->data + b->len;
 	for (i = 0; i + 3 <= n; i += 3) {
 		v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-		alyx__buf_addc(b, b64url[v >> 18 & 63]);
-		alyx__buf_addc(b, b64url[v >> 12 & 63]);
-		alyx__buf_addc(b, b64url[v >> 6 & 63]);
-		alyx__buf_addc(b, b64url[v & 63]);
+		*d++ = b64url[v >> 18 & 63];
+		*d++ = b64url[v >> 12 & 63];
+		*d++ = b64url[v >> 6 & 63];
+		*d++ = b64url[v & 63];
 	}
 	if (n - i == 1) {
 		v = (uint32_t)p[i] << 16;
-		alyx__buf_addc(b, b64url[v >> 18 & 63]);
-		alyx__buf_addc(b, b64url[v >> 12 & 63]);
+		*d++ = b64url[v >> 18 & 63];
+		*d++ = b64url[v >> 12 & 63];
 	} else if (n - i == 2) {
 		v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
-		alyx__buf_addc(b, b64url[v >> 18 & 63]);
-		alyx__buf_addc(b, b64url[v >> 12 & 63]);
-		alyx__buf_addc(b, b64url[v >> 6 & 63]);
+		*d++ = b64url[v >> 18 & 63];
+		*d++ = b64url[v >> 12 & 63];
+		*d++ = b64url[v >> 6 & 63];
 	}
+	*d = '\0';
+	b->len = (size_t)(d - b->data);
 }
 
 static int b64_val(char c)
@@ -84,8 +90,12 @@ static bool b64_dec(const char *s, size_t n, unsigned char *out,
 
 static void put_be(alyx_buf *b, uint64_t v, int bytes)
 {
-	while (bytes--)
-		alyx__buf_addc(b, (char)(v >> (bytes * 8) & 0xff));
+	unsigned char t[8];
+	int i;
+
+	for (i = 0; i < bytes; i++)
+		t[i] = (unsigned char)(v >> ((bytes - 1 - i) * 8) & 0xff);
+	alyx__buf_add(b, t, (size_t)bytes);
 }
 
 static uint64_t get_be(const unsigned char *p, int bytes)
@@ -107,6 +117,7 @@ int alyx__cursor_encode(alyx_buf *b, const alyx__query *q, sqlite3_stmt *st,
 	int col, n, rc = ALYX_OK;
 
 	alyx__buf_init(&raw, ALYX_QUERY_MAX_CURSOR);
+	alyx__buf_grow(&raw, 120);	/* the usual cursor in one allocation */
 	alyx__buf_addc(&raw, CURSOR_VERSION);
 	alyx__buf_addc(&raw, (char)q->n_sort);
 	for (k = 0; k < q->n_sort; k++) {
