@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "doc.h"
+#include "query/query.h"
 
 /* ---- statement cache ----
  *
@@ -245,6 +246,8 @@ static void write_row(alyx_buf *b, const alyx__collection *c,
 	size_t i;
 	int col = 0;
 
+	if (!with_internal && alyx__qplan_write(c, st, b))
+		return;
 	alyx__buf_addc(b, '{');
 	for (i = 0; i < c->n_fields; i++) {
 		const alyx__field *f = &c->fields[i];

@@ -140,6 +140,11 @@ int alyx__query_exec(sqlite3 *db, const alyx__query *q,
  * the collection is complete, NULL on NOMEM. */
 struct alyx__qplan *alyx__qplan_new(const alyx__collection *c);
 void alyx__qplan_free(struct alyx__qplan *p);	/* NULL ok */
+/* Writes the current row of `st`, which selects every non-internal field
+ * of c in order, as a document with c's read plan; false (nothing
+ * written) when c has none. */
+bool alyx__qplan_write(const alyx__collection *c, sqlite3_stmt *st,
+		       alyx_buf *b);
 
 typedef struct alyx__qcache alyx__qcache;
 

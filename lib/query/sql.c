@@ -566,6 +566,19 @@ static int prepare(sqlite3 *db, alyx__qcache *c, const alyx_buf *sql,
 	return ALYX_OK;
 }
 
+/* The current row of a statement selecting the read plan's columns (every
+ * non-internal field, in order) as a document; false without a plan. */
+bool alyx__qplan_write(const alyx__collection *c, sqlite3_stmt *st,
+		       alyx_buf *b)
+{
+	const struct alyx__qplan *p = c->read_plan;
+
+	if (!p)
+		return false;
+	doc_write(b, &p->s, st, true);
+	return true;
+}
+
 /* ---- the page query ---- */
 
 typedef struct page {
