@@ -479,10 +479,14 @@ static int select_by(sqlite3 *db, const alyx__collection *c,
 
 	*found = false;
 	alyx__buf_init(&sql, 1 << 20);
-	alyx__buf_adds(&sql, "SELECT ");
-	add_cols(&sql, c, with_internal);
-	alyx__buf_adds(&sql, " FROM ");
-	add_ident(&sql, c->name);
+	/* The read plan's SELECT clause has the same columns as add_cols
+	 * without the internal ones (the table as _m). */
+	if (with_internal || !alyx__qplan_select(c, &sql)) {
+		alyx__buf_adds(&sql, "SELECT ");
+		add_cols(&sql, c, with_internal);
+		alyx__buf_adds(&sql, " FROM ");
+		add_ident(&sql, c->name);
+	}
 	if (by_rowid)
 		alyx__buf_adds(&sql, " WHERE rowid=?");
 	else

@@ -145,6 +145,9 @@ void alyx__qplan_free(struct alyx__qplan *p);	/* NULL ok */
  * written) when c has none. */
 bool alyx__qplan_write(const alyx__collection *c, sqlite3_stmt *st,
 		       alyx_buf *b);
+/* Appends the read plan's "SELECT <every non-internal field> FROM <c> AS
+ * _m" to sql; false (nothing appended) when c has none. */
+bool alyx__qplan_select(const alyx__collection *c, alyx_buf *sql);
 
 typedef struct alyx__qcache alyx__qcache;
 

@@ -579,6 +579,16 @@ bool alyx__qplan_write(const alyx__collection *c, sqlite3_stmt *st,
 	return true;
 }
 
+bool alyx__qplan_select(const alyx__collection *c, alyx_buf *sql)
+{
+	const struct alyx__qplan *p = c->read_plan;
+
+	if (!p)
+		return false;
+	alyx__buf_add(sql, p->sql.data, p->sql.len);
+	return true;
+}
+
 /* ---- the page query ---- */
 
 typedef struct page {
