@@ -341,3 +341,19 @@ def test_many_slow_header_clients_do_not_starve_others(server):
         for s in socks:
             s.close()
     alive(server)
+
+
+def test_long_query_strings_near_the_header_limit(server):
+    """Query values are re-encoded for the core (lws decodes them): long
+    ones close to the 8 KiB header limit, plain or needing escapes, still
+    answer as queries, not as faults."""
+    for value in ("a" * 7000, "%2F%26%3D" * 700, "%C3%A9" * 1100):
+        st, _, body = server.json(
+            "GET", "/api/collections/posts?filter=title:eq:%s&limit=5"
+            % value)
+        assert st == 200, (st, body)
+        assert body["docs"] == []
+    st, _, body = server.json(
+        "GET", "/api/collections/posts?filter=nosuchfield:eq:" + "a" * 7000)
+    assert st == 400 and body["error"]["code"] == "INVALID_QUERY", body
+    alive(server)

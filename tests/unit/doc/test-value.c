@@ -323,6 +323,103 @@ TEST(foreign_column_values)
 	sqlite3_close(db);
 }
 
+/* The row writer (each value after its key, common values in one
+ * reservation) writes exactly what the key and alyx__value_write_column
+ * write, for every field type over typical and foreign column values. */
+TEST(row_writer_matches_column_writer)
+{
+	static const alyx__type types[] = {
+		ALYX_T_STRING, ALYX_T_TEXT, ALYX_T_INT, ALYX_T_FLOAT,
+		ALYX_T_BOOL, ALYX_T_TIMESTAMP, ALYX_T_JSON, ALYX_T_BLOB,
+		ALYX_T_UUID,
+	};
+	static const char keys[] = ",\"field\":\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	alyx_buf want, got;
+	int ncol, c;
+
+	ASSERT_OK(sqlite3_open(":memory:", &db));
+	ASSERT_OK(sqlite3_prepare_v2(db,
+		"SELECT NULL, 0, -42, 9007199254740993, 1.5, 'plain', "
+		"'a\"quote', 'caf\xC3\xA9', 'bad\xFF', '', x'00ff', "
+		"'[\"t1\",\"bench\"]', ' {\"a\": [1, 2.5e3, true, null]} ', "
+		"'[\"caf\xC3\xA9\"]', '[\"\xFF\"]', '[1]\xC3\xA9', "
+		"CAST(x'225c0022' AS TEXT), '\"\\u00e9\\n\"', '{bad', "
+		"'2026-01-02T03:04:05.678Z', "
+		"'00000000-0000-4000-8000-000000000001', "
+		"'a string of more than sixteen bytes, plain', "
+		"'a string of more than sixteen bytes\twith a tab'",
+		-1, &st, NULL));
+	ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+	ncol = sqlite3_column_count(st);
+	for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
+		alyx__field f = fld(types[t]);
+
+		for (c = 0; c < ncol; c++) {
+			alyx__colout o = {.f = &f, .col = c, .off = 0,
+					  .len = (unsigned)strlen(keys)};
+
+			alyx__buf_init(&want, 0);
+			alyx__buf_init(&got, 0);
+			alyx__buf_add(&want, keys, o.len);
+			alyx__value_write_column(&want, &f, st, c);
+			alyx__value_write_row(&got, &o, 1, keys, st);
+			ASSERT_EQ(got.err, ALYX_OK);
+			if (got.len != want.len ||
+			    memcmp(got.data, want.data, want.len + 1))
+				TH_FAIL("type %d column %d: %s != %s",
+					(int)types[t], c, got.data, want.data);
+			alyx__buf_free(&want);
+			alyx__buf_free(&got);
+		}
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+/* Stored JSON is written as it is only when it is JSON: UTF-8 checked
+ * inside strings, no raw byte above 0x7F outside them, and a backslash
+ * before a NUL byte is no escape. */
+TEST(stored_json_checked)
+{
+	static const struct {
+		const char *sql, *out;
+	} cases[] = {
+		{"'[\"caf\xC3\xA9\"]'", "[\"caf\xC3\xA9\"]"},
+		{"'[\"\\u00e9\", \"a\\\\b\"]'", "[\"\\u00e9\", \"a\\\\b\"]"},
+		{"'[\"\xFF\"]'", "\"[\\\"\xEF\xBF\xBD\\\"]\""},
+		{"'[1]\xC3\xA9'", "\"[1]\xC3\xA9\""},
+		{"'\xC3\xA9'", "\"\xC3\xA9\""},
+		{"CAST(x'225c0022' AS TEXT)", "\"\\\"\\\\\\u0000\\\"\""},
+		{"'\"abcdefghijklmnopqrstuvwxyz\"'",
+		 "\"abcdefghijklmnopqrstuvwxyz\""},
+		{"'\"abcdefghij\\\"klmnopqrstuvwxyz\"'",
+		 "\"abcdefghij\\\"klmnopqrstuvwxyz\""},
+		{"'\"abcdefghijklmnopqrstuvwxyz'", "\"\\\"abcdefghijklmnopqrstuvwxyz\""},
+		{"'\"abc\\'", "\"\\\"abc\\\\\""},
+	};
+	alyx__field fj = fld(ALYX_T_JSON);
+	sqlite3 *db;
+
+	ASSERT_OK(sqlite3_open(":memory:", &db));
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char sql[256];
+		sqlite3_stmt *st;
+		alyx_buf b;
+
+		snprintf(sql, sizeof(sql), "SELECT %s", cases[i].sql);
+		ASSERT_OK(sqlite3_prepare_v2(db, sql, -1, &st, NULL));
+		ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+		alyx__buf_init(&b, 0);
+		alyx__value_write_column(&b, &fj, st, 0);
+		ASSERT_STR_EQ(b.data, cases[i].out);
+		alyx__buf_free(&b);
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+}
+
 TEST(cmp_order)
 {
 	alyx__value n = {.kind = ALYX_V_NULL}, i1 = {.kind = ALYX_V_INT, .i = 1},

@@ -4,6 +4,7 @@
 
 #include "harness.h"
 #include "util/util.h"
+#include "util/jsonrow.h"
 
 TEST(buf_cap_is_sticky)
 {
@@ -72,6 +73,94 @@ TEST(json_escapes_at_every_offset)
 			alyx__buf_free(&b);
 		}
 	}
+}
+
+/* The row writers write exactly what the key and the general writer
+ * write, for every string of the escape test above (at every offset and
+ * length, so every block boundary), or refuse and leave the buffer as it
+ * was: never a different text. */
+TEST(json_row_writers_match_the_writer)
+{
+	static const char *const sp[] = {
+		"", "\"", "\\", "\n", "\x01", "\x1f", "\xC3\xA9", "\xFF", "\x7f",
+		"~",
+	};
+	/* Keys padded as the row writers ask (15 bytes after the text). */
+	static const char keys[] = ",\"a_rather_long_field_name\":"
+				   "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+	size_t kl = strlen(keys);
+
+	for (size_t k = 0; k < sizeof(sp) / sizeof(sp[0]); k++) {
+		for (size_t at = 0; at < 64; at++) {
+			char in[80];
+			size_t n = 0, sl = strlen(sp[k]);
+			alyx_buf want, got;
+			bool fast;
+
+			for (; n < at; n++)
+				in[n] = (char)('a' + n % 26);
+			memcpy(in + n, sp[k], sl);
+			n += sl;
+			alyx__buf_init(&want, 0);
+			alyx__buf_init(&got, 0);
+			alyx__buf_adds(&want, "[1");
+			alyx__buf_adds(&got, "[1");
+			alyx__buf_add(&want, keys, kl);
+			alyx__json_str(&want, in, n);
+			fast = alyx__json_kstr(&got, keys, kl, in, n);
+			/* Plain ASCII is always taken; anything else never. */
+			ASSERT_EQ(fast, sl == 0 || (sp[k][0] >= 0x20 &&
+				  sp[k][0] != '"' && sp[k][0] != '\\' &&
+				  (unsigned char)sp[k][0] < 0x80));
+			if (!fast) {
+				ASSERT_EQ(got.len, 2);
+				ASSERT_STR_EQ(got.data, "[1");
+				alyx__buf_add(&got, keys, kl);
+				alyx__json_str(&got, in, n);
+			}
+			ASSERT_EQ(got.err, ALYX_OK);
+			ASSERT_EQ(got.len, want.len);
+			ASSERT(memcmp(got.data, want.data, want.len + 1) == 0);
+			alyx__buf_free(&want);
+			alyx__buf_free(&got);
+		}
+	}
+}
+
+TEST(json_row_writers_numbers_raw_and_cap)
+{
+	static const char key[] = ",\"n\":\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+	static const int64_t nums[] = {0, 7, -1, 10, 99, 100, 123456789,
+				       INT64_MAX, INT64_MIN};
+	alyx_buf b, w;
+
+	for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+		alyx__buf_init(&b, 0);
+		alyx__buf_init(&w, 0);
+		ASSERT(alyx__json_ki64(&b, key, 5, nums[i]));
+		alyx__buf_add(&w, key, 5);
+		alyx__json_i64(&w, nums[i]);
+		ASSERT_STR_EQ(b.data, w.data);
+		ASSERT_EQ(b.len, w.len);
+		alyx__buf_free(&b);
+		alyx__buf_free(&w);
+	}
+	alyx__buf_init(&b, 0);
+	ASSERT(alyx__json_kraw(&b, key, 5, "[\"x\"]", 5));
+	ASSERT(alyx__json_kraw(&b, key, 5, "null", 4));
+	ASSERT_STR_EQ(b.data, ",\"n\":[\"x\"],\"n\":null");
+	alyx__buf_free(&b);
+	/* Near the cap they refuse without an error, so the exact writer
+	 * decides: here it still fits. */
+	alyx__buf_init(&b, 12);
+	ASSERT(!alyx__json_kstr(&b, key, 5, "abcde", 5));
+	ASSERT_EQ(b.err, ALYX_OK);
+	ASSERT_EQ(b.len, 0);
+	alyx__buf_add(&b, key, 5);
+	alyx__json_str(&b, "abcde", 5);
+	ASSERT_EQ(b.err, ALYX_OK);
+	ASSERT_STR_EQ(b.data, ",\"n\":\"abcde\"");
+	alyx__buf_free(&b);
 }
 
 TEST(json_numbers)
