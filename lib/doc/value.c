@@ -868,7 +868,8 @@ static inline void write_keyed(alyx_buf *b, const char *key, size_t k,
 	size_t n;
 
 	/* The usual values in one reservation with their key (the row
-	 * writers of util.h); anything else as alyx__value_write_column. */
+	 * writers of util/jsonrow.h); anything else as
+	 * alyx__value_write_column. */
 	switch (sqlite3_value_type(v)) {
 	case SQLITE_TEXT:
 		if (f->type == ALYX_T_BLOB)

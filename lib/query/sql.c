@@ -255,7 +255,6 @@ static void where_sql(alyx_buf *b, binds *bl, const alyx__query *q,
 
 /* ---- the select list ---- */
 
-
 typedef struct sel {
 	int *col;	/* per field: result column, or -1 */
 	bool *show;	/* per field: written into the documents */
@@ -394,7 +393,9 @@ struct alyx__qplan *alyx__qplan_new(const alyx__collection *c)
 		return NULL;
 	}
 	sel_all(&p->s, c);
-	if (sel_plan(&p->s, c) != ALYX_OK) {
+	/* A collection of internal fields only has no plan: its reads
+	 * select the primary key (stmt.c). */
+	if (!p->s.n || sel_plan(&p->s, c) != ALYX_OK) {
 		alyx__qplan_free(p);
 		return NULL;
 	}
