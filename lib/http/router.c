@@ -208,15 +208,19 @@ static int route_of(alyx_server *s, alyx__req *r)
 {
 	const char *p = r->path;
 
-	for (size_t i = 0; i < ALYX_ARRAY_LEN(fixed_routes); i++)
-		if (!strcmp(p, fixed_routes[i].path))
-			return fixed_routes[i].route;
-	if ((s->flags & ALYX_SERVER_BENCH_ROUTES) && !strcmp(p, "/bench/hello"))
-		return R_BENCH;
-	if (!strncmp(p, OAUTH_PREFIX, strlen(OAUTH_PREFIX)))
-		return oauth_route(r, p + strlen(OAUTH_PREFIX));
-	if (strncmp(p, COLL_PREFIX, strlen(COLL_PREFIX)))
+	/* Documents first: the busiest routes, and no fixed route starts
+	 * with the collections prefix. */
+	if (strncmp(p, COLL_PREFIX, strlen(COLL_PREFIX))) {
+		for (size_t i = 0; i < ALYX_ARRAY_LEN(fixed_routes); i++)
+			if (!strcmp(p, fixed_routes[i].path))
+				return fixed_routes[i].route;
+		if ((s->flags & ALYX_SERVER_BENCH_ROUTES) &&
+		    !strcmp(p, "/bench/hello"))
+			return R_BENCH;
+		if (!strncmp(p, OAUTH_PREFIX, strlen(OAUTH_PREFIX)))
+			return oauth_route(r, p + strlen(OAUTH_PREFIX));
 		return function_route(r);
+	}
 	r->segs = alyx__strdup(p + strlen(COLL_PREFIX));
 	if (!r->segs)
 		return R_NONE;
