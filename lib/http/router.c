@@ -332,22 +332,14 @@ static void qs_encode(alyx_buf *b, const char *s, size_t n)
 		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 	};
+	size_t need = 0;
 	char *d;
 
-	if (b->err || n > (b->max - b->len) / 3) {
-		/* Near the cap: byte by byte, so the cap decides exactly. */
-		for (size_t i = 0; i < n; i++) {
-			unsigned char c = (unsigned char)s[i];
-			char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-
-			if (plain[c])
-				alyx__buf_addc(b, (char)c);
-			else
-				alyx__buf_add(b, e, 3);
-		}
-		return;
-	}
-	if (!alyx__buf_grow(b, 3 * n))	/* at most 3 bytes per byte */
+	/* The exact length first: one reservation, and the cap judges
+	 * what is written, not a worst case. */
+	for (size_t i = 0; i < n; i++)
+		need += plain[(unsigned char)s[i]] ? 1 : 3;
+	if (!alyx__buf_grow(b, need))
 		return;
 	d = b->data + b->len;
 	for (size_t i = 0; i < n; i++) {

@@ -213,64 +213,28 @@ const unsigned char alyx__json_class[256] = {
 	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
 };
 
-/* How many leading bytes of p[0..n) copy as they are (no escape, no
- * UTF-8 check), found in whole blocks, the last one overlapping: n for
- * the usual string.  May stop short of the first such byte (the 8-byte
- * check is conservative); never past it. */
-static size_t plain_run(const unsigned char *p, size_t n)
-{
-	uint64_t w;
-	size_t i = 0;
-
-#if defined(__SSE2__)
-	if (n >= 16) {
-		unsigned m;
-
-		for (; i + 16 <= n; i += 16)
-			if ((m = alyx__block_stops(p + i)))
-				return i + (size_t)__builtin_ctz(m);
-		/* Bytes before i are plain, so a stop here is at i or later. */
-		if (i < n && (m = alyx__block_stops(p + n - 16)))
-			return n - 16 + (size_t)__builtin_ctz(m);
-		return n;
-	}
-#endif
-	for (; i + 8 <= n; i += 8) {
-		memcpy(&w, p + i, 8);
-		if (!alyx__word_plain(w))
-			return i;
-	}
-	if (i < n && n >= 8) {
-		memcpy(&w, p + n - 8, 8);
-		return alyx__word_plain(w) ? n : i;
-	}
-	while (i < n && !alyx__json_class[p[i]])
-		i++;
-	return i;
-}
-
 void alyx__json_str(alyx_buf *b, const char *s, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t i, start, k;
+	char *d;
 
-	/* The common case (nothing to escape) then needs no further growth. */
+	/* The common case (nothing to escape) then needs no further growth:
+	 * the plain leading bytes are copied into place as they are checked. */
 	if (!alyx__buf_grow(b, n + 2))
 		return;
-	i = plain_run(p, n);
+	d = b->data + b->len;
+	d[0] = '"';
+	i = alyx__plain_copy(d + 1, p, n);
 	if (i == n) {
-		char *d = b->data + b->len;
-
-		d[0] = '"';
-		memcpy(d + 1, p, n);
 		d[n + 1] = '"';
 		d[n + 2] = '\0';
 		b->len += n + 2;
 		return;
 	}
-	/* The scan goes on from the first byte plain_run did not pass. */
-	b->data[b->len++] = '"';
-	for (start = 0; i < n; start = i) {
+	/* The scan goes on from the first byte the copy did not take. */
+	b->len += 1 + i;
+	for (start = i; i < n; start = i) {
 		for (;;) {
 			uint64_t w;
 

@@ -84,53 +84,56 @@ static inline char *alyx__key_copy(char *d, const char *key, size_t k)
 	return d + k;
 }
 
-/* Copies p[0..n) to d when no byte needs an escape or a UTF-8 check,
- * checking and copying the same blocks (the last one overlapping); false
- * as soon as one does (d then holds a partial copy).  Reads nothing past
- * p + n. */
-static inline bool alyx__plain_copy(char *d, const unsigned char *p, size_t n)
+/* Copies the leading bytes of p[0..n) that need no escape and no UTF-8
+ * check to d, checking and copying the same blocks (the last one
+ * overlapping), and returns how many: n for the usual string.  It may stop
+ * short of the first such byte (the 8-byte check is conservative), never
+ * past it; d may hold more than that afterwards, never past d + n.  Reads
+ * nothing past p + n. */
+static inline size_t alyx__plain_copy(char *d, const unsigned char *p,
+				      size_t n)
 {
-	uint64_t w, x;
+	uint64_t w;
 	size_t i = 0;
 
 #if defined(__SSE2__)
 	if (n >= 16) {
+		unsigned m;
+
 		for (; i + 16 <= n; i += 16) {
-			if (alyx__block_stops(p + i))
-				return false;
 			_mm_storeu_si128((__m128i *)(void *)(d + i),
 					 _mm_loadu_si128((const __m128i *)
 							 (const void *)(p + i)));
+			if ((m = alyx__block_stops(p + i)))
+				return i + (size_t)__builtin_ctz(m);
 		}
 		if (i < n) {
-			if (alyx__block_stops(p + n - 16))
-				return false;
 			_mm_storeu_si128((__m128i *)(void *)(d + n - 16),
 					 _mm_loadu_si128((const __m128i *)
 						(const void *)(p + n - 16)));
+			/* Bytes before i are plain: a stop is at i or later. */
+			if ((m = alyx__block_stops(p + n - 16)))
+				return n - 16 + (size_t)__builtin_ctz(m);
 		}
-		return true;
+		return n;
 	}
 #endif
 	for (; i + 8 <= n; i += 8) {
 		memcpy(&w, p + i, 8);
 		if (!alyx__word_plain(w))
-			return false;
+			return i;
 		memcpy(d + i, &w, 8);
 	}
 	if (i < n && n >= 8) {
-		memcpy(&x, p + n - 8, 8);
-		if (!alyx__word_plain(x))
-			return false;
-		memcpy(d + n - 8, &x, 8);
-		return true;
+		memcpy(&w, p + n - 8, 8);
+		if (!alyx__word_plain(w))
+			return i;
+		memcpy(d + n - 8, &w, 8);
+		return n;
 	}
-	for (; i < n; i++) {
-		if (alyx__json_class[p[i]])
-			return false;
+	for (; i < n && !alyx__json_class[p[i]]; i++)
 		d[i] = (char)p[i];
-	}
-	return true;
+	return i;
 }
 
 /* Room for the key, `extra` bytes and the NUL, with the key written:
@@ -157,7 +160,7 @@ static inline bool alyx__json_kstr(alyx_buf *b, const char *key, size_t k, const
 	if (!d)
 		return false;
 	*d++ = '"';
-	if (!alyx__plain_copy(d, (const unsigned char *)s, n)) {
+	if (alyx__plain_copy(d, (const unsigned char *)s, n) != n) {
 		b->data[b->len] = '\0';
 		return false;
 	}
