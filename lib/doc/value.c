@@ -258,49 +258,49 @@ static inline const char *skip_ws(const char *p, const char *e)
 
 /* A string from its opening quote: the position after its closing one,
  * or NULL.  Its UTF-8 is checked here: outside strings the grammar lets
- * no byte above 0x7F through. */
+ * no byte above 0x7F through.  Whole words while they are plain, then
+ * byte by byte by the string writer's byte classes (a json field is
+ * mostly short strings: tags, keys). */
 static const char *scan_string(const char *p, const char *e)
 {
-	const char *start = ++p;	/* after the opening quote */
+	const unsigned char *u = (const unsigned char *)p + 1;
+	const unsigned char *ue = (const unsigned char *)e, *start = u;
 	bool high = false;
 	uint64_t w;
 
 	for (;;) {
-		/* Whole words at the start and after each escape; byte by
-		 * byte from the first word that holds a stop. */
-		while (e - p >= 8) {
-			memcpy(&w, p, 8);
+		while (ue - u >= 8) {
+			memcpy(&w, u, 8);
 			if (!alyx__word_plain(w))
 				break;
-			p += 8;
+			u += 8;
 		}
-		for (; p < e; p++) {
-			unsigned char c = (unsigned char)*p;
-
-			if (c == '"')
-				return !high || alyx__utf8_valid(
-					start, (size_t)(p - start)) ? p + 1 :
-					NULL;
-			if (c < 0x20)
-				return NULL;
-			if (c == '\\')
-				break;
-			if (c >= 0x80)
-				high = true;
+		while (u < ue && !alyx__json_class[*u])
+			u++;
+		if (u >= ue)
+			return NULL;	/* no closing quote */
+		if (*u == '"')
+			return !high || alyx__utf8_valid(
+				(const char *)start, (size_t)(u - start)) ?
+				(const char *)u + 1 : NULL;
+		if (*u >= 0x80) {
+			high = true;
+			u++;
+			continue;
 		}
-		if (p >= e || ++p >= e)	/* no closing quote; past the backslash */
-			return NULL;
-		if (*p == 'u') {
+		if (*u != '\\' || ++u >= ue)
+			return NULL;	/* a control byte, or a lone backslash */
+		if (*u == 'u') {
 			int k;
 
 			for (k = 1; k <= 4; k++)
-				if (p + k >= e || !isxdigit((unsigned char)p[k]))
+				if (u + k >= ue || !isxdigit(u[k]))
 					return NULL;
-			p += 5;
-		} else if (!*p || !strchr("\"\\/bfnrt", *p)) {
+			u += 5;
+		} else if (!*u || !strchr("\"\\/bfnrt", *u)) {
 			return NULL;
 		} else {
-			p++;
+			u++;
 		}
 	}
 }
@@ -367,7 +367,9 @@ static const char *scan_value(const char *p, const char *e, int depth)
 					return NULL;
 				p++;
 			}
-			p = scan_value(p, e, depth + 1);
+			p = skip_ws(p, e);
+			p = p < e && *p == '"' ? scan_string(p, e) :
+				scan_value(p, e, depth + 1);
 			if (!p)
 				return NULL;
 			p = skip_ws(p, e);

@@ -398,6 +398,20 @@ TEST(stored_json_checked)
 		 "\"abcdefghij\\\"klmnopqrstuvwxyz\""},
 		{"'\"abcdefghijklmnopqrstuvwxyz'", "\"\\\"abcdefghijklmnopqrstuvwxyz\""},
 		{"'\"abc\\'", "\"\\\"abc\\\\\""},
+		/* Strings in containers, each scanned in place. */
+		{"'{\"a\":[\"x\",{\"b\":\"y\"}],\"c\":\"z\"}'",
+		 "{\"a\":[\"x\",{\"b\":\"y\"}],\"c\":\"z\"}"},
+		/* A high byte, then a plain word, an escape and more. */
+		{"'[\"\xC3\xA9 abcdefghijklmnop\\n x\\u00e9y\"]'",
+		 "[\"\xC3\xA9 abcdefghijklmnop\\n x\\u00e9y\"]"},
+		/* A control byte after a high byte; a bad escape; a bad
+		 * \\u; bad UTF-8 after an escape: written as strings. */
+		{"CAST(x'5B22C3A901225D' AS TEXT)",
+		 "\"[\\\"\xC3\xA9\\u0001\\\"]\""},
+		{"'[\"a\\x\"]'", "\"[\\\"a\\\\x\\\"]\""},
+		{"'[\"\\u12g4\"]'", "\"[\\\"\\\\u12g4\\\"]\""},
+		{"CAST(x'5B225C6EC3225D' AS TEXT)",
+		 "\"[\\\"\\\\n\xEF\xBF\xBD\\\"]\""},
 	};
 	alyx__field fj = fld(ALYX_T_JSON);
 	sqlite3 *db;
