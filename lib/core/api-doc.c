@@ -401,12 +401,12 @@ static int get_with_opts(const alyx__caller *k, alyx__snap *snap,
 	static const char head[] = "{\"docs\":[";
 	alyx__query *q = NULL;
 	alyx__value pk = {0};
-	alyx_buf qs, res;
+	size_t mark = out->len, start, end;
+	alyx_buf qs;
 	char why[128];
 	int rc;
 
 	alyx__buf_init(&qs, 0);
-	alyx__buf_init(&res, 0);
 	rc = check_get_opts(opts, err);
 	if (rc != ALYX_OK)
 		goto out;
@@ -418,53 +418,53 @@ static int get_with_opts(const alyx__caller *k, alyx__snap *snap,
 					     "out of memory");
 		goto out;
 	}
-	alyx__buf_adds(&qs, "filter=");
-	alyx__buf_adds(&qs, c->fields[c->pk].name);
-	alyx__buf_adds(&qs, ":eq:");
-	url_encode(&qs, id);
-	alyx__buf_adds(&qs, "&limit=1");
-	if (*opts) {
-		alyx__buf_addc(&qs, '&');
+	if (!*opts) {
+		/* The usual get under a rule: the query made directly. */
+		rc = alyx__query_by_pk(snap->schema, c, &pk, &q, err);
+	} else {
+		alyx__buf_adds(&qs, "filter=");
+		alyx__buf_adds(&qs, c->fields[c->pk].name);
+		alyx__buf_adds(&qs, ":eq:");
+		url_encode(&qs, id);
+		alyx__buf_adds(&qs, "&limit=1&");
 		alyx__buf_adds(&qs, opts);
+		rc = qs.err ? alyx__err_set(err, qs.err, NULL,
+					    "options too long") :
+			alyx__query_parse_str(snap->schema, c, qs.data, &q,
+					      err);
 	}
-	if (qs.err) {
-		rc = alyx__err_set(err, qs.err, NULL, "options too long");
-		goto out;
-	}
-	rc = alyx__query_parse_str(snap->schema, c, qs.data, &q, err);
+	/* The page is written in place, then cut down to its document. */
 	if (rc == ALYX_OK)
-		rc = run_for(k, q, rd, &res, err);
+		rc = run_for(k, q, rd, out, err);
 	if (rc != ALYX_OK)
 		goto out;
-	if (res.len < sizeof(head) + 1 ||
-	    memcmp(res.data, head, sizeof(head) - 1) != 0) {
+	start = mark + sizeof(head) - 1;
+	end = out->len;
+	if (end < start + 1 || memcmp(out->data + mark, head, sizeof(head) - 1)) {
 		rc = alyx__err_set(err, ALYX_E_INTERNAL, NULL,
 				   "unexpected query result");
 		goto out;
 	}
-	if (res.data[sizeof(head) - 1] == ']') {
+	if (out->data[start] == ']') {
 		rc = alyx__doc_not_found(c, id, err);
 		goto out;
 	}
 	/* The document is the one array element: from after '[' to the
 	 * array's closing ']' (the object ends with '}' just before it). */
-	{
-		size_t start = sizeof(head) - 1, end = res.len;
-
-		while (end > start && res.data[end - 1] != ']')
-			end--;
-		if (end <= start + 1) {
-			rc = alyx__err_set(err, ALYX_E_INTERNAL, NULL,
-					   "unexpected query result");
-			goto out;
-		}
-		alyx__buf_add(out, res.data + start, end - 1 - start);
+	while (end > start && out->data[end - 1] != ']')
+		end--;
+	if (end <= start + 1) {
+		rc = alyx__err_set(err, ALYX_E_INTERNAL, NULL,
+				   "unexpected query result");
+		goto out;
 	}
+	memmove(out->data + mark, out->data + start, end - 1 - start);
+	out->len = mark + (end - 1 - start);
+	out->data[out->len] = '\0';
 out:
 	alyx__value_clear(&pk);
 	alyx__query_free(q);
 	alyx__buf_free(&qs);
-	alyx__buf_free(&res);
 	return rc;
 }
 

@@ -983,6 +983,36 @@ static int rest_param(pctx *px, const char *key, const char *v, size_t vn,
 	}
 }
 
+/* ---- a get by primary key ---- */
+
+int alyx__query_by_pk(const alyx__schema *s, const alyx__collection *c,
+		      alyx__value *pk, alyx__query **out, alyx__err *err)
+{
+	alyx__filter *f;
+	pctx px;
+	int rc = start(&px, s, c, out, err);
+
+	if (rc == ALYX_OK) {
+		px.q->limit = 1;
+		f = node_new(ALYX_F_COND);
+		if (f && !(f->vals = alyx__calloc(1, sizeof(*f->vals)))) {
+			alyx__filter_free(f);
+			f = NULL;
+		}
+		if (f) {
+			f->field = (int)c->pk;
+			f->op = ALYX_OP_EQ;
+			f->n_vals = 1;
+			f->vals[0] = *pk;
+			memset(pk, 0, sizeof(*pk));
+		}
+		if (!f || node_add(px.q->where, f) != ALYX_OK)
+			rc = alyx__err_set(err, ALYX_E_NOMEM, NULL,
+					   "out of memory");
+	}
+	return end(&px, rc, out);
+}
+
 int alyx__query_parse_str(const alyx__schema *s, const alyx__collection *c,
 			  const char *qs, alyx__query **out, alyx__err *err)
 {

@@ -107,6 +107,12 @@ int alyx__query_parse_str(const alyx__schema *s, const alyx__collection *c,
 /* Parses the JSON form (see alyx_query in alyx.h). */
 int alyx__query_parse_json(const alyx__schema *s, const alyx__collection *c,
 			   const cJSON *q, alyx__query **out, alyx__err *err);
+/* The query of a get by primary key: `pk` equal to *pk (taken over, left
+ * zeroed), limit 1: what the REST form filter=<pk>:eq:<id>&limit=1 parses
+ * to, without making and parsing that text.  *pk must be a value of the
+ * primary key's field (alyx__doc_pk_value). */
+int alyx__query_by_pk(const alyx__schema *s, const alyx__collection *c,
+		      alyx__value *pk, alyx__query **out, alyx__err *err);
 void alyx__query_free(alyx__query *q);
 void alyx__filter_free(alyx__filter *f);
 

@@ -568,6 +568,63 @@ TEST(read_plan_same_answers)
 	sqlite3_close(db);
 }
 
+/* A get under a rule runs the query of alyx__query_by_pk: the same SQL
+ * and answers as the REST form it stands for, for a found, a missing and
+ * a text key (upper-case uuids compare as their lower-case form). */
+TEST(by_pk_same_as_rest_form)
+{
+	static const struct {
+		const char *coll, *id;
+	} ids[] = {
+		{"posts", "1"}, {"posts", "4"}, {"posts", "99"},
+		{"users", "u2"}, {"users", "nobody"},
+	};
+	sqlite3 *db = fx_open();
+
+	seed_blog(db);
+	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		const alyx__collection *c = fx_coll(ids[i].coll);
+		alyx__query *rest = NULL, *direct = NULL;
+		alyx__value pk;
+		alyx_buf s1, s2, o1, o2;
+		alyx__err err = {0};
+		char qs[128], why[128];
+
+		alyx__buf_init(&s1, 0);
+		alyx__buf_init(&s2, 0);
+		alyx__buf_init(&o1, 0);
+		alyx__buf_init(&o2, 0);
+		snprintf(qs, sizeof(qs), "filter=%s:eq:%s&limit=1",
+			 c->fields[c->pk].name, ids[i].id);
+		ASSERT_EQ(alyx__query_parse_str(&fx_schema, c, qs, &rest,
+						&err), ALYX_OK);
+		ASSERT(alyx__doc_pk_value(c, ids[i].id, &pk, why));
+		ASSERT_EQ(alyx__query_by_pk(&fx_schema, c, &pk, &direct,
+					    &err), ALYX_OK);
+		ASSERT(pk.kind == ALYX_V_NULL && !pk.s);	/* taken over */
+		ASSERT_EQ(direct->limit, 1);
+		ASSERT_EQ(direct->n_sort, rest->n_sort);
+		ASSERT_EQ(alyx__query_sql(rest, NULL, &s1, &err), ALYX_OK);
+		ASSERT_EQ(alyx__query_sql(direct, NULL, &s2, &err), ALYX_OK);
+		ASSERT_STR_EQ(s2.data, s1.data);
+		ASSERT_EQ(alyx__query_exec(db, rest, NULL, &o1, &err),
+			  ALYX_OK);
+		ASSERT_EQ(alyx__query_exec(db, direct, NULL, &o2, &err),
+			  ALYX_OK);
+		ASSERT_STR_EQ(o2.data, o1.data);
+		ASSERT(strstr(o1.data, "\"docs\":[]") ==
+		       (strcmp(ids[i].id, "99") && strcmp(ids[i].id, "nobody")
+			? NULL : o1.data + 1));
+		alyx__query_free(rest);
+		alyx__query_free(direct);
+		alyx__buf_free(&s1);
+		alyx__buf_free(&s2);
+		alyx__buf_free(&o1);
+		alyx__buf_free(&o2);
+	}
+	sqlite3_close(db);
+}
+
 TEST(total_limit_next)
 {
 	sqlite3 *db = fx_open();
