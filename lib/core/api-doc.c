@@ -349,6 +349,37 @@ static int check_get_opts(const char *opts, alyx__err *err)
 	return ALYX_OK;
 }
 
+/* How the caller reads collection c (run_for, get_direct): nothing (the
+ * rule lets nobody read), everything (the system), or under rule *r with
+ * the request context *req (made here; the caller deletes it). */
+enum { READ_NONE, READ_ALL, READ_RULED };
+
+static int read_access(const alyx__caller *k, const alyx__collection *c,
+		       const alyx__rule **r, cJSON **req, int *how,
+		       alyx__err *err)
+{
+	bool nomem = false;
+
+	*req = NULL;
+	switch (alyx__access_mode(k, c, ALYX_RULE_READ, r)) {
+	case ALYX_ACC_NONE:
+		*how = READ_NONE;
+		return ALYX_OK;
+	case ALYX_ACC_ALL:
+		if (alyx__caller_system(k)) {
+			*how = READ_ALL;
+			return ALYX_OK;
+		}
+		break;
+	default:
+		break;
+	}
+	*how = READ_RULED;
+	*req = alyx__access_request(k, *r, "GET", NULL, &nomem);
+	return nomem ? alyx__err_set(err, ALYX_E_NOMEM, NULL,
+				     "out of memory") : ALYX_OK;
+}
+
 /*
  * Runs a parsed query for the caller: the system unrestricted; others
  * under the collection's read rule pushed into the SQL (ruled.c), or
@@ -362,23 +393,16 @@ static int run_for(const alyx__caller *k, const alyx__query *q,
 	alyx__query_opts o = {.cache = rd->qc};
 	const alyx__rule *r;
 	cJSON *req;
-	bool nomem, tx;
-	int rc;
+	bool tx;
+	int rc, how;
 
-	switch (alyx__access_mode(k, q->coll, ALYX_RULE_READ, &r)) {
-	case ALYX_ACC_NONE:
+	rc = read_access(k, q->coll, &r, &req, &how, err);
+	if (rc != ALYX_OK)
+		return rc;
+	if (how == READ_NONE)
 		o.extra = &none;
+	if (how != READ_RULED)
 		return alyx__query_run(rd->db, q, &o, out, err);
-	case ALYX_ACC_ALL:
-		if (alyx__caller_system(k))
-			return alyx__query_run(rd->db, q, &o, out, err);
-		break;
-	default:
-		break;
-	}
-	req = alyx__access_request(k, r, "GET", NULL, &nomem);
-	if (nomem)
-		return alyx__err_set(err, ALYX_E_NOMEM, NULL, "out of memory");
 	/* The per-row fallback reads in several statements: one snapshot. */
 	tx = !rd->pass;
 	rc = tx ? alyx__tx_begin(rd->db, false, err) : ALYX_OK;
@@ -391,8 +415,37 @@ static int run_for(const alyx__caller *k, const alyx__query *q,
 	return rc;
 }
 
-/* A get with expand/fields (or any get of a non-system caller): the query `filter=<pk>:eq:<id>&limit=1&opts`
- * through the query module, then the one document out of {"docs":[..]}. */
+/* The usual get under a read rule (no options): the rule pushed into
+ * the get's own statement when it translates to SQL exactly (*done), with
+ * the access decisions of run_for; otherwise nothing is read. */
+static int get_direct(const alyx__caller *k, const alyx__collection *c,
+		      const alyx__value *pk, const alyx__rd *rd,
+		      alyx_buf *out, bool *done, bool *found,
+		      alyx__err *err)
+{
+	const alyx__rule *r;
+	cJSON *req;
+	int rc, how;
+
+	*done = *found = false;
+	rc = read_access(k, c, &r, &req, &how, err);
+	if (rc != ALYX_OK)
+		return rc;
+	if (how == READ_NONE) {
+		*done = true;	/* nobody reads: no document */
+		return ALYX_OK;
+	}
+	rc = alyx__query_get_ruled(rd->db, rd->qc, c, pk,
+				   how == READ_RULED ? r : NULL, k->auth, req,
+				   out, done, found, err);
+	cJSON_Delete(req);
+	return rc;
+}
+
+/* A get with options, or of a caller who may not read every document:
+ * without options under a rule that translates exactly, get_direct;
+ * otherwise the query filter=<pk>:eq:<id>&limit=1[&opts] through the
+ * query module, its page cut down to the one document. */
 static int get_with_opts(const alyx__caller *k, alyx__snap *snap,
 			 const alyx__collection *c, const char *id,
 			 const char *opts, const alyx__rd *rd, alyx_buf *out,
@@ -419,7 +472,14 @@ static int get_with_opts(const alyx__caller *k, alyx__snap *snap,
 		goto out;
 	}
 	if (!*opts) {
-		/* The usual get under a rule: the query made directly. */
+		bool done, found;
+
+		rc = get_direct(k, c, &pk, rd, out, &done, &found, err);
+		if (rc == ALYX_OK && done && !found)
+			rc = alyx__doc_not_found(c, id, err);
+		if (rc != ALYX_OK || done)
+			goto out;
+		/* A rule evaluated per row: the query form, made directly. */
 		rc = alyx__query_by_pk(snap->schema, c, &pk, &q, err);
 	} else {
 		alyx__buf_adds(&qs, "filter=");

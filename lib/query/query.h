@@ -182,6 +182,22 @@ int alyx__query_run(sqlite3 *db, const alyx__query *q,
 
 struct alyx__rule;	/* lib/rules/rules.h */
 
+/* The document whose primary key is *pk and that meets `extra` (NULL:
+ * none) appended to `out` as the read plan writes it (c must have one),
+ * *found true; *found false and nothing written when there is none. */
+int alyx__query_get_where(sqlite3 *db, alyx__qcache *cache,
+			  const alyx__collection *c, const alyx__value *pk,
+			  const alyx__sqlcond *extra, alyx_buf *out,
+			  bool *found, alyx__err *err);
+/* A get by primary key under read rule r (NULL: no rule) for `auth`:
+ * when the rule translates to SQL exactly, as alyx__query_get_where with
+ * it and *done true; otherwise nothing read and *done false (the caller
+ * runs the query form, whose per-row evaluation covers the rest). */
+int alyx__query_get_ruled(sqlite3 *db, alyx__qcache *cache,
+			  const alyx__collection *c, const alyx__value *pk,
+			  const struct alyx__rule *r, const cJSON *auth,
+			  const cJSON *request, alyx_buf *out, bool *done,
+			  bool *found, alyx__err *err);
 /*
  * alyx__query_run under a read rule (NULL: none) for the caller's auth and
  * request (JSON, may be NULL): only documents the rule allows are listed,
