@@ -500,7 +500,8 @@ static int get_with_opts(const alyx__caller *k, alyx__snap *snap,
 		goto out;
 	start = mark + sizeof(head) - 1;
 	end = out->len;
-	if (end < start + 1 || memcmp(out->data + mark, head, sizeof(head) - 1)) {
+	if (end < start + 1 ||
+	    memcmp(out->data + mark, head, sizeof(head) - 1) != 0) {
 		rc = alyx__err_set(err, ALYX_E_INTERNAL, NULL,
 				   "unexpected query result");
 		goto out;
