@@ -162,7 +162,8 @@ def seed(port, n_posts, workdir):
 # set the Host header), and request() only picks one at random: the same
 # requests as formatting each one with wrk.format(), without the client's
 # per-request Lua string building, which ran on the same two vCPUs as the
-# server (get-by-id: +30 % req/s from that alone, measured on one server).
+# server (get-by-id: +20 to +46 % req/s from that alone, measured on one
+# server; docs/alyxd.md, "Fifth session").
 # The ceiling, /bench/hello, is wrk's static request and costs the client
 # less still.
 LUA_PICK = """
@@ -413,8 +414,8 @@ def main():
                    ("list_auth", "/", scripts["list_auth"]),
                    ("get_auth_nocache", "/", scripts["get_auth_nocache"])]
     env["BENCH_TOKENS"] = str(work / "tokens.txt")
-    results = {}	# per route@threads: the run reported (the median one)
-    runs = {}	# per route@threads: every run
+    results = {}  # per route@threads: the run reported (the median one)
+    runs = {}  # per route@threads: every run
 
     def measure(srv, threads, name, path, script):
         r = wrk(srv, path, script, args, env)
