@@ -435,9 +435,9 @@ static int get_direct(const alyx__caller *k, const alyx__collection *c,
 		*done = true;	/* nobody reads: no document */
 		return ALYX_OK;
 	}
-	rc = alyx__query_get_ruled(rd->db, rd->qc, c, pk,
-				   how == READ_RULED ? r : NULL, k->auth, req,
-				   out, done, found, err);
+	/* r is NULL for those who read everything. */
+	rc = alyx__query_get_ruled(rd->db, c, pk, r, k->auth, req, out, done,
+				   found, err);
 	cJSON_Delete(req);
 	return rc;
 }

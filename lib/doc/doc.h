@@ -152,6 +152,21 @@ int alyx__doc_update(sqlite3 *db, const alyx__collection *c,
 		     alyx__err *err);
 int alyx__doc_delete(sqlite3 *db, const alyx__collection *c, const char *id,
 		     alyx__err *err);
+/* An extra SQL condition ANDed into the WHERE clause (rule push-down):
+ * `sql` uses only `?` parameters, bound in order from `binds`. */
+typedef struct alyx__sqlcond {
+	const char *sql;
+	const alyx__value *binds;
+	size_t n_binds;
+} alyx__sqlcond;
+
+/* alyx__doc_read of the document whose primary key is *key (the field's
+ * storage value) and that also meets `cond` (NULL: none; it may name
+ * columns unqualified): *found false and nothing written when no row
+ * matches. */
+int alyx__doc_read_key(sqlite3 *db, const alyx__collection *c,
+		       const alyx__value *key, const alyx__sqlcond *cond,
+		       alyx_buf *out, bool *found, alyx__err *err);
 /* Reads one document by primary key into `out` (all non-internal fields,
  * or all fields if `with_internal`).  ALYX_E_NOTFOUND if missing. */
 int alyx__doc_read(sqlite3 *db, const alyx__collection *c, const char *id,

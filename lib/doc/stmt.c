@@ -473,13 +473,15 @@ static int bind_row(sqlite3_stmt *st, const alyx__collection *c,
 }
 
 /* Writes the document whose primary key (or rowid, with `by_rowid`)
- * equals `key` into `out`. */
+ * equals `key`, and that meets `cond` (NULL: none), into `out`. */
 static int select_by(sqlite3 *db, const alyx__collection *c,
 		     const alyx__value *key, bool by_rowid, bool with_internal,
-		     alyx_buf *out, bool *found, alyx__err *err)
+		     const alyx__sqlcond *cond, alyx_buf *out, bool *found,
+		     alyx__err *err)
 {
 	alyx_buf sql;
 	sqlite3_stmt *st = NULL;
+	size_t i;
 	int rc;
 
 	*found = false;
@@ -496,9 +498,16 @@ static int select_by(sqlite3 *db, const alyx__collection *c,
 		alyx__buf_adds(&sql, " WHERE rowid=?");
 	else
 		add_where_pk(&sql, c);
+	if (cond && cond->sql) {
+		alyx__buf_adds(&sql, " AND (");
+		alyx__buf_adds(&sql, cond->sql);
+		alyx__buf_addc(&sql, ')');
+	}
 	rc = get_stmt(db, &sql, &st, err);
 	if (rc == ALYX_OK) {
 		bind_static(st, 1, key);
+		for (i = 0; cond && i < cond->n_binds; i++)
+			bind_static(st, (int)i + 2, &cond->binds[i]);
 		rc = step_one(db, st, c, with_internal, out, found, err);
 		alyx__stmt_put(st);
 	}
@@ -609,7 +618,7 @@ int alyx__doc_update(sqlite3 *db, const alyx__collection *c,
 		rc = alyx__doc_not_found(c, id, err);
 		goto out;
 	}
-	rc = select_by(db, c, &key, false, false, out, &found, err);
+	rc = select_by(db, c, &key, false, false, NULL, out, &found, err);
 	if (rc == ALYX_OK && !found)
 		rc = vanished(c, err);
 out:
@@ -720,6 +729,13 @@ out:
 	return rc;
 }
 
+int alyx__doc_read_key(sqlite3 *db, const alyx__collection *c,
+		       const alyx__value *key, const alyx__sqlcond *cond,
+		       alyx_buf *out, bool *found, alyx__err *err)
+{
+	return select_by(db, c, key, false, false, cond, out, found, err);
+}
+
 int alyx__doc_read(sqlite3 *db, const alyx__collection *c, const char *id,
 		   bool with_internal, alyx_buf *out, alyx__err *err)
 {
@@ -729,8 +745,8 @@ int alyx__doc_read(sqlite3 *db, const alyx__collection *c, const char *id,
 
 	rc = key_of(c, id, &key, err);
 	if (rc == ALYX_OK)
-		rc = select_by(db, c, &key, false, with_internal, out, &found,
-			       err);
+		rc = select_by(db, c, &key, false, with_internal, NULL, out,
+			       &found, err);
 	if (rc == ALYX_OK && !found)
 		rc = alyx__doc_not_found(c, id, err);
 	alyx__value_clear(&key);

@@ -258,25 +258,16 @@ static inline const char *skip_ws(const char *p, const char *e)
 
 /* A string from its opening quote: the position after its closing one,
  * or NULL.  Its UTF-8 is checked here: outside strings the grammar lets
- * no byte above 0x7F through.  Whole words while they are plain, then
- * byte by byte by the string writer's byte classes (a json field is
- * mostly short strings: tags, keys). */
+ * no byte above 0x7F through.  The plain runs are skipped as the string
+ * writer skips them (alyx__plain_skip). */
 static const char *scan_string(const char *p, const char *e)
 {
 	const unsigned char *u = (const unsigned char *)p + 1;
 	const unsigned char *ue = (const unsigned char *)e, *start = u;
 	bool high = false;
-	uint64_t w;
 
 	for (;;) {
-		while (ue - u >= 8) {
-			memcpy(&w, u, 8);
-			if (!alyx__word_plain(w))
-				break;
-			u += 8;
-		}
-		while (u < ue && !alyx__json_class[*u])
-			u++;
+		u += alyx__plain_skip(u, (size_t)(ue - u));
 		if (u >= ue)
 			return NULL;	/* no closing quote */
 		if (*u == '"')

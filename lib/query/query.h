@@ -116,14 +116,6 @@ int alyx__query_by_pk(const alyx__schema *s, const alyx__collection *c,
 void alyx__query_free(alyx__query *q);
 void alyx__filter_free(alyx__filter *f);
 
-/* An extra SQL condition ANDed into the WHERE clause (rule push-down):
- * `sql` uses only `?` parameters, bound in order from `binds`. */
-typedef struct alyx__sqlcond {
-	const char *sql;
-	const alyx__value *binds;
-	size_t n_binds;
-} alyx__sqlcond;
-
 /*
  * Runs the query on `db` (the caller provides a connection and, if it
  * wants one, a read transaction) and appends
@@ -182,19 +174,12 @@ int alyx__query_run(sqlite3 *db, const alyx__query *q,
 
 struct alyx__rule;	/* lib/rules/rules.h */
 
-/* The document whose primary key is *pk and that meets `extra` (NULL:
- * none) appended to `out` as the read plan writes it (c must have one),
- * *found true; *found false and nothing written when there is none. */
-int alyx__query_get_where(sqlite3 *db, alyx__qcache *cache,
-			  const alyx__collection *c, const alyx__value *pk,
-			  const alyx__sqlcond *extra, alyx_buf *out,
-			  bool *found, alyx__err *err);
 /* A get by primary key under read rule r (NULL: no rule) for `auth`:
- * when the rule translates to SQL exactly, as alyx__query_get_where with
- * it and *done true; otherwise nothing read and *done false (the caller
- * runs the query form, whose per-row evaluation covers the rest). */
-int alyx__query_get_ruled(sqlite3 *db, alyx__qcache *cache,
-			  const alyx__collection *c, const alyx__value *pk,
+ * when the rule translates to SQL exactly, alyx__doc_read_key with it and
+ * *done true; otherwise nothing read and *done false (the caller runs the
+ * query form, whose per-row evaluation covers the rest). */
+int alyx__query_get_ruled(sqlite3 *db, const alyx__collection *c,
+			  const alyx__value *pk,
 			  const struct alyx__rule *r, const cJSON *auth,
 			  const cJSON *request, alyx_buf *out, bool *done,
 			  bool *found, alyx__err *err);

@@ -312,32 +312,28 @@ out:
 	return rc;
 }
 
-int alyx__query_get_ruled(sqlite3 *db, alyx__qcache *cache,
-			  const alyx__collection *c, const alyx__value *pk,
+int alyx__query_get_ruled(sqlite3 *db, const alyx__collection *c,
+			  const alyx__value *pk,
 			  const struct alyx__rule *r, const cJSON *auth,
 			  const cJSON *request, alyx_buf *out, bool *done,
 			  bool *found, alyx__err *err)
 {
-	alyx__sqlcond extra;
+	alyx__sqlcond cond;
 	tr t;
 	int rc;
 
 	*done = *found = false;
-	if (!c->read_plan)
-		return ALYX_OK;
 	if (!r) {
 		*done = true;
-		return alyx__query_get_where(db, cache, c, pk, NULL, out,
-					     found, err);
+		return alyx__doc_read_key(db, c, pk, NULL, out, found, err);
 	}
 	rc = tr_make(&t, r, c, auth, request, err);
 	if (rc == ALYX_OK && t.exact) {
-		extra.sql = t.sql.data;
-		extra.binds = t.binds;
-		extra.n_binds = t.n_binds;
+		cond.sql = t.sql.data;
+		cond.binds = t.binds;
+		cond.n_binds = t.n_binds;
 		*done = true;
-		rc = alyx__query_get_where(db, cache, c, pk, &extra, out,
-					   found, err);
+		rc = alyx__doc_read_key(db, c, pk, &cond, out, found, err);
 	}
 	tr_free(&t);
 	return rc;

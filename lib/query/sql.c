@@ -590,58 +590,6 @@ bool alyx__qplan_select(const alyx__collection *c, alyx_buf *sql)
 	return true;
 }
 
-/* ---- a get by primary key under a condition ---- */
-
-int alyx__query_get_where(sqlite3 *db, alyx__qcache *cache,
-			  const alyx__collection *c, const alyx__value *pk,
-			  const alyx__sqlcond *extra, alyx_buf *out,
-			  bool *found, alyx__err *err)
-{
-	const struct alyx__qplan *pl = c->read_plan;
-	sqlite3_stmt *st = NULL;
-	binds bl = {0};
-	alyx_buf sql;
-	size_t i;
-	int rc, src;
-
-	*found = false;
-	if (!pl)
-		return alyx__err_set(err, ALYX_E_MISUSE, NULL,
-				     "%s: no read plan", c->name);
-	alyx__buf_init(&sql, 0);
-	alyx__buf_add(&sql, pl->sql.data, pl->sql.len);
-	alyx__buf_adds(&sql, " WHERE ");
-	col_sql(&sql, &c->fields[c->pk]);
-	alyx__buf_addc(&sql, '=');
-	param(&sql, &bl, pk);
-	if (extra && extra->sql) {
-		alyx__buf_adds(&sql, " AND (");
-		alyx__buf_adds(&sql, extra->sql);
-		alyx__buf_addc(&sql, ')');
-		for (i = 0; i < extra->n_binds; i++)
-			bind_add(&bl, &extra->binds[i]);
-	}
-	if (sql.err || bl.nomem) {
-		rc = alyx__err_set(err, ALYX_E_NOMEM, NULL, "out of memory");
-		goto out;
-	}
-	rc = prepare(db, cache, &sql, &bl, &st, err);
-	if (rc != ALYX_OK)
-		goto out;
-	src = sqlite3_step(st);
-	if (src == SQLITE_ROW) {
-		doc_write(out, &pl->s, st, true);
-		*found = true;
-	} else if (src != SQLITE_DONE) {
-		rc = sqlerr(db, src, err);
-	}
-	release(cache, st);
-out:
-	alyx__buf_free(&sql);
-	alyx__free(bl.v);
-	return rc;
-}
-
 /* ---- the page query ---- */
 
 typedef struct page {

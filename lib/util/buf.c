@@ -236,27 +236,7 @@ void alyx__json_str(alyx_buf *b, const char *s, size_t n)
 	b->len += 1 + i;
 	for (start = i; i < n; start = i) {
 		for (;;) {
-			uint64_t w;
-
-#if defined(__SSE2__)
-			while (i + 16 <= n) {
-				unsigned m = alyx__block_stops(p + i);
-
-				if (m) {
-					i += (size_t)__builtin_ctz(m);
-					break;
-				}
-				i += 16;
-			}
-#endif
-			while (i + 8 <= n) {
-				memcpy(&w, p + i, 8);
-				if (!alyx__word_plain(w))
-					break;
-				i += 8;
-			}
-			while (i < n && !alyx__json_class[p[i]])
-				i++;
+			i += alyx__plain_skip(p + i, n - i);
 			if (i == n || alyx__json_class[p[i]] == 2)
 				break;
 			k = utf8_seq(p + i, n - i);

@@ -136,6 +136,32 @@ static inline size_t alyx__plain_copy(char *d, const unsigned char *p,
 	return i;
 }
 
+/* How many leading bytes of p[0..n) need no escape and no UTF-8 check:
+ * exactly the offset of the first one that does, or n (blocks, then
+ * words, then bytes). */
+static inline size_t alyx__plain_skip(const unsigned char *p, size_t n)
+{
+	uint64_t w;
+	size_t i = 0;
+
+#if defined(__SSE2__)
+	for (; i + 16 <= n; i += 16) {
+		unsigned m = alyx__block_stops(p + i);
+
+		if (m)
+			return i + (size_t)__builtin_ctz(m);
+	}
+#endif
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, p + i, 8);
+		if (!alyx__word_plain(w))
+			break;
+	}
+	while (i < n && !alyx__json_class[p[i]])
+		i++;
+	return i;
+}
+
 /* Room for the key, `extra` bytes and the NUL, with the key written:
  * where its value goes, or NULL. */
 static inline char *alyx__keyed(alyx_buf *b, const char *key, size_t k,

@@ -304,8 +304,8 @@ TEST(ruled_get_agrees_with_query)
 					want = cJSON_PrintUnformatted(
 						cJSON_GetArrayItem(docs, 0));
 				alyx__buf_init(&out, 0);
-				ASSERT_OK(alyx__query_get_ruled(db, NULL, c, &pk,
-								r, auth, NULL,
+				ASSERT_OK(alyx__query_get_ruled(db, c, &pk, r,
+								auth, NULL,
 								&out, &done,
 								&found, &err));
 				if (!done) {
