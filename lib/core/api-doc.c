@@ -621,10 +621,12 @@ ALYX_API int alyx_doc_get(alyx *a, const alyx_ctx *ctx,
 	return rc;
 }
 
-/* Runs a parsed query of either form (parse qs or json, then exec),
- * appending the result to `b`; on failure b is as it was. */
+/* Runs a parsed query of any form (decoded REST parameters when n_args,
+ * else the REST string qs, else json; then exec), appending the result to
+ * `b`; on failure b is as it was. */
 static int run_query(alyx *a, const alyx_ctx *ctx, const char *collection,
-		     const char *qs, const char *json, alyx_buf *b)
+		     const char *qs, const char *json,
+		     const alyx__qarg *args, size_t n_args, alyx_buf *b)
 {
 	alyx__err err = {0};
 	alyx__caller k;
@@ -641,7 +643,19 @@ static int run_query(alyx *a, const alyx_ctx *ctx, const char *collection,
 		rc = read_begin(a, collection, &snap, &c, &err);
 	if (rc != ALYX_OK)
 		goto out;
-	if (qs) {
+	if (n_args) {
+		size_t i, text = 0;
+
+		for (i = 0; i < n_args; i++)
+			text += args[i].klen + args[i].vlen + 2;
+		if (text > a->max_body + 1)
+			rc = alyx__err_set(&err, ALYX_E_TOOBIG, NULL,
+					   "query string is larger than %zu "
+					   "bytes", a->max_body);
+		else
+			rc = alyx__query_parse_args(snap->schema, c, args,
+						    n_args, &q, &err);
+	} else if (qs) {
 		if (strnlen(qs, a->max_body + 1) > a->max_body)
 			rc = alyx__err_set(&err, ALYX_E_TOOBIG, NULL,
 					   "query string is larger than %zu "
@@ -685,15 +699,22 @@ static int query_out(alyx *a, const alyx_ctx *ctx, const char *collection,
 	int rc = out_begin(a, out, &b);
 
 	if (rc == ALYX_OK)
-		rc = out_end(run_query(a, ctx, collection, qs, json, &b), &b,
-			     out);
+		rc = out_end(run_query(a, ctx, collection, qs, json, NULL, 0,
+				       &b), &b, out);
 	return rc;
 }
 
 int alyx__query_str_buf(alyx *a, const alyx_ctx *ctx, const char *collection,
 			const char *qs, alyx_buf *b)
 {
-	return run_query(a, ctx, collection, qs ? qs : "", NULL, b);
+	return run_query(a, ctx, collection, qs ? qs : "", NULL, NULL, 0, b);
+}
+
+int alyx__query_args_buf(alyx *a, const alyx_ctx *ctx,
+			 const char *collection, const alyx__qarg *args,
+			 size_t n, alyx_buf *b)
+{
+	return run_query(a, ctx, collection, "", NULL, args, n, b);
 }
 
 ALYX_API int alyx_query_str(alyx *a, const alyx_ctx *ctx,

@@ -152,6 +152,11 @@ int alyx__doc_get_buf(alyx *a, const alyx_ctx *ctx, const char *collection,
 		      const char *id, const char *opts, alyx_buf *b);
 int alyx__query_str_buf(alyx *a, const alyx_ctx *ctx, const char *collection,
 			const char *qs, alyx_buf *b);
+/* alyx__query_str_buf for parameters already split and decoded (the HTTP
+ * layer's, from libwebsockets); none is the empty query. */
+int alyx__query_args_buf(alyx *a, const alyx_ctx *ctx,
+			 const char *collection, const alyx__qarg *args,
+			 size_t n, alyx_buf *b);
 
 /*
  * Read passes: begin takes a reader connection for this thread and opens

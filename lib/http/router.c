@@ -406,6 +406,68 @@ static const char *query_string(alyx__svc *t, alyx__req *r, bool *oom)
 	return b->len ? b->data : NULL;
 }
 
+/* Parameters passed to the core as decoded pairs; a query with more
+ * (an error in any case: there are 8 parameter names, none repeatable)
+ * goes as the query string. */
+#define QARGS_MAX 16
+
+/*
+ * The query's parameters as lws decoded them (split at '&', %xx and '+'
+ * decoded), each split at its first '=', for the core to take as they
+ * are instead of re-encoding them into a query string it decodes again.
+ * Their text is kept in the thread's scratch buffer.  Returns how many
+ * (0: no query), or -1 if there are more than QARGS_MAX or on out of
+ * memory (then *oom is set).
+ */
+static int query_args(alyx__svc *t, alyx__req *r, alyx__qarg *args,
+		      bool *oom)
+{
+	alyx_buf *b = &t->scratch;
+	size_t cap = t->srv->max_header + 1, off[QARGS_MAX];
+	int len[QARGS_MAX], n = 0;
+
+	*oom = false;
+	alyx__buf_reset(b);
+	if (lws_hdr_total_length(r->wsi, WSI_TOKEN_HTTP_URI_ARGS) <= 0)
+		return 0;
+	for (int i = 0;; i++) {
+		int k;
+
+		if (!alyx__buf_grow(b, cap)) {
+			*oom = true;
+			return -1;
+		}
+		k = lws_hdr_copy_fragment(r->wsi, b->data + b->len, (int)cap,
+					  WSI_TOKEN_HTTP_URI_ARGS, i);
+		if (k < 0)
+			break;
+		if (!k)
+			continue;
+		if (n == QARGS_MAX)
+			return -1;
+		off[n] = b->len;
+		len[n++] = k;
+		b->len += (size_t)k + 1;	/* and its NUL */
+	}
+	for (int i = 0; i < n; i++) {
+		char *p = b->data + off[i];
+		char *eq = memchr(p, '=', (size_t)len[i]);
+
+		args[i].key = p;
+		if (eq) {
+			*eq = '\0';
+			args[i].klen = (size_t)(eq - p);
+			args[i].val = eq + 1;
+			args[i].vlen = (size_t)len[i] - args[i].klen - 1;
+		} else {
+			args[i].klen = (size_t)len[i];
+			args[i].val = "";
+			args[i].vlen = 0;
+		}
+	}
+	return n;
+}
+
 /* ---- handlers: each translates to one C API call ---- */
 
 #define JSON_TYPE "application/json"
@@ -415,17 +477,23 @@ static const char *query_string(alyx__svc *t, alyx__req *r, bool *oom)
 static int h_read(alyx__svc *t, alyx__req *r)
 {
 	struct alyx_ctx rc_;
+	alyx__qarg args[QARGS_MAX];
 	const char *why;
 	char ip[64];
 	alyx_buf *body;
-	bool oom;
-	const char *qs;
-	int rc;
+	bool oom = false;
+	const char *qs = NULL;
+	int rc, n = -1;
 
 	rc = alyx__req_caller(t, r, &rc_, ip, sizeof(ip), &why);
 	if (rc != ALYX_OK)
 		return alyx__reply_unauthorized(t, r, rc, why);
-	qs = query_string(t, r, &oom);
+	/* A query's parameters go decoded; a get's options, and a query
+	 * with too many parameters, as the query string. */
+	if (!r->id)
+		n = query_args(t, r, args, &oom);
+	if (n < 0 && !oom)
+		qs = query_string(t, r, &oom);
 	if (oom)
 		return alyx__reply_error(t, r, 500, "OUT_OF_MEMORY",
 					 "out of memory", NULL);
@@ -434,6 +502,9 @@ static int h_read(alyx__svc *t, alyx__req *r)
 	if (r->id)
 		rc = alyx__doc_get_buf(t->srv->a, &rc_, r->coll, r->id, qs,
 				       body);
+	else if (n >= 0)
+		rc = alyx__query_args_buf(t->srv->a, &rc_, r->coll, args,
+					  (size_t)n, body);
 	else
 		rc = alyx__query_str_buf(t->srv->a, &rc_, r->coll, qs, body);
 	if (rc != ALYX_OK)

@@ -1013,6 +1013,24 @@ int alyx__query_by_pk(const alyx__schema *s, const alyx__collection *c,
 	return end(&px, rc, out);
 }
 
+/* One decoded parameter: a name holding a NUL byte is refused before its
+ * name is looked up. */
+static int one_param(pctx *px, const char *key, size_t klen, const char *v,
+		     size_t vn, unsigned *seen)
+{
+	if (strlen(key) != klen)
+		return alyx__qerr(px->err, ALYX_E_BADQUERY, NULL, NULL, 0, NULL,
+				  "NUL byte in a parameter name");
+	return rest_param(px, key, v, vn, seen);
+}
+
+static int text_too_long(alyx__err *err)
+{
+	return alyx__qerr(err, ALYX_E_TOOBIG, NULL, NULL, 0, NULL,
+			  "query string longer than %d bytes",
+			  ALYX_QUERY_MAX_TEXT);
+}
+
 int alyx__query_parse_str(const alyx__schema *s, const alyx__collection *c,
 			  const char *qs, alyx__query **out, alyx__err *err)
 {
@@ -1031,10 +1049,7 @@ int alyx__query_parse_str(const alyx__schema *s, const alyx__collection *c,
 		p++;
 	n = strlen(p);
 	if (n > ALYX_QUERY_MAX_TEXT)
-		return end(&px, alyx__qerr(err, ALYX_E_TOOBIG, NULL, NULL, 0,
-					   NULL, "query string longer than "
-					   "%d bytes", ALYX_QUERY_MAX_TEXT),
-			   out);
+		return end(&px, text_too_long(err), out);
 	while (*p && rc == ALYX_OK) {
 		amp = strchr(p, '&');
 		if (!amp)
@@ -1057,17 +1072,38 @@ int alyx__query_parse_str(const alyx__schema *s, const alyx__collection *c,
 						NULL, 0, NULL,
 						"bad %%-escape in the query "
 						"string");
-		} else if (strlen(key) != klen) {
-			rc = alyx__qerr(err, ALYX_E_BADQUERY, NULL, NULL, 0,
-					NULL, "NUL byte in a parameter name");
 		} else {
-			rc = rest_param(&px, key, val, vlen, &seen);
+			rc = one_param(&px, key, klen, val, vlen, &seen);
 		}
 		alyx__free(key);
 		alyx__free(val);
 		key = val = NULL;
 		p = *amp ? amp + 1 : amp;
 	}
+	return end(&px, rc, out);
+}
+
+int alyx__query_parse_args(const alyx__schema *s, const alyx__collection *c,
+			   const alyx__qarg *args, size_t n,
+			   alyx__query **out, alyx__err *err)
+{
+	pctx px;
+	size_t i, text = 0;
+	unsigned seen = 0;
+	int rc;
+
+	rc = start(&px, s, c, out, err);
+	if (rc != ALYX_OK)
+		return end(&px, rc, out);
+	/* The decoded text with its separators: what the string form
+	 * measures, less the escapes. */
+	for (i = 0; i < n; i++)
+		text += args[i].klen + args[i].vlen + 2;
+	if (text > ALYX_QUERY_MAX_TEXT + 1)
+		return end(&px, text_too_long(err), out);
+	for (i = 0; i < n && rc == ALYX_OK; i++)
+		rc = one_param(&px, args[i].key, args[i].klen, args[i].val,
+			       args[i].vlen, &seen);
 	return end(&px, rc, out);
 }
 

@@ -104,6 +104,20 @@ typedef struct alyx__query {
  * field or deeper than the cap, internal fields in filter/sort/fields. */
 int alyx__query_parse_str(const alyx__schema *s, const alyx__collection *c,
 			  const char *qs, alyx__query **out, alyx__err *err);
+/* One REST query parameter, already split at '&' and '=' and decoded
+ * (%xx, '+' as space): the HTTP layer gets them so from libwebsockets.
+ * key is NUL-terminated at klen unless it holds a NUL byte (an error). */
+typedef struct alyx__qarg {
+	const char *key, *val;
+	size_t klen, vlen;
+} alyx__qarg;
+
+/* alyx__query_parse_str for parameters already split and decoded: the
+ * same answers and the same errors, without re-encoding and decoding the
+ * text again. */
+int alyx__query_parse_args(const alyx__schema *s, const alyx__collection *c,
+			   const alyx__qarg *args, size_t n,
+			   alyx__query **out, alyx__err *err);
 /* Parses the JSON form (see alyx_query in alyx.h). */
 int alyx__query_parse_json(const alyx__schema *s, const alyx__collection *c,
 			   const cJSON *q, alyx__query **out, alyx__err *err);

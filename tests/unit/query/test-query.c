@@ -625,6 +625,138 @@ TEST(by_pk_same_as_rest_form)
 	sqlite3_close(db);
 }
 
+/* Splits a query string at '&' and '=' and decodes each side, as the
+ * HTTP layer hands libwebsockets' fragments to the core (empty pairs
+ * dropped).  Returns how many, the text kept in `store`. */
+static size_t split_args(const char *qs, alyx__qarg *args, size_t max,
+			 char *store, size_t cap)
+{
+	size_t n = 0, used = 0;
+	const char *p = qs;
+
+	while (*p) {
+		const char *amp = strchr(p, '&'), *eq;
+		size_t len;
+
+		if (!amp)
+			amp = p + strlen(p);
+		len = (size_t)(amp - p);
+		if (len) {
+			char *k = NULL, *v = NULL;
+			size_t kl, vl;
+
+			eq = memchr(p, '=', len);
+			if (!eq)
+				eq = amp;
+			if (!alyx__url_decode(p, (size_t)(eq - p), &k, &kl) ||
+			    !alyx__url_decode(eq + (eq < amp),
+					      (size_t)(amp - eq) - (eq < amp),
+					      &v, &vl) ||
+			    n == max || used + kl + vl + 2 > cap) {
+				alyx__free(k);
+				alyx__free(v);
+				return (size_t)-1;
+			}
+			memcpy(store + used, k, kl + 1);
+			args[n].key = store + used;
+			args[n].klen = kl;
+			used += kl + 1;
+			memcpy(store + used, v, vl + 1);
+			args[n].val = store + used;
+			args[n].vlen = vl;
+			used += vl + 1;
+			n++;
+			alyx__free(k);
+			alyx__free(v);
+		}
+		p = *amp ? amp + 1 : amp;
+	}
+	return n;
+}
+
+/* The HTTP layer passes a query's parameters decoded: the same query,
+ * SQL, answers and errors (code, message, details) as the string form,
+ * for good queries and each kind of bad one. */
+TEST(args_same_as_string)
+{
+	static const char *const qss[] = {
+		"",
+		"filter=views:eq:10",
+		"filter=author_id:eq:u1&sort=-created_at&limit=20",
+		("filter=title:like:%25ost%25&sort=title,-views&limit=5"
+		 "&offset=1&total=true"),
+		"filter=title:eq:a+b&fields=title,views",
+		"filter=or(views:eq:1|title:contains:x)&expand=author_id",
+		"filter=author_id:in:u1,u\\,2&limit=2&&offset=0",
+		"filter=views:gte:1&filter=views:lt:5&total=false",
+		"bogus=1",
+		"limit=0",
+		"limit=abc",
+		"sort=title&sort=views",
+		"filter=nofield:eq:1",
+		"filter=views:eq:notanint",
+		"=x",
+		"filter",
+		"sort=-secret",
+		"total=maybe",
+		"after=%21%21",
+	};
+	sqlite3 *db = fx_open();
+	const alyx__collection *c = fx_coll("posts");
+	size_t good = 0;
+
+	seed_blog(db);
+	for (size_t i = 0; i < ALYX_ARRAY_LEN(qss); i++) {
+		alyx__qarg args[16];
+		char store[1024];
+		alyx__query *qs = NULL, *qa = NULL;
+		alyx__err e1 = {0}, e2 = {0};
+		size_t n = split_args(qss[i], args, 16, store, sizeof(store));
+		int r1, r2;
+
+		ASSERT(n != (size_t)-1);
+		r1 = alyx__query_parse_str(&fx_schema, c, qss[i], &qs, &e1);
+		r2 = alyx__query_parse_args(&fx_schema, c, args, n, &qa, &e2);
+		ASSERT_EQ(r2, r1);
+		ASSERT_EQ(e2.code, e1.code);
+		ASSERT_STR_EQ(e2.msg, e1.msg);
+		ASSERT_STR_EQ(e2.details ? e2.details : "-",
+			      e1.details ? e1.details : "-");
+		if (r1 == ALYX_OK) {
+			alyx_buf s1, s2, o1, o2;
+
+			good++;
+			alyx__buf_init(&s1, 0);
+			alyx__buf_init(&s2, 0);
+			alyx__buf_init(&o1, 0);
+			alyx__buf_init(&o2, 0);
+			ASSERT_EQ(qa->limit, qs->limit);
+			ASSERT_EQ(qa->offset, qs->offset);
+			ASSERT_EQ(qa->total, qs->total);
+			ASSERT_EQ(alyx__query_sql(qs, NULL, &s1, &e1), ALYX_OK);
+			ASSERT_EQ(alyx__query_sql(qa, NULL, &s2, &e2), ALYX_OK);
+			ASSERT_STR_EQ(s2.data, s1.data);
+			ASSERT_EQ(alyx__query_exec(db, qs, NULL, &o1, &e1),
+				  ALYX_OK);
+			ASSERT_EQ(alyx__query_exec(db, qa, NULL, &o2, &e2),
+				  ALYX_OK);
+			ASSERT_STR_EQ(o2.data, o1.data);
+			alyx__buf_free(&s1);
+			alyx__buf_free(&s2);
+			alyx__buf_free(&o1);
+			alyx__buf_free(&o2);
+		} else {
+			ASSERT(!qs && !qa);
+		}
+		alyx__query_free(qs);
+		alyx__query_free(qa);
+		alyx__err_clear(&e1);
+		alyx__err_clear(&e2);
+	}
+	ASSERT_EQ(good, 8);	/* the first 8: the rest are refused */
+	sqlite3_close(db);
+}
+
 TEST(total_limit_next)
 {
 	sqlite3 *db = fx_open();
