@@ -296,6 +296,24 @@ static const char *scan_string(const char *p, const char *e)
 	}
 }
 
+/* scan_string for the usual short string of plain bytes: its first 16
+ * bytes are tested one by one against the string writer's table, and
+ * anything else (a longer string, an escape, a high byte, the end of the
+ * text) goes to scan_string from the start. */
+static inline const char *scan_str(const char *p, const char *e)
+{
+	const unsigned char *u = (const unsigned char *)p + 1;
+	const unsigned char *lim = (const unsigned char *)e;
+
+	if (lim - u > 16)
+		lim = u + 16;
+	while (u < lim && !alyx__json_class[*u])
+		u++;
+	if (u < lim && *u == '"')
+		return (const char *)u + 1;
+	return scan_string(p, e);
+}
+
 static const char *scan_number(const char *p, const char *e)
 {
 	const char *s;
@@ -336,7 +354,7 @@ static const char *scan_value(const char *p, const char *e, int depth)
 		return NULL;
 	switch (*p) {
 	case '"':
-		return scan_string(p, e);
+		return scan_str(p, e);
 	case '{':
 	case '[': {
 		char close = *p == '{' ? '}' : ']';
@@ -350,7 +368,7 @@ static const char *scan_value(const char *p, const char *e, int depth)
 				p = skip_ws(p, e);
 				if (p >= e || *p != '"')
 					return NULL;
-				p = scan_string(p, e);
+				p = scan_str(p, e);
 				if (!p)
 					return NULL;
 				p = skip_ws(p, e);
@@ -359,7 +377,7 @@ static const char *scan_value(const char *p, const char *e, int depth)
 				p++;
 			}
 			p = skip_ws(p, e);
-			p = p < e && *p == '"' ? scan_string(p, e) :
+			p = p < e && *p == '"' ? scan_str(p, e) :
 				scan_value(p, e, depth + 1);
 			if (!p)
 				return NULL;

@@ -412,6 +412,18 @@ TEST(stored_json_checked)
 		{"'[\"\\u12g4\"]'", "\"[\\\"\\\\u12g4\\\"]\""},
 		{"CAST(x'5B225C6EC3225D' AS TEXT)",
 		 "\"[\\\"\\\\n\xEF\xBF\xBD\\\"]\""},
+		/* Plain strings of 15, 16 and 17 bytes (the short-string
+		 * test covers 16), an escape or a high byte at the 16th,
+		 * and a string the text ends inside. */
+		{"'[\"abcdefghijklmno\",\"abcdefghijklmnop\","
+		 "\"abcdefghijklmnopq\"]'",
+		 "[\"abcdefghijklmno\",\"abcdefghijklmnop\","
+		 "\"abcdefghijklmnopq\"]"},
+		{"'[\"abcdefghijklmno\\n\",\"abcdefghijklmno\xC3\xA9\"]'",
+		 "[\"abcdefghijklmno\\n\",\"abcdefghijklmno\xC3\xA9\"]"},
+		{"'[\"ab\",\"cd'", "\"[\\\"ab\\\",\\\"cd\""},
+		{"'[\"ab\",\"c\x01\"]'",
+		 "\"[\\\"ab\\\",\\\"c\\u0001\\\"]\""},
 	};
 	alyx__field fj = fld(ALYX_T_JSON);
 	sqlite3 *db;
