@@ -358,10 +358,11 @@ static void qs_encode(alyx_buf *b, const char *s, size_t n)
 }
 
 /*
- * The query string as the client sent it.  lws splits the arguments at
- * '&' and decodes each one (%xx, '+' as space); they are re-encoded here
- * so the core decodes each value exactly once.  Returns NULL when there
- * is no query (or out of memory: then *oom is set).
+ * The query string as the client sent it, for a get's options and for a
+ * query of more parameters than query_args() takes.  lws splits the
+ * arguments at '&' and decodes each one (%xx, '+' as space); they are
+ * re-encoded here so the core decodes each value exactly once.  Returns
+ * NULL when there is no query (or out of memory: then *oom is set).
  */
 static const char *query_string(alyx__svc *t, alyx__req *r, bool *oom)
 {

@@ -1095,11 +1095,12 @@ int alyx__query_parse_args(const alyx__schema *s, const alyx__collection *c,
 	rc = start(&px, s, c, out, err);
 	if (rc != ALYX_OK)
 		return end(&px, rc, out);
-	/* The decoded text with its separators: what the string form
-	 * measures, less the escapes. */
+	/* The decoded text, a separator per parameter: at most one byte
+	 * more than the string form it came from (escapes only shrink it),
+	 * so the args are refused only where the string would be. */
 	for (i = 0; i < n; i++)
-		text += args[i].klen + args[i].vlen + 2;
-	if (text > ALYX_QUERY_MAX_TEXT + 1)
+		text += args[i].klen + args[i].vlen + 1;
+	if (text > (size_t)ALYX_QUERY_MAX_TEXT + 1)
 		return end(&px, text_too_long(err), out);
 	for (i = 0; i < n && rc == ALYX_OK; i++)
 		rc = one_param(&px, args[i].key, args[i].klen, args[i].val,

@@ -6,6 +6,9 @@
  * not crash", every query that parses must compile to SQL that SQLite
  * accepts and runs, and (differentially) the SQL result over a small table
  * must equal what the in-memory matcher and alyx__query_doc_cmp give.
+ * A REST string is also split and decoded into parameters, as the HTTP
+ * layer passes them: alyx__query_parse_args must give the same answer,
+ * error or SQL.
  */
 #include <stdint.h>
 
@@ -105,6 +108,48 @@ static void differential(alyx__query *q)
 	alyx__buf_free(&out);
 }
 
+/* The parameter form of a REST string against the string form's result
+ * (rc, err, and q when it parsed). */
+static void args_agree(const char *text, int rc, const alyx__err *err,
+		       const alyx__query *q)
+{
+	static alyx__qarg args[4096];
+	static char store[(1 << 16) * 2 + 8192];
+	alyx__query *qa = NULL;
+	alyx__err ea = {0};
+	size_t n = fx_split_args(text, args, 4096, store, sizeof(store));
+	int ra;
+
+	if (n == (size_t)-1)	/* a bad escape: lws refuses it first */
+		return;
+	ra = alyx__query_parse_args(&fx_schema, fx_coll("posts"), args, n,
+				    &qa, &ea);
+	if (ra != rc || ea.code != err->code || strcmp(ea.msg, err->msg) ||
+	    strcmp(ea.details ? ea.details : "", err->details ?
+		   err->details : "")) {
+		fprintf(stderr, "forms disagree: %d %s / %d %s\n", rc,
+			err->msg, ra, ea.msg);
+		abort();
+	}
+	if (ra == ALYX_OK) {
+		alyx_buf s1, s2;
+
+		alyx__buf_init(&s1, 0);
+		alyx__buf_init(&s2, 0);
+		if (alyx__query_sql(q, NULL, &s1, &ea) != ALYX_OK ||
+		    alyx__query_sql(qa, NULL, &s2, &ea) != ALYX_OK ||
+		    strcmp(s1.data, s2.data) || q->limit != qa->limit ||
+		    q->offset != qa->offset || q->total != qa->total) {
+			fprintf(stderr, "forms disagree on the SQL\n");
+			abort();
+		}
+		alyx__buf_free(&s1);
+		alyx__buf_free(&s2);
+	}
+	alyx__query_free(qa);
+	alyx__err_clear(&ea);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -131,6 +176,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else {
 		rc = alyx__query_parse_str(&fx_schema, fx_coll("posts"), text,
 					   &q, &err);
+		args_agree(text, rc, &err, q);
 	}
 	free(text);
 	if (rc != ALYX_OK) {

@@ -230,4 +230,54 @@ FX_UNUSED static char *fx_query(sqlite3 *db, const char *coll, const char *qs,
 	return alyx__buf_take(&out);
 }
 
+/* Splits a query string at '&' and '=' and decodes each side, as the
+ * HTTP layer hands libwebsockets' fragments to the core (empty pairs
+ * dropped, a leading '?' skipped).  Returns how many, the text kept in
+ * `store`, or (size_t)-1 for a bad escape or too little room. */
+FX_UNUSED static size_t fx_split_args(const char *qs, alyx__qarg *args,
+				       size_t max, char *store, size_t cap)
+{
+	size_t n = 0, used = 0;
+	const char *p = *qs == '?' ? qs + 1 : qs;
+
+	while (*p) {
+		const char *amp = strchr(p, '&'), *eq;
+		size_t len;
+
+		if (!amp)
+			amp = p + strlen(p);
+		len = (size_t)(amp - p);
+		if (len) {
+			char *k = NULL, *v = NULL;
+			size_t kl, vl;
+
+			eq = memchr(p, '=', len);
+			if (!eq)
+				eq = amp;
+			if (!alyx__url_decode(p, (size_t)(eq - p), &k, &kl) ||
+			    !alyx__url_decode(eq + (eq < amp),
+					      (size_t)(amp - eq) - (eq < amp),
+					      &v, &vl) ||
+			    n == max || used + kl + vl + 2 > cap) {
+				alyx__free(k);
+				alyx__free(v);
+				return (size_t)-1;
+			}
+			memcpy(store + used, k, kl + 1);
+			args[n].key = store + used;
+			args[n].klen = kl;
+			used += kl + 1;
+			memcpy(store + used, v, vl + 1);
+			args[n].val = store + used;
+			args[n].vlen = vl;
+			used += vl + 1;
+			n++;
+			alyx__free(k);
+			alyx__free(v);
+		}
+		p = *amp ? amp + 1 : amp;
+	}
+	return n;
+}
+
 #endif

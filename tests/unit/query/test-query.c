@@ -625,55 +625,6 @@ TEST(by_pk_same_as_rest_form)
 	sqlite3_close(db);
 }
 
-/* Splits a query string at '&' and '=' and decodes each side, as the
- * HTTP layer hands libwebsockets' fragments to the core (empty pairs
- * dropped).  Returns how many, the text kept in `store`. */
-static size_t split_args(const char *qs, alyx__qarg *args, size_t max,
-			 char *store, size_t cap)
-{
-	size_t n = 0, used = 0;
-	const char *p = qs;
-
-	while (*p) {
-		const char *amp = strchr(p, '&'), *eq;
-		size_t len;
-
-		if (!amp)
-			amp = p + strlen(p);
-		len = (size_t)(amp - p);
-		if (len) {
-			char *k = NULL, *v = NULL;
-			size_t kl, vl;
-
-			eq = memchr(p, '=', len);
-			if (!eq)
-				eq = amp;
-			if (!alyx__url_decode(p, (size_t)(eq - p), &k, &kl) ||
-			    !alyx__url_decode(eq + (eq < amp),
-					      (size_t)(amp - eq) - (eq < amp),
-					      &v, &vl) ||
-			    n == max || used + kl + vl + 2 > cap) {
-				alyx__free(k);
-				alyx__free(v);
-				return (size_t)-1;
-			}
-			memcpy(store + used, k, kl + 1);
-			args[n].key = store + used;
-			args[n].klen = kl;
-			used += kl + 1;
-			memcpy(store + used, v, vl + 1);
-			args[n].val = store + used;
-			args[n].vlen = vl;
-			used += vl + 1;
-			n++;
-			alyx__free(k);
-			alyx__free(v);
-		}
-		p = *amp ? amp + 1 : amp;
-	}
-	return n;
-}
-
 /* The HTTP layer passes a query's parameters decoded: the same query,
  * SQL, answers and errors (code, message, details) as the string form,
  * for good queries and each kind of bad one. */
@@ -711,7 +662,8 @@ TEST(args_same_as_string)
 		char store[1024];
 		alyx__query *qs = NULL, *qa = NULL;
 		alyx__err e1 = {0}, e2 = {0};
-		size_t n = split_args(qss[i], args, 16, store, sizeof(store));
+		size_t n = fx_split_args(qss[i], args, 16, store,
+					 sizeof(store));
 		int r1, r2;
 
 		ASSERT(n != (size_t)-1);
