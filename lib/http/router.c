@@ -407,9 +407,8 @@ static const char *query_string(alyx__svc *t, alyx__req *r, bool *oom)
 	return b->len ? b->data : NULL;
 }
 
-/* Parameters passed to the core as decoded pairs; a query with more
- * (an error in any case: there are 8 parameter names, none repeatable)
- * goes as the query string. */
+/* Parameters passed to the core as decoded pairs; a query with more (only
+ * `filter` may repeat) goes as the query string, with the same answer. */
 #define QARGS_MAX 16
 
 /*

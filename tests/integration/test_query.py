@@ -120,6 +120,27 @@ def test_url_decoding_of_values(qs):
     assert [d["title"] for d in got["docs"]] == ["Post 00"]
 
 
+def test_parameter_forms(qs):
+    # More parameters than the HTTP layer hands over decoded (16; only
+    # filter may repeat) take the query-string path: the same answer.
+    pub = expect(lambda p: p["published"])
+    many = ["filter=view_count:gte:0"] * 17 + ["filter=published:eq:true",
+                                               "limit=100"]
+    assert titles(q(qs, "posts", *many)) == pub
+    assert titles(q(qs, "posts", *many[16:])) == pub
+    # An empty pair is skipped; an '=' after the first is the value's.
+    assert titles(q(qs, "posts", "filter=published:eq:true", "",
+                    "limit=100")) == pub
+    assert q(qs, "posts", "filter=title:eq:a=b")["docs"] == []
+    # Errors name the parameter either way.
+    for extra in ([], ["filter=view_count:gte:0"] * 17):
+        st, _, body = qs.json("GET", "/api/collections/posts?" + "&".join(
+            extra + ["limit=0"]))
+        assert st == 400, body
+        assert body["error"]["code"] == "INVALID_QUERY"
+        assert "limit" in body["error"]["message"]
+
+
 def test_sort(qs):
     b = q(qs, "posts", "sort=-view_count", "limit=100")
     assert [d["view_count"] for d in b["docs"]] == sorted(
