@@ -223,7 +223,7 @@ static int check_idents(const alyx__collection *c, alyx__err *err)
 static void sql_init(alyx_buf *b)
 {
 	alyx__buf_init(b, 1 << 20);
-	alyx__buf_grow(b, 511);
+	alyx__buf_reserve(b, 511);
 }
 
 static void add_ident(alyx_buf *b, const char *name)

@@ -117,7 +117,7 @@ int alyx__cursor_encode(alyx_buf *b, const alyx__query *q, sqlite3_stmt *st,
 	int col, n, rc = ALYX_OK;
 
 	alyx__buf_init(&raw, ALYX_QUERY_MAX_CURSOR);
-	alyx__buf_grow(&raw, 120);	/* the usual cursor in one allocation */
+	alyx__buf_reserve(&raw, 120);	/* the usual cursor in one allocation */
 	alyx__buf_addc(&raw, CURSOR_VERSION);
 	alyx__buf_addc(&raw, (char)q->n_sort);
 	for (k = 0; k < q->n_sort; k++) {

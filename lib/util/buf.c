@@ -60,6 +60,16 @@ bool alyx__buf_grow(alyx_buf *b, size_t extra)
 	return true;
 }
 
+void alyx__buf_reserve(alyx_buf *b, size_t extra)
+{
+	int was = b->err;
+
+	if (alyx__buf_grow(b, extra))
+		b->data[b->len] = '\0';
+	else
+		b->err = was;
+}
+
 void alyx__buf_vaddf(alyx_buf *b, const char *fmt, va_list ap)
 {
 	size_t room = !b->err && b->data ? b->cap - b->len : 0;

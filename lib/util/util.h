@@ -53,6 +53,10 @@ void alyx__buf_reset(alyx_buf *b);	/* len = 0, keeps memory and err=OK */
 /* Makes room for `extra` more bytes (and the NUL); false (and b->err set)
  * past the cap or out of memory. */
 bool alyx__buf_grow(alyx_buf *b, size_t extra);
+/* Room for `extra` more bytes ahead of time, to spare the reallocations
+ * of growing by doubling: a hint only.  When it cannot be had the buffer
+ * is left as it was, error included, and the appends decide. */
+void alyx__buf_reserve(alyx_buf *b, size_t extra);
 
 /* Appending is inline: a capacity check, a copy and the NUL; only growth
  * (or a full buffer) takes the call. */

@@ -19,6 +19,36 @@ TEST(buf_cap_is_sticky)
 	alyx__buf_free(&b);
 }
 
+/* A reservation is a hint: room and a terminated empty string when it
+ * can be had; otherwise the buffer as it was, its error included. */
+TEST(buf_reserve_is_a_hint)
+{
+	alyx_buf b;
+	size_t cap;
+	char *s;
+
+	alyx__buf_init(&b, 100);
+	alyx__buf_reserve(&b, 50);
+	ASSERT_EQ(b.err, ALYX_OK);
+	ASSERT(b.data && b.cap > 50 && b.len == 0);
+	ASSERT_STR_EQ(b.data, "");
+	cap = b.cap;
+	alyx__buf_adds(&b, "abc");
+	ASSERT_EQ(b.cap, cap);			/* no growth */
+	alyx__buf_reserve(&b, 1000);		/* past the cap: ignored */
+	ASSERT_EQ(b.err, ALYX_OK);
+	ASSERT_STR_EQ(b.data, "abc");
+	alyx__buf_adds(&b, "def");
+	s = alyx__buf_take(&b);
+	ASSERT_STR_EQ(s, "abcdef");
+	alyx__free(s);
+	alyx__buf_init(&b, 4);
+	alyx__buf_adds(&b, "12345");		/* over the cap: sticky */
+	alyx__buf_reserve(&b, 1);
+	ASSERT_EQ(b.err, ALYX_E_TOOBIG);
+	alyx__buf_free(&b);
+}
+
 TEST(json_escapes_and_utf8)
 {
 	alyx_buf b;
