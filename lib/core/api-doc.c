@@ -650,12 +650,7 @@ static int run_query(alyx *a, const alyx_ctx *ctx, const char *collection,
 	if (rc != ALYX_OK)
 		goto out;
 	if (n_args) {
-		size_t i, text = 0;
-
-		/* As alyx__query_parse_args measures them. */
-		for (i = 0; i < n_args; i++)
-			text += args[i].klen + args[i].vlen + 1;
-		if (text > a->max_body + 1)
+		if (alyx__qargs_len(args, n_args) > a->max_body + 1)
 			rc = alyx__err_set(&err, ALYX_E_TOOBIG, NULL,
 					   "query string is larger than %zu "
 					   "bytes", a->max_body);

@@ -1083,24 +1083,28 @@ int alyx__query_parse_str(const alyx__schema *s, const alyx__collection *c,
 	return end(&px, rc, out);
 }
 
+size_t alyx__qargs_len(const alyx__qarg *args, size_t n)
+{
+	size_t i, len = 0;
+
+	for (i = 0; i < n; i++)
+		len += args[i].klen + args[i].vlen + 1;
+	return len;
+}
+
 int alyx__query_parse_args(const alyx__schema *s, const alyx__collection *c,
 			   const alyx__qarg *args, size_t n,
 			   alyx__query **out, alyx__err *err)
 {
 	pctx px;
-	size_t i, text = 0;
+	size_t i;
 	unsigned seen = 0;
 	int rc;
 
 	rc = start(&px, s, c, out, err);
 	if (rc != ALYX_OK)
 		return end(&px, rc, out);
-	/* The decoded text, a separator per parameter: at most one byte
-	 * more than the string form it came from (escapes only shrink it),
-	 * so the args are refused only where the string would be. */
-	for (i = 0; i < n; i++)
-		text += args[i].klen + args[i].vlen + 1;
-	if (text > (size_t)ALYX_QUERY_MAX_TEXT + 1)
+	if (alyx__qargs_len(args, n) > (size_t)ALYX_QUERY_MAX_TEXT + 1)
 		return end(&px, text_too_long(err), out);
 	for (i = 0; i < n && rc == ALYX_OK; i++)
 		rc = one_param(&px, args[i].key, args[i].klen, args[i].val,

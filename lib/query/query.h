@@ -112,6 +112,11 @@ typedef struct alyx__qarg {
 	size_t klen, vlen;
 } alyx__qarg;
 
+/* The length the parameters are measured by: their decoded text with a
+ * separator each, at most one byte more than the string they came from
+ * (decoding only shrinks), so a bound on it refuses only what the same
+ * bound on the string would. */
+size_t alyx__qargs_len(const alyx__qarg *args, size_t n);
 /* alyx__query_parse_str for parameters already split and decoded: the
  * same answers and the same errors, without re-encoding and decoding the
  * text again. */

@@ -568,6 +568,30 @@ TEST(read_plan_same_answers)
 	sqlite3_close(db);
 }
 
+/* Two queries that must be one: the same SQL and the same answer from
+ * db, which is returned (the caller frees it). */
+static char *same_sql_and_answer(sqlite3 *db, const alyx__query *a,
+				 const alyx__query *b)
+{
+	alyx_buf sa, sb, oa, ob;
+	alyx__err err = {0};
+
+	alyx__buf_init(&sa, 0);
+	alyx__buf_init(&sb, 0);
+	alyx__buf_init(&oa, 0);
+	alyx__buf_init(&ob, 0);
+	ASSERT_EQ(alyx__query_sql(a, NULL, &sa, &err), ALYX_OK);
+	ASSERT_EQ(alyx__query_sql(b, NULL, &sb, &err), ALYX_OK);
+	ASSERT_STR_EQ(sb.data, sa.data);
+	ASSERT_EQ(alyx__query_exec(db, a, NULL, &oa, &err), ALYX_OK);
+	ASSERT_EQ(alyx__query_exec(db, b, NULL, &ob, &err), ALYX_OK);
+	ASSERT_STR_EQ(ob.data, oa.data);
+	alyx__buf_free(&sa);
+	alyx__buf_free(&sb);
+	alyx__buf_free(&ob);
+	return alyx__buf_take(&oa);
+}
+
 /* A get under a rule runs the query of alyx__query_by_pk: the same SQL
  * and answers as the REST form it stands for, for a found, a missing and
  * a text key (upper-case uuids compare as their lower-case form). */
@@ -586,14 +610,9 @@ TEST(by_pk_same_as_rest_form)
 		const alyx__collection *c = fx_coll(ids[i].coll);
 		alyx__query *rest = NULL, *direct = NULL;
 		alyx__value pk;
-		alyx_buf s1, s2, o1, o2;
 		alyx__err err = {0};
-		char qs[128], why[128];
+		char qs[128], why[128], *o;
 
-		alyx__buf_init(&s1, 0);
-		alyx__buf_init(&s2, 0);
-		alyx__buf_init(&o1, 0);
-		alyx__buf_init(&o2, 0);
 		snprintf(qs, sizeof(qs), "filter=%s:eq:%s&limit=1",
 			 c->fields[c->pk].name, ids[i].id);
 		ASSERT_EQ(alyx__query_parse_str(&fx_schema, c, qs, &rest,
@@ -604,23 +623,13 @@ TEST(by_pk_same_as_rest_form)
 		ASSERT(pk.kind == ALYX_V_NULL && !pk.s);	/* taken over */
 		ASSERT_EQ(direct->limit, 1);
 		ASSERT_EQ(direct->n_sort, rest->n_sort);
-		ASSERT_EQ(alyx__query_sql(rest, NULL, &s1, &err), ALYX_OK);
-		ASSERT_EQ(alyx__query_sql(direct, NULL, &s2, &err), ALYX_OK);
-		ASSERT_STR_EQ(s2.data, s1.data);
-		ASSERT_EQ(alyx__query_exec(db, rest, NULL, &o1, &err),
-			  ALYX_OK);
-		ASSERT_EQ(alyx__query_exec(db, direct, NULL, &o2, &err),
-			  ALYX_OK);
-		ASSERT_STR_EQ(o2.data, o1.data);
-		ASSERT(strstr(o1.data, "\"docs\":[]") ==
+		o = same_sql_and_answer(db, rest, direct);
+		ASSERT(strstr(o, "\"docs\":[]") ==
 		       (strcmp(ids[i].id, "99") && strcmp(ids[i].id, "nobody")
-			? NULL : o1.data + 1));
+			? NULL : o + 1));
+		alyx__free(o);
 		alyx__query_free(rest);
 		alyx__query_free(direct);
-		alyx__buf_free(&s1);
-		alyx__buf_free(&s2);
-		alyx__buf_free(&o1);
-		alyx__buf_free(&o2);
 	}
 	sqlite3_close(db);
 }
@@ -675,28 +684,11 @@ TEST(args_same_as_string)
 		ASSERT_STR_EQ(e2.details ? e2.details : "-",
 			      e1.details ? e1.details : "-");
 		if (r1 == ALYX_OK) {
-			alyx_buf s1, s2, o1, o2;
-
 			good++;
-			alyx__buf_init(&s1, 0);
-			alyx__buf_init(&s2, 0);
-			alyx__buf_init(&o1, 0);
-			alyx__buf_init(&o2, 0);
 			ASSERT_EQ(qa->limit, qs->limit);
 			ASSERT_EQ(qa->offset, qs->offset);
 			ASSERT_EQ(qa->total, qs->total);
-			ASSERT_EQ(alyx__query_sql(qs, NULL, &s1, &e1), ALYX_OK);
-			ASSERT_EQ(alyx__query_sql(qa, NULL, &s2, &e2), ALYX_OK);
-			ASSERT_STR_EQ(s2.data, s1.data);
-			ASSERT_EQ(alyx__query_exec(db, qs, NULL, &o1, &e1),
-				  ALYX_OK);
-			ASSERT_EQ(alyx__query_exec(db, qa, NULL, &o2, &e2),
-				  ALYX_OK);
-			ASSERT_STR_EQ(o2.data, o1.data);
-			alyx__buf_free(&s1);
-			alyx__buf_free(&s2);
-			alyx__buf_free(&o1);
-			alyx__buf_free(&o2);
+			alyx__free(same_sql_and_answer(db, qs, qa));
 		} else {
 			ASSERT(!qs && !qa);
 		}
