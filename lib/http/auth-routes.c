@@ -52,7 +52,7 @@ static int h_me(alyx__svc *t, alyx__req *r)
 	char *tok, *out = NULL;
 	int n, rc;
 
-	n = lws_hdr_total_length(r->wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+	n = alyx__hdr_len(r, HH_AUTHORIZATION);
 	if (n <= 0 || n > ALYX_AUTH_JWT_MAX + 16)
 		return alyx__reply_error_h(t, r, 401,
 					   alyx_errname(ALYX_E_UNAUTHORIZED),
@@ -63,8 +63,7 @@ static int h_me(alyx__svc *t, alyx__req *r)
 	if (!tok)
 		return alyx__reply_error(t, r, 500, "OUT_OF_MEMORY",
 					 "out of memory", NULL);
-	if (lws_hdr_copy(r->wsi, tok, n + 1, WSI_TOKEN_HTTP_AUTHORIZATION) !=
-	    n)
+	if (alyx__hdr_copy(r, tok, n + 1, HH_AUTHORIZATION) != n)
 		tok[0] = '\0';
 	rc = alyx_ctx_from_token(a, tok, &ctx);
 	alyx__free(tok);
@@ -141,7 +140,7 @@ static int h_request_link(alyx__svc *t, alyx__req *r, bool reset)
 	int rc;
 
 	rc = alyx__auth_request_link(t->srv->a, reset, body, r->body.len,
-				     alyx__svc_peer(r->wsi, ip, sizeof(ip)), &l);
+				     alyx__req_peer(r, ip, sizeof(ip)), &l);
 	if (rc != ALYX_OK)
 		return auth_error(t, r);
 	if (l)
@@ -171,10 +170,10 @@ static bool host_ok(const char *h)
 static char *callback_url(alyx__svc *t, alyx__req *r)
 {
 	char host[256];
-	int n = lws_hdr_total_length(r->wsi, WSI_TOKEN_HOST);
+	int n = alyx__hdr_len(r, HH_HOST);
 
 	if (n <= 0 || n >= (int)sizeof(host) ||
-	    lws_hdr_copy(r->wsi, host, sizeof(host), WSI_TOKEN_HOST) != n ||
+	    alyx__hdr_copy(r, host, sizeof(host), HH_HOST) != n ||
 	    !host_ok(host))
 		return NULL;
 	return alyx__asprintf("%s://%s/api/auth/oauth/%s/callback",
@@ -219,7 +218,7 @@ static char *url_arg(alyx__req *r, const char *name)
 	const char *v;
 
 	snprintf(key, sizeof(key), "%s=", name);
-	v = lws_get_urlarg_by_name(r->wsi, key, buf, (int)sizeof(buf));
+	v = alyx__req_urlarg(r, key, buf, (int)sizeof(buf));
 	return v ? alyx__strdup(v) : NULL;
 }
 
@@ -337,7 +336,7 @@ static int h_oauth_callback(alyx__svc *t, alyx__req *r)
 	j->coll = alyx__strdup(r->coll);
 	j->body = url_arg(r, "code");
 	j->id = url_arg(r, "state");
-	pip = alyx__svc_peer(r->wsi, ip, sizeof(ip));
+	pip = alyx__req_peer(r, ip, sizeof(ip));
 	if (pip)
 		j->ip = alyx__strdup(pip);
 	if (!j->coll) {
@@ -364,7 +363,7 @@ int alyx__h_auth(alyx__svc *t, alyx__req *r)
 	const char *body = r->body.data ? r->body.data : "";
 	size_t len = r->body.len;
 	char ip[64], *out = NULL;
-	const char *peer = alyx__svc_peer(r->wsi, ip, sizeof(ip));
+	const char *peer = alyx__req_peer(r, ip, sizeof(ip));
 	int rc, status = 200, n;
 
 	switch (r->route) {

@@ -110,7 +110,7 @@ int alyx__req_caller(alyx__svc *t, alyx__req *r, struct alyx_ctx *rc,
 	int n, code = ALYX_OK;
 
 	*why = NULL;
-	n = lws_hdr_total_length(r->wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+	n = alyx__hdr_len(r, HH_AUTHORIZATION);
 	if (n > 0) {
 		if (n > ALYX_AUTH_JWT_MAX + 16) {
 			*why = "the bearer token is too long";
@@ -119,8 +119,7 @@ int alyx__req_caller(alyx__svc *t, alyx__req *r, struct alyx_ctx *rc,
 		if ((size_t)n >= sizeof(stack) &&
 		    !(tok = alyx__malloc((size_t)n + 1)))
 			return ALYX_E_NOMEM;
-		if (lws_hdr_copy(r->wsi, tok, n + 1,
-				 WSI_TOKEN_HTTP_AUTHORIZATION) != n) {
+		if (alyx__hdr_copy(r, tok, n + 1, HH_AUTHORIZATION) != n) {
 			code = ALYX_E_UNAUTHORIZED;
 			*why = "unreadable Authorization header";
 			goto out;
@@ -139,7 +138,7 @@ int alyx__req_caller(alyx__svc *t, alyx__req *r, struct alyx_ctx *rc,
 	}
 	*rc = *base;
 	/* Borrowed for the request: the connection or `ip` outlives it. */
-	rc->ip = (char *)alyx__svc_peer(r->wsi, ip, ip_len);
+	rc->ip = (char *)alyx__req_peer(r, ip, ip_len);
 out:
 	if (tok != stack)
 		alyx__free(tok);

@@ -172,14 +172,13 @@ static int oom(alyx__svc *t, alyx__req *r)
 /* The Authorization header (alyx__malloc'd), or NULL when absent. */
 static char *authorization(alyx__req *r)
 {
-	int n = lws_hdr_total_length(r->wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+	int n = alyx__hdr_len(r, HH_AUTHORIZATION);
 	char *v;
 
 	if (n <= 0 || n > ALYX_AUTH_JWT_MAX + 16)
 		return NULL;
 	v = alyx__malloc((size_t)n + 1);
-	if (v && lws_hdr_copy(r->wsi, v, n + 1,
-			      WSI_TOKEN_HTTP_AUTHORIZATION) != n)
+	if (v && alyx__hdr_copy(r, v, n + 1, HH_AUTHORIZATION) != n)
 		v[0] = '\0';
 	return v;
 }

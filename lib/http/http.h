@@ -25,10 +25,12 @@
 #include <libwebsockets.h>
 #include <sqlite3.h>
 
+#include "http/h1.h"
 #include "util/util.h"
 
 struct alyx__svc;
 struct alyx__req;
+struct alyx__h1c;
 
 /* ---- routes (also the metrics' route label) ---- */
 enum alyx__route {
@@ -146,7 +148,9 @@ enum alyx__req_state {
 
 typedef struct alyx__req {
 	struct alyx__svc *svc;
-	struct lws *wsi;
+	struct lws *wsi;	/* lws's connection, or the front's raw one */
+	struct alyx__h1c *h1;	/* the front's connection (front.c), or
+				 * NULL: lws parsed the request */
 	int64_t t0_us;
 	uint8_t method;
 	uint8_t route;
@@ -195,6 +199,13 @@ typedef struct alyx__svc {
 	alyx__metrics metrics;
 	struct alyx__tokcache *tok;	/* verified tokens (caller.c) */
 	struct alyx__wsq *wsq;	/* realtime frames for this thread (ws.c) */
+	/* the HTTP front's connections (front.c) */
+	struct alyx__h1c *h1_conns;
+	char *h1_rx;		/* receive buffer */
+	lws_sorted_usec_list_t h1_sul;	/* deadline sweep */
+	struct alyx__h1c **h1_rearm;	/* POLLOUT to ask for at pass end */
+	int h1_rearm_n, h1_rearm_cap;
+	bool h1_in_wcb;		/* inside a front WRITEABLE callback */
 } alyx__svc;
 
 /* ---- the server ---- */
@@ -324,11 +335,52 @@ void alyx__outbound_stop(struct alyx_server *s);
 /* router.c: request handling on the service thread */
 int alyx__req_begin(alyx__svc *t, struct lws *wsi, alyx__req *r,
 		    const char *uri);
+/* A request the front refuses before routing (a malformed head): the
+ * JSON error with `status` and `code`, Connection: close. */
+int alyx__req_refuse(alyx__svc *t, struct lws *wsi, alyx__req *r,
+		     int status, const char *code, const char *msg);
 int alyx__req_body(alyx__svc *t, alyx__req *r, const void *p, size_t n);
 int alyx__req_body_done(alyx__svc *t, alyx__req *r);
 int alyx__req_writeable(alyx__svc *t, alyx__req *r);
 void alyx__req_cleanup(alyx__svc *t, alyx__req *r);
 
+
+/* front.c: plain-HTTP connections on alyx's own parser (h1.c). */
+/* Takes an accepted socket (ip: its peer's address) into the thread's
+ * context; -1 when it could not (the socket is closed). */
+int alyx__front_adopt(alyx__svc *t, int fd, const char *ip);
+/* The "alyx-h1" protocol's callback. */
+int alyx__front_cb(struct lws *wsi, enum lws_callback_reasons reason,
+		   void *user, void *in, size_t len);
+/* Before the thread's context goes: stops the deadline sweep. */
+void alyx__front_end(alyx__svc *t);
+/* At the end of every loop pass. */
+void alyx__front_pass_end(alyx__svc *t);
+/* A front request's method (M_OTHER when none was read) and raw path
+ * ("" when none was read; at most 255 bytes, valid until the next call
+ * on this thread). */
+uint8_t alyx__front_method(alyx__req *r);
+const char *alyx__front_raw_path(alyx__req *r);
+/* The request, whichever parser read it (front.c; the lws calls of the
+ * same name have the same contract): a header's length (0: absent) and
+ * copy (-1: absent or no room), whether there is a query, the idx-th
+ * query piece decoded, the piece that starts with `name` (a pointer past
+ * the name, into buf), the client's address. */
+int alyx__hdr_len(alyx__req *r, int hh);
+int alyx__hdr_copy(alyx__req *r, char *buf, int cap, int hh);
+bool alyx__req_has_query(alyx__req *r);
+int alyx__arg_copy(alyx__req *r, char *buf, int cap, int idx);
+const char *alyx__req_urlarg(alyx__req *r, const char *name, char *buf,
+			     int len);
+const char *alyx__req_peer(alyx__req *r, char *buf, size_t n);
+/* Sends reply bytes (LWS_PRE bytes of headroom before p); -1 when the
+ * connection failed. */
+int alyx__req_write(alyx__req *r, unsigned char *p, size_t n, bool final);
+/* The reply is complete: -1 when the connection must close. */
+int alyx__req_completed(alyx__req *r);
+/* service.c: an lws connection made from a front connection (a WebSocket
+ * handshake handed over): counted, with the peer's address. */
+void alyx__svc_conn_adopted(alyx__svc *t, struct lws *wsi, const char *ip);
 
 /* caller.c: the request's access context.  Fills *rc (a copy of the
  * anonymous context or of the Bearer token's, with ip pointing to

@@ -26,10 +26,12 @@ const char *alyx__status_text(int status)
 	case 409: return "Conflict";
 	case 411: return "Length Required";
 	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
 	case 415: return "Unsupported Media Type";
 	case 422: return "Unprocessable Content";
 	case 426: return "Upgrade Required";
 	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
 	case 501: return "Not Implemented";
 	case 503: return "Service Unavailable";
@@ -145,7 +147,6 @@ static int send_finish(alyx__svc *t, alyx__req *r, int status, size_t start,
 {
 	alyx_server *s = t->srv;
 	alyx_buf *b = &t->out;
-	struct lws *wsi = r->wsi;
 	int n;
 
 	bool oom = b->err != 0;
@@ -158,8 +159,8 @@ static int send_finish(alyx__svc *t, alyx__req *r, int status, size_t start,
 		r->closing = true;
 		n = -1;
 	} else {
-		n = lws_write(wsi, (unsigned char *)b->data + start,
-			      b->len - start, LWS_WRITE_HTTP_FINAL);
+		n = alyx__req_write(r, (unsigned char *)b->data + start,
+				    b->len - start, true);
 	}
 
 	int64_t dur = lws_now_usecs() - r->t0_us;
@@ -186,7 +187,7 @@ static int send_finish(alyx__svc *t, alyx__req *r, int status, size_t start,
 	if (n < 0 || r->closing)
 		return -1;
 	/* Last: this may free `r` (lws re-binds the transaction). */
-	return lws_http_transaction_completed(wsi) ? -1 : 0;
+	return alyx__req_completed(r);
 }
 
 int alyx__reply(alyx__svc *t, alyx__req *r, int status, const char *ctype,

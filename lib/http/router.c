@@ -256,11 +256,10 @@ static bool rid_ok(const char *s, size_t n)
 
 static void set_request_id(alyx__svc *t, alyx__req *r)
 {
-	int n = lws_hdr_custom_length(r->wsi, "x-request-id:", 13);
+	int n = alyx__hdr_len(r, HH_X_REQUEST_ID);
 
 	if (n > 0 && n <= 64 &&
-	    lws_hdr_custom_copy(r->wsi, r->rid, sizeof(r->rid),
-				"x-request-id:", 13) == n &&
+	    alyx__hdr_copy(r, r->rid, sizeof(r->rid), HH_X_REQUEST_ID) == n &&
 	    rid_ok(r->rid, (size_t)n))
 		return;
 	/* "<16 hex prefix>-<sequence in at least 6 hex digits>" */
@@ -292,14 +291,14 @@ static bool origin_allowed(alyx_server *s, const char *o)
 
 static void check_cors(alyx__svc *t, alyx__req *r)
 {
-	int n = lws_hdr_total_length(r->wsi, WSI_TOKEN_ORIGIN);
+	int n = alyx__hdr_len(r, HH_ORIGIN);
 
 	if (n <= 0 || (!t->srv->cors_any && !t->srv->cors))
 		return;
 	char *o = alyx__malloc((size_t)n + 1);
 	if (!o)
 		return;
-	if (lws_hdr_copy(r->wsi, o, n + 1, WSI_TOKEN_ORIGIN) != n ||
+	if (alyx__hdr_copy(r, o, n + 1, HH_ORIGIN) != n ||
 	    !origin_allowed(t->srv, o)) {
 		alyx__free(o);
 		return;
@@ -372,7 +371,7 @@ static const char *query_string(alyx__svc *t, alyx__req *r, bool *oom)
 
 	*oom = false;
 	alyx__buf_reset(b);
-	if (lws_hdr_total_length(r->wsi, WSI_TOKEN_HTTP_URI_ARGS) <= 0)
+	if (!alyx__req_has_query(r))
 		return NULL;
 	if (!t->frag) {
 		t->frag = alyx__malloc(cap);
@@ -383,8 +382,7 @@ static const char *query_string(alyx__svc *t, alyx__req *r, bool *oom)
 	}
 	frag = t->frag;
 	for (int i = 0;; i++) {
-		int n = lws_hdr_copy_fragment(r->wsi, frag, (int)cap,
-					      WSI_TOKEN_HTTP_URI_ARGS, i);
+		int n = alyx__arg_copy(r, frag, (int)cap, i);
 		if (n < 0)
 			break;
 		if (!n)
@@ -428,7 +426,7 @@ static int query_args(alyx__svc *t, alyx__req *r, alyx__qarg *args,
 
 	*oom = false;
 	alyx__buf_reset(b);
-	if (lws_hdr_total_length(r->wsi, WSI_TOKEN_HTTP_URI_ARGS) <= 0)
+	if (!alyx__req_has_query(r))
 		return 0;
 	for (int i = 0;; i++) {
 		int k;
@@ -437,8 +435,7 @@ static int query_args(alyx__svc *t, alyx__req *r, alyx__qarg *args,
 			*oom = true;
 			return -1;
 		}
-		k = lws_hdr_copy_fragment(r->wsi, b->data + b->len, (int)cap,
-					  WSI_TOKEN_HTTP_URI_ARGS, i);
+		k = alyx__arg_copy(r, b->data + b->len, (int)cap, i);
 		if (k < 0)
 			break;
 		if (!k)
@@ -781,11 +778,11 @@ static int preflight(alyx__svc *t, alyx__req *r)
 		return alyx__reply(t, r, 204, NULL, NULL, 0, hdrs);
 	}
 	char req_hdrs[256] = "Content-Type, Authorization, X-Request-Id";
-	int n = lws_hdr_total_length(r->wsi, WSI_TOKEN_HTTP_AC_REQUEST_HEADERS);
+	int n = alyx__hdr_len(r, HH_AC_REQUEST_HEADERS);
 	if (n > 0 && n < (int)sizeof(req_hdrs)) {
 		char tmp[256];
-		if (lws_hdr_copy(r->wsi, tmp, sizeof(tmp),
-				 WSI_TOKEN_HTTP_AC_REQUEST_HEADERS) == n) {
+		if (alyx__hdr_copy(r, tmp, sizeof(tmp),
+				   HH_AC_REQUEST_HEADERS) == n) {
 			/* Echo only header-name characters. */
 			bool ok = true;
 			for (int i = 0; i < n; i++) {
@@ -827,15 +824,14 @@ static bool expect_continue(alyx__req *r)
 	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
 	unsigned char buf[LWS_PRE + sizeof(cont)];
 	char v[32];
-	int n = lws_hdr_total_length(r->wsi, WSI_TOKEN_HTTP_EXPECT);
+	int n = alyx__hdr_len(r, HH_EXPECT);
 
 	if (n <= 0 || n >= (int)sizeof(v) ||
-	    lws_hdr_copy(r->wsi, v, sizeof(v), WSI_TOKEN_HTTP_EXPECT) != n ||
+	    alyx__hdr_copy(r, v, sizeof(v), HH_EXPECT) != n ||
 	    strcasecmp(v, "100-continue"))
 		return true;
 	memcpy(buf + LWS_PRE, cont, sizeof(cont) - 1);
-	return lws_write(r->wsi, buf + LWS_PRE, sizeof(cont) - 1,
-			 LWS_WRITE_HTTP) >= 0;
+	return alyx__req_write(r, buf + LWS_PRE, sizeof(cont) - 1, false) >= 0;
 }
 
 /* Checks the headers of a request that carries a JSON body and prepares
@@ -848,30 +844,27 @@ static int body_prepare(alyx__svc *t, alyx__req *r, bool *act_now)
 	int n;
 
 	*act_now = false;
-	n = lws_hdr_total_length(r->wsi, WSI_TOKEN_HTTP_CONTENT_TYPE);
+	n = alyx__hdr_len(r, HH_CONTENT_TYPE);
 	if (n <= 0 || n >= (int)sizeof(tmp) ||
-	    lws_hdr_copy(r->wsi, tmp, sizeof(tmp),
-			 WSI_TOKEN_HTTP_CONTENT_TYPE) != n ||
+	    alyx__hdr_copy(r, tmp, sizeof(tmp), HH_CONTENT_TYPE) != n ||
 	    !is_json_type(tmp))
 		return alyx__reply_error(t, r, 415, "UNSUPPORTED_MEDIA_TYPE",
 			"the request body must be JSON (Content-Type: "
 			"application/json)", NULL);
-	if (lws_hdr_total_length(r->wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) >
-	    0) {
+	if (alyx__hdr_len(r, HH_TRANSFER_ENCODING) > 0) {
 		r->closing = true;
 		return alyx__reply_error(t, r, 411, "LENGTH_REQUIRED",
 			"chunked request bodies are not supported; send "
 			"Content-Length", NULL);
 	}
-	n = lws_hdr_total_length(r->wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+	n = alyx__hdr_len(r, HH_CONTENT_LENGTH);
 	if (n <= 0) {
 		r->closing = true;
 		return alyx__reply_error(t, r, 411, "LENGTH_REQUIRED",
 			"Content-Length is required", NULL);
 	}
 	if (n >= (int)sizeof(tmp) ||
-	    lws_hdr_copy(r->wsi, tmp, sizeof(tmp),
-			 WSI_TOKEN_HTTP_CONTENT_LENGTH) != n)
+	    alyx__hdr_copy(r, tmp, sizeof(tmp), HH_CONTENT_LENGTH) != n)
 		goto bad_length;
 	unsigned long long cl = 0;
 	for (int i = 0; i < n; i++) {
@@ -932,7 +925,8 @@ int alyx__req_begin(alyx__svc *t, struct lws *wsi, alyx__req *r,
 	r->t0_us = lws_now_usecs();
 	r->counted = true;
 	atomic_fetch_add(&s->inflight, 1);
-	r->method = (uint8_t)get_method(wsi);
+	/* The front has parsed the method and refused other versions. */
+	r->method = r->h1 ? alyx__front_method(r) : (uint8_t)get_method(wsi);
 	set_request_id(t, r);
 	r->path = alyx__strdup(uri ? uri : "/");
 	if (!r->path)
@@ -940,7 +934,7 @@ int alyx__req_begin(alyx__svc *t, struct lws *wsi, alyx__req *r,
 	r->route = (uint8_t)route_of(s, r);
 	check_cors(t, r);
 
-	if (!http1(wsi)) {
+	if (!r->h1 && !http1(wsi)) {
 		r->closing = true;
 		return alyx__reply_error(t, r, 505, "HTTP_VERSION_NOT_SUPPORTED",
 					 "only HTTP/1.0 and HTTP/1.1 are served",
@@ -983,6 +977,22 @@ int alyx__req_begin(alyx__svc *t, struct lws *wsi, alyx__req *r,
 		}
 	}
 	return dispatch(t, r);
+}
+
+int alyx__req_refuse(alyx__svc *t, struct lws *wsi, alyx__req *r,
+		     int status, const char *code, const char *msg)
+{
+	r->svc = t;
+	r->wsi = wsi;
+	r->t0_us = lws_now_usecs();
+	r->counted = true;
+	atomic_fetch_add(&t->srv->inflight, 1);
+	r->method = r->h1 ? alyx__front_method(r) : M_OTHER;
+	set_request_id(t, r);
+	r->path = alyx__strdup(r->h1 ? alyx__front_raw_path(r) : "/");
+	r->route = R_NONE;
+	r->closing = true;
+	return alyx__reply_error(t, r, status, code, msg, NULL);
 }
 
 int alyx__req_body(alyx__svc *t, alyx__req *r, const void *p, size_t n)

@@ -50,12 +50,10 @@ const char *alyx__svc_peer(struct lws *wsi, char *buf, size_t n)
 	return p && *p ? p : NULL;
 }
 
-static conn *conn_new(const struct sockaddr_storage *sa, socklen_t len)
+static void conn_ip(conn *c, const struct sockaddr_storage *sa,
+		    socklen_t len)
 {
-	conn *c = alyx__calloc(1, sizeof(*c));
-
-	if (!c)
-		return &conn_nomem;
+	c->ip[0] = '\0';
 	if (len >= sizeof(struct sockaddr_in) && sa->ss_family == AF_INET)
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
 			  c->ip, sizeof(c->ip));
@@ -64,7 +62,28 @@ static conn *conn_new(const struct sockaddr_storage *sa, socklen_t len)
 		inet_ntop(AF_INET6,
 			  &((const struct sockaddr_in6 *)sa)->sin6_addr,
 			  c->ip, sizeof(c->ip));
+}
+
+static conn *conn_new(const struct sockaddr_storage *sa, socklen_t len)
+{
+	conn *c = alyx__calloc(1, sizeof(*c));
+
+	if (!c)
+		return &conn_nomem;
+	conn_ip(c, sa, len);
 	return c;
+}
+
+void alyx__svc_conn_adopted(alyx__svc *t, struct lws *wsi, const char *ip)
+{
+	conn *c = alyx__calloc(1, sizeof(*c));
+
+	if (c)
+		snprintf(c->ip, sizeof(c->ip), "%s", ip ? ip : "");
+	lws_set_opaque_user_data(wsi, c ? c : &conn_nomem);
+	atomic_store_explicit(&t->metrics.conns,
+		atomic_load_explicit(&t->metrics.conns, memory_order_relaxed)
+		+ 1, memory_order_relaxed);
 }
 
 static void close_listener(alyx__svc *t)
@@ -103,16 +122,25 @@ static void accept_ready(alyx__svc *t)
 		 * lws never sets it on sockets adopted this way. */
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		/* Bound to "http" by name: the vhost's default protocol is
-		 * the realtime one (for WebSocket upgrades). */
-		lws_sock_file_fd_type sfd;
-		sfd.sockfd = fd;
-		struct lws *w = lws_adopt_descriptor_vhost(t->vh,
-			LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP |
-			LWS_ADOPT_ALLOW_SSL, sfd, "http", NULL);
-		if (!w)
-			continue;	/* lws closed fd */
-		lws_set_opaque_user_data(w, conn_new(&sa, salen));
+		if (!s->tls_cert) {
+			/* Plain HTTP: alyx's own front (front.c). */
+			conn ip;
+			conn_ip(&ip, &sa, salen);
+			if (alyx__front_adopt(t, fd, ip.ip) < 0)
+				continue;	/* fd closed */
+		} else {
+			/* Bound to "http" by name: the vhost's default
+			 * protocol is the realtime one (for WebSocket
+			 * upgrades). */
+			lws_sock_file_fd_type sfd;
+			sfd.sockfd = fd;
+			struct lws *w = lws_adopt_descriptor_vhost(t->vh,
+				LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP |
+				LWS_ADOPT_ALLOW_SSL, sfd, "http", NULL);
+			if (!w)
+				continue;	/* lws closed fd */
+			lws_set_opaque_user_data(w, conn_new(&sa, salen));
+		}
 		alyx__ctr_add(&t->metrics.accepted, 1);
 		atomic_store_explicit(&t->metrics.conns,
 			atomic_load_explicit(&t->metrics.conns,
@@ -288,6 +316,7 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason,
 static const struct lws_protocols protocols[] = {
 	{"http", http_cb, sizeof(alyx__req), 0, 0, NULL, 0},
 	{"alyx-listen", listen_cb, 0, 0, 0, NULL, 0},
+	{"alyx-h1", alyx__front_cb, 0, 0, 0, NULL, 0},
 	{ALYX_WS_PROTOCOL, alyx__ws_cb, sizeof(void *), 4096, 0, NULL, 0},
 	{NULL, NULL, 0, 0, 0, NULL, 0}
 };
@@ -303,8 +332,13 @@ static pthread_once_t log_once = PTHREAD_ONCE_INIT;
 
 static void lws_log_emit(int level, const char *line)
 {
-	/* lws's own errors (TLS handshakes, OOM) go to stderr. */
+	/* lws's own errors (TLS handshakes, OOM) go to stderr; not the
+	 * note lws 4.1 logs at error level for every connection adopted
+	 * with bytes already read (a WebSocket handshake handed over by
+	 * the HTTP front, front.c). */
 	(void)level;
+	if (strstr(line, "adopt_socket_readbuf: calling service"))
+		return;
 	ssize_t n = write(2, line, strlen(line));
 	(void)n;
 }
@@ -317,6 +351,8 @@ static void lws_log_setup(void)
 static void pass_end(alyx__svc *t)
 {
 	skip_buflist_drain = false;
+	if (t->h1_rearm_n)
+		alyx__front_pass_end(t);
 	if (t->in_read_pass) {
 		alyx__read_pass_end(t->srv->a);
 		t->in_read_pass = false;
@@ -441,6 +477,7 @@ void *alyx__svc_main(void *arg)
 	}
 	pass_end(t);
 	alyx__ws_svc_end(t);
+	alyx__front_end(t);
 	/* Closing every connection releases its request (and orphans any
 	 * job the writer still holds). */
 	lws_context_destroy(t->ctx);
@@ -466,6 +503,7 @@ void alyx__svc_destroy(alyx__svc *t)
 {
 	if (t->ctx) {
 		alyx__ws_svc_end(t);
+		alyx__front_end(t);
 		lws_context_destroy(t->ctx);
 		t->ctx = NULL;
 	}
@@ -490,6 +528,11 @@ void alyx__svc_destroy(alyx__svc *t)
 	alyx__ws_svc_free(t);
 	alyx__free(t->frag);
 	t->frag = NULL;
+	alyx__free(t->h1_rx);
+	t->h1_rx = NULL;
+	alyx__free(t->h1_rearm);
+	t->h1_rearm = NULL;
+	t->h1_rearm_n = t->h1_rearm_cap = 0;
 	alyx__tokcache_free(t->tok);
 	t->tok = NULL;
 	alyx__buf_free(&t->out);

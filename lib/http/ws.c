@@ -1133,6 +1133,17 @@ int alyx__ws_cb(struct lws *wsi, enum lws_callback_reasons reason,
 			stop_all(t);
 		}
 		return 0;
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: {
+		/* A handshake the HTTP front handed over (front.c): lws bound
+		 * it to this protocol, the vhost's default. */
+		alyx__req r;
+		int n;
+
+		memset(&r, 0, sizeof(r));
+		n = alyx__ws_confirm(t, wsi, &r, in);
+		alyx__req_cleanup(t, &r);
+		return n;
+	}
 	case LWS_CALLBACK_ESTABLISHED:
 		return slot ? on_established(t, wsi, slot) : -1;
 	case LWS_CALLBACK_RECEIVE:

@@ -2,12 +2,19 @@
 one keep-alive connection, including requests with a body (POST/PATCH),
 whether they arrive in one send() or in odd-sized pieces.  The server runs
 a single service thread, so a stalled thread would also stall the other
-clients checked here (see lib/http/service.c on libwebsockets' buffered
-input)."""
+clients checked here.  Every test runs twice: on plain HTTP (alyx's own
+front, lib/http/front.c) and on TLS (libwebsockets' parser; see
+lib/http/service.c on its buffered input)."""
+import http.client
 import json
+import os
+import shutil
 import socket
+import ssl
+import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -19,16 +26,52 @@ server:
   threads: 1
   max_body: 65536
   request_timeout: 2s
+%s
 database:
   path: data/alyx.db
 """
 
 
-@pytest.fixture(scope="module")
-def one(tmp_path_factory):
-    s = Server(make_project(tmp_path_factory.mktemp("pipe"), CONFIG))
-    yield s
-    assert s.stop() == 0
+@pytest.fixture(scope="module", params=["plain", "tls"])
+def one(request, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("pipe")
+    if request.param == "plain":
+        s = Server(make_project(tmp, CONFIG % ""))
+        s.wrap = lambda sock: sock
+        yield s
+        assert s.stop() == 0
+        return
+    if not shutil.which("openssl"):
+        pytest.skip("no openssl CLI")
+    cert, key = tmp / "cert.pem", tmp / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                    "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    proj = make_project(tmp, CONFIG % (
+        "  tls:\n    cert: %s\n    key: %s" % (cert, key)))
+    # OpenSSL's fixed global state at exit (see test_modes.test_tls).
+    supp = str(Path(__file__).with_name("lsan-openssl.supp"))
+    lsan = os.environ.get("LSAN_OPTIONS", "")
+    s = Server(proj, wait=False, env={"LSAN_OPTIONS": (
+        lsan + ":" if lsan else "") + "suppressions=" + supp})
+    ctx = ssl.create_default_context(cafile=str(cert))
+    ctx.check_hostname = False
+    s.conn = lambda timeout=30: http.client.HTTPSConnection(
+        s.host, s.port, context=ctx, timeout=timeout)
+    s.wrap = lambda sock: ctx.wrap_socket(sock)
+    try:
+        s.wait_ready()
+        yield s
+    finally:
+        assert s.stop() == 0
+
+
+def connect(server):
+    sock = socket.create_connection((server.host, server.port),
+                                    timeout=10 * SLOW)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return server.wrap(sock)
 
 
 def req(method, path, body=None):
@@ -69,10 +112,8 @@ def read_responses(sock, n):
 def pipeline(server, data, n, chunks=None):
     """Sends data (whole, or cut into the given chunk sizes, repeated) on
     one connection and returns its n answers."""
-    s = socket.create_connection((server.host, server.port),
-                                 timeout=10 * SLOW)
+    s = connect(server)
     try:
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if not chunks:
             s.sendall(data)
         else:
@@ -167,7 +208,7 @@ def test_mixed_get_post_delete(one):
 def test_stalled_pipeline_does_not_block_others(one):
     """A client that pipelines a body request and then stops reading
     leaves the thread free for everyone else."""
-    s = socket.create_connection((one.host, one.port), timeout=10 * SLOW)
+    s = connect(one)
     try:
         data = b"".join(req("POST", "/api/collections/users",
                             new_user_body("idle%d" % i)) for i in range(3))

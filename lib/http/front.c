@@ -1,0 +1,902 @@
+/*
+ * front.c - plain-HTTP connections served by alyx's own HTTP/1.1 parser
+ * (h1.c) instead of libwebsockets' (docs/alyxd.md, "The HTTP front").
+ *
+ * A service thread adopts each accepted socket into its lws context as a
+ * raw descriptor ("alyx-h1" protocol): lws still runs the loop and the
+ * timers, and tells this file when the socket is readable or writable;
+ * reading, parsing, framing, keep-alive, pipelining and sending are done
+ * here.  Requests then go through the same router as lws's (router.c),
+ * which reads the request through the accessors at the end of this file.
+ *
+ * A WebSocket handshake is handed to lws: the socket is duplicated and
+ * adopted as an lws HTTP connection together with the bytes already read
+ * (lws_adopt_socket_vhost_readbuf), and this connection lets go of it.
+ * With TLS every connection is lws's, as before.
+ *
+ * Per connection: `in` holds bytes read but not yet used (a partial head,
+ * or what a pipelining client sent while a request waits for the writer);
+ * most requests arrive whole and are parsed straight from the thread's
+ * receive buffer.  The head of the current request is copied to `head`,
+ * where the router can read it until the reply, even across the writer.
+ * Output that the socket does not take at once waits in `pend` (then no
+ * further request is started, so replies keep their order).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "http/h1.h"
+#include "http/http.h"
+
+#define RX_CHUNK (64 * 1024)	/* one recv() */
+#define MAX_ARGS 128		/* query pieces */
+#define IDLE_US (30 * 1000000LL)	/* keep-alive idle */
+#define LINGER_US (2 * 1000000LL)	/* reading to EOF after a close */
+#define SWEEP_US 1000000	/* the deadline sweep */
+
+enum dl_kind { DL_NONE, DL_IDLE, DL_REQUEST, DL_SEND, DL_LINGER };
+
+struct alyx__h1c {
+	struct alyx__h1c *prev, *next;	/* the thread's connections */
+	alyx__svc *t;
+	struct lws *wsi;
+	int fd;
+	char ip[48];
+	alyx_buf in;		/* unused input */
+	size_t scan;		/* alyx__h1_head_end's resume point in `in` */
+	alyx_buf head;		/* the current request's head */
+	alyx__h1head h;		/* parsed, offsets into head */
+	alyx_buf args;		/* decoded query pieces */
+	alyx__h1span *argv;
+	int argc;
+	alyx_buf pend;		/* output the socket has not taken */
+	size_t pend_off;
+	uint64_t body_left;	/* body bytes of the current request still to
+				 * come (to the router, or to be skipped) */
+	bool active;		/* req was begun and not finished */
+	bool body_to_router;	/* the router reads the body (RS_BODY) */
+	bool close_after;	/* close once the output is out */
+	bool eof;		/* the client sent FIN */
+	bool paused;		/* POLLIN off */
+	bool lingering;		/* write side shut; reading to EOF */
+	bool rearm;		/* in the thread's list of connections to ask
+				 * POLLOUT for after the loop pass */
+	uint8_t dl_kind;
+	int64_t deadline_us;
+	alyx__req req;
+};
+
+typedef struct alyx__h1c h1c;
+
+static int64_t now_us(void)
+{
+	return (int64_t)lws_now_usecs();
+}
+
+/* ---- connections ---- */
+
+int alyx__front_adopt(alyx__svc *t, int fd, const char *ip)
+{
+	h1c *c = alyx__calloc(1, sizeof(*c));
+	lws_sock_file_fd_type sfd;
+
+	if (!c) {
+		close(fd);
+		return -1;
+	}
+	c->t = t;
+	c->fd = fd;
+	snprintf(c->ip, sizeof(c->ip), "%s", ip ? ip : "");
+	alyx__buf_init(&c->in, 0);
+	alyx__buf_init(&c->head, 0);
+	alyx__buf_init(&c->args, 0);
+	alyx__buf_init(&c->pend, 0);
+	sfd.filefd = fd;
+	c->wsi = lws_adopt_descriptor_vhost(t->vh, LWS_ADOPT_RAW_FILE_DESC, sfd,
+					    "alyx-h1", NULL);
+	if (!c->wsi) {	/* lws closed fd */
+		alyx__free(c);
+		return -1;
+	}
+	lws_set_opaque_user_data(c->wsi, c);
+	c->next = t->h1_conns;
+	if (c->next)
+		c->next->prev = c;
+	t->h1_conns = c;
+	c->dl_kind = DL_IDLE;
+	c->deadline_us = now_us() + IDLE_US;
+	return 0;
+}
+
+static void conn_free(h1c *c)
+{
+	alyx__svc *t = c->t;
+
+	if (c->active) {
+		alyx__req_cleanup(t, &c->req);	/* orphans a queued job */
+		c->active = false;
+	}
+	if (c->rearm)
+		for (int i = 0; i < t->h1_rearm_n; i++)
+			if (t->h1_rearm[i] == c)
+				t->h1_rearm[i] = NULL;
+	if (c->prev)
+		c->prev->next = c->next;
+	else if (t->h1_conns == c)
+		t->h1_conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	alyx__buf_free(&c->in);
+	alyx__buf_free(&c->head);
+	alyx__buf_free(&c->args);
+	alyx__buf_free(&c->pend);
+	alyx__free(c->argv);
+	alyx__free(c);
+	atomic_store_explicit(&t->metrics.conns,
+		atomic_load_explicit(&t->metrics.conns, memory_order_relaxed)
+		- 1, memory_order_relaxed);
+}
+
+/*
+ * Asks lws to report the socket writable.  Not from inside the
+ * RAW_WRITEABLE_FILE callback: the raw-file role clears POLLOUT after that
+ * callback returns, which would undo the request; there the connection
+ * goes on the thread's list, asked for when the loop pass ends
+ * (alyx__front_pass_end).
+ */
+static void want_writable(h1c *c)
+{
+	alyx__svc *t = c->t;
+
+	if (!t->h1_in_wcb) {
+		lws_callback_on_writable(c->wsi);
+		return;
+	}
+	if (c->rearm)
+		return;
+	if (t->h1_rearm_n == t->h1_rearm_cap) {
+		int cap = t->h1_rearm_cap ? 2 * t->h1_rearm_cap : 16;
+		h1c **n = alyx__realloc(t->h1_rearm, (size_t)cap * sizeof(*n));
+		if (!n) {
+			lws_callback_on_writable(c->wsi);	/* best effort */
+			return;
+		}
+		t->h1_rearm = (struct alyx__h1c **)n;
+		t->h1_rearm_cap = cap;
+	}
+	t->h1_rearm[t->h1_rearm_n++] = c;
+	c->rearm = true;
+}
+
+void alyx__front_pass_end(alyx__svc *t)
+{
+	for (int i = 0; i < t->h1_rearm_n; i++) {
+		h1c *c = t->h1_rearm[i];
+		if (c) {
+			c->rearm = false;
+			lws_callback_on_writable(c->wsi);
+		}
+	}
+	t->h1_rearm_n = 0;
+}
+
+static void pause_rx(h1c *c, bool pause)
+{
+	if (c->paused == pause)
+		return;
+	c->paused = pause;
+	lws_rx_flow_control(c->wsi, pause ? 0 : 1);
+}
+
+/* ---- output ---- */
+
+/* Sends what waits in pend; 1 when all of it is out, 0 when some is
+ * left (POLLOUT asked for), -1 on a failed socket. */
+static int flush(h1c *c)
+{
+	while (c->pend_off < c->pend.len) {
+		ssize_t k = send(c->fd, c->pend.data + c->pend_off,
+				 c->pend.len - c->pend_off, MSG_NOSIGNAL);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				want_writable(c);
+				return 0;
+			}
+			return -1;
+		}
+		c->pend_off += (size_t)k;
+		c->dl_kind = DL_SEND;
+		c->deadline_us = now_us() +
+				 (int64_t)c->t->srv->timeout_ms * 1000;
+	}
+	alyx__buf_reset(&c->pend);
+	c->pend_off = 0;
+	if (c->pend.cap > 4 * RX_CHUNK) {	/* a huge reply's buffer */
+		alyx__buf_free(&c->pend);
+		alyx__buf_init(&c->pend, 0);
+	}
+	if (c->dl_kind == DL_SEND) {
+		c->dl_kind = DL_IDLE;
+		c->deadline_us = now_us() + IDLE_US;
+	}
+	return 1;
+}
+
+static int conn_send(h1c *c, const char *p, size_t n)
+{
+	if (c->pend_off < c->pend.len) {
+		alyx__buf_add(&c->pend, p, n);	/* behind what waits */
+		return c->pend.err ? -1 : 0;
+	}
+	while (n) {
+		ssize_t k = send(c->fd, p, n, MSG_NOSIGNAL);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				return -1;
+			k = 0;
+		}
+		p += k;
+		n -= (size_t)k;
+		if (n && !k) {
+			alyx__buf_reset(&c->pend);
+			c->pend_off = 0;
+			alyx__buf_add(&c->pend, p, n);
+			if (c->pend.err)
+				return -1;
+			c->dl_kind = DL_SEND;
+			c->deadline_us = now_us() +
+				(int64_t)c->t->srv->timeout_ms * 1000;
+			want_writable(c);
+			return 0;
+		}
+	}
+	return 0;
+}
+
+/* ---- requests ---- */
+
+static const char *hv(const h1c *c, int hh, size_t *len)
+{
+	if (!(c->h.have & (1u << hh))) {
+		*len = 0;
+		return NULL;
+	}
+	*len = c->h.hv[hh].len;
+	return c->head.data + c->h.hv[hh].off;
+}
+
+/* A refusal before the router (a malformed head): a JSON error with the
+ * status, then the connection closes. */
+static void refuse(h1c *c, int status, const char *msg)
+{
+	static const char *const codes[][2] = {
+		{"400", "BAD_REQUEST"}, {"408", "TIMEOUT"},
+		{"414", "URI_TOO_LONG"}, {"431", "HEADERS_TOO_LARGE"},
+		{"500", "OUT_OF_MEMORY"}, {"501", "NOT_IMPLEMENTED"},
+		{"505", "HTTP_VERSION_NOT_SUPPORTED"},
+	};
+	const char *code = "BAD_REQUEST";
+	char st[4];
+
+	snprintf(st, sizeof(st), "%d", status);
+	for (size_t i = 0; i < ALYX_ARRAY_LEN(codes); i++)
+		if (!strcmp(codes[i][0], st))
+			code = codes[i][1];
+	memset(&c->req, 0, sizeof(c->req));
+	c->req.h1 = c;
+	c->h.have = 0;	/* no header of a refused head is trusted */
+	c->active = true;
+	alyx__req_refuse(c->t, c->wsi, &c->req, status, code, msg);
+	c->close_after = true;
+}
+
+/* The query's pieces, decoded; false after a refusal. */
+static bool decode_args(h1c *c)
+{
+	c->argc = 0;
+	if (!c->h.has_query || !c->h.query.len)
+		return true;
+	if (!c->argv && !(c->argv = alyx__malloc(MAX_ARGS *
+						 sizeof(*c->argv)))) {
+		refuse(c, 500, "out of memory");
+		return false;
+	}
+	size_t need = c->h.query.len + MAX_ARGS + 1;
+	alyx__buf_reset(&c->args);
+	if (!alyx__buf_grow(&c->args, need)) {
+		refuse(c, 500, "out of memory");
+		return false;
+	}
+	int n = alyx__h1_args(c->head.data + c->h.query.off, c->h.query.len,
+			      c->args.data, need, c->argv, MAX_ARGS);
+	if (n == -1) {
+		refuse(c, 400, "malformed query string (a bad %-escape or an "
+		       "escaped NUL)");
+		return false;
+	}
+	if (n < 0) {
+		refuse(c, 400, "too many query parameters");
+		return false;
+	}
+	c->argc = n;
+	return true;
+}
+
+/* Hands the connection to lws for a WebSocket handshake, with the bytes
+ * read so far (the head and anything after it).  Returns -1: this
+ * connection is done either way. */
+static int hand_over(h1c *c, const char *rest, size_t rest_len)
+{
+	alyx__svc *t = c->t;
+	alyx_buf b;
+	int fd2 = fcntl(c->fd, F_DUPFD_CLOEXEC, 0);
+
+	if (fd2 < 0)
+		return -1;
+	alyx__buf_init(&b, 0);
+	alyx__buf_add(&b, c->head.data, c->h.head_len);
+	alyx__buf_add(&b, rest, rest_len);
+	if (b.err) {
+		alyx__buf_free(&b);
+		close(fd2);
+		return -1;
+	}
+	struct lws *w = lws_adopt_socket_vhost_readbuf(t->vh, fd2, b.data,
+						       b.len);
+	alyx__buf_free(&b);
+	if (w)
+		alyx__svc_conn_adopted(t, w, c->ip);
+	/* This descriptor number now names /dev/null, so lws's close of the
+	 * raw connection leaves the socket to its new owner. */
+	int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (nul >= 0) {
+		dup2(nul, c->fd);
+		close(nul);
+	} else if (w) {
+		/* Cannot let go safely: the new owner keeps it alone. */
+		lws_set_timeout(w, PENDING_TIMEOUT_HTTP_CONTENT,
+				LWS_TO_KILL_ASYNC);
+	}
+	return -1;
+}
+
+/* Starts the request whose head is the first head_len bytes of p.
+ * Returns -1 to close now. */
+static int begin(h1c *c, const char *p, size_t head_len, const char *rest,
+		 size_t rest_len)
+{
+	alyx__svc *t = c->t;
+	int status = 0;
+	const char *why = NULL;
+	size_t n;
+	const char *v;
+
+	alyx__buf_reset(&c->head);
+	alyx__buf_add(&c->head, p, head_len);
+	if (c->head.err)
+		return -1;
+	c->body_left = 0;
+	c->body_to_router = false;
+	if (alyx__h1_parse(c->head.data, head_len, &c->h, &status, &why)) {
+		refuse(c, status, why);
+		return 0;
+	}
+	/* Framing first: the next request starts where this body ends. */
+	if (c->h.have & (1u << HH_TRANSFER_ENCODING)) {
+		if (c->h.have & (1u << HH_CONTENT_LENGTH)) {
+			refuse(c, 400, "Content-Length and Transfer-Encoding "
+			       "together");
+			return 0;
+		}
+		/* Chunked bodies are not read: answer, then close. */
+		c->close_after = true;
+	}
+	v = hv(c, HH_CONTENT_LENGTH, &n);
+	if (v) {
+		uint64_t cl = 0;
+		if (!n || n > 15) {
+			refuse(c, 400, "invalid Content-Length");
+			return 0;
+		}
+		for (size_t i = 0; i < n; i++) {
+			if (v[i] < '0' || v[i] > '9') {
+				refuse(c, 400, "invalid Content-Length");
+				return 0;
+			}
+			cl = cl * 10 + (uint64_t)(v[i] - '0');
+		}
+		c->body_left = cl;
+	}
+	if (c->h.minor == 1 && !(c->h.have & (1u << HH_HOST))) {
+		refuse(c, 400, "an HTTP/1.1 request must have a Host header");
+		return 0;
+	}
+	/* HTTP/1.0: one request. */
+	if (c->h.minor == 0 || c->h.conn_close)
+		c->close_after = true;
+	if (c->h.upgrade_websocket && c->h.conn_upgrade)
+		return hand_over(c, rest, rest_len);
+	if (!decode_args(c))
+		return 0;
+	/* The path: decoded into the thread's scratch (the router copies
+	 * it). */
+	char stackp[512], *path = stackp;
+	size_t pl = c->h.path.len;
+	if (pl + 2 > sizeof(stackp) && !(path = alyx__malloc(pl + 2))) {
+		refuse(c, 500, "out of memory");
+		return 0;
+	}
+	/* An absolute-form target without a path asks for "/". */
+	long k = pl ? alyx__h1_path(c->head.data + c->h.path.off, pl, path,
+				    pl + 1)
+		    : alyx__h1_path("/", 1, path, 2);
+	if (k < 0) {
+		if (path != stackp)
+			alyx__free(path);
+		refuse(c, 400, "malformed path (a bad %-escape or an escaped "
+		       "NUL)");
+		return 0;
+	}
+	memset(&c->req, 0, sizeof(c->req));
+	c->req.h1 = c;
+	c->req.closing = c->close_after;
+	c->active = true;
+	c->dl_kind = DL_REQUEST;	/* the deadline set at the first byte
+					 * stays (whole-request bound) */
+	int rc = alyx__req_begin(t, c->wsi, &c->req, path);
+	if (path != stackp)
+		alyx__free(path);
+	if (rc < 0)
+		c->close_after = true;
+	if (c->req.state == RS_BODY)
+		c->body_to_router = true;
+	return 0;
+}
+
+/* After the reply: the request's resources go, the connection waits for
+ * the next one. */
+static void finish(h1c *c)
+{
+	alyx__req_cleanup(c->t, &c->req);
+	c->active = false;
+	c->body_to_router = false;
+	/* The next request's time starts at its own first byte; a reply
+	 * still leaving keeps its own deadline. */
+	if (c->pend_off >= c->pend.len) {
+		c->dl_kind = DL_IDLE;
+		c->deadline_us = now_us() + IDLE_US;
+	}
+	/* A body the router did not read is skipped (or, when absurdly
+	 * large, the connection closes: the router marked it closing). */
+	if (c->req.closing)
+		c->close_after = true;
+}
+
+/*
+ * Runs what the input p[0..n) allows: the body of the current request,
+ * then further requests.  Returns how many bytes were used, or -1 to
+ * close now.  Stops when a request waits (for the writer or for output
+ * to drain) with the rest unused.
+ */
+static long run(h1c *c, const char *p, size_t n)
+{
+	size_t used = 0;
+	alyx_server *s = c->t->srv;
+
+	for (;;) {
+		if (c->active) {
+			alyx__req *r = &c->req;
+
+			if (r->state == RS_BODY && c->body_to_router) {
+				size_t k = n - used;
+				if (k > c->body_left)
+					k = (size_t)c->body_left;
+				if (k) {
+					int rc = alyx__req_body(c->t, r,
+								p + used, k);
+					used += k;
+					c->body_left -= k;
+					if (rc < 0)
+						c->close_after = true;
+				}
+				if (r->state == RS_BODY && !c->body_left) {
+					if (alyx__req_body_done(c->t, r) < 0)
+						c->close_after = true;
+				} else if (r->state == RS_BODY) {
+					return (long)used;	/* more body */
+				}
+			}
+			if (r->state == RS_WRITER || r->state == RS_REPLY)
+				return (long)used;	/* the writer's */
+			if (r->state == RS_BODY)
+				return (long)used;
+			if (r->state != RS_DONE) {
+				/* Never left without an answer. */
+				c->close_after = true;
+			}
+			finish(c);
+		}
+		/* What the router did not read of the body is skipped. */
+		if (c->body_left) {
+			size_t k = n - used;
+			if (c->close_after)
+				return (long)n;
+			if (k > c->body_left)
+				k = (size_t)c->body_left;
+			used += k;
+			c->body_left -= k;
+			if (c->body_left)
+				return (long)used;
+		}
+		if (c->close_after || c->pend_off < c->pend.len)
+			return (long)used;
+		/* The next request: leading blank lines are skipped. */
+		while (used < n && (p[used] == '\r' || p[used] == '\n'))
+			used++;
+		if (used == n) {
+			c->dl_kind = DL_IDLE;
+			c->deadline_us = now_us() + IDLE_US;
+			c->scan = 0;
+			return (long)used;
+		}
+		if (c->dl_kind != DL_REQUEST) {
+			/* The first byte of a request: its time starts. */
+			c->dl_kind = DL_REQUEST;
+			c->deadline_us = now_us() +
+					 (int64_t)s->timeout_ms * 1000;
+		}
+		size_t end = alyx__h1_head_end(p + used, n - used, &c->scan);
+		if (!end) {
+			if (n - used > s->max_header) {
+				const char *sp = memchr(p + used, ' ',
+							n - used);
+				const char *nl = memchr(p + used, '\n',
+							n - used);
+				/* Nothing of the previous head applies. */
+				memset(&c->h, 0, sizeof(c->h));
+				/* Still in the request line: the URI. */
+				if (!nl && sp)
+					refuse(c, 414, "the request target is "
+					       "too long");
+				else
+					refuse(c, 431, "the request head is "
+					       "larger than the limit");
+				used = n;
+				continue;
+			}
+			return (long)used;	/* wait for the rest */
+		}
+		c->scan = 0;
+		if (end > s->max_header) {
+			memset(&c->h, 0, sizeof(c->h));
+			refuse(c, 431, "the request head is larger than the "
+			       "limit");
+			used = n;
+			continue;
+		}
+		size_t at = used;
+		used += end;
+		if (begin(c, p + at, end, p + used, n - used) < 0)
+			return -1;
+	}
+}
+
+/* Runs the buffered input and the socket's new bytes; the leftover is
+ * kept in `in`.  Returns -1 to close. */
+static int drive(h1c *c, const char *p, size_t n, bool from_in)
+{
+	long used = run(c, p, n);
+
+	if (used < 0)
+		return -1;
+	if (from_in) {
+		size_t left = n - (size_t)used;
+		if (used && left)
+			memmove(c->in.data, c->in.data + used, left);
+		c->in.len = left;
+		if (c->in.data)
+			c->in.data[left] = '\0';
+	} else if ((size_t)used < n) {
+		alyx__buf_add(&c->in, p + used, n - (size_t)used);
+		if (c->in.err)
+			return -1;
+	}
+	if (!c->in.len && c->in.cap > 16 * 1024) {
+		alyx__buf_free(&c->in);
+		alyx__buf_init(&c->in, 0);
+	}
+	return 0;
+}
+
+/* The connection after a step: close it, linger, or read on.  Returns
+ * -1 to close now. */
+static int settle(h1c *c)
+{
+	bool waiting = c->active || c->pend_off < c->pend.len;
+
+	if (c->close_after && !waiting) {
+		if (c->lingering)
+			return 0;
+		if (c->eof)
+			return -1;
+		/* Write side shut, read to EOF (bounded): a close with
+		 * unread input would reset the connection and could destroy
+		 * the reply before the client reads it. */
+		shutdown(c->fd, SHUT_WR);
+		c->lingering = true;
+		alyx__buf_free(&c->in);
+		alyx__buf_init(&c->in, 0);
+		c->dl_kind = DL_LINGER;
+		c->deadline_us = now_us() + LINGER_US;
+		pause_rx(c, false);
+		return 0;
+	}
+	if (c->eof && !waiting)
+		return -1;	/* nothing more can come */
+	/* Read on unless a request waits and enough is buffered, or the
+	 * client has finished sending. */
+	bool full = c->in.len >= c->t->srv->max_header + RX_CHUNK;
+	pause_rx(c, c->eof || (waiting && full));
+	return 0;
+}
+
+static int on_readable(h1c *c)
+{
+	alyx__svc *t = c->t;
+
+	if (c->lingering) {
+		char junk[4096];
+		ssize_t k = recv(c->fd, junk, sizeof(junk), 0);
+		if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR &&
+			       errno != EWOULDBLOCK))
+			return -1;
+		return 0;
+	}
+	if (!t->h1_rx && !(t->h1_rx = alyx__malloc(RX_CHUNK)))
+		return -1;
+	ssize_t k = recv(c->fd, t->h1_rx, RX_CHUNK, 0);
+	if (k < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return 0;
+		return -1;
+	}
+	if (k == 0) {
+		c->eof = true;
+		if (!c->active && !c->in.len)
+			return -1;
+		return settle(c);
+	}
+	if (c->in.len) {
+		/* Behind bytes kept from before (a partial head, or requests
+		 * waiting behind one that is not finished). */
+		alyx__buf_add(&c->in, t->h1_rx, (size_t)k);
+		if (c->in.err)
+			return -1;
+		if (drive(c, c->in.data, c->in.len, true) < 0)
+			return -1;
+	} else if (drive(c, t->h1_rx, (size_t)k, false) < 0) {
+		return -1;
+	}
+	return settle(c);
+}
+
+static int on_writeable(h1c *c)
+{
+	int f = flush(c);
+
+	if (f < 0)
+		return -1;
+	if (!f)
+		return 0;
+	if (c->active && c->req.state == RS_REPLY) {
+		if (alyx__req_writeable(c->t, &c->req) < 0)
+			c->close_after = true;
+	}
+	/* The request is finished, and those that waited in `in` behind
+	 * it run. */
+	if (drive(c, c->in.data, c->in.len, true) < 0)
+		return -1;
+	return settle(c);
+}
+
+static void sweep(lws_sorted_usec_list_t *sul)
+{
+	alyx__svc *t = lws_container_of(sul, alyx__svc, h1_sul);
+	int64_t now = now_us();
+
+	for (h1c *c = t->h1_conns; c; c = c->next) {
+		if (c->dl_kind == DL_NONE || now < c->deadline_us)
+			continue;
+		/* A request waiting for the writer has no deadline here. */
+		if (c->active && (c->req.state == RS_WRITER ||
+				  c->req.state == RS_REPLY) &&
+		    c->pend_off >= c->pend.len)
+			continue;
+		c->dl_kind = DL_NONE;
+		lws_set_timeout(c->wsi, PENDING_TIMEOUT_HTTP_CONTENT,
+				LWS_TO_KILL_ASYNC);
+	}
+	lws_sul_schedule(t->ctx, 0, &t->h1_sul, sweep, SWEEP_US);
+}
+
+int alyx__front_cb(struct lws *wsi, enum lws_callback_reasons reason,
+		   void *user, void *in, size_t len)
+{
+	struct lws_context *cx = lws_get_context(wsi);
+	alyx__svc *t = cx ? lws_context_user(cx) : NULL;
+	h1c *c;
+
+	(void)user;
+	(void)in;
+	(void)len;
+	switch (reason) {
+	case LWS_CALLBACK_PROTOCOL_INIT:
+		if (t)
+			lws_sul_schedule(cx, 0, &t->h1_sul, sweep, SWEEP_US);
+		return 0;
+	case LWS_CALLBACK_RAW_RX_FILE:
+		c = lws_get_opaque_user_data(wsi);
+		return c ? on_readable(c) : -1;
+	case LWS_CALLBACK_RAW_WRITEABLE_FILE: {
+		int n;
+		c = lws_get_opaque_user_data(wsi);
+		if (!c)
+			return -1;
+		t->h1_in_wcb = true;
+		n = on_writeable(c);
+		t->h1_in_wcb = false;
+		return n;
+	}
+	case LWS_CALLBACK_RAW_CLOSE_FILE:
+		c = lws_get_opaque_user_data(wsi);
+		if (c) {
+			lws_set_opaque_user_data(wsi, NULL);
+			conn_free(c);
+		}
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+void alyx__front_end(alyx__svc *t)
+{
+	lws_sul_cancel(&t->h1_sul);
+	t->h1_rearm_n = 0;
+}
+
+/* ---- the request as the router reads it ---- */
+
+static const enum lws_token_indexes lws_tok[HH_COUNT] = {
+	[HH_HOST] = WSI_TOKEN_HOST,
+	[HH_CONTENT_TYPE] = WSI_TOKEN_HTTP_CONTENT_TYPE,
+	[HH_CONTENT_LENGTH] = WSI_TOKEN_HTTP_CONTENT_LENGTH,
+	[HH_TRANSFER_ENCODING] = WSI_TOKEN_HTTP_TRANSFER_ENCODING,
+	[HH_EXPECT] = WSI_TOKEN_HTTP_EXPECT,
+	[HH_AUTHORIZATION] = WSI_TOKEN_HTTP_AUTHORIZATION,
+	[HH_ORIGIN] = WSI_TOKEN_ORIGIN,
+	[HH_AC_REQUEST_HEADERS] = WSI_TOKEN_HTTP_AC_REQUEST_HEADERS,
+	[HH_X_REQUEST_ID] = WSI_TOKEN_COUNT,	/* a custom header */
+	[HH_CONNECTION] = WSI_TOKEN_CONNECTION,
+	[HH_UPGRADE] = WSI_TOKEN_UPGRADE,
+};
+
+int alyx__hdr_len(alyx__req *r, int hh)
+{
+	if (r->h1) {
+		size_t n;
+		return hv(r->h1, hh, &n) ? (int)n : 0;
+	}
+	if (hh == HH_X_REQUEST_ID)
+		return lws_hdr_custom_length(r->wsi, "x-request-id:", 13);
+	return lws_hdr_total_length(r->wsi, lws_tok[hh]);
+}
+
+int alyx__hdr_copy(alyx__req *r, char *buf, int cap, int hh)
+{
+	if (r->h1) {
+		size_t n;
+		const char *v = hv(r->h1, hh, &n);
+		if (!v || cap < 1 || n + 1 > (size_t)cap)
+			return -1;
+		memcpy(buf, v, n);
+		buf[n] = '\0';
+		return (int)n;
+	}
+	if (hh == HH_X_REQUEST_ID)
+		return lws_hdr_custom_copy(r->wsi, buf, cap, "x-request-id:",
+					   13);
+	return lws_hdr_copy(r->wsi, buf, cap, lws_tok[hh]);
+}
+
+bool alyx__req_has_query(alyx__req *r)
+{
+	if (r->h1)
+		return r->h1->argc > 0;
+	return lws_hdr_total_length(r->wsi, WSI_TOKEN_HTTP_URI_ARGS) > 0;
+}
+
+int alyx__arg_copy(alyx__req *r, char *buf, int cap, int idx)
+{
+	if (r->h1) {
+		h1c *c = r->h1;
+		if (idx < 0 || idx >= c->argc)
+			return -1;
+		size_t n = c->argv[idx].len;
+		if (cap < 1 || n + 1 > (size_t)cap)
+			return -1;
+		memcpy(buf, c->args.data + c->argv[idx].off, n + 1);
+		return (int)n;
+	}
+	return lws_hdr_copy_fragment(r->wsi, buf, cap, WSI_TOKEN_HTTP_URI_ARGS,
+				     idx);
+}
+
+const char *alyx__req_urlarg(alyx__req *r, const char *name, char *buf,
+			     int len)
+{
+	size_t sl = strlen(name);
+
+	for (int i = 0; alyx__arg_copy(r, buf, len, i) >= 0; i++)
+		if (!strncmp(buf, name, sl))
+			return buf + sl;
+	return NULL;
+}
+
+uint8_t alyx__front_method(alyx__req *r)
+{
+	return r->h1->h.method_tok.len ? r->h1->h.method : M_OTHER;
+}
+
+const char *alyx__front_raw_path(alyx__req *r)
+{
+	static _Thread_local char p[256];
+	const h1c *c = r->h1;
+	size_t n = c->h.path.len;
+
+	if (!n || c->h.path.off + n > c->head.len)
+		return "";
+	if (n >= sizeof(p))
+		n = sizeof(p) - 1;
+	memcpy(p, c->head.data + c->h.path.off, n);
+	p[n] = '\0';
+	return p;
+}
+
+const char *alyx__req_peer(alyx__req *r, char *buf, size_t n)
+{
+	if (r->h1)
+		return r->h1->ip[0] ? r->h1->ip : NULL;
+	return alyx__svc_peer(r->wsi, buf, n);
+}
+
+int alyx__req_write(alyx__req *r, unsigned char *p, size_t n, bool final)
+{
+	if (r->h1) {
+		if (final && r->method == M_HEAD) {
+			/* The answer to HEAD has no body (RFC 9110 §9.3.2). */
+			const char *e = memmem(p, n, "\r\n\r\n", 4);
+			if (e)
+				n = (size_t)(e - (const char *)p) + 4;
+		}
+		return conn_send(r->h1, (const char *)p, n);
+	}
+	return lws_write(r->wsi, p, n, final ? LWS_WRITE_HTTP_FINAL
+					    : LWS_WRITE_HTTP) < 0 ? -1 : 0;
+}
+
+int alyx__req_completed(alyx__req *r)
+{
+	if (r->h1)
+		return 0;	/* front.c starts the next request itself */
+	return lws_http_transaction_completed(r->wsi) ? -1 : 0;
+}

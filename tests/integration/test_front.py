@@ -1,0 +1,1029 @@
+"""alyx's own HTTP/1.1 front for plain-HTTP connections (lib/http/front.c,
+parser lib/http/h1.c), over real sockets: malformed heads answered in the
+JSON error format and closed, keep-alive, pipelining (whole, byte by
+byte, with bodies to skip), request bodies (100-continue, split, too
+large), the hand-over of WebSocket handshakes to libwebsockets, slow and
+idle clients, a client that does not read, and X-Request-Id.
+
+Every reply checked here carries an X-Request-Id header; error replies
+carry the envelope {"error":{"code","message","details"},"request_id",
+"timestamp"} whose request_id is that header.  After each test the server
+must still answer others."""
+import base64
+import hashlib
+import json
+import os
+import re
+import socket
+import time
+import uuid
+
+import pytest
+
+from conftest import SLOW, Server, make_project
+from wsclient import WS, GUID
+
+MAX_BODY = 65536
+TIMEOUT_S = 2           # server.request_timeout below
+
+CONFIG = """\
+server:
+  host: 127.0.0.1
+  threads: 1
+  max_body: %d
+  request_timeout: %ds
+database:
+  path: data/alyx.db
+realtime:
+  poll_interval_ms: 20
+""" % (MAX_BODY, TIMEOUT_S)
+
+RID_GENERATED = re.compile(r"^[0-9a-f]{16}-[0-9a-f]{6,}$")
+TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    s = Server(make_project(tmp_path_factory.mktemp("front"), CONFIG))
+    yield s
+    assert s.stop() == 0
+
+
+# ---- helpers ----
+
+def connect(srv, timeout=5):
+    s = socket.create_connection((srv.host, srv.port),
+                                 timeout=timeout * SLOW)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def req(method, path, body=None, headers=None, version="1.1"):
+    """One request's bytes; a dict/list body goes as JSON."""
+    head = "%s %s HTTP/%s\r\nHost: test\r\n" % (method, path, version)
+    data = b""
+    if body is not None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        head += "Content-Type: application/json\r\n"
+        head += "Content-Length: %d\r\n" % len(data)
+    for k, v in (headers or {}).items():
+        head += "%s: %s\r\n" % (k, v)
+    return (head + "\r\n").encode() + data
+
+
+class Reader:
+    """Reads HTTP/1.1 responses off a socket, keeping what follows."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    def _fill(self):
+        chunk = self.sock.recv(1 << 16)
+        assert chunk, "the server closed the connection (after %r)" % (
+            self.buf[-200:],)
+        self.buf += chunk
+
+    def head(self):
+        while b"\r\n\r\n" not in self.buf:
+            self._fill()
+        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        hdrs = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            key = k.strip().lower()
+            assert key not in hdrs, ("header %r twice" % key, lines)
+            hdrs[key] = v.strip()
+        return lines[0], hdrs
+
+    def response(self):
+        """(status, headers, body bytes, status line)."""
+        line, hdrs = self.head()
+        n = int(hdrs.get("content-length", "0"))
+        while len(self.buf) < n:
+            self._fill()
+        body, self.buf = self.buf[:n], self.buf[n:]
+        return int(line.split(" ")[1]), hdrs, body, line
+
+    def closed(self, timeout=3):
+        """True when the server closes (EOF or reset) with nothing more
+        sent within the timeout."""
+        self.sock.settimeout(timeout * SLOW)
+        try:
+            while True:
+                chunk = self.sock.recv(1 << 16)
+                if not chunk:
+                    return self.buf == b""
+                self.buf += chunk
+        except ConnectionResetError:
+            return self.buf == b""
+        except socket.timeout:
+            return False
+
+
+def check_rid(hdrs, body=None):
+    rid = hdrs.get("x-request-id")
+    assert rid and (RID_GENERATED.match(rid) or
+                    re.match(r"^[A-Za-z0-9._-]{1,64}$", rid)), hdrs
+    if body is not None:
+        assert body["request_id"] == rid, (body, hdrs)
+    return rid
+
+
+def check_error(status, hdrs, data, want_status, want_code, closing=None):
+    """An error reply in the envelope, with X-Request-Id."""
+    assert status == want_status, (status, data[:300])
+    assert hdrs.get("content-type") == "application/json", hdrs
+    assert int(hdrs["content-length"]) == len(data)
+    body = json.loads(data)
+    assert set(body) == {"error", "request_id", "timestamp"}, body
+    err = body["error"]
+    assert set(err) == {"code", "message", "details"}, err
+    assert err["code"] == want_code, body
+    assert isinstance(err["message"], str) and err["message"], body
+    assert isinstance(err["details"], dict), body
+    assert TS.match(body["timestamp"]), body
+    check_rid(hdrs, body)
+    if closing is True:
+        assert hdrs.get("connection", "").lower() == "close", hdrs
+    elif closing is False:
+        assert "connection" not in hdrs, hdrs
+    return body
+
+
+def alive(srv):
+    st, h, body = srv.json("GET", "/health/live")
+    assert st == 200 and body == {"status": "ok"}, (st, body)
+    check_rid(h)
+
+
+def new_user(tag="u"):
+    return {"email": "%s-%s@example.com" % (tag, uuid.uuid4().hex[:12]),
+            "name": tag}
+
+
+def exchange(srv, data, timeout=5):
+    """Sends data on a fresh connection; returns (Reader, socket)."""
+    s = connect(srv, timeout)
+    s.sendall(data)
+    return Reader(s), s
+
+
+# ---- 1. malformed heads ----
+
+HOST = b"Host: x\r\n"
+MALFORMED = [
+    ("garbage request line", b"GARBAGE\r\n\r\n", 400, "BAD_REQUEST"),
+    ("binary junk", b"\x00\x01\x02\xff\r\n\r\n", 400, "BAD_REQUEST"),
+    ("unknown method", b"FOO / HTTP/1.1\r\n" + HOST + b"\r\n", 501,
+     "NOT_IMPLEMENTED"),
+    ("HTTP/2.0", b"GET / HTTP/2.0\r\n" + HOST + b"\r\n", 505,
+     "HTTP_VERSION_NOT_SUPPORTED"),
+    ("HTTP/0.9 style", b"GET /\r\n\r\n", 400, "BAD_REQUEST"),
+    ("bad escape in path", b"GET /api/collections/us%zzers HTTP/1.1\r\n" +
+     HOST + b"\r\n", 400, "BAD_REQUEST"),
+    ("short escape at path end", b"GET /health%4 HTTP/1.1\r\n" + HOST +
+     b"\r\n", 400, "BAD_REQUEST"),
+    ("%00 in path", b"GET /health%00/live HTTP/1.1\r\n" + HOST + b"\r\n",
+     400, "BAD_REQUEST"),
+    ("bad escape in query", b"GET /api/collections/users?limit=%g1 "
+     b"HTTP/1.1\r\n" + HOST + b"\r\n", 400, "BAD_REQUEST"),
+    ("%00 in query", b"GET /api/collections/users?filter=name:eq:a%00b "
+     b"HTTP/1.1\r\n" + HOST + b"\r\n", 400, "BAD_REQUEST"),
+    ("double space in request line", b"GET  / HTTP/1.1\r\n" + HOST +
+     b"\r\n", 400, "BAD_REQUEST"),
+    ("bare CR in request line", b"GET / HTTP/1.1\rX\r\n" + HOST + b"\r\n",
+     400, "BAD_REQUEST"),
+    ("fragment in target", b"GET /health#x HTTP/1.1\r\n" + HOST + b"\r\n",
+     400, "BAD_REQUEST"),
+    ("lower-case method", b"get / HTTP/1.1\r\n" + HOST + b"\r\n", 501,
+     "NOT_IMPLEMENTED"),
+    ("header without colon", b"GET / HTTP/1.1\r\n" + HOST +
+     b"Bad Header Line\r\n\r\n", 400, "BAD_REQUEST"),
+    ("space before colon", b"GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400,
+     "BAD_REQUEST"),
+    ("obs-fold", b"GET / HTTP/1.1\r\n" + HOST + b"X-A: one\r\n two\r\n\r\n",
+     400, "BAD_REQUEST"),
+    ("control byte in a value", b"GET / HTTP/1.1\r\n" + HOST +
+     b"X-A: a\x01b\r\n\r\n", 400, "BAD_REQUEST"),
+    ("duplicate Host", b"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 400,
+     "BAD_REQUEST"),
+    ("duplicate Content-Length", b"POST /api/collections/users HTTP/1.1\r\n"
+     + HOST + b"Content-Type: application/json\r\nContent-Length: 2\r\n"
+     b"Content-Length: 2\r\n\r\n{}", 400, "BAD_REQUEST"),
+    ("Content-Length and Transfer-Encoding",
+     b"POST /api/collections/users HTTP/1.1\r\n" + HOST +
+     b"Content-Type: application/json\r\nContent-Length: 2\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\n{}", 400, "BAD_REQUEST"),
+    ("bad Content-Length", b"POST /api/collections/users HTTP/1.1\r\n" +
+     HOST + b"Content-Type: application/json\r\nContent-Length: 2x\r\n\r\n"
+     b"{}", 400, "BAD_REQUEST"),
+    ("target over max_header, no line end", b"GET /" + b"a" * 9000, 414,
+     "URI_TOO_LONG"),
+    ("20 KB header", b"GET / HTTP/1.1\r\n" + HOST + b"X-Big: " +
+     b"a" * 20000 + b"\r\n\r\n", 431, "HEADERS_TOO_LARGE"),
+    ("HTTP/1.1 without Host", b"GET /health/live HTTP/1.1\r\n\r\n", 400,
+     "BAD_REQUEST"),
+    ("101 header lines", b"GET / HTTP/1.1\r\n" + b"".join(
+        b"X-H%d: v\r\n" % i for i in range(101)) + b"\r\n", 431,
+     "HEADERS_TOO_LARGE"),
+]
+
+
+@pytest.mark.parametrize("data,status,code",
+                         [m[1:] for m in MALFORMED],
+                         ids=[m[0] for m in MALFORMED])
+def test_malformed_head(srv, data, status, code):
+    # A request pipelined behind the bad head is not answered: the
+    # connection closes after the error.
+    r, s = exchange(srv, data + (b"" if status == 414 else
+                                 req("GET", "/health/live")))
+    try:
+        st, h, body, _ = r.response()
+        check_error(st, h, body, status, code, closing=True)
+        assert r.closed(), r.buf[:200]
+    finally:
+        s.close()
+    alive(srv)
+
+
+def test_limits_are_exact(srv):
+    """100 header lines are fine (101 are not, above); a head just
+    under max_header is served."""
+    r, s = exchange(srv, b"GET /health/live HTTP/1.1\r\nHost: x\r\n" +
+                    b"".join(b"X-H%d: v\r\n" % i for i in range(99)) +
+                    b"\r\n")
+    try:
+        st, h, body, _ = r.response()
+        assert st == 200 and json.loads(body) == {"status": "ok"}
+        assert "connection" not in h
+    finally:
+        s.close()
+    head = b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Pad: "
+    head += b"p" * (8192 - len(head) - 4) + b"\r\n\r\n"
+    assert len(head) == 8192
+    r, s = exchange(srv, head)
+    try:
+        st, h, body, _ = r.response()
+        assert st == 200, body
+    finally:
+        s.close()
+    head = head[:-4] + b"p\r\n\r\n"
+    r, s = exchange(srv, head)
+    try:
+        st, h, body, _ = r.response()
+        check_error(st, h, body, 431, "HEADERS_TOO_LARGE", closing=True)
+    finally:
+        s.close()
+
+
+STD_REASONS = [
+    (b"GARBAGE\r\n\r\n", "HTTP/1.1 400 Bad Request"),
+    (b"GET /" + b"a" * 9000, "HTTP/1.1 414 URI Too Long"),
+    (b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n",
+     "HTTP/1.1 431 Request Header Fields Too Large"),
+    (b"FOO / HTTP/1.1\r\n\r\n", "HTTP/1.1 501 Not Implemented"),
+    (b"GET / HTTP/2.0\r\n\r\n", "HTTP/1.1 505 HTTP Version Not Supported"),
+]
+
+
+@pytest.mark.parametrize("data,line", STD_REASONS,
+                         ids=[x[1][9:12] for x in STD_REASONS])
+def test_status_line_reason(srv, data, line):
+    """The status lines of the front's own refusals carry the standard
+    reason phrases (RFC 9110, section 15)."""
+    r, s = exchange(srv, data)
+    try:
+        assert r.response()[3] == line
+    finally:
+        s.close()
+
+
+def test_uri_too_long_arriving_in_pieces(srv):
+    """The 414 also comes when the long target trickles in."""
+    s = connect(srv)
+    r = Reader(s)
+    try:
+        s.sendall(b"GET /api/collections/users?filter=")
+        for _ in range(5):
+            time.sleep(0.05)
+            s.sendall(b"x" * 2000)
+        st, h, body, _ = r.response()
+        check_error(st, h, body, 414, "URI_TOO_LONG", closing=True)
+        assert r.closed()
+    finally:
+        s.close()
+    alive(srv)
+
+
+# ---- 2. keep-alive ----
+
+def test_fifty_gets_on_one_socket(srv):
+    s = connect(srv)
+    r = Reader(s)
+    rids = set()
+    try:
+        for i in range(50):
+            path = "/health/live" if i % 2 else "/api/collections/users" \
+                "?limit=1"
+            s.sendall(req("GET", path))
+            st, h, body, line = r.response()
+            assert line == "HTTP/1.1 200 OK", (i, line)
+            assert "connection" not in h, h
+            rids.add(check_rid(h))
+            json.loads(body)
+        assert len(rids) == 50
+        assert r.buf == b""
+    finally:
+        s.close()
+
+
+def test_http10_closes_after_reply(srv):
+    r, s = exchange(srv, req("GET", "/health/live", version="1.0"))
+    try:
+        st, h, body, _ = r.response()
+        assert st == 200 and json.loads(body) == {"status": "ok"}
+        assert h.get("connection", "").lower() == "close", h
+        check_rid(h)
+        assert r.closed()
+    finally:
+        s.close()
+    # Keep-alive asked for on 1.0 is not honoured either: one request.
+    r, s = exchange(srv, req("GET", "/health/live", version="1.0",
+                             headers={"Connection": "keep-alive"}) +
+                    req("GET", "/health/live"))
+    try:
+        st, h, _, _ = r.response()
+        assert st == 200 and h.get("connection", "").lower() == "close"
+        assert r.closed()
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("value", ["close", "Close", "keep-alive, close"])
+def test_connection_close_on_11(srv, value):
+    r, s = exchange(srv, req("GET", "/health/live",
+                             headers={"Connection": value}) +
+                    req("GET", "/health/live"))
+    try:
+        st, h, body, _ = r.response()
+        assert st == 200 and json.loads(body) == {"status": "ok"}
+        assert h.get("connection", "").lower() == "close", h
+        check_rid(h)
+        assert r.closed(), r.buf[:200]   # the second is not answered
+    finally:
+        s.close()
+
+
+def test_absolute_form_and_http10_without_host(srv):
+    # RFC 9112 §3.2.2: absolute-form is accepted (scheme and authority
+    # skipped, an empty path is "/"); HTTP/1.0 needs no Host.
+    for data, want in (
+            (b"GET http://example.com:1/health/live HTTP/1.1\r\n" + HOST +
+             b"\r\n", {"status": "ok"}),
+            (b"GET HTTP://example.com HTTP/1.1\r\n" + HOST + b"\r\n", None),
+            (b"GET /health/live HTTP/1.0\r\n\r\n", {"status": "ok"})):
+        r, s = exchange(srv, data)
+        try:
+            st, h, body, _ = r.response()
+            assert st == 200, (data, body[:200])
+            assert "x-request-id" in h
+            if want is not None:
+                assert json.loads(body) == want
+        finally:
+            s.close()
+
+
+def test_leading_blank_lines_are_ignored(srv):
+    data = (b"\r\n\r\n\n" + req("GET", "/health/live") + b"\r\n" +
+            req("GET", "/health/live") + b"\n\n\r\n" +
+            b"GET /health/live HTTP/1.1\nHost: x\n\n")
+    r, s = exchange(srv, data)
+    try:
+        for _ in range(3):
+            st, h, body, _ = r.response()
+            assert st == 200 and json.loads(body) == {"status": "ok"}
+            assert "connection" not in h
+        # Blank lines alone, then a request later.
+        s.sendall(b"\r\n\r\n")
+        time.sleep(0.1)
+        s.sendall(b"\r\n" + req("GET", "/health/live"))
+        assert r.response()[0] == 200
+    finally:
+        s.close()
+
+
+def test_head_reply_has_no_body(srv):
+    """A reply to HEAD ends with its header section (RFC 9110 9.3.2,
+    RFC 9112 6.3): whatever its status, no body bytes may follow, or a
+    keep-alive client reads them as the next response."""
+    # Raw bytes: http.client would not notice (it drops what it
+    # buffered with the HEAD's reply).  Right after the HEAD's header
+    # section must come the GET's status line.
+    r, s = exchange(srv, req("HEAD", "/health/live") +
+                    req("GET", "/health/live"))
+    try:
+        line, hdrs = r.head()
+        assert line.startswith("HTTP/1.1 "), line
+        check_rid(hdrs)
+        time.sleep(0.2)
+        r.sock.settimeout(2 * SLOW)
+        while len(r.buf) < 9:
+            r._fill()
+        assert r.buf.startswith(b"HTTP/1.1 "), r.buf[:300]
+        assert r.response()[0] == 200
+    finally:
+        s.close()
+    alive(srv)
+
+
+# ---- 3. pipelining ----
+
+def mixed_pipeline(srv):
+    """20 requests (GET, POST with a body, DELETE, a refused POST whose
+    body is skipped) and what each must answer."""
+    victims = []
+    for i in range(3):
+        st, _, body = srv.json("POST", "/api/collections/users",
+                               new_user("victim"))
+        assert st == 201, body
+        victims.append(body["id"])
+    items, expect = [], []
+    for i in range(20):
+        k = i % 5
+        if k == 0:
+            items.append(req("GET", "/health/live"))
+            expect.append((200, {"status": "ok"}))
+        elif k == 1:
+            u = new_user("pipe%d" % i)
+            items.append(req("POST", "/api/collections/users", u))
+            expect.append((201, u["email"]))
+        elif k == 2 and victims:
+            items.append(req("DELETE", "/api/collections/users/" +
+                             victims.pop()))
+            expect.append((204, None))
+        elif k == 2:
+            items.append(req("DELETE", "/api/collections/users/" +
+                             str(uuid.uuid4())))
+            expect.append((404, "NOT_FOUND"))
+        elif k == 3:
+            items.append(req("GET", "/api/collections/users?limit=2"))
+            expect.append((200, "docs"))
+        else:
+            # A body the router refuses (wrong type): skipped, and the
+            # bytes in it are not taken for a request.
+            inner = req("GET", "/nope")
+            items.append(b"POST /api/collections/users HTTP/1.1\r\n"
+                         b"Host: x\r\nContent-Type: text/plain\r\n"
+                         b"Content-Length: %d\r\n\r\n" % len(inner) + inner)
+            expect.append((415, "UNSUPPORTED_MEDIA_TYPE"))
+    return b"".join(items), expect
+
+
+def check_answers(answers, expect):
+    assert len(answers) == len(expect)
+    for i, ((st, h, body, _), (want, what)) in enumerate(zip(answers,
+                                                            expect)):
+        assert st == want, (i, st, body[:300])
+        assert "connection" not in h, (i, h)
+        if want == 204:
+            assert body == b""
+            check_rid(h)
+        elif want >= 400:
+            check_error(st, h, body, want, what, closing=False)
+        else:
+            check_rid(h)
+            b = json.loads(body)
+            if isinstance(what, dict):
+                assert b == what
+            elif what == "docs":
+                assert isinstance(b["docs"], list)
+            else:
+                assert b["email"] == what, (i, b)
+
+
+def read_n(r, n):
+    return [r.response() for _ in range(n)]
+
+
+def test_pipeline_mixed_in_one_send(srv):
+    data, expect = mixed_pipeline(srv)
+    r, s = exchange(srv, data, timeout=10)
+    try:
+        check_answers(read_n(r, len(expect)), expect)
+        s.sendall(req("GET", "/health/live"))
+        assert r.response()[0] == 200
+        assert r.buf == b""
+    finally:
+        s.close()
+    alive(srv)
+
+
+def test_pipeline_mixed_one_byte_at_a_time(srv):
+    data, expect = mixed_pipeline(srv)
+    s = connect(srv, timeout=10)
+    r = Reader(s)
+    try:
+        t0 = time.time()
+        for i in range(len(data)):
+            s.send(data[i:i + 1])
+            if i % 4 == 3:
+                time.sleep(0.0005)
+            assert time.time() - t0 < 30 * SLOW
+        check_answers(read_n(r, len(expect)), expect)
+        assert r.buf == b""
+    finally:
+        s.close()
+    alive(srv)
+
+
+def test_get_with_body_is_skipped(srv):
+    """A GET with a Content-Length body: the body (here shaped like a
+    request) is skipped and the next pipelined request answered."""
+    inner = req("GET", "/smuggled")
+    data = (b"GET /health/live HTTP/1.1\r\nHost: x\r\nContent-Length: %d"
+            b"\r\n\r\n" % len(inner) + inner +
+            req("DELETE", "/api/collections/users/" + str(uuid.uuid4()),
+                headers={"Content-Length": "5"}) + b"12345" +
+            req("GET", "/"))
+    r, s = exchange(srv, data)
+    try:
+        st, h, body, _ = r.response()
+        assert st == 200 and json.loads(body) == {"status": "ok"}
+        st, h, body, _ = r.response()
+        check_error(st, h, body, 404, "NOT_FOUND", closing=False)
+        st, h, body, _ = r.response()
+        assert st == 200 and json.loads(body)["name"] == "alyx", body
+        assert not r.closed(timeout=0.3), "answered more than was asked"
+        assert r.buf == b""
+    finally:
+        s.close()
+
+
+def test_pipelined_requests_each_get_their_own_time(srv):
+    """The request timeout bounds each request from its first byte.  A
+    client pipelining small requests back to back, each one arriving
+    within a fraction of the timeout but with the reads never ending on
+    a request boundary, is served for longer than one timeout."""
+    one = req("GET", "/health/live")
+    s = connect(srv)
+    r = Reader(s)
+    s.sendall(one[:10])
+    sent = 0
+    t0 = time.time()
+    try:
+        # Each send ends one request and starts the next.
+        while time.time() - t0 < 2.5 * TIMEOUT_S:
+            s.sendall(one[10:] + one[:10])
+            sent += 1
+            st, h, body, _ = r.response()
+            assert st == 200, (sent, body)
+            time.sleep(0.15)
+        s.sendall(one[10:])
+        assert r.response()[0] == 200
+    finally:
+        s.close()
+    alive(srv)
+
+
+# ---- 4. bodies ----
+
+def test_expect_100_continue(srv):
+    u = new_user("cont")
+    body = json.dumps(u).encode()
+    s = connect(srv)
+    r = Reader(s)
+    try:
+        s.sendall(b"POST /api/collections/users HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Type: application/json\r\n"
+                  b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n"
+                  % len(body))
+        s.settimeout(3 * SLOW)
+        while b"\r\n\r\n" not in r.buf:
+            r._fill()
+        assert r.buf == b"HTTP/1.1 100 Continue\r\n\r\n", r.buf
+        r.buf = b""
+        s.sendall(body)
+        st, h, data, _ = r.response()
+        assert st == 201, data
+        assert json.loads(data)["email"] == u["email"]
+        check_rid(h)
+        # Keep-alive goes on.
+        s.sendall(req("GET", "/health/live"))
+        assert r.response()[0] == 200
+    finally:
+        s.close()
+
+
+def test_expect_100_continue_refused(srv):
+    """No "100 Continue" before a refusal: a declared body over the
+    limit gets the 413 at once; the body the client then sends anyway
+    is skipped and the connection serves on."""
+    s = connect(srv, timeout=10)
+    r = Reader(s)
+    try:
+        s.sendall(b"POST /api/collections/users HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Type: application/json\r\n"
+                  b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n"
+                  % (MAX_BODY + 1))
+        st, h, data, line = r.response()
+        check_error(st, h, data, 413, "TOO_LARGE")
+        s.sendall(b" " * (MAX_BODY + 1) + req("GET", "/health/live"))
+        st, h, data, _ = r.response()
+        assert st == 200 and json.loads(data) == {"status": "ok"}
+    finally:
+        s.close()
+
+
+def test_body_split_across_sends(srv):
+    u = new_user("split")
+    u["name"] = "n" * 90
+    body = json.dumps(u).encode()
+    s = connect(srv)
+    r = Reader(s)
+    try:
+        s.sendall(b"POST /api/collections/users HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Type: application/json\r\nContent-Length: %d"
+                  b"\r\n\r\n" % len(body))
+        step = len(body) // 4 + 1
+        for i in range(0, len(body), step):
+            time.sleep(0.15)
+            s.sendall(body[i:i + step])
+        st, h, data, _ = r.response()
+        assert st == 201, data
+        assert json.loads(data)["email"] == u["email"]
+        # The head split too, with the body of the next request.
+        u2 = new_user("split2")
+        b2 = req("POST", "/api/collections/users", u2)
+        for i in range(0, len(b2), 17):
+            s.sendall(b2[i:i + 17])
+            time.sleep(0.01)
+        st, h, data, _ = r.response()
+        assert st == 201 and json.loads(data)["email"] == u2["email"]
+    finally:
+        s.close()
+
+
+def test_body_over_the_limit_is_answered_then_skipped(srv):
+    """A declared body of max_body + 1 bytes: 413 in the envelope, the
+    body read and dropped, and the connection still serves."""
+    body = b"{" + b" " * (MAX_BODY - 1) + b"}"
+    assert len(body) == MAX_BODY + 1
+    s = connect(srv, timeout=10)
+    r = Reader(s)
+    try:
+        s.sendall(b"POST /api/collections/users HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Type: application/json\r\nContent-Length: %d"
+                  b"\r\n\r\n" % len(body) + body)
+        st, h, data, _ = r.response()
+        err = check_error(st, h, data, 413, "TOO_LARGE")
+        assert err["error"]["details"] == {"max_body": MAX_BODY}
+        s.sendall(req("GET", "/health/live"))
+        st, h, data, _ = r.response()
+        assert st == 200 and json.loads(data) == {"status": "ok"}
+    finally:
+        s.close()
+    alive(srv)
+
+
+def test_absurd_body_is_answered_before_close(srv):
+    """A declared body far above the limit (more than 16 x max_body),
+    actually sent: the 413 reaches the client whole (no reset), then the
+    connection closes."""
+    n = 17 * MAX_BODY + 1
+    s = connect(srv, timeout=10)
+    r = Reader(s)
+    try:
+        s.sendall(b"POST /api/collections/users HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Type: application/json\r\nContent-Length: %d"
+                  b"\r\n\r\n" % n)
+        chunk = b" " * 65536
+        left = n
+        try:
+            while left:
+                k = min(left, len(chunk))
+                s.sendall(chunk[:k])
+                left -= k
+        except (BrokenPipeError, ConnectionResetError):
+            pass    # the server may stop reading after a while
+        st, h, data, _ = r.response()
+        check_error(st, h, data, 413, "TOO_LARGE", closing=True)
+    finally:
+        s.close()
+    alive(srv)
+
+
+# ---- 5. WebSocket ----
+
+def ws_handshake(sock, r, path="/api/realtime"):
+    """Sends a WebSocket handshake on an open socket; returns a WS (of
+    wsclient.py) bound to it."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                  "Connection: keep-alive, Upgrade\r\n"
+                  "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
+                  "\r\n" % (path, key)).encode())
+    line, hdrs = r.head()
+    assert line.startswith("HTTP/1.1 101"), (line, hdrs)
+    want = base64.b64encode(hashlib.sha1(
+        (key + GUID).encode()).digest()).decode()
+    assert hdrs.get("sec-websocket-accept") == want, hdrs
+    return ws_adopt(sock, r.buf)
+
+
+def ws_adopt(sock, buf):
+    ws = WS.__new__(WS)
+    ws.sock = sock
+    ws.timeout = 10 * SLOW
+    ws.auto_pong = True
+    ws.buf = buf
+    ws.closed = None
+    ws.pings = 0
+    ws.backlog = []
+    return ws
+
+
+def ws_works(srv, ws):
+    hello = ws.recv()
+    assert hello["type"] == "connected", hello
+    u = new_user("ws")
+    m = ws.request({"id": "s1", "type": "subscribe", "payload": {
+        "collection": "users", "filter": {"email": {"$eq": u["email"]}}}})
+    assert m["type"] == "snapshot", m
+    assert m["payload"]["docs"] == [], m
+    st, _, body = srv.json("POST", "/api/collections/users", u)
+    assert st == 201
+    m = ws.recv()
+    assert m["type"] == "delta", m
+    ins = m["payload"]["changes"]["inserts"]
+    assert [d["email"] for d in ins] == [u["email"]], m
+
+
+def test_websocket_first_request(srv):
+    ws = WS(srv.host, srv.port, timeout=10 * SLOW)
+    try:
+        ws_works(srv, ws)
+    finally:
+        ws.close()
+    alive(srv)
+
+
+def test_websocket_after_get_on_keepalive(srv):
+    s = connect(srv, timeout=10)
+    r = Reader(s)
+    s.sendall(req("GET", "/health/live"))
+    st, h, body, _ = r.response()
+    assert st == 200 and "connection" not in h
+    ws = ws_handshake(s, r)
+    try:
+        ws_works(srv, ws)
+    finally:
+        ws.close()
+    alive(srv)
+
+
+@pytest.mark.parametrize("first", ["GET", "POST"])
+def test_websocket_pipelined_behind_a_request(srv, first):
+    """A request and the handshake in one send: the request is answered
+    (a POST after the writer's commit), then the connection upgrades."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    hs = ("GET /api/realtime HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+          "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+          "Sec-WebSocket-Version: 13\r\n\r\n" % key).encode()
+    u = new_user("before-ws")
+    one = req("GET", "/health/live") if first == "GET" else \
+        req("POST", "/api/collections/users", u)
+    r, s = exchange(srv, one + hs, timeout=10)
+    ws = None
+    try:
+        st, h, body, _ = r.response()
+        if first == "GET":
+            assert st == 200 and json.loads(body) == {"status": "ok"}
+        else:
+            assert st == 201 and json.loads(body)["email"] == u["email"]
+        line, hdrs = r.head()
+        assert line.startswith("HTTP/1.1 101"), line
+        ws = ws_adopt(s, r.buf)
+        ws_works(srv, ws)
+    finally:
+        (ws.close() if ws else s.close())
+    alive(srv)
+
+
+def test_upgrade_without_connection_upgrade_is_426(srv):
+    data = (b"GET /api/realtime HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n")
+    r, s = exchange(srv, data)
+    try:
+        st, h, body, _ = r.response()
+        check_error(st, h, body, 426, "UPGRADE_REQUIRED")
+        assert h.get("upgrade", "").lower() == "websocket", h
+    finally:
+        s.close()
+    alive(srv)
+
+
+# ---- 6. slow and idle clients ----
+
+def test_half_head_is_dropped_within_the_timeout(srv):
+    s = connect(srv, timeout=10)
+    r = Reader(s)
+    try:
+        s.sendall(b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Half: ")
+        t0 = time.time()
+        s.settimeout(TIMEOUT_S + 2 + 3 * SLOW)
+        got = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+        except ConnectionResetError:
+            pass
+        except socket.timeout:
+            raise AssertionError("still open after %.1f s" %
+                                 (time.time() - t0))
+        elapsed = time.time() - t0
+        assert elapsed >= TIMEOUT_S - 0.5, elapsed
+        # Slack: the deadline sweep runs once a second.
+        assert elapsed < TIMEOUT_S + 1 + 2 * SLOW, elapsed
+        if got:
+            r.buf = got
+            st, h, body, _ = r.response()
+            check_error(st, h, body, 408, "TIMEOUT", closing=True)
+    finally:
+        s.close()
+    alive(srv)
+
+
+def test_idle_then_request_is_served(srv):
+    s = connect(srv)
+    r = Reader(s)
+    try:
+        time.sleep(2)
+        s.sendall(req("GET", "/health/live"))
+        st, h, body, _ = r.response()
+        assert st == 200 and json.loads(body) == {"status": "ok"}
+        # Idle again between requests on the kept-alive connection.
+        time.sleep(TIMEOUT_S + 1.5)
+        s.sendall(req("GET", "/health/live"))
+        assert r.response()[0] == 200
+    finally:
+        s.close()
+
+
+# ---- 7. a client that does not read ----
+
+def small_window_socket(srv):
+    """A client socket with a small receive buffer (set before
+    connecting)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(10 * SLOW)
+    s.connect((srv.host, srv.port))
+    return s
+
+
+# 200 x ~34 KB of OpenAPI document: more than the socket buffers hold
+# (net.ipv4.tcp_wmem allows 4 MB at most), so the server has to hold
+# output back and resume when the socket drains.
+BIG_N = 200
+
+
+def test_non_reading_client_does_not_block_others(srv):
+    """One client pipelines many large replies and does not read them
+    (the single service thread's socket to it fills up); others are
+    answered meanwhile."""
+    s = small_window_socket(srv)
+    try:
+        s.sendall(req("GET", "/api/openapi.json") * BIG_N)
+        time.sleep(0.3)
+        t0 = time.time()
+        for _ in range(3):
+            alive(srv)
+        st, _, body = srv.json("POST", "/api/collections/users",
+                               new_user("other"))
+        assert st == 201, body
+        c = srv.conn(timeout=5)
+        try:
+            st, _, body = srv.request("GET", "/api/openapi.json", conn=c)
+            assert st == 200 and len(body) > 20000
+        finally:
+            c.close()
+        assert time.time() - t0 < 1.5 * SLOW, \
+            "others waited for the slow reader"
+    finally:
+        s.close()
+    alive(srv)
+
+
+def test_reader_of_many_big_replies_gets_them_all(srv):
+    """A client that pipelines more output than the socket buffers hold
+    and reads it all, steadily, gets every reply whole and in order: the
+    server resumes sending each time the socket drains, as often as that
+    takes."""
+    s = small_window_socket(srv)
+    r = Reader(s)
+    try:
+        s.sendall(req("GET", "/api/openapi.json") * BIG_N)
+        size = None
+        for i in range(BIG_N):
+            st, h, body, _ = r.response()
+            assert st == 200, (i, body[:200])
+            size = size or len(body)
+            assert len(body) == size > 20000, i
+            assert "connection" not in h
+        json.loads(body)
+        assert r.buf == b""
+        s.sendall(req("GET", "/health/live"))
+        assert r.response()[0] == 200
+    finally:
+        s.close()
+    alive(srv)
+
+
+def test_stalled_reader_is_dropped_later(srv):
+    """A client that never reads its big replies is eventually dropped
+    (a send deadline), and never holds others up."""
+    s = small_window_socket(srv)
+    try:
+        s.sendall(req("GET", "/api/openapi.json") * BIG_N)
+        t0 = time.time()
+        while time.time() - t0 < TIMEOUT_S + 2:
+            alive(srv)
+            time.sleep(0.1)
+        # Now read: the stream ends early (the server gave up on it).
+        total = 0
+        s.settimeout(3 * SLOW)
+        try:
+            while True:
+                chunk = s.recv(1 << 16)
+                if not chunk:
+                    break
+                total += len(chunk)
+        except ConnectionResetError:
+            pass
+        except socket.timeout:
+            raise AssertionError("the stalled reader was never dropped")
+        assert total < BIG_N * 30000, total
+    finally:
+        s.close()
+    alive(srv)
+
+
+# ---- 8. X-Request-Id ----
+
+@pytest.mark.parametrize("rid", ["abc-DEF_1.2", "x", "A" * 64,
+                                 "0123456789abcdef-000001"])
+def test_request_id_echoed(srv, rid):
+    r, s = exchange(srv, req("GET", "/health/live",
+                             headers={"X-Request-Id": rid}) +
+                    req("GET", "/nope", headers={"x-request-id": rid}))
+    try:
+        st, h, body, _ = r.response()
+        assert st == 200 and h["x-request-id"] == rid, h
+        st, h, body, _ = r.response()
+        b = check_error(st, h, body, 404, "NOT_FOUND", closing=False)
+        assert h["x-request-id"] == rid and b["request_id"] == rid
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("rid", ["bad id", "A" * 65, "a/b", "caf\xe9",
+                                 "{}", "a,b", "\t"])
+def test_request_id_replaced(srv, rid):
+    head = b"GET /nope HTTP/1.1\r\nHost: x\r\nX-Request-Id: " + \
+        rid.encode("latin-1") + b"\r\n\r\n"
+    r, s = exchange(srv, head)
+    try:
+        st, h, body, _ = r.response()
+        b = check_error(st, h, body, 404, "NOT_FOUND", closing=False)
+        assert RID_GENERATED.match(h["x-request-id"]), h
+        assert b["request_id"] == h["x-request-id"]
+    finally:
+        s.close()
+
+
+def test_request_id_on_refusals(srv):
+    """A refused head gets a fresh id even when it sent its own (no
+    header of a refused head is trusted)."""
+    r, s = exchange(srv, b"GET / HTTP/1.1\r\nX-Request-Id: mine\r\n"
+                    b"Bad Line\r\n\r\n")
+    try:
+        st, h, body, _ = r.response()
+        check_error(st, h, body, 400, "BAD_REQUEST", closing=True)
+        assert RID_GENERATED.match(h["x-request-id"]), h
+    finally:
+        s.close()
+
+
+def test_server_log_is_clean(srv):
+    """Last: the server is alive, and the raw descriptors the front
+    handed over or closed left no sanitizer report."""
+    alive(srv)
+    text = "\n".join(srv.lines())
+    for bad in ("AddressSanitizer", "runtime error:"):
+        assert bad not in text, text[-4000:]
