@@ -18,25 +18,17 @@
 
 #include "http/h1.h"
 #include "http/http.h"
+#include "util/util.h"
 
-/* RFC 9110 tchar */
-static const unsigned char tchar[256] = {
-	['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1,
-	['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1,
-	['`'] = 1, ['|'] = 1, ['~'] = 1,
-	['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1,
-	['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
-	['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
-	['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1,
-	['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
-	['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
-	['Y'] = 1, ['Z'] = 1,
-	['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
-	['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
-	['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
-	['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
-	['y'] = 1, ['z'] = 1,
-};
+/* RFC 9110 tchar: ASCII letters and digits and !#$%&'*+-.^_`|~, as a
+ * 128-bit set. */
+static inline bool tchar(unsigned char c)
+{
+	static const uint64_t set[2] = {0x03ff6cfa00000000ull,
+					0x57ffffffc7fffffeull};
+
+	return c < 128 && (set[c >> 6] >> (c & 63) & 1);
+}
 
 size_t alyx__h1_head_end(const char *p, size_t n, size_t *scan)
 {
@@ -169,7 +161,7 @@ int alyx__h1_parse(const char *p, size_t n, alyx__h1head *h, int *status,
 	if (at < 0)
 		return fail(status, why, 400, "malformed request line");
 	/* method SP request-target SP HTTP-version */
-	for (k = 0; k < len && tchar[(unsigned char)p[k]]; k++)
+	for (k = 0; k < len && tchar((unsigned char)p[k]); k++)
 		;
 	if (!k || k == len || p[k] != ' ')
 		return fail(status, why, 400, "malformed request line");
@@ -244,7 +236,7 @@ int alyx__h1_parse(const char *p, size_t n, alyx__h1head *h, int *status,
 		if (p[i] == ' ' || p[i] == '\t')
 			return fail(status, why, 400,
 				    "folded header lines are not accepted");
-		for (k = 0; k < len && tchar[(unsigned char)p[i + k]]; k++)
+		for (k = 0; k < len && tchar((unsigned char)p[i + k]); k++)
 			;
 		if (!k || k == len || p[i + k] != ':')
 			return fail(status, why, 400, "malformed header line");
@@ -306,17 +298,6 @@ bool alyx__h1_has_token(const char *v, size_t n, const char *tok)
 	return false;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* One %xx at p[i] (p[i] == '%'), or -1. */
 static int unescape(const char *p, size_t n, size_t i)
 {
@@ -324,8 +305,8 @@ static int unescape(const char *p, size_t n, size_t i)
 
 	if (n < 3 || i > n - 3)
 		return -1;
-	hi = hexval(p[i + 1]);
-	lo = hexval(p[i + 2]);
+	hi = alyx__hexval((unsigned char)p[i + 1]);
+	lo = alyx__hexval((unsigned char)p[i + 2]);
 	if (hi < 0 || lo < 0)
 		return -1;
 	return hi << 4 | lo;

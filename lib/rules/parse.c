@@ -63,17 +63,6 @@ static void perr(parser *ps, int code, int pos, const char *fmt, ...)
 
 /* ---- lexer ---- */
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static bool is_ident_start(int c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
@@ -200,7 +189,7 @@ static tok lex_quoted(parser *ps, bool raw, bool bytes)
 		}
 		cp = 0;
 		for (int k = 0; k < digits; k++) {
-			int h = i < n ? hexval((unsigned char)s[i]) : -1;
+			int h = i < n ? alyx__hexval((unsigned char)s[i]) : -1;
 			if (h < 0) {
 				perr(ps, ALYX_E_RULE, epos,
 				     "bad hexadecimal escape");
@@ -250,14 +239,14 @@ static tok lex_number(parser *ps)
 		uint64_t v = 0;
 		bool over = false;
 		i += 2;
-		if (i >= n || hexval((unsigned char)s[i]) < 0) {
+		if (i >= n || alyx__hexval((unsigned char)s[i]) < 0) {
 			perr(ps, ALYX_E_RULE, (int)st, "bad hex literal");
 			return T_ERR;
 		}
-		while (i < n && hexval((unsigned char)s[i]) >= 0) {
+		while (i < n && alyx__hexval((unsigned char)s[i]) >= 0) {
 			if (v >> 60)
 				over = true;
-			v = v * 16 + (uint64_t)hexval((unsigned char)s[i]);
+			v = v * 16 + (uint64_t)alyx__hexval((unsigned char)s[i]);
 			i++;
 		}
 		ps->ival = v;

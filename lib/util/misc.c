@@ -244,17 +244,6 @@ bool alyx__base64_dec(const char *s, size_t n, unsigned char **out,
 	return true;
 }
 
-static int hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 bool alyx__url_decode(const char *s, size_t n, char **out, size_t *outlen)
 {
 	char *d = alyx__malloc(n + 1);
@@ -266,8 +255,8 @@ bool alyx__url_decode(const char *s, size_t n, char **out, size_t *outlen)
 	}
 	for (i = 0; i < n; i++) {
 		if (s[i] == '%') {
-			int h = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
-			int l = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
+			int h = i + 2 < n ? alyx__hexval((unsigned char)s[i + 1]) : -1;
+			int l = i + 2 < n ? alyx__hexval((unsigned char)s[i + 2]) : -1;
 
 			if (h < 0 || l < 0) {
 				alyx__free(d);

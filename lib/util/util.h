@@ -152,6 +152,18 @@ void alyx__iso8601_ms(int64_t ms, char out[25]);
  * Returns false if it is not a valid timestamp. */
 bool alyx__parse_iso8601(const char *s, size_t n, int64_t *ms);
 
+/* The value of one hex digit (either case), or -1. */
+static inline int alyx__hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 /* ---- ids, hashes, encodings ---- */
 /* A random RFC 4122 version-4 UUID in lower-case text (37 bytes). */
 void alyx__uuid_v4(char out[37]);

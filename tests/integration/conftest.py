@@ -213,6 +213,37 @@ class Server:
         return self.proc.returncode
 
 
+def tls_cert(tmp):
+    """A self-signed certificate and key for 127.0.0.1 in tmp: (cert,
+    key), or pytest.skip without the openssl CLI."""
+    if not shutil.which("openssl"):
+        pytest.skip("no openssl CLI")
+    cert, key = tmp / "cert.pem", tmp / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                    "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def tls_server(proj, cert):
+    """A Server for a project configured with server.tls (started, not
+    yet waited for) whose conn() speaks TLS, and the client's SSLContext.
+    OpenSSL keeps a fixed amount of global state at exit with several TLS
+    contexts; exactly that is suppressed (it does not grow per
+    request)."""
+    import ssl
+    supp = str(Path(__file__).with_name("lsan-openssl.supp"))
+    lsan = os.environ.get("LSAN_OPTIONS", "")
+    s = Server(proj, wait=False, env={"LSAN_OPTIONS": (
+        lsan + ":" if lsan else "") + "suppressions=" + supp})
+    ctx = ssl.create_default_context(cafile=str(cert))
+    ctx.check_hostname = False
+    s.conn = lambda timeout=30: http.client.HTTPSConnection(
+        s.host, s.port, context=ctx, timeout=timeout)
+    return s, ctx
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     proj = make_project(tmp_path_factory.mktemp("srv"))

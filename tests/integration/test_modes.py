@@ -1,16 +1,11 @@
 """Server modes: the libev loop, one thread, TLS from a cert/key pair."""
 import http.client
 import json
-import os
-import shutil
-import ssl
-import subprocess
 import threading
 
 import pytest
-from pathlib import Path
 
-from conftest import Server, make_project
+from conftest import Server, make_project, tls_cert, tls_server
 
 
 def smoke(s, conn_factory=None):
@@ -58,13 +53,8 @@ def test_loop_and_thread_modes(tmp_path, args):
         assert s.stop() == 0
 
 
-@pytest.mark.skipif(not shutil.which("openssl"), reason="no openssl CLI")
 def test_tls(tmp_path):
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
-                    "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
+    cert, key = tls_cert(tmp_path)
     proj = make_project(tmp_path, config="""\
 server:
   tls:
@@ -73,19 +63,7 @@ server:
 database:
   path: data/alyx.db
 """ % (cert, key))
-    # OpenSSL keeps a fixed amount of global state at exit with several
-    # TLS contexts; suppress exactly that (it does not grow per request).
-    supp = str(Path(__file__).with_name("lsan-openssl.supp"))
-    lsan = os.environ.get("LSAN_OPTIONS", "")
-    s = Server(proj, wait=False, env={"LSAN_OPTIONS": (
-        lsan + ":" if lsan else "") + "suppressions=" + supp})
-    ctx = ssl.create_default_context(cafile=str(cert))
-    ctx.check_hostname = False
-
-    def tls_conn(timeout=30):
-        return http.client.HTTPSConnection(s.host, s.port, context=ctx,
-                                           timeout=timeout)
-    s.conn = tls_conn
+    s, _ = tls_server(proj, cert)
     try:
         s.wait_ready()
         smoke(s)

@@ -5,20 +5,14 @@ a single service thread, so a stalled thread would also stall the other
 clients checked here.  Every test runs twice: on plain HTTP (alyx's own
 front, lib/http/front.c) and on TLS (libwebsockets' parser; see
 lib/http/service.c on its buffered input)."""
-import http.client
 import json
-import os
-import shutil
 import socket
-import ssl
-import subprocess
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
-from conftest import SLOW, Server, make_project
+from conftest import SLOW, Server, make_project, tls_cert, tls_server
 
 CONFIG = """\
 server:
@@ -41,24 +35,10 @@ def one(request, tmp_path_factory):
         yield s
         assert s.stop() == 0
         return
-    if not shutil.which("openssl"):
-        pytest.skip("no openssl CLI")
-    cert, key = tmp / "cert.pem", tmp / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
-                    "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
+    cert, key = tls_cert(tmp)
     proj = make_project(tmp, CONFIG % (
         "  tls:\n    cert: %s\n    key: %s" % (cert, key)))
-    # OpenSSL's fixed global state at exit (see test_modes.test_tls).
-    supp = str(Path(__file__).with_name("lsan-openssl.supp"))
-    lsan = os.environ.get("LSAN_OPTIONS", "")
-    s = Server(proj, wait=False, env={"LSAN_OPTIONS": (
-        lsan + ":" if lsan else "") + "suppressions=" + supp})
-    ctx = ssl.create_default_context(cafile=str(cert))
-    ctx.check_hostname = False
-    s.conn = lambda timeout=30: http.client.HTTPSConnection(
-        s.host, s.port, context=ctx, timeout=timeout)
+    s, ctx = tls_server(proj, cert)
     s.wrap = lambda sock: ctx.wrap_socket(sock)
     try:
         s.wait_ready()

@@ -36,17 +36,6 @@
 		}                                                       \
 	} while (0)
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* %xx-decodes p[0..n) into out ('+' to ' ' when plus); the length, or -1
  * for a bad escape or %00. */
 static long ref_unescape(const char *p, size_t n, char *out, int plus)
@@ -61,8 +50,8 @@ static long ref_unescape(const char *p, size_t n, char *out, int plus)
 
 			if (n - i < 3)
 				return -1;
-			hi = hexval((unsigned char)p[i + 1]);
-			lo = hexval((unsigned char)p[i + 2]);
+			hi = alyx__hexval((unsigned char)p[i + 1]);
+			lo = alyx__hexval((unsigned char)p[i + 2]);
 			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
 				return -1;
 			c = hi << 4 | lo;
