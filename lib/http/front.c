@@ -427,8 +427,7 @@ static int begin(h1c *c, const char *p, size_t head_len, const char *rest,
 		return hand_over(c, rest, rest_len);
 	if (!decode_args(c))
 		return 0;
-	/* The path: decoded into the thread's scratch (the router copies
-	 * it). */
+	/* The path, decoded on the stack (the router keeps a copy). */
 	char stackp[512], *path = stackp;
 	size_t pl = c->h.path.len;
 	if (pl + 2 > sizeof(stackp) && !(path = alyx__malloc(pl + 2))) {
