@@ -274,9 +274,17 @@ static const char *hv(const h1c *c, int hh, size_t *len)
 	return c->head.data + c->h.hv[hh].off;
 }
 
+/* Parts of a request a refusal names in its details. */
+#define PART_LINE "request line"
+#define PART_HEADERS "headers"
+#define PART_PATH "path"
+#define PART_QUERY "query"
+
 /* A refusal before the router (a malformed head): a JSON error with the
- * status, then the connection closes. */
-static void refuse(h1c *c, int status, const char *msg)
+ * status and details {"part", "header" (when one is known)}, then the
+ * connection closes.  `part` NULL: no details (out of memory). */
+static void refuse(h1c *c, int status, const char *msg, const char *part,
+		   const char *name, size_t name_len)
 {
 	static const char *const codes[][2] = {
 		{"400", "BAD_REQUEST"}, {"408", "TIMEOUT"},
@@ -286,16 +294,29 @@ static void refuse(h1c *c, int status, const char *msg)
 	};
 	const char *code = "BAD_REQUEST";
 	char st[4];
+	alyx_buf det;
 
 	snprintf(st, sizeof(st), "%d", status);
 	for (size_t i = 0; i < ALYX_ARRAY_LEN(codes); i++)
 		if (!strcmp(codes[i][0], st))
 			code = codes[i][1];
+	alyx__buf_init(&det, 0);
+	if (part) {
+		alyx__buf_adds(&det, "{\"part\":");
+		alyx__json_strz(&det, part);
+		if (name_len) {
+			alyx__buf_adds(&det, ",\"header\":");
+			alyx__json_str(&det, name, name_len > 64 ? 64 : name_len);
+		}
+		alyx__buf_addc(&det, '}');
+	}
 	memset(&c->req, 0, sizeof(c->req));
 	c->req.h1 = c;
 	c->h.have = 0;	/* no header of a refused head is trusted */
 	c->active = true;
-	alyx__req_refuse(c->t, c->wsi, &c->req, status, code, msg);
+	alyx__req_refuse(c->t, c->wsi, &c->req, status, code, msg,
+			 part && !det.err ? det.data : NULL);
+	alyx__buf_free(&det);
 	c->close_after = true;
 }
 
@@ -307,24 +328,25 @@ static bool decode_args(h1c *c)
 		return true;
 	if (!c->argv && !(c->argv = alyx__malloc(MAX_ARGS *
 						 sizeof(*c->argv)))) {
-		refuse(c, 500, "out of memory");
+		refuse(c, 500, "out of memory", NULL, NULL, 0);
 		return false;
 	}
 	size_t need = c->h.query.len + MAX_ARGS + 1;
 	alyx__buf_reset(&c->args);
 	if (!alyx__buf_grow(&c->args, need)) {
-		refuse(c, 500, "out of memory");
+		refuse(c, 500, "out of memory", NULL, NULL, 0);
 		return false;
 	}
 	int n = alyx__h1_args(c->head.data + c->h.query.off, c->h.query.len,
 			      c->args.data, need, c->argv, MAX_ARGS);
 	if (n == -1) {
 		refuse(c, 400, "malformed query string (a bad %-escape or an "
-		       "escaped NUL)");
+		       "escaped NUL)", PART_QUERY, NULL, 0);
 		return false;
 	}
 	if (n < 0) {
-		refuse(c, 400, "too many query parameters");
+		refuse(c, 400, "too many query parameters", PART_QUERY, NULL,
+		       0);
 		return false;
 	}
 	c->argc = n;
@@ -387,14 +409,17 @@ static int begin(h1c *c, const char *p, size_t head_len, const char *rest,
 	c->body_left = 0;
 	c->body_to_router = false;
 	if (alyx__h1_parse(c->head.data, head_len, &c->h, &status, &why)) {
-		refuse(c, status, why);
+		refuse(c, status, why, c->h.fail_part == ALYX_H1_HEADERS
+		       ? PART_HEADERS : PART_LINE,
+		       c->head.data + c->h.fail_name.off, c->h.fail_name.len);
 		return 0;
 	}
 	/* Framing first: the next request starts where this body ends. */
 	if (c->h.have & (1u << HH_TRANSFER_ENCODING)) {
 		if (c->h.have & (1u << HH_CONTENT_LENGTH)) {
 			refuse(c, 400, "Content-Length and Transfer-Encoding "
-			       "together");
+			       "together", PART_HEADERS, "Transfer-Encoding",
+			       17);
 			return 0;
 		}
 		/* Chunked bodies are not read: answer, then close. */
@@ -404,12 +429,14 @@ static int begin(h1c *c, const char *p, size_t head_len, const char *rest,
 	if (v) {
 		uint64_t cl = 0;
 		if (!n || n > 15) {
-			refuse(c, 400, "invalid Content-Length");
+			refuse(c, 400, "invalid Content-Length", PART_HEADERS,
+			       "Content-Length", 14);
 			return 0;
 		}
 		for (size_t i = 0; i < n; i++) {
 			if (v[i] < '0' || v[i] > '9') {
-				refuse(c, 400, "invalid Content-Length");
+				refuse(c, 400, "invalid Content-Length",
+				       PART_HEADERS, "Content-Length", 14);
 				return 0;
 			}
 			cl = cl * 10 + (uint64_t)(v[i] - '0');
@@ -417,7 +444,8 @@ static int begin(h1c *c, const char *p, size_t head_len, const char *rest,
 		c->body_left = cl;
 	}
 	if (c->h.minor == 1 && !(c->h.have & (1u << HH_HOST))) {
-		refuse(c, 400, "an HTTP/1.1 request must have a Host header");
+		refuse(c, 400, "an HTTP/1.1 request must have a Host header",
+		       PART_HEADERS, "Host", 4);
 		return 0;
 	}
 	/* HTTP/1.0: one request. */
@@ -431,7 +459,7 @@ static int begin(h1c *c, const char *p, size_t head_len, const char *rest,
 	char stackp[512], *path = stackp;
 	size_t pl = c->h.path.len;
 	if (pl + 2 > sizeof(stackp) && !(path = alyx__malloc(pl + 2))) {
-		refuse(c, 500, "out of memory");
+		refuse(c, 500, "out of memory", NULL, NULL, 0);
 		return 0;
 	}
 	/* An absolute-form target without a path asks for "/". */
@@ -442,7 +470,7 @@ static int begin(h1c *c, const char *p, size_t head_len, const char *rest,
 		if (path != stackp)
 			alyx__free(path);
 		refuse(c, 400, "malformed path (a bad %-escape or an escaped "
-		       "NUL)");
+		       "NUL)", PART_PATH, NULL, 0);
 		return 0;
 	}
 	memset(&c->req, 0, sizeof(c->req));
@@ -542,8 +570,11 @@ static long run(h1c *c, const char *p, size_t n)
 		while (used < n && (p[used] == '\r' || p[used] == '\n'))
 			used++;
 		if (used == n) {
-			c->dl_kind = DL_IDLE;
-			c->deadline_us = now_us() + IDLE_US;
+			/* finish() has set it when a request just ended. */
+			if (c->dl_kind != DL_IDLE) {
+				c->dl_kind = DL_IDLE;
+				c->deadline_us = now_us() + IDLE_US;
+			}
 			c->scan = 0;
 			return (long)used;
 		}
@@ -565,10 +596,11 @@ static long run(h1c *c, const char *p, size_t n)
 				/* Still in the request line: the URI. */
 				if (!nl && sp)
 					refuse(c, 414, "the request target is "
-					       "too long");
+					       "too long", PART_LINE, NULL, 0);
 				else
 					refuse(c, 431, "the request head is "
-					       "larger than the limit");
+					       "larger than the limit",
+					       PART_HEADERS, NULL, 0);
 				used = n;
 				continue;
 			}
@@ -578,7 +610,7 @@ static long run(h1c *c, const char *p, size_t n)
 		if (end > s->max_header) {
 			memset(&c->h, 0, sizeof(c->h));
 			refuse(c, 431, "the request head is larger than the "
-			       "limit");
+			       "limit", PART_HEADERS, NULL, 0);
 			used = n;
 			continue;
 		}

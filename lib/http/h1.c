@@ -157,6 +157,7 @@ int alyx__h1_parse(const char *p, size_t n, alyx__h1head *h, int *status,
 
 	memset(h, 0, sizeof(*h));
 	h->head_len = (uint32_t)n;
+	h->fail_part = ALYX_H1_LINE;
 	at = line_end(p, n, 0, &len);
 	if (at < 0)
 		return fail(status, why, 400, "malformed request line");
@@ -223,6 +224,7 @@ int alyx__h1_parse(const char *p, size_t n, alyx__h1head *h, int *status,
 			    "alyx does not serve this request method");
 
 	/* field-name ":" OWS field-value OWS, up to the empty line */
+	h->fail_part = ALYX_H1_HEADERS;
 	int count = 0;
 	i = (size_t)at + 1;
 	for (;;) {
@@ -247,10 +249,13 @@ int alyx__h1_parse(const char *p, size_t n, alyx__h1head *h, int *status,
 			e--;
 		for (size_t j = v; j < e; j++) {
 			unsigned char c = (unsigned char)p[j];
-			if ((c < 0x20 && c != '\t') || c == 0x7f)
+			if ((c < 0x20 && c != '\t') || c == 0x7f) {
+				h->fail_name = (alyx__h1span){(uint32_t)i,
+							      (uint32_t)k};
 				return fail(status, why, 400,
 					    "a control character in a header "
 					    "value");
+			}
 		}
 		int hh = header_of(p + i, k);
 		if (hh == HH_CONNECTION) {
@@ -264,10 +269,13 @@ int alyx__h1_parse(const char *p, size_t n, alyx__h1head *h, int *status,
 		}
 		if (hh >= 0) {
 			if (h->have & (1u << hh)) {
-				if (HH_SINGLE & (1u << hh))
+				if (HH_SINGLE & (1u << hh)) {
+					h->fail_name = (alyx__h1span){
+						(uint32_t)i, (uint32_t)k};
 					return fail(status, why, 400,
 						    "a header that may appear "
 						    "once is repeated");
+				}
 			} else {
 				h->have |= 1u << hh;
 				h->hv[hh] = (alyx__h1span){(uint32_t)v,

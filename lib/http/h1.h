@@ -54,7 +54,13 @@ typedef struct alyx__h1head {
 				 * absolute-form target without a path ("/") */
 	alyx__h1span query;	/* after '?', raw */
 	alyx__h1span hv[HH_COUNT];	/* values, without surrounding blanks */
+	/* After a refusal: which part of the head it is about, and the
+	 * header's name when one is known (len 0 otherwise). */
+	uint8_t fail_part;	/* ALYX_H1_LINE or ALYX_H1_HEADERS */
+	alyx__h1span fail_name;
 } alyx__h1head;
+
+enum { ALYX_H1_LINE = 1, ALYX_H1_HEADERS = 2 };
 
 /*
  * Where the head that starts at p ends: the offset just past its blank
@@ -66,7 +72,8 @@ size_t alyx__h1_head_end(const char *p, size_t n, size_t *scan);
 
 /*
  * Parses the complete head p[0..n) (n from alyx__h1_head_end).  Returns
- * 0 and fills *h, or -1 with *status (400, 431, 501 or 505) and *why.
+ * 0 and fills *h, or -1 with *status (400, 431, 501 or 505), *why, and
+ * h->fail_part / h->fail_name.
  */
 int alyx__h1_parse(const char *p, size_t n, alyx__h1head *h, int *status,
 		   const char **why);

@@ -336,9 +336,11 @@ void alyx__outbound_stop(struct alyx_server *s);
 int alyx__req_begin(alyx__svc *t, struct lws *wsi, alyx__req *r,
 		    const char *uri);
 /* A request the front refuses before routing (a malformed head): the
- * JSON error with `status` and `code`, Connection: close. */
+ * JSON error with `status`, `code` and `details` (JSON object text or
+ * NULL), Connection: close. */
 int alyx__req_refuse(alyx__svc *t, struct lws *wsi, alyx__req *r,
-		     int status, const char *code, const char *msg);
+		     int status, const char *code, const char *msg,
+		     const char *details);
 int alyx__req_body(alyx__svc *t, alyx__req *r, const void *p, size_t n);
 int alyx__req_body_done(alyx__svc *t, alyx__req *r);
 int alyx__req_writeable(alyx__svc *t, alyx__req *r);

@@ -980,7 +980,8 @@ int alyx__req_begin(alyx__svc *t, struct lws *wsi, alyx__req *r,
 }
 
 int alyx__req_refuse(alyx__svc *t, struct lws *wsi, alyx__req *r,
-		     int status, const char *code, const char *msg)
+		     int status, const char *code, const char *msg,
+		     const char *details)
 {
 	r->svc = t;
 	r->wsi = wsi;
@@ -992,7 +993,7 @@ int alyx__req_refuse(alyx__svc *t, struct lws *wsi, alyx__req *r,
 	r->path = alyx__strdup(r->h1 ? alyx__front_raw_path(r) : "/");
 	r->route = R_NONE;
 	r->closing = true;
-	return alyx__reply_error(t, r, status, code, msg, NULL);
+	return alyx__reply_error(t, r, status, code, msg, details);
 }
 
 int alyx__req_body(alyx__svc *t, alyx__req *r, const void *p, size_t n)

@@ -376,6 +376,38 @@ def test_connection_close_on_11(srv, value):
         s.close()
 
 
+def test_refusals_name_the_part_and_header(srv):
+    # The details of a refusal say which part of the request is wrong,
+    # and which header when there is one.
+    cases = (
+        (b"GET / HTTP/2.0\r\n" + HOST + b"\r\n", 505,
+         {"part": "request line"}),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nhost: y\r\n\r\n", 400,
+         {"part": "headers", "header": "host"}),
+        (b"GET / HTTP/1.1\r\n" + HOST + b"X-Odd: a\x01\r\n\r\n", 400,
+         {"part": "headers", "header": "X-Odd"}),
+        (b"GET / HTTP/1.1\r\n\r\n", 400,
+         {"part": "headers", "header": "Host"}),
+        (b"POST /api/collections/users HTTP/1.1\r\n" + HOST +
+         b"Content-Length: 2x\r\n\r\n{}", 400,
+         {"part": "headers", "header": "Content-Length"}),
+        (b"GET /a%zz HTTP/1.1\r\n" + HOST + b"\r\n", 400, {"part": "path"}),
+        (b"GET /?a=%zz HTTP/1.1\r\n" + HOST + b"\r\n", 400,
+         {"part": "query"}),
+        (b"GET /" + b"a" * 9000, 414, {"part": "request line"}),
+    )
+    for data, status, details in cases:
+        r, s = exchange(srv, data)
+        try:
+            st, h, body, _ = r.response()
+            err = json.loads(body)["error"]
+            assert st == status and err["details"] == details, (data[:40],
+                                                                 body)
+        finally:
+            s.close()
+    alive(srv)
+
+
 def test_absolute_form_and_http10_without_host(srv):
     # RFC 9112 §3.2.2: absolute-form is accepted (scheme and authority
     # skipped, an empty path is "/"); HTTP/1.0 needs no Host.

@@ -521,6 +521,31 @@ TEST(parse_duplicates)
 		  0);
 }
 
+TEST(parse_refusal_names_its_part)
+{
+	alyx__h1head h;
+	const char *s;
+
+	/* The repeated header is named (the second line, as sent). */
+	s = "GET / HTTP/1.1\r\nHost: a\r\nHOST: b\r\n\r\n";
+	ASSERT_EQ(parse(s, &h), 400);
+	ASSERT_EQ(h.fail_part, ALYX_H1_HEADERS);
+	SPAN_EQ(s, h.fail_name, "HOST");
+	s = "GET / HTTP/1.1\r\nX-A: a\x01\r\n\r\n";
+	ASSERT_EQ(parse(s, &h), 400);
+	ASSERT_EQ(h.fail_part, ALYX_H1_HEADERS);
+	SPAN_EQ(s, h.fail_name, "X-A");
+	/* A malformed line has no name to give. */
+	s = "GET / HTTP/1.1\r\nBad Line\r\n\r\n";
+	ASSERT_EQ(parse(s, &h), 400);
+	ASSERT_EQ(h.fail_part, ALYX_H1_HEADERS);
+	ASSERT_EQ(h.fail_name.len, 0);
+	s = "GET / HTTP/2.0\r\n\r\n";
+	ASSERT_EQ(parse(s, &h), 505);
+	ASSERT_EQ(h.fail_part, ALYX_H1_LINE);
+	ASSERT_EQ(h.fail_name.len, 0);
+}
+
 TEST(parse_bad_header_lines)
 {
 	/* obs-fold */
