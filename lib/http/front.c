@@ -58,6 +58,9 @@ struct alyx__h1c {
 	size_t pend_off;
 	uint64_t body_left;	/* body bytes of the current request still to
 				 * come (to the router, or to be skipped) */
+	alyx__h1chunk ck;	/* a chunked body's decoder */
+	uint64_t skipped;	/* chunk data skipped (not the router's) */
+	bool chunked;		/* a chunked body has not ended yet */
 	bool active;		/* req was begun and not finished */
 	bool body_to_router;	/* the router reads the body (RS_BODY) */
 	bool close_after;	/* close once the output is out */
@@ -408,6 +411,7 @@ static int begin(h1c *c, const char *p, size_t head_len, const char *rest,
 		return -1;
 	c->body_left = 0;
 	c->body_to_router = false;
+	c->chunked = false;
 	if (alyx__h1_parse(c->head.data, head_len, &c->h, &status, &why)) {
 		refuse(c, status, why, c->h.fail_part == ALYX_H1_HEADERS
 		       ? PART_HEADERS : PART_LINE,
@@ -422,8 +426,33 @@ static int begin(h1c *c, const char *p, size_t head_len, const char *rest,
 			       17);
 			return 0;
 		}
-		/* Chunked bodies are not read: answer, then close. */
-		c->close_after = true;
+		/* RFC 9112 §6.1: the framing of an HTTP/1.0 message with
+		 * Transfer-Encoding is faulty. */
+		if (c->h.minor == 0) {
+			refuse(c, 400, "Transfer-Encoding in an HTTP/1.0 "
+			       "request", PART_HEADERS, "Transfer-Encoding",
+			       17);
+			return 0;
+		}
+		v = hv(c, HH_TRANSFER_ENCODING, &n);
+		switch (alyx__h1_te(v, n)) {
+		case 1:
+			break;
+		case -1:
+			refuse(c, 501, "the only transfer coding served is "
+			       "chunked", PART_HEADERS, "Transfer-Encoding",
+			       17);
+			return 0;
+		default:
+			/* §6.3: the body's length cannot be known. */
+			refuse(c, 400, "Transfer-Encoding must end with "
+			       "chunked, named once", PART_HEADERS,
+			       "Transfer-Encoding", 17);
+			return 0;
+		}
+		c->chunked = true;
+		memset(&c->ck, 0, sizeof(c->ck));
+		c->skipped = 0;
 	}
 	v = hv(c, HH_CONTENT_LENGTH, &n);
 	if (v) {
@@ -462,10 +491,17 @@ static int begin(h1c *c, const char *p, size_t head_len, const char *rest,
 		refuse(c, 500, "out of memory", NULL, NULL, 0);
 		return 0;
 	}
-	/* An absolute-form target without a path asks for "/". */
-	long k = pl ? alyx__h1_path(c->head.data + c->h.path.off, pl, path,
-				    pl + 1)
-		    : alyx__h1_path("/", 1, path, 2);
+	/* An absolute-form target without a path asks for "/"; "*" (OPTIONS
+	 * only, the parser checked) goes to the router as it is. */
+	long k;
+	if (pl == 1 && c->head.data[c->h.path.off] == '*') {
+		memcpy(path, "*", 2);
+		k = 1;
+	} else {
+		k = pl ? alyx__h1_path(c->head.data + c->h.path.off, pl, path,
+				       pl + 1)
+		       : alyx__h1_path("/", 1, path, 2);
+	}
 	if (k < 0) {
 		if (path != stackp)
 			alyx__free(path);
@@ -487,6 +523,75 @@ static int begin(h1c *c, const char *p, size_t head_len, const char *rest,
 	if (c->req.state == RS_BODY)
 		c->body_to_router = true;
 	return 0;
+}
+
+/*
+ * Gives the router the chunked body in p[*used..n).  Returns 0 when more
+ * bytes are needed (all of them used), 1 when the request moved on: the
+ * body ended, or the request was answered (malformed framing is a 400
+ * with details {"part":"body"}, then the connection closes).
+ */
+static int chunked_body(h1c *c, const char *p, size_t n, size_t *used)
+{
+	alyx__req *r = &c->req;
+
+	while (r->state == RS_BODY) {
+		size_t u = 0, off, len;
+		const char *why = NULL;
+		int k = alyx__h1_chunked(&c->ck, p + *used, n - *used, &u,
+					 &off, &len, &why);
+
+		if (k == ALYX_H1_CHUNK_BAD) {
+			c->chunked = false;
+			c->close_after = true;
+			r->closing = true;
+			alyx__reply_error(c->t, r, 400, "BAD_REQUEST", why,
+					  "{\"part\":\"body\"}");
+			*used = n;
+			return 1;
+		}
+		const char *d = p + *used + off;
+		*used += u;
+		if (k == ALYX_H1_CHUNK_MORE)
+			return 0;
+		if (k == ALYX_H1_CHUNK_DATA) {
+			if (alyx__req_body(c->t, r, d, len) < 0)
+				c->close_after = true;
+			continue;
+		}
+		c->chunked = false;	/* the body ended */
+		if (alyx__req_body_done(c->t, r) < 0)
+			c->close_after = true;
+	}
+	return 1;
+}
+
+/* Skips the rest of a chunked body the router did not read.  Returns 0
+ * when more bytes are needed, 1 when it ended; a body past 16 times
+ * max_body, or malformed framing, closes the connection instead. */
+static int chunked_skip(h1c *c, const char *p, size_t n, size_t *used)
+{
+	for (;;) {
+		size_t u = 0, off, len;
+		const char *why = NULL;
+		int k = alyx__h1_chunked(&c->ck, p + *used, n - *used, &u,
+					 &off, &len, &why);
+
+		if (k == ALYX_H1_CHUNK_BAD ||
+		    (c->skipped += len) > 16ull * c->t->srv->max_body) {
+			c->chunked = false;
+			c->close_after = true;
+			*used = n;
+			return 1;
+		}
+		*used += u;
+		if (k == ALYX_H1_CHUNK_MORE)
+			return 0;
+		if (k == ALYX_H1_CHUNK_END) {
+			c->chunked = false;
+			return 1;
+		}
+	}
 }
 
 /* After the reply: the request's resources go, the connection waits for
@@ -523,7 +628,11 @@ static long run(h1c *c, const char *p, size_t n)
 		if (c->active) {
 			alyx__req *r = &c->req;
 
-			if (r->state == RS_BODY && c->body_to_router) {
+			if (r->state == RS_BODY && c->body_to_router &&
+			    c->chunked) {
+				if (!chunked_body(c, p, n, &used))
+					return (long)used;	/* more body */
+			} else if (r->state == RS_BODY && c->body_to_router) {
 				size_t k = n - used;
 				if (k > c->body_left)
 					k = (size_t)c->body_left;
@@ -562,6 +671,12 @@ static long run(h1c *c, const char *p, size_t n)
 			used += k;
 			c->body_left -= k;
 			if (c->body_left)
+				return (long)used;
+		}
+		if (c->chunked) {
+			if (c->close_after)
+				return (long)n;
+			if (!chunked_skip(c, p, n, &used))
 				return (long)used;
 		}
 		if (c->close_after || c->pend_off < c->pend.len)
@@ -912,15 +1027,15 @@ const char *alyx__req_peer(alyx__req *r, char *buf, size_t n)
 
 int alyx__req_write(alyx__req *r, unsigned char *p, size_t n, bool final)
 {
-	if (r->h1) {
-		if (final && r->method == M_HEAD) {
-			/* The answer to HEAD has no body (RFC 9110 §9.3.2). */
-			const char *e = memmem(p, n, "\r\n\r\n", 4);
-			if (e)
-				n = (size_t)(e - (const char *)p) + 4;
-		}
-		return conn_send(r->h1, (const char *)p, n);
+	if (final && r->method == M_HEAD) {
+		/* The answer to HEAD has no body (RFC 9110 §9.3.2): a reply is
+		 * written whole, its header section first. */
+		const char *e = memmem(p, n, "\r\n\r\n", 4);
+		if (e)
+			n = (size_t)(e - (const char *)p) + 4;
 	}
+	if (r->h1)
+		return conn_send(r->h1, (const char *)p, n);
 	return lws_write(r->wsi, p, n, final ? LWS_WRITE_HTTP_FINAL
 					    : LWS_WRITE_HTTP) < 0 ? -1 : 0;
 }

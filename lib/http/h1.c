@@ -4,7 +4,8 @@
  * an empty line; CRLF or a bare LF ends a line.  What alyx refuses:
  *  - a method that is not a token, a target that is neither an absolute
  *    path (origin-form) nor an absolute URI (absolute-form, whose scheme
- *    and authority are skipped), a malformed version: 400;
+ *    and authority are skipped) nor, for OPTIONS, '*' (asterisk-form), a
+ *    malformed version: 400;
  *  - a version other than HTTP/1.0 and HTTP/1.1: 505;
  *  - a well-formed method alyx does not serve (CONNECT, TRACE, ...): 501;
  *  - a field line without a token name and ':', whitespace before the
@@ -184,7 +185,14 @@ int alyx__h1_parse(const char *p, size_t n, alyx__h1head *h, int *status,
 			    "a request target has no fragment");
 	const char *q = memchr(p + t0, '?', i - t0);
 	size_t pend = q ? (size_t)(q - p) : i;
-	if (p[t0] != '/') {
+	if (p[t0] == '*' && i - t0 == 1) {
+		/* asterisk-form (RFC 9112 §3.2.4): the server as a whole,
+		 * for OPTIONS only.  The path is "*". */
+		if (h->method != M_OPTIONS)
+			return fail(status, why, 400,
+				    "the request target '*' is for OPTIONS "
+				    "only");
+	} else if (p[t0] != '/') {
 		/* absolute-form: scheme "://" authority [path] */
 		size_t k2 = t0;
 		while (k2 < pend && (((p[k2] | 0x20) >= 'a' &&
@@ -405,4 +413,189 @@ int alyx__h1_args(const char *q, size_t n, char *out, size_t cap,
 		start = i + 1;
 	}
 	return count;
+}
+
+int alyx__h1_te(const char *v, size_t n)
+{
+	size_t i = 0;
+	int chunked = 0;
+	bool last = false, other = false;
+
+	while (i < n) {
+		while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+			i++;
+		size_t st = i;
+		while (i < n && v[i] != ',')
+			i++;
+		size_t e = i;
+		while (e > st && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+			e--;
+		if (e == st)
+			continue;	/* an empty list element */
+		last = e - st == 7 && !strncasecmp(v + st, "chunked", 7);
+		if (last)
+			chunked++;
+		else
+			other = true;
+	}
+	if (chunked != 1 || !last)
+		return 0;
+	return other ? -1 : 1;
+}
+
+/* The decoder's states: the size line (digits, blanks after them, an
+ * extension, its LF after a CR), the data and the line end after it, the
+ * trailer section (a line's start, inside a line, a line's LF) and the
+ * LF of the blank line that ends the body. */
+enum {
+	CK_SIZE, CK_AFTER_SIZE, CK_EXT, CK_SIZE_LF, CK_DATA, CK_DATA_END,
+	CK_DATA_LF, CK_TRAILER, CK_TRAILER_LINE, CK_TRAILER_LF, CK_END_LF,
+	CK_DONE
+};
+
+static int ck_bad(const char **why, const char *msg)
+{
+	*why = msg;
+	return ALYX_H1_CHUNK_BAD;
+}
+
+/* A CTL that may not appear in an extension or a trailer line. */
+static inline bool ck_ctl(unsigned char b)
+{
+	return (b < 0x20 && b != '\t') || b == 0x7f;
+}
+
+int alyx__h1_chunked(alyx__h1chunk *c, const char *p, size_t n,
+		     size_t *used, size_t *doff, size_t *dlen,
+		     const char **why)
+{
+	size_t i = 0;
+
+	*doff = *dlen = 0;
+	while (i < n) {
+		unsigned char b = (unsigned char)p[i];
+		int hv;
+
+		if (c->st == CK_DATA) {
+			size_t k = n - i;
+			if (k > c->left)
+				k = (size_t)c->left;
+			c->left -= k;
+			if (!c->left)
+				c->st = CK_DATA_END;
+			*doff = i;
+			*dlen = k;
+			*used = i + k;
+			return ALYX_H1_CHUNK_DATA;
+		}
+		if (c->st <= CK_SIZE_LF &&
+		    ++c->line > ALYX_H1_MAX_CHUNK_LINE)
+			return ck_bad(why, "a chunk-size line is too long");
+		if (c->st >= CK_TRAILER && c->st <= CK_END_LF &&
+		    ++c->trailer > ALYX_H1_MAX_TRAILER)
+			return ck_bad(why, "the chunked body's trailer section "
+				      "is too large");
+		i++;
+		switch (c->st) {
+		case CK_SIZE:
+			hv = alyx__hexval(b);
+			if (hv >= 0) {
+				if (++c->digits > 15)
+					return ck_bad(why, "a chunk size is too "
+						      "large");
+				c->left = c->left << 4 | (uint64_t)hv;
+				break;
+			}
+			if (!c->digits)
+				return ck_bad(why, "a chunk must start with its "
+					      "size in hex digits");
+			c->st = CK_AFTER_SIZE;
+			/* fall through: the byte after the digits */
+		case CK_AFTER_SIZE:
+			if (b == ' ' || b == '\t')
+				break;
+			if (b == ';') {
+				c->st = CK_EXT;
+				break;
+			}
+			/* fall through */
+		case CK_EXT:
+			if (b == '\r') {
+				c->st = CK_SIZE_LF;
+				break;
+			}
+			if (b == '\n')
+				goto size_line_done;
+			if (c->st == CK_AFTER_SIZE)
+				return ck_bad(why, "a chunk size must be hex "
+					      "digits, then ';' extensions or "
+					      "the line end");
+			if (ck_ctl(b))
+				return ck_bad(why, "a control byte in a chunk "
+					      "extension");
+			break;
+		case CK_SIZE_LF:
+			if (b != '\n')
+				return ck_bad(why, "a CR without LF in the "
+					      "chunked framing");
+		size_line_done:
+			c->line = 0;
+			c->digits = 0;
+			c->st = c->left ? CK_DATA : CK_TRAILER;
+			break;
+		case CK_DATA_END:
+			if (b == '\r') {
+				c->st = CK_DATA_LF;
+				break;
+			}
+			if (b != '\n')
+				return ck_bad(why, "a chunk's data does not end "
+					      "where its size says");
+			c->st = CK_SIZE;
+			break;
+		case CK_DATA_LF:
+			if (b != '\n')
+				return ck_bad(why, "a CR without LF in the "
+					      "chunked framing");
+			c->st = CK_SIZE;
+			break;
+		case CK_TRAILER:
+			if (b == '\r') {
+				c->st = CK_END_LF;
+				break;
+			}
+			if (b == '\n')
+				goto done;
+			c->st = CK_TRAILER_LINE;
+			/* fall through: the line's first byte */
+		case CK_TRAILER_LINE:
+			if (b == '\n')
+				c->st = CK_TRAILER;
+			else if (b == '\r')
+				c->st = CK_TRAILER_LF;
+			else if (ck_ctl(b))
+				return ck_bad(why, "a control byte in a trailer "
+					      "field");
+			break;
+		case CK_TRAILER_LF:
+			if (b != '\n')
+				return ck_bad(why, "a CR without LF in the "
+					      "chunked framing");
+			c->st = CK_TRAILER;
+			break;
+		case CK_END_LF:
+			if (b != '\n')
+				return ck_bad(why, "a CR without LF in the "
+					      "chunked framing");
+		done:
+			c->st = CK_DONE;
+			*used = i;
+			return ALYX_H1_CHUNK_END;
+		default:	/* CK_DONE: nothing more is read */
+			*used = i - 1;
+			return ALYX_H1_CHUNK_END;
+		}
+	}
+	*used = n;
+	return ALYX_H1_CHUNK_MORE;
 }

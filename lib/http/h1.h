@@ -51,7 +51,8 @@ typedef struct alyx__h1head {
 	uint32_t head_len;	/* bytes through the blank line */
 	alyx__h1span method_tok;	/* the method as sent */
 	alyx__h1span path;	/* the target up to '?', raw; empty for an
-				 * absolute-form target without a path ("/") */
+				 * absolute-form target without a path ("/");
+				 * "*" for OPTIONS * */
 	alyx__h1span query;	/* after '?', raw */
 	alyx__h1span hv[HH_COUNT];	/* values, without surrounding blanks */
 	/* After a refusal: which part of the head it is about, and the
@@ -97,5 +98,47 @@ long alyx__h1_path(const char *p, size_t n, char *out, size_t cap);
  */
 int alyx__h1_args(const char *q, size_t n, char *out, size_t cap,
 		  alyx__h1span *args, int max);
+
+/*
+ * Transfer-Encoding v[0..n) of a request: 1 for "chunked" alone (empty
+ * list elements and case aside), 0 when chunked is missing, not last or
+ * repeated (the body's length cannot be known: 400), -1 when another
+ * coding is named (gzip, ...: alyx decodes none, 501).
+ */
+int alyx__h1_te(const char *v, size_t n);
+
+/* Longest chunk-size line (size, extensions, line end) and trailer
+ * section accepted; more is a 400. */
+#define ALYX_H1_MAX_CHUNK_LINE 4096
+#define ALYX_H1_MAX_TRAILER 8192
+
+/* Where a chunked body's decoder is (RFC 9112 §7.1); zeroed to start. */
+typedef struct alyx__h1chunk {
+	uint8_t st;
+	uint8_t digits;		/* hex digits of the size read so far */
+	uint32_t line;		/* bytes of the current size line */
+	uint32_t trailer;	/* bytes of the trailer section */
+	uint64_t left;		/* data bytes left in the current chunk */
+} alyx__h1chunk;
+
+enum {
+	ALYX_H1_CHUNK_BAD = -1,	/* malformed framing: *why, a 400 */
+	ALYX_H1_CHUNK_MORE = 0,	/* all of p used; more bytes are needed */
+	ALYX_H1_CHUNK_DATA = 1,	/* data at p[*doff .. *doff + *dlen) */
+	ALYX_H1_CHUNK_END = 2	/* the body ended (last chunk, trailers) */
+};
+
+/*
+ * Reads a chunked body from p[0..n), where the previous call stopped.
+ * *used is how many bytes of p this call took: with DATA, up to the end
+ * of one run of chunk data, which is p[*doff .. *doff + *dlen) (call
+ * again with the rest); with END, through the blank line that ends the
+ * body (bytes after it belong to the next request); with MORE, all n.
+ * Chunk extensions and trailer fields are read and dropped.  CRLF or a
+ * bare LF ends a line; a CR not followed by LF is malformed.
+ */
+int alyx__h1_chunked(alyx__h1chunk *c, const char *p, size_t n,
+		     size_t *used, size_t *doff, size_t *dlen,
+		     const char **why);
 
 #endif

@@ -164,9 +164,11 @@ static int send_finish(alyx__svc *t, alyx__req *r, int status, size_t start,
 	}
 
 	int64_t dur = lws_now_usecs() - r->t0_us;
+	/* A HEAD's body was not sent (alyx__req_write). */
+	size_t out = r->method == M_HEAD ? 0 : len;
 	alyx__metrics_record(&t->metrics, r->route, r->method, status, dur,
-			     len);
-	finish_log(t, r, status, len, dur);
+			     out);
+	finish_log(t, r, status, out, dur);
 	if (status >= 500 && status != 503) {
 		alyx_buf *lb = &t->scratch;
 		alyx__buf_reset(lb);

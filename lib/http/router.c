@@ -712,7 +712,8 @@ static int dispatch(alyx__svc *t, alyx__req *r)
 	switch (r->route) {
 	case R_COLL:
 	case R_DOC:
-		return r->method == M_GET ? h_read(t, r) : queue_write(t, r);
+		return r->method == M_GET || r->method == M_HEAD
+		       ? h_read(t, r) : queue_write(t, r);
 	case R_BATCH:
 		return queue_write(t, r);
 	case R_HEALTH:
@@ -752,10 +753,14 @@ static int dispatch(alyx__svc *t, alyx__req *r)
 	}
 }
 
+/* The methods of mask as an Allow list; HEAD goes with GET (RFC 9110
+ * §9.3.2: a HEAD is answered as the GET would be, without the body). */
 static void allow_list(char *buf, size_t n, unsigned mask)
 {
 	size_t used = 0;
 
+	if (mask & B(M_GET))
+		mask |= B(M_HEAD);
 	buf[0] = '\0';
 	for (int m = 0; m < M_COUNT; m++) {
 		if (!(mask & B(m)))
@@ -852,10 +857,18 @@ static int body_prepare(alyx__svc *t, alyx__req *r, bool *act_now)
 			"the request body must be JSON (Content-Type: "
 			"application/json)", NULL);
 	if (alyx__hdr_len(r, HH_TRANSFER_ENCODING) > 0) {
-		r->closing = true;
-		return alyx__reply_error(t, r, 411, "LENGTH_REQUIRED",
-			"chunked request bodies are not supported; send "
-			"Content-Length", NULL);
+		if (!r->h1) {
+			/* TLS: libwebsockets' connections. */
+			r->closing = true;
+			return alyx__reply_error(t, r, 411, "LENGTH_REQUIRED",
+				"chunked request bodies are not read over "
+				"TLS; send Content-Length", NULL);
+		}
+		/* The front has checked it is "chunked" alone and decodes
+		 * it; the body is bounded as it arrives. */
+		alyx__buf_init(&r->body, s->max_body);
+		r->state = RS_BODY;
+		return expect_continue(r) ? 1 : -1;
 	}
 	n = alyx__hdr_len(r, HH_CONTENT_LENGTH);
 	if (n <= 0) {
@@ -946,6 +959,16 @@ int alyx__req_begin(alyx__svc *t, struct lws *wsi, alyx__req *r,
 			alyx_errname(ALYX_E_UNAVAILABLE),
 			"the server is shutting down", NULL);
 	}
+	if (r->method == M_OPTIONS && !strcmp(r->path, "*")) {
+		/* OPTIONS * : what the server serves anywhere. */
+		unsigned mask = B(M_OPTIONS);
+		char allow[96], hdr[128];
+		for (int i = 0; i < R_COUNT; i++)
+			mask |= route_methods[i];
+		allow_list(allow, sizeof(allow), mask);
+		snprintf(hdr, sizeof(hdr), "Allow: %s\r\n", allow);
+		return alyx__reply(t, r, 204, NULL, NULL, 0, hdr);
+	}
 	if (r->route == R_NONE) {
 		char msg[160];
 		snprintf(msg, sizeof(msg), "no route for %s %.100s",
@@ -954,7 +977,8 @@ int alyx__req_begin(alyx__svc *t, struct lws *wsi, alyx__req *r,
 	}
 	if (r->method == M_OPTIONS)
 		return preflight(t, r);
-	if (!(route_methods[r->route] & B(r->method))) {
+	if (!(route_methods[r->route] &
+	      B(r->method == M_HEAD ? M_GET : r->method))) {
 		char allow[96], hdr[128], msg[160];
 		allow_list(allow, sizeof(allow),
 			   route_methods[r->route] | B(M_OPTIONS));
@@ -1010,10 +1034,15 @@ int alyx__req_body(alyx__svc *t, alyx__req *r, const void *p, size_t n)
 	}
 	alyx__buf_add(&r->body, p, n);
 	if (r->body.err) {
+		/* A body longer than its Content-Length said cannot reach
+		 * here; a chunked one can. */
+		char det[64];
+		snprintf(det, sizeof(det), "{\"max_body\":%zu}",
+			 t->srv->max_body);
 		r->closing = true;
 		alyx__reply_error(t, r, 413, alyx_errname(ALYX_E_TOOBIG),
 				  "the request body is larger than the limit",
-				  NULL);
+				  det);
 		return -1;
 	}
 	return 0;

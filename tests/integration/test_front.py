@@ -216,6 +216,26 @@ MALFORMED = [
      b"POST /api/collections/users HTTP/1.1\r\n" + HOST +
      b"Content-Type: application/json\r\nContent-Length: 2\r\n"
      b"Transfer-Encoding: chunked\r\n\r\n{}", 400, "BAD_REQUEST"),
+    ("a coding other than chunked",
+     b"POST /api/collections/users HTTP/1.1\r\n" + HOST +
+     b"Content-Type: application/json\r\n"
+     b"Transfer-Encoding: gzip, chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n", 501,
+     "NOT_IMPLEMENTED"),
+    ("chunked not the final coding",
+     b"POST /api/collections/users HTTP/1.1\r\n" + HOST +
+     b"Content-Type: application/json\r\n"
+     b"Transfer-Encoding: chunked, gzip\r\n\r\n2\r\n{}\r\n0\r\n\r\n", 400,
+     "BAD_REQUEST"),
+    ("chunked twice",
+     b"POST /api/collections/users HTTP/1.1\r\n" + HOST +
+     b"Content-Type: application/json\r\n"
+     b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
+     b"2\r\n{}\r\n0\r\n\r\n", 400, "BAD_REQUEST"),
+    ("Transfer-Encoding in HTTP/1.0",
+     b"POST /api/collections/users HTTP/1.0\r\n" +
+     b"Content-Type: application/json\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n", 400,
+     "BAD_REQUEST"),
     ("bad Content-Length", b"POST /api/collections/users HTTP/1.1\r\n" +
      HOST + b"Content-Type: application/json\r\nContent-Length: 2x\r\n\r\n"
      b"{}", 400, "BAD_REQUEST"),
@@ -425,6 +445,83 @@ def test_absolute_form_and_http10_without_host(srv):
                 assert json.loads(body) == want
         finally:
             s.close()
+
+
+def test_options_asterisk(srv):
+    """OPTIONS * (asterisk-form, the server as a whole): 204 with every
+    method served somewhere; any other method with '*' is a 400."""
+    r, s = exchange(srv, b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n" +
+                    req("GET", "/health/live"))
+    try:
+        st, h, body, line = r.response()
+        assert st == 204 and body == b"", (line, body)
+        allow = [m.strip() for m in h["allow"].split(",")]
+        assert set(allow) == {"GET", "HEAD", "POST", "PATCH", "DELETE",
+                              "OPTIONS"}, h
+        check_rid(h)
+        assert r.response()[0] == 200
+    finally:
+        s.close()
+    r, s = exchange(srv, b"GET * HTTP/1.1\r\nHost: x\r\n\r\n")
+    try:
+        st, h, body, _ = r.response()
+        err = check_error(st, h, body, 400, "BAD_REQUEST", closing=True)
+        assert err["error"]["details"] == {"part": "request line"}, err
+    finally:
+        s.close()
+
+
+def test_head_is_served_like_get(srv):
+    """HEAD (RFC 9110 §9.3.2) on every GET route: the GET's status and
+    headers, Content-Length included, and no body; on a route without
+    GET it is a 405 whose Allow list has no HEAD."""
+    st, _, doc = srv.json("POST", "/api/collections/users", new_user("head"))
+    assert st == 201, doc
+    for path in ("/health/live", "/api/collections/users?limit=3",
+                 "/api/collections/users/" + doc["id"], "/",
+                 "/api/openapi.json"):
+        r, s = exchange(srv, req("GET", path) + req("HEAD", path) +
+                        req("GET", "/health/live"))
+        try:
+            gst, gh, gbody, _ = r.response()
+            line, hh = r.head()
+            # The GET's Content-Length, no body bytes after the head.
+            assert line.split(" ")[1] == str(gst) == "200", (path, line)
+            assert hh["content-length"] == str(len(gbody)), (path, hh)
+            assert hh["content-type"] == gh["content-type"], (path, hh)
+            check_rid(hh)
+            st, _, body, _ = r.response()
+            assert st == 200 and json.loads(body) == {"status": "ok"}, \
+                (path, body[:100])
+        finally:
+            s.close()
+    # A HEAD of a missing document: the GET's 404, without its body.
+    r, s = exchange(srv, req("HEAD", "/api/collections/users/" +
+                             str(uuid.uuid4())) + req("GET", "/"))
+    try:
+        line, hh = r.head()
+        assert line.split(" ")[1] == "404", line
+        assert int(hh["content-length"]) > 0, hh
+        assert r.response()[0] == 200
+    finally:
+        s.close()
+    r, s = exchange(srv, req("HEAD", "/api/batch"))
+    try:
+        line, hh = r.head()
+        assert line.split(" ")[1] == "405", line
+        assert [m.strip() for m in hh["allow"].split(",")] == \
+            ["POST", "OPTIONS"], hh
+    finally:
+        s.close()
+    # The routes that answer GET list HEAD too.
+    r, s = exchange(srv, req("DELETE", "/health/live"))
+    try:
+        st, h, body, _ = r.response()
+        check_error(st, h, body, 405, "METHOD_NOT_ALLOWED")
+        assert set(m.strip() for m in h["allow"].split(",")) == \
+            {"GET", "HEAD", "OPTIONS"}, h
+    finally:
+        s.close()
 
 
 def test_leading_blank_lines_are_ignored(srv):
@@ -743,6 +840,281 @@ def test_absurd_body_is_answered_before_close(srv):
         check_error(st, h, data, 413, "TOO_LARGE", closing=True)
     finally:
         s.close()
+    alive(srv)
+
+
+# ---- 4b. chunked request bodies ----
+
+def chunked(method, path, pieces, headers=None, ctype="application/json",
+            trailer=b""):
+    """A request whose body is sent chunked: one chunk per piece (bytes),
+    then the last chunk and the trailer section."""
+    head = "%s %s HTTP/1.1\r\nHost: test\r\n" % (method, path)
+    if ctype:
+        head += "Content-Type: %s\r\n" % ctype
+    head += "Transfer-Encoding: chunked\r\n"
+    for k, v in (headers or {}).items():
+        head += "%s: %s\r\n" % (k, v)
+    body = b"".join(b"%x\r\n" % len(p) + p + b"\r\n" for p in pieces)
+    return (head + "\r\n").encode() + body + b"0\r\n" + trailer + b"\r\n"
+
+
+def pieces_of(data, n):
+    return [data[i:i + n] for i in range(0, len(data), n)]
+
+
+def test_chunked_create_then_keepalive(srv):
+    u = new_user("chunk")
+    data = json.dumps(u).encode()
+    r, s = exchange(srv, chunked("POST", "/api/collections/users",
+                                 pieces_of(data, 7)))
+    try:
+        st, h, body, _ = r.response()
+        assert st == 201, body
+        doc = json.loads(body)
+        assert doc["email"] == u["email"] and doc["name"] == u["name"]
+        check_rid(h)
+        assert "connection" not in h, h
+        # The connection serves on, and the document is there.
+        s.sendall(req("GET", "/api/collections/users/" + doc["id"]))
+        st, h, body, _ = r.response()
+        assert st == 200 and json.loads(body)["email"] == u["email"]
+    finally:
+        s.close()
+
+
+def test_chunked_extensions_trailers_and_bare_lf(srv):
+    """Chunk extensions and trailer fields are read and dropped; upper
+    and lower case hex, leading zeros, bare LF line ends."""
+    u = new_user("ext")
+    data = json.dumps(u).encode()
+    a, b = data[:20], data[20:]
+    raw_body = (b"%X;name=value;q=\"a b\"\r\n" % len(a) + a + b"\r\n" +
+                b"000%x \t;x\n" % len(b) + b + b"\n" +
+                b"0;last\r\nX-Checksum: abc\r\nX-Other: 1\n\r\n")
+    data = (b"POST /api/collections/users HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\n"
+            b"Transfer-Encoding: Chunked\r\n\r\n" + raw_body +
+            req("GET", "/health/live"))
+    r, s = exchange(srv, data)
+    try:
+        st, h, body, _ = r.response()
+        assert st == 201, body
+        assert json.loads(body)["email"] == u["email"]
+        st, h, body, _ = r.response()
+        assert st == 200 and json.loads(body) == {"status": "ok"}
+    finally:
+        s.close()
+
+
+def test_chunked_one_byte_at_a_time(srv):
+    u = new_user("trickle")
+    data = chunked("POST", "/api/collections/users",
+                   pieces_of(json.dumps(u).encode(), 11),
+                   trailer=b"X-T: 1\r\n") + req("GET", "/health/live")
+    s = connect(srv)
+    r = Reader(s)
+    try:
+        for i in range(len(data)):
+            s.sendall(data[i:i + 1])
+        st, h, body, _ = r.response()
+        assert st == 201 and json.loads(body)["email"] == u["email"], body
+        st, h, body, _ = r.response()
+        assert st == 200 and json.loads(body) == {"status": "ok"}
+    finally:
+        s.close()
+
+
+def test_chunked_pipelined_with_others(srv):
+    """Chunked and Content-Length requests back to back in one send are
+    answered in order; a PATCH can be chunked too."""
+    u1, u2 = new_user("p1"), new_user("p2")
+    st, _, doc = srv.json("POST", "/api/collections/users", u1)
+    assert st == 201, doc
+    data = (chunked("POST", "/api/collections/users",
+                    [json.dumps(u2).encode()]) +
+            req("GET", "/api/collections/users/" + doc["id"]) +
+            chunked("PATCH", "/api/collections/users/" + doc["id"],
+                    pieces_of(b'{"name":"patched"}', 5)) +
+            req("GET", "/health/live"))
+    r, s = exchange(srv, data)
+    try:
+        st, h, body, _ = r.response()
+        assert st == 201 and json.loads(body)["email"] == u2["email"]
+        st, h, body, _ = r.response()
+        assert st == 200 and json.loads(body)["email"] == u1["email"]
+        st, h, body, _ = r.response()
+        assert st == 200 and json.loads(body)["name"] == "patched", body
+        st, h, body, _ = r.response()
+        assert st == 200 and json.loads(body) == {"status": "ok"}
+        assert not r.closed(timeout=0.3)
+    finally:
+        s.close()
+
+
+def test_chunked_expect_100_continue(srv):
+    u = new_user("cont-chunked")
+    data = json.dumps(u).encode()
+    s = connect(srv)
+    r = Reader(s)
+    try:
+        s.sendall(b"POST /api/collections/users HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Type: application/json\r\n"
+                  b"Expect: 100-continue\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n")
+        s.settimeout(3 * SLOW)
+        while b"\r\n\r\n" not in r.buf:
+            r._fill()
+        assert r.buf == b"HTTP/1.1 100 Continue\r\n\r\n", r.buf
+        r.buf = b""
+        s.sendall(b"%x\r\n" % len(data) + data + b"\r\n0\r\n\r\n")
+        st, h, body, _ = r.response()
+        assert st == 201 and json.loads(body)["email"] == u["email"], body
+    finally:
+        s.close()
+
+
+def test_chunked_empty_body_is_like_an_empty_one(srv):
+    """A chunked body of no bytes gets the answer an empty
+    Content-Length body gets."""
+    r, s = exchange(srv, req("POST", "/api/collections/users", b""))
+    try:
+        want = r.response()
+    finally:
+        s.close()
+    r, s = exchange(srv, chunked("POST", "/api/collections/users", []))
+    try:
+        st, h, body, _ = r.response()
+    finally:
+        s.close()
+    assert st == want[0] and st == 400, (st, body, want)
+    assert json.loads(body)["error"]["code"] == \
+        json.loads(want[2])["error"]["code"]
+
+
+def test_chunked_over_the_limit(srv):
+    """A chunked body past max_body: 413 with the limit in details, then
+    the connection closes (the rest of the body is not read)."""
+    big = b"{" + b" " * MAX_BODY + b"}"
+    data = chunked("POST", "/api/collections/users", pieces_of(big, 8192))
+    s = connect(srv, timeout=10)
+    r = Reader(s)
+    try:
+        try:
+            s.sendall(data + req("GET", "/health/live"))
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        st, h, body, _ = r.response()
+        err = check_error(st, h, body, 413, "TOO_LARGE", closing=True)
+        assert err["error"]["details"] == {"max_body": MAX_BODY}
+        assert r.closed(), r.buf[:200]
+    finally:
+        s.close()
+    # Exactly max_body bytes is fine (and a validation error, not 413).
+    body = b'{"name":"x"' + b" " * (MAX_BODY - 12) + b"}"
+    assert len(body) == MAX_BODY
+    r, s = exchange(srv, chunked("POST", "/api/collections/users",
+                                 pieces_of(body, 10000)), timeout=10)
+    try:
+        st, h, data, _ = r.response()
+        check_error(st, h, data, 422, "VALIDATION_ERROR", closing=False)
+    finally:
+        s.close()
+    alive(srv)
+
+
+MALFORMED_CHUNKED = [
+    ("size not hex", b"zz\r\n{}\r\n0\r\n\r\n", "hex digits"),
+    ("0x prefix", b"0x2\r\n{}\r\n0\r\n\r\n", "hex digits, then"),
+    ("data longer than its size", b"1\r\n{}\r\n0\r\n\r\n", "does not end"),
+    ("bare CR after the size", b"2\r{}\r\n0\r\n\r\n", "CR without LF"),
+    ("control byte in an extension", b"2;a\x01\r\n{}\r\n0\r\n\r\n",
+     "control byte"),
+    ("16 hex digits", b"0000000000000002\r\n{}\r\n0\r\n\r\n", "too large"),
+    ("size line over 4 KiB", b"2;" + b"e" * 4096 + b"\r\n{}\r\n0\r\n\r\n",
+     "too long"),
+    ("control byte in a trailer", b"2\r\n{}\r\n0\r\nX: \x7f\r\n\r\n",
+     "control byte"),
+    ("trailer section over 8 KiB",
+     b"2\r\n{}\r\n0\r\n" + b"X: 1234\r\n" * 1000 + b"\r\n", "too large"),
+]
+
+
+@pytest.mark.parametrize("framing,why", [m[1:] for m in MALFORMED_CHUNKED],
+                         ids=[m[0] for m in MALFORMED_CHUNKED])
+def test_malformed_chunked_body(srv, framing, why):
+    """Bad framing is a 400 naming the body, then the connection closes
+    (the request behind it is not served)."""
+    head = (b"POST /api/collections/users HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n")
+    r, s = exchange(srv, head + framing + req("GET", "/health/live"))
+    try:
+        st, h, body, _ = r.response()
+        err = check_error(st, h, body, 400, "BAD_REQUEST", closing=True)
+        assert err["error"]["details"] == {"part": "body"}, err
+        assert why in err["error"]["message"], err
+        assert r.closed(), r.buf[:200]
+    finally:
+        s.close()
+    alive(srv)
+
+
+def test_chunked_body_not_read_is_skipped(srv):
+    """A chunked body the router does not read (a GET's, or one refused
+    for its Content-Type) is skipped, even shaped like a request, and the
+    next request on the connection is served."""
+    inner = req("GET", "/smuggled")
+    data = (chunked("GET", "/health/live", pieces_of(inner, 10),
+                    ctype=None) +
+            chunked("POST", "/api/collections/users",
+                    [b"name=x", b"&y=1"], ctype="text/plain") +
+            req("GET", "/"))
+    r, s = exchange(srv, data)
+    try:
+        st, h, body, _ = r.response()
+        assert st == 200 and json.loads(body) == {"status": "ok"}, body
+        st, h, body, _ = r.response()
+        check_error(st, h, body, 415, "UNSUPPORTED_MEDIA_TYPE",
+                    closing=False)
+        st, h, body, _ = r.response()
+        assert st == 200 and json.loads(body)["name"] == "alyx", body
+        assert not r.closed(timeout=0.3), "answered more than was asked"
+        assert r.buf == b""
+    finally:
+        s.close()
+
+
+def test_chunked_body_trickled_past_the_timeout(srv):
+    """A chunked body that never ends is bounded by request_timeout
+    like any other: a 408 (or a close) within a few timeouts."""
+    s = connect(srv)
+    got, closed = b"", False
+    t0 = time.time()
+    try:
+        s.sendall(b"POST /api/collections/users HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Type: application/json\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n1\r\n{\r\n")
+        s.setblocking(False)
+        while not closed and time.time() - t0 < 4 * TIMEOUT_S * SLOW:
+            time.sleep(0.3)
+            try:
+                s.sendall(b"1\r\n \r\n")
+            except (BlockingIOError, BrokenPipeError, ConnectionResetError):
+                pass
+            try:
+                chunk = s.recv(1 << 16)
+                got += chunk
+                closed = not chunk
+            except BlockingIOError:
+                pass
+            except ConnectionResetError:
+                closed = True
+    finally:
+        s.close()
+    assert got or closed, "still open after %.1f s" % (time.time() - t0)
+    if got:
+        assert got.startswith(b"HTTP/1.1 408 "), got[:200]
     alive(srv)
 
 

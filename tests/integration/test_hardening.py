@@ -70,7 +70,9 @@ def test_post_without_length_or_chunked(server):
                b"Host: x\r\nContent-Type: application/json\r\n"
                b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
                timeout=3)
-    assert status_of(resp) in (400, 411), resp[:300]
+    # A chunked body is read (test_front.py has the details): {} is then
+    # a validation error, not a framing one.
+    assert status_of(resp) == 422, resp[:300]
     alive(server)
 
 

@@ -32,6 +32,7 @@ def one(request, tmp_path_factory):
     if request.param == "plain":
         s = Server(make_project(tmp, CONFIG % ""))
         s.wrap = lambda sock: sock
+        s.tls = False
         yield s
         assert s.stop() == 0
         return
@@ -40,6 +41,7 @@ def one(request, tmp_path_factory):
         "  tls:\n    cert: %s\n    key: %s" % (cert, key)))
     s, ctx = tls_server(proj, cert)
     s.wrap = lambda sock: ctx.wrap_socket(sock)
+    s.tls = True
     try:
         s.wait_ready()
         yield s
@@ -197,3 +199,53 @@ def test_stalled_pipeline_does_not_block_others(one):
     finally:
         s.close()
     others_served(one)
+
+
+def test_chunked_body(one):
+    """A chunked POST between two GETs: alyx's front reads it (201) and
+    the connection serves on; over TLS, libwebsockets' connections
+    answer 411 (send Content-Length) and close."""
+    u = new_user_body("chunked")
+    body = json.dumps(u).encode()
+    data = (req("GET", "/health/live") +
+            b"POST /api/collections/users HTTP/1.1\r\nHost: test\r\n"
+            b"Content-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n" +
+            b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n")
+    s = connect(one)
+    try:
+        s.sendall(data)
+        answers = read_responses(s, 2)
+        assert answers[0][0] == 200
+        if one.tls:
+            assert answers[1][0] == 411, answers[1]
+            err = json.loads(answers[1][1])["error"]
+            assert err["code"] == "LENGTH_REQUIRED" and "TLS" in \
+                err["message"], err
+            return
+        assert answers[1][0] == 201, answers[1]
+        assert json.loads(answers[1][1])["email"] == u["email"]
+        s.sendall(req("GET", "/health/live"))
+        assert read_responses(s, 1)[0][0] == 200
+    finally:
+        s.close()
+
+
+def test_head_then_get(one):
+    """HEAD is answered like GET without the body, on either front: the
+    GET's status line follows the HEAD's header section directly."""
+    s = connect(one)
+    try:
+        s.sendall(b"HEAD /health/live HTTP/1.1\r\nHost: test\r\n\r\n" +
+                  req("GET", "/health/live"))
+        buf = b""
+        while buf.count(b"\r\n\r\n") < 2:
+            chunk = s.recv(65536)
+            assert chunk, buf
+            buf += chunk
+        head, _, rest = buf.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 "), head
+        assert b"content-length: 15" in head.lower(), head  # {"status":"ok"}
+        assert rest.startswith(b"HTTP/1.1 200 "), rest[:100]
+    finally:
+        s.close()

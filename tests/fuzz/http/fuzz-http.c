@@ -7,15 +7,20 @@
  *    line end, the same whole and fed a byte at a time, found when its
  *    last byte arrives and never before;
  *  - a complete head that alyx__h1_parse accepts has head_len == end and
- *    every span inside the head, a path starting with '/', known methods
- *    and versions only;
+ *    every span inside the head, a path starting with '/' (or "*" for
+ *    OPTIONS), known methods and versions only;
  *  - alyx__h1_path on the path span, with a roomy and a small buffer,
  *    gives a NUL-terminated result within the buffer that starts with
  *    '/' and has no "//", "/./" or "/../" and no final "/." or "/..",
  *    equal to a simple reference (decode, then RFC 3986 5.2.4 with empty
  *    segments dropped);
  *  - alyx__h1_args on the query span equals a reference split and decode,
- *    with every piece NUL-terminated inside the buffer.
+ *    with every piece NUL-terminated inside the buffer;
+ *  - the bytes after the head, read as a chunked body by
+ *    alyx__h1_chunked whole, a byte at a time and split in two, give one
+ *    outcome, equal to a line-by-line reference decoder's when that one
+ *    finds the body's end or a fault (while it waits for more bytes, the
+ *    decoder may already have refused them).
  * Without a complete head the decoders run on the raw input instead.
  * A violated property abort()s.
  */
@@ -288,7 +293,13 @@ static void check_head(const char *p, size_t end)
 	      h.method_tok.len > 0);
 	CHECK(in_head(h.path, end));
 	/* An empty path: an absolute-form target without one ("/"); the
-	 * target then starts with its scheme. */
+	 * target then starts with its scheme.  "*": OPTIONS *, alone. */
+	if (h.path.len == 1 && p[h.path.off] == '*') {
+		CHECK(h.method == M_OPTIONS && !h.has_query &&
+		      h.path.off == h.method_tok.len + 1 &&
+		      p[h.path.off + 1] == ' ');
+		return;
+	}
 	CHECK(h.path.len ? p[h.path.off] == '/'
 			 : p[h.method_tok.len + 1] != '/');
 	CHECK(!memchr(p + h.path.off, '?', h.path.len));
@@ -324,6 +335,197 @@ static void check_head(const char *p, size_t end)
 		check_args(p + h.query.off, h.query.len);
 }
 
+/* ---- chunked bodies ---- */
+
+enum { R_MORE, R_BAD, R_END };
+
+/* The line at p[i..n): its length through '\n' in *len, or 0 if no LF
+ * is there. */
+static size_t line_len(const char *p, size_t n, size_t i)
+{
+	const char *nl = memchr(p + i, '\n', n - i);
+
+	return nl ? (size_t)(nl - (p + i)) + 1 : 0;
+}
+
+static int ctl(unsigned char c)
+{
+	return (c < 0x20 && c != '\t') || c == 0x7f;
+}
+
+/* A line-by-line chunked decoder (RFC 9112 §7.1 with alyx's bounds):
+ * R_END with the data in out (*outn) and the body's length in *used,
+ * R_BAD, or R_MORE. */
+static int ref_chunked(const char *p, size_t n, char *out, size_t *outn,
+		       size_t *used)
+{
+	size_t i = 0;
+
+	*outn = 0;
+	for (;;) {
+		size_t L = line_len(p, n, i), e, j = 0, digits = 0;
+		uint64_t size = 0;
+
+		if (!L)
+			return n - i > ALYX_H1_MAX_CHUNK_LINE ? R_BAD : R_MORE;
+		if (L > ALYX_H1_MAX_CHUNK_LINE)
+			return R_BAD;
+		e = L - 1;
+		if (e && p[i + e - 1] == '\r')
+			e--;
+		if (memchr(p + i, '\r', e))
+			return R_BAD;
+		for (; j < e && alyx__hexval((unsigned char)p[i + j]) >= 0;
+		     j++) {
+			if (++digits > 15)
+				return R_BAD;
+			size = size << 4 |
+			       (uint64_t)alyx__hexval((unsigned char)p[i + j]);
+		}
+		if (!digits)
+			return R_BAD;
+		while (j < e && (p[i + j] == ' ' || p[i + j] == '\t'))
+			j++;
+		if (j < e) {
+			if (p[i + j] != ';')
+				return R_BAD;
+			for (; j < e; j++)
+				if (ctl((unsigned char)p[i + j]))
+					return R_BAD;
+		}
+		i += L;
+		if (!size)
+			break;
+		if (n - i < size)
+			return R_MORE;
+		memcpy(out + *outn, p + i, size);
+		*outn += size;
+		i += size;
+		if (i == n)
+			return R_MORE;
+		if (p[i] == '\n') {
+			i++;
+			continue;
+		}
+		if (p[i] != '\r')
+			return R_BAD;
+		if (i + 1 == n)
+			return R_MORE;
+		if (p[i + 1] != '\n')
+			return R_BAD;
+		i += 2;
+	}
+	/* The trailer section. */
+	size_t t0 = i;
+	for (;;) {
+		size_t L = line_len(p, n, i), e;
+
+		if (!L || i + L - t0 > ALYX_H1_MAX_TRAILER) {
+			/* Bytes up to the bound are looked at one by one. */
+			size_t lim = t0 + ALYX_H1_MAX_TRAILER;
+			size_t stop = L ? i + L : n;
+
+			for (size_t k = i; k < stop && k < lim; k++) {
+				if (p[k] == '\r' && k + 1 < n &&
+				    p[k + 1] != '\n')
+					return R_BAD;
+				if (ctl((unsigned char)p[k]) && p[k] != '\r' &&
+				    p[k] != '\n')
+					return R_BAD;
+			}
+			return stop > lim ? R_BAD : R_MORE;
+		}
+		e = L - 1;
+		if (e && p[i + e - 1] == '\r')
+			e--;
+		for (size_t k = 0; k < e; k++)
+			if (ctl((unsigned char)p[i + k]))
+				return R_BAD;	/* a CR included */
+		i += L;
+		if (!e) {
+			*used = i;
+			return R_END;
+		}
+	}
+}
+
+/* alyx__h1_chunked on p[0..n) with the bytes arriving at the cumulative
+ * points avail[0..na), as front.c calls it. */
+static int run_chunked(const char *p, const size_t *avail, size_t na,
+		       char *out, size_t *outn, size_t *used)
+{
+	alyx__h1chunk c;
+	size_t at = 0;
+
+	memset(&c, 0, sizeof(c));
+	*outn = 0;
+	for (size_t a = 0; a < na; a++) {
+		for (;;) {
+			size_t u = 0, off = 0, len = 0;
+			const char *why = NULL;
+			int k = alyx__h1_chunked(&c, p + at, avail[a] - at, &u,
+						 &off, &len, &why);
+
+			if (k == ALYX_H1_CHUNK_BAD) {
+				CHECK(why && *why);
+				return R_BAD;
+			}
+			CHECK(u <= avail[a] - at);
+			if (k == ALYX_H1_CHUNK_DATA) {
+				CHECK(len && off + len == u);
+				memcpy(out + *outn, p + at + off, len);
+				*outn += len;
+				at += u;
+				continue;
+			}
+			CHECK(!len);
+			at += u;
+			if (k == ALYX_H1_CHUNK_END) {
+				*used = at;
+				return R_END;
+			}
+			CHECK(at == avail[a]);
+			break;
+		}
+	}
+	return R_MORE;
+}
+
+static void check_chunked(const char *p, size_t n)
+{
+	char *o1 = malloc(n + 1), *o2 = malloc(n + 1), *o3 = malloc(n + 1);
+	char *ro = malloc(n + 1);
+	size_t *steps = malloc((n + 1) * sizeof(*steps));
+	size_t n1, n2, n3, rn, u1 = 0, u2 = 0, u3 = 0, ru = 0, whole[1] = {n};
+	size_t split[2] = {n ? (unsigned char)p[0] % (n + 1) : 0, n};
+
+	CHECK(o1 && o2 && o3 && ro && steps);
+	for (size_t k = 0; k < n; k++)
+		steps[k] = k + 1;
+	int r1 = run_chunked(p, whole, 1, o1, &n1, &u1);
+	int r2 = run_chunked(p, steps, n, o2, &n2, &u2);
+	int r3 = run_chunked(p, split, 2, o3, &n3, &u3);
+	int rr = ref_chunked(p, n, ro, &rn, &ru);
+
+	CHECK(r1 == r2 && r1 == r3);
+	if (r1 == R_END) {
+		CHECK(u1 == u2 && u1 == u3 && u1 <= n);
+		CHECK(n1 == n2 && n1 == n3);
+		CHECK(!memcmp(o1, o2, n1) && !memcmp(o1, o3, n1));
+	}
+	if (rr != R_MORE)
+		CHECK(r1 == rr);
+	else
+		CHECK(r1 != R_END);
+	if (rr == R_END)
+		CHECK(u1 == ru && n1 == rn && !memcmp(o1, ro, rn));
+	free(o1);
+	free(o2);
+	free(o3);
+	free(ro);
+	free(steps);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *p = (const char *)data;
@@ -357,9 +559,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		if (end2)
 			check_head(p + end, end2);
+		check_chunked(p + end, size - end);
 	} else {
 		check_path(p, size);
 		check_args(p, size);
+		check_chunked(p, size);
 	}
 	return 0;
 }

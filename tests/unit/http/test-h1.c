@@ -257,7 +257,12 @@ TEST(parse_bad_targets)
 	ASSERT_EQ(status_of("GET http:/h/ HTTP/1.1\r\n\r\n"), 400);
 	ASSERT_EQ(status_of("GET ://h/ HTTP/1.1\r\n\r\n"), 400);
 	ASSERT_EQ(status_of("GET 1http://h/ HTTP/1.1\r\n\r\n"), 400);
-	ASSERT_EQ(status_of("OPTIONS * HTTP/1.1\r\n\r\n"), 400);
+	/* '*' is a target for OPTIONS only, and alone. */
+	ASSERT_EQ(status_of("GET * HTTP/1.1\r\n\r\n"), 400);
+	ASSERT_EQ(status_of("POST * HTTP/1.1\r\n\r\n"), 400);
+	ASSERT_EQ(status_of("OPTIONS ** HTTP/1.1\r\n\r\n"), 400);
+	ASSERT_EQ(status_of("OPTIONS *?a=1 HTTP/1.1\r\n\r\n"), 400);
+	ASSERT_EQ(status_of("OPTIONS */a HTTP/1.1\r\n\r\n"), 400);
 	ASSERT_EQ(status_of("GET #f HTTP/1.1\r\n\r\n"), 400);
 	ASSERT_EQ(status_of("GET /a#f HTTP/1.1\r\n\r\n"), 400);
 	ASSERT_EQ(status_of("GET /a?x=1#f HTTP/1.1\r\n\r\n"), 400);
@@ -335,6 +340,18 @@ TEST(parse_absolute_form)
 	ASSERT_EQ(h.path.len, 0);
 	ASSERT(h.has_query);
 	SPAN_EQ(s, h.query, "q");
+}
+
+TEST(parse_asterisk_form)
+{
+	alyx__h1head h;
+	const char *s = "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n";
+
+	/* RFC 9112 §3.2.4: the server as a whole. */
+	ASSERT_EQ(parse(s, &h), 0);
+	ASSERT_EQ(h.method, M_OPTIONS);
+	SPAN_EQ(s, h.path, "*");
+	ASSERT(!h.has_query);
 }
 
 TEST(parse_connection_lists)
@@ -884,6 +901,238 @@ TEST(args_limits)
 	/* Nothing is written at or past cap. */
 	ASSERT_EQ(args_of("ab&cd", &r, 6, 16), 2);
 	ASSERT_EQ(r.out[6], 'X');
+}
+
+/* ---- Transfer-Encoding and chunked bodies ---- */
+
+static int te_of(const char *v)
+{
+	return alyx__h1_te(v, strlen(v));
+}
+
+TEST(te_lists)
+{
+	ASSERT_EQ(te_of("chunked"), 1);
+	ASSERT_EQ(te_of("Chunked"), 1);
+	ASSERT_EQ(te_of("CHUNKED"), 1);
+	ASSERT_EQ(te_of(" , chunked ,\t"), 1);	/* empty elements */
+	ASSERT_EQ(te_of("gzip, chunked"), -1);	/* a coding alyx lacks */
+	ASSERT_EQ(te_of("identity,chunked"), -1);
+	ASSERT_EQ(te_of("chunked, gzip"), 0);	/* not the final one */
+	ASSERT_EQ(te_of("chunked, chunked"), 0);	/* twice */
+	ASSERT_EQ(te_of("gzip"), 0);
+	ASSERT_EQ(te_of(""), 0);
+	ASSERT_EQ(te_of(" , "), 0);
+	ASSERT_EQ(te_of("chunked;x=1"), 0);	/* chunked has no parameters */
+	ASSERT_EQ(te_of("chunkedx"), 0);
+	ASSERT_EQ(te_of("xchunked"), 0);
+}
+
+/*
+ * Decodes s[0..n) as a chunked body whose bytes become available at the
+ * cumulative points avail[0..na) (the last is n), calling the decoder on
+ * what is unused each time, as front.c does.  The data go to out
+ * (*outn); *used is how many bytes the body took.  Returns the last
+ * status: END, MORE (ran out), or BAD (*why).
+ */
+static int chunk_feed(const char *s, const size_t *avail, size_t na,
+		      char *out, size_t *outn, size_t *used,
+		      const char **why)
+{
+	alyx__h1chunk c;
+	size_t at = 0;
+
+	memset(&c, 0, sizeof(c));
+	*outn = 0;
+	for (size_t i = 0; i < na; i++) {
+		for (;;) {
+			size_t u = 0, off, len;
+			int k = alyx__h1_chunked(&c, s + at, avail[i] - at, &u,
+						 &off, &len, why);
+
+			if (k == ALYX_H1_CHUNK_BAD)
+				return k;
+			if (k == ALYX_H1_CHUNK_DATA) {
+				/* A data run lies inside what was used. */
+				if (off + len != u || !len)
+					TH_FAIL("data run %zu+%zu, used %zu",
+						off, len, u);
+				memcpy(out + *outn, s + at + off, len);
+				*outn += len;
+				at += u;
+				continue;
+			}
+			at += u;
+			if (k == ALYX_H1_CHUNK_END) {
+				*used = at;
+				return k;
+			}
+			if (at != avail[i])
+				TH_FAIL("MORE with %zu of %zu used", at,
+					avail[i]);
+			break;
+		}
+	}
+	*used = at;
+	return ALYX_H1_CHUNK_MORE;
+}
+
+/*
+ * The chunked body at the start of s decodes to `data` and takes `body`
+ * bytes (the rest is the next request's), fed whole, in every two-part
+ * split and a byte at a time.
+ */
+static void check_chunked(const char *s, size_t n, const char *data,
+			  size_t dn, size_t body)
+{
+	size_t outn, used, avail[2];
+	static char out[16384];
+	static size_t steps[16384];
+	const char *why = NULL;
+
+	ASSERT(n < sizeof(steps) / sizeof(steps[0]));
+	for (size_t k = 0; k <= n; k++) {
+		avail[0] = k;
+		avail[1] = n;
+		ASSERT_EQ(chunk_feed(s, avail, 2, out, &outn, &used, &why),
+			  ALYX_H1_CHUNK_END);
+		ASSERT_EQ(used, body);
+		ASSERT_EQ(outn, dn);
+		ASSERT(!memcmp(out, data, outn));
+	}
+	for (size_t k = 0; k < n; k++)
+		steps[k] = k + 1;
+	ASSERT_EQ(chunk_feed(s, steps, n, out, &outn, &used, &why),
+		  ALYX_H1_CHUNK_END);
+	ASSERT_EQ(used, body);
+	ASSERT_EQ(outn, dn);
+	ASSERT(!memcmp(out, data, outn));
+}
+
+#define GOOD_CHUNKED(s, data, body) \
+	check_chunked((s), sizeof(s) - 1, (data), sizeof(data) - 1, (body))
+
+/* s is refused, whole and a byte at a time, with a message containing
+ * `msg`. */
+static void check_chunked_bad(const char *s, size_t n, const char *msg)
+{
+	size_t outn, used, avail[1] = {n};
+	static char out[32768];
+	static size_t steps[32768];
+	const char *why = NULL;
+
+	if (chunk_feed(s, avail, 1, out, &outn, &used, &why) !=
+	    ALYX_H1_CHUNK_BAD)
+		TH_FAIL("not refused: \"%.*s\"", (int)(n > 40 ? 40 : n), s);
+	ASSERT(why != NULL);
+	ASSERT_CONTAINS(why, msg);
+	ASSERT(n <= sizeof(steps) / sizeof(steps[0]));
+	for (size_t k = 0; k < n; k++)
+		steps[k] = k + 1;
+	why = NULL;
+	ASSERT_EQ(chunk_feed(s, steps, n, out, &outn, &used, &why),
+		  ALYX_H1_CHUNK_BAD);
+	ASSERT_CONTAINS(why, msg);
+}
+
+#define BAD_CHUNKED(s, msg) check_chunked_bad((s), sizeof(s) - 1, (msg))
+
+TEST(chunked_bodies)
+{
+	const char *two = "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+
+	GOOD_CHUNKED("5\r\nhello\r\n0\r\n\r\n", "hello", 15);
+	check_chunked(two, strlen(two), "hello world", 11, strlen(two));
+	/* What follows the body is left for the next request. */
+	GOOD_CHUNKED("5\r\nhello\r\n0\r\n\r\nGET / HTTP/1.1\r\n", "hello",
+		     15);
+	GOOD_CHUNKED("0\r\n\r\n", "", 5);	/* an empty body */
+	GOOD_CHUNKED("5\nhello\n0\n\n", "hello", 11);	/* bare LF */
+	GOOD_CHUNKED("5\nhello\r\n0\r\n\n", "hello", 13);
+	/* Hex of either case, leading zeros. */
+	GOOD_CHUNKED("000A\r\n0123456789\r\n0\r\n\r\n", "0123456789", 23);
+	GOOD_CHUNKED("a\r\n0123456789\r\n1F\r\n"
+		     "0123456789abcdefghijklmnopqrstu\r\n0\r\n\r\n",
+		     "01234567890123456789abcdefghijklmnopqrstu", 57);
+	/* Extensions, blanks before them, dropped. */
+	GOOD_CHUNKED("5;name=val;x\r\nhello\r\n0;last=\"q \\\" ;\"\r\n\r\n",
+		     "hello", 40);
+	GOOD_CHUNKED("5 \t;x\r\nhello\r\n0 \r\n\r\n", "hello", 20);
+	GOOD_CHUNKED("5\t\r\nhello\r\n0\r\n\r\n", "hello", 16);
+	/* Trailer fields, dropped. */
+	GOOD_CHUNKED("3\r\nabc\r\n0\r\nX-Trailer: 1\r\nY: \t2\r\n\r\nnext",
+		     "abc", 34);
+	GOOD_CHUNKED("3\nabc\n0\nX: 1\n\n", "abc", 14);
+	/* Data bytes are not framing: CR, LF and NUL pass through. */
+	GOOD_CHUNKED("4\r\n\r\n\0\n\r\n0\r\n\r\n", "\r\n\0\n", 14);
+	/* Fifteen hex digits are the most a size may have. */
+	GOOD_CHUNKED("00000000000000a\r\n0123456789\r\n0\r\n\r\n",
+		     "0123456789", 34);
+}
+
+TEST(chunked_refusals)
+{
+	BAD_CHUNKED("x\r\n", "hex digits");
+	BAD_CHUNKED("\r\n", "hex digits");
+	BAD_CHUNKED(";x\r\n", "hex digits");
+	BAD_CHUNKED(" 5\r\nhello\r\n0\r\n\r\n", "hex digits");
+	BAD_CHUNKED("-1\r\n", "hex digits");
+	BAD_CHUNKED("5x\r\nhello\r\n0\r\n\r\n", "hex digits, then");
+	BAD_CHUNKED("0x5\r\nhello\r\n0\r\n\r\n", "hex digits, then");
+	BAD_CHUNKED("5 5\r\nhello\r\n0\r\n\r\n", "hex digits, then");
+	BAD_CHUNKED("0000000000000005\r\nhello\r\n0\r\n\r\n", "too large");
+	BAD_CHUNKED("ffffffffffffffffff\r\n", "too large");
+	BAD_CHUNKED("5;a\x01\r\nhello\r\n0\r\n\r\n", "control byte");
+	BAD_CHUNKED("5\rhello\r\n0\r\n\r\n", "CR without LF");
+	BAD_CHUNKED("5\r\nhelloX\r\n0\r\n\r\n", "does not end");
+	BAD_CHUNKED("5\r\nhel\r\n0\r\n\r\n", "does not end");
+	BAD_CHUNKED("5\r\nhello\rX0\r\n\r\n", "CR without LF");
+	BAD_CHUNKED("0\r\nX: 1\rY\r\n\r\n", "CR without LF");
+	BAD_CHUNKED("0\r\n\rX", "CR without LF");
+	BAD_CHUNKED("0\r\nX: \x7f\r\n\r\n", "control byte");
+	BAD_CHUNKED("0\r\nX: a\x00\r\n\r\n", "control byte");
+
+	/* The size line and the trailer section are bounded. */
+	static char big[ALYX_H1_MAX_TRAILER + 64];
+	size_t n;
+
+	memcpy(big, "5;", 2);
+	memset(big + 2, 'e', ALYX_H1_MAX_CHUNK_LINE);
+	memcpy(big + 2 + ALYX_H1_MAX_CHUNK_LINE, "\r\n", 2);
+	check_chunked_bad(big, ALYX_H1_MAX_CHUNK_LINE + 4, "too long");
+	/* Just under the bound is fine. */
+	n = ALYX_H1_MAX_CHUNK_LINE - 4;
+	memcpy(big, "5;", 2);
+	memset(big + 2, 'e', n);
+	memcpy(big + 2 + n, "\r\nhello\r\n0\r\n\r\n", 15);
+	check_chunked(big, n + 16, "hello", 5, n + 16);
+
+	memcpy(big, "0\r\n", 3);
+	for (n = 3; n < ALYX_H1_MAX_TRAILER + 8; n += 8)
+		memcpy(big + n, "X: 1234\n", 8);
+	check_chunked_bad(big, n, "trailer section is too large");
+}
+
+/* A decoder that has reported END reads nothing more. */
+TEST(chunked_after_end)
+{
+	alyx__h1chunk c;
+	size_t u = 99, off, len;
+	const char *why = NULL;
+
+	memset(&c, 0, sizeof(c));
+	ASSERT_EQ(alyx__h1_chunked(&c, "0\r\n\r\nGET", 8, &u, &off, &len,
+				   &why), ALYX_H1_CHUNK_END);
+	ASSERT_EQ(u, 5);
+	ASSERT_EQ(alyx__h1_chunked(&c, "GET", 3, &u, &off, &len, &why),
+		  ALYX_H1_CHUNK_END);
+	ASSERT_EQ(u, 0);
+	ASSERT_EQ(len, 0);
+	/* Nothing to read: MORE, nothing used. */
+	memset(&c, 0, sizeof(c));
+	ASSERT_EQ(alyx__h1_chunked(&c, "", 0, &u, &off, &len, &why),
+		  ALYX_H1_CHUNK_MORE);
+	ASSERT_EQ(u, 0);
 }
 
 TEST_MAIN()
