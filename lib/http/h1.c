@@ -534,15 +534,6 @@ int alyx__h1_chunked(alyx__h1chunk *c, const char *p, size_t n,
 				return ck_bad(why, "a control byte in a chunk "
 					      "extension");
 			break;
-		case CK_SIZE_LF:
-			if (b != '\n')
-				return ck_bad(why, "a CR without LF in the "
-					      "chunked framing");
-		size_line_done:
-			c->line = 0;
-			c->digits = 0;
-			c->st = c->left ? CK_DATA : CK_TRAILER;
-			break;
 		case CK_DATA_END:
 			if (b == '\r') {
 				c->st = CK_DATA_LF;
@@ -551,12 +542,6 @@ int alyx__h1_chunked(alyx__h1chunk *c, const char *p, size_t n,
 			if (b != '\n')
 				return ck_bad(why, "a chunk's data does not end "
 					      "where its size says");
-			c->st = CK_SIZE;
-			break;
-		case CK_DATA_LF:
-			if (b != '\n')
-				return ck_bad(why, "a CR without LF in the "
-					      "chunked framing");
 			c->st = CK_SIZE;
 			break;
 		case CK_TRAILER:
@@ -577,16 +562,24 @@ int alyx__h1_chunked(alyx__h1chunk *c, const char *p, size_t n,
 				return ck_bad(why, "a control byte in a trailer "
 					      "field");
 			break;
+		case CK_SIZE_LF:	/* the LF after a CR */
+		case CK_DATA_LF:
 		case CK_TRAILER_LF:
-			if (b != '\n')
-				return ck_bad(why, "a CR without LF in the "
-					      "chunked framing");
-			c->st = CK_TRAILER;
-			break;
 		case CK_END_LF:
 			if (b != '\n')
 				return ck_bad(why, "a CR without LF in the "
 					      "chunked framing");
+			if (c->st == CK_SIZE_LF)
+				goto size_line_done;
+			if (c->st == CK_END_LF)
+				goto done;
+			c->st = c->st == CK_DATA_LF ? CK_SIZE : CK_TRAILER;
+			break;
+		size_line_done:
+			c->line = 0;
+			c->digits = 0;
+			c->st = c->left ? CK_DATA : CK_TRAILER;
+			break;
 		done:
 			c->st = CK_DONE;
 			*used = i;
