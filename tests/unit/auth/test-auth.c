@@ -884,10 +884,19 @@ TEST(create_user_admin_and_deleted_account)
 	}
 	alyx_ctx_free(ctx);
 	ctx = NULL;
-	/* A deleted account's token no longer gives a context. */
+	/* The account read is a cached statement: a second read of the same
+	 * token sees the same account. */
+	ASSERT_OK(alyx_ctx_from_token(a, acc, &ctx));
+	ASSERT_STR_EQ(ctx->role, "admin");
+	alyx_ctx_free(ctx);
+	ctx = NULL;
+	/* A deleted account's token no longer gives a context (the cached
+	 * statement sees the delete), and says why. */
 	ASSERT_OK(alyx__exec(a->wdb, "DELETE FROM _alyx_users", &(alyx__err){0}));
 	ASSERT_EQ(alyx_ctx_from_token(a, acc, &ctx), ALYX_E_UNAUTHORIZED);
 	ASSERT(ctx == NULL);
+	ASSERT_CONTAINS(alyx_errmsg(a), "no longer exists");
+	ASSERT_EQ(alyx_ctx_from_token(a, acc, &ctx), ALYX_E_UNAUTHORIZED);
 	ASSERT_EQ(alyx_ctx_from_token(a, "garbage", &ctx),
 		  ALYX_E_UNAUTHORIZED);
 	ASSERT_EQ(alyx_ctx_from_token(a, NULL, &ctx), ALYX_E_UNAUTHORIZED);
