@@ -894,6 +894,62 @@ def test_chunked_create_then_keepalive(srv):
         s.close()
 
 
+def test_chunked_random_framings(srv):
+    """40 documents, each sent with a random framing (chunk sizes from 1
+    byte up, hex case, leading zeros, extensions, CRLF or bare LF,
+    trailers) in random pieces, pipelined on one connection: each is
+    created with exactly the bytes sent, read back by id."""
+    import random
+    seed = int(os.environ.get("ALYX_TEST_SEED") or random.randrange(1 << 30))
+    print("ALYX_TEST_SEED=%d" % seed)    # shown when the test fails
+    rng = random.Random(seed)
+    docs, data = [], b""
+    for i in range(40):
+        u = new_user("rand%d" % i)
+        u["name"] = "".join(rng.choice("abc\u00e9\u4e2d\"\\ {}:,")
+                            for _ in range(rng.randint(0, 100)))
+        # Blanks (insignificant in JSON) make bodies of up to ~6 KB.
+        body = json.dumps(u, indent=rng.choice([None, 2, 60])).encode() + \
+            b" " * rng.randint(0, 3000)
+        eol = b"\r\n" if rng.random() < 0.7 else b"\n"
+        framed, at = b"", 0
+        while at < len(body):
+            n = min(len(body) - at, rng.choice([1, 2, 7, 64, 500, 4096]))
+            size = (b"%x" if rng.random() < 0.5 else b"%X") % n
+            size = b"0" * rng.randint(0, 3) + size
+            ext = rng.choice([b"", b";a", b";a=b", b' ;q="x y"', b"\t;z"])
+            framed += size + ext + eol + body[at:at + n] + eol
+            at += n
+        trailer = rng.choice([b"", b"X-T: 1" + eol, b"A: b" + eol + b"C: d" +
+                              eol])
+        framed += b"0" + eol + trailer + eol
+        data += (b"POST /api/collections/users HTTP/1.1\r\nHost: x\r\n"
+                 b"Content-Type: application/json\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\n" + framed)
+        docs.append(u)
+    s = connect(srv, timeout=20)
+    r = Reader(s)
+    try:
+        at = 0
+        while at < len(data):
+            n = rng.choice([1, 3, 100, 1500, 65536])
+            s.sendall(data[at:at + n])
+            at += n
+        ids = []
+        for u in docs:
+            st, h, body, _ = r.response()
+            assert st == 201, body
+            got = json.loads(body)
+            assert got["email"] == u["email"] and got["name"] == u["name"]
+            ids.append(got["id"])
+        for u, i in zip(docs, ids):
+            s.sendall(req("GET", "/api/collections/users/" + i))
+            st, h, body, _ = r.response()
+            assert st == 200 and json.loads(body)["name"] == u["name"]
+    finally:
+        s.close()
+
+
 def test_chunked_extensions_trailers_and_bare_lf(srv):
     """Chunk extensions and trailer fields are read and dropped; upper
     and lower case hex, leading zeros, bare LF line ends."""
