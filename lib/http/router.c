@@ -1033,6 +1033,13 @@ int alyx__req_body(alyx__svc *t, alyx__req *r, const void *p, size_t n)
 		return -1;
 	}
 	alyx__buf_add(&r->body, p, n);
+	if (r->body.err == ALYX_E_NOMEM) {
+		r->closing = true;
+		alyx__reply_error(t, r, 500, "OUT_OF_MEMORY",
+				  "out of memory reading the request body",
+				  NULL);
+		return -1;
+	}
 	if (r->body.err) {
 		/* A body longer than its Content-Length said cannot reach
 		 * here; a chunked one can. */
