@@ -510,7 +510,8 @@ int alyx__h1_chunked(alyx__h1chunk *c, const char *p, size_t n,
 				return ck_bad(why, "a chunk must start with its "
 					      "size in hex digits");
 			c->st = CK_AFTER_SIZE;
-			/* fall through: the byte after the digits */
+			/* The byte after the digits: */
+			/* fall through */
 		case CK_AFTER_SIZE:
 			if (b == ' ' || b == '\t')
 				break;
@@ -552,7 +553,8 @@ int alyx__h1_chunked(alyx__h1chunk *c, const char *p, size_t n,
 			if (b == '\n')
 				goto done;
 			c->st = CK_TRAILER_LINE;
-			/* fall through: the line's first byte */
+			/* The line's first byte: */
+			/* fall through */
 		case CK_TRAILER_LINE:
 			if (b == '\n')
 				c->st = CK_TRAILER;
