@@ -375,8 +375,10 @@ static int hand_over(h1c *c, const char *rest, size_t rest_len)
 		close(fd2);
 		return -1;
 	}
-	struct lws *w = lws_adopt_socket_vhost_readbuf(t->vh, fd2, b.data,
-						       b.len);
+	/* The plain vhost: a TLS connection's bytes here are the relay's
+	 * plaintext (tls.c). */
+	struct lws *w = lws_adopt_socket_vhost_readbuf(t->vh_plain, fd2,
+						       b.data, b.len);
 	alyx__buf_free(&b);
 	if (w)
 		alyx__svc_conn_adopted(t, w, c->ip);

@@ -206,6 +206,12 @@ typedef struct alyx__svc {
 	struct alyx__h1c **h1_rearm;	/* POLLOUT to ask for at pass end */
 	int h1_rearm_n, h1_rearm_cap;
 	bool h1_in_wcb;		/* inside a front WRITEABLE callback */
+	/* TLS connections relayed to the front (tls.c) */
+	struct lws_vhost *vh_plain;	/* WebSocket hand-overs: vh without
+					 * TLS when the server has it */
+	struct alyx__tlsc **tls_rearm;	/* POLLOUT to ask for at pass end */
+	int tls_rearm_n, tls_rearm_cap;
+	char *tls_tx;		/* LWS_PRE + one read of the front's output */
 } alyx__svc;
 
 /* ---- the server ---- */
@@ -358,6 +364,19 @@ int alyx__front_cb(struct lws *wsi, enum lws_callback_reasons reason,
 void alyx__front_end(alyx__svc *t);
 /* At the end of every loop pass. */
 void alyx__front_pass_end(alyx__svc *t);
+
+/* tls.c: TLS connections, terminated by libwebsockets on a raw socket and
+ * relayed in plaintext to the front through a socketpair. */
+/* Takes an accepted socket of a TLS server; -1 when it could not (the
+ * socket is closed). */
+int alyx__tls_adopt(alyx__svc *t, int fd, const char *ip);
+/* The "alyx-tls" protocol's callback (both ends of the relay). */
+int alyx__tls_cb(struct lws *wsi, enum lws_callback_reasons reason,
+		 void *user, void *in, size_t len);
+/* At the end of every loop pass. */
+void alyx__tls_pass_end(alyx__svc *t);
+/* Before the thread's context goes. */
+void alyx__tls_end(alyx__svc *t);
 /* A front request's method (M_OTHER when none was read) and raw path
  * ("" when none was read; at most 255 bytes, valid until the next call
  * on this thread). */

@@ -64,16 +64,6 @@ static void conn_ip(conn *c, const struct sockaddr_storage *sa,
 			  c->ip, sizeof(c->ip));
 }
 
-static conn *conn_new(const struct sockaddr_storage *sa, socklen_t len)
-{
-	conn *c = alyx__calloc(1, sizeof(*c));
-
-	if (!c)
-		return &conn_nomem;
-	conn_ip(c, sa, len);
-	return c;
-}
-
 void alyx__svc_conn_adopted(alyx__svc *t, struct lws *wsi, const char *ip)
 {
 	conn *c = alyx__calloc(1, sizeof(*c));
@@ -122,25 +112,13 @@ static void accept_ready(alyx__svc *t)
 		 * lws never sets it on sockets adopted this way. */
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		if (!s->tls_cert) {
-			/* Plain HTTP: alyx's own front (front.c). */
-			conn ip;
-			conn_ip(&ip, &sa, salen);
-			if (alyx__front_adopt(t, fd, ip.ip) < 0)
-				continue;	/* fd closed */
-		} else {
-			/* Bound to "http" by name: the vhost's default
-			 * protocol is the realtime one (for WebSocket
-			 * upgrades). */
-			lws_sock_file_fd_type sfd;
-			sfd.sockfd = fd;
-			struct lws *w = lws_adopt_descriptor_vhost(t->vh,
-				LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP |
-				LWS_ADOPT_ALLOW_SSL, sfd, "http", NULL);
-			if (!w)
-				continue;	/* lws closed fd */
-			lws_set_opaque_user_data(w, conn_new(&sa, salen));
-		}
+		/* alyx's own front (front.c) serves every connection;
+		 * with TLS, through lws's TLS and a relay (tls.c). */
+		conn ip;
+		conn_ip(&ip, &sa, salen);
+		if ((s->tls_cert ? alyx__tls_adopt(t, fd, ip.ip)
+				 : alyx__front_adopt(t, fd, ip.ip)) < 0)
+			continue;	/* fd closed */
 		alyx__ctr_add(&t->metrics.accepted, 1);
 		atomic_store_explicit(&t->metrics.conns,
 			atomic_load_explicit(&t->metrics.conns,
@@ -317,6 +295,7 @@ static const struct lws_protocols protocols[] = {
 	{"http", http_cb, sizeof(alyx__req), 0, 0, NULL, 0},
 	{"alyx-listen", listen_cb, 0, 0, 0, NULL, 0},
 	{"alyx-h1", alyx__front_cb, 0, 0, 0, NULL, 0},
+	{"alyx-tls", alyx__tls_cb, 0, 0, 0, NULL, 0},
 	{ALYX_WS_PROTOCOL, alyx__ws_cb, sizeof(void *), 4096, 0, NULL, 0},
 	{NULL, NULL, 0, 0, 0, NULL, 0}
 };
@@ -353,6 +332,8 @@ static void pass_end(alyx__svc *t)
 	skip_buflist_drain = false;
 	if (t->h1_rearm_n)
 		alyx__front_pass_end(t);
+	if (t->tls_rearm_n)
+		alyx__tls_pass_end(t);
 	if (t->in_read_pass) {
 		alyx__read_pass_end(t->srv->a);
 		t->in_read_pass = false;
@@ -407,6 +388,12 @@ int alyx__svc_init(alyx__svc *t, alyx__err *err)
 	info.max_http_header_data = (unsigned short)s->max_header;
 	info.max_http_header_pool = 256;
 	info.timeout_secs = (unsigned)((s->timeout_ms + 999) / 1000);
+	/* With TLS, lws also bounds each handshake and then the wait for
+	 * the first bytes after it by timeout_secs (tls.c): the front's
+	 * keep-alive idle time, so a connection opened ahead of its first
+	 * request is not cut at request_timeout. */
+	if (s->tls_cert && info.timeout_secs < 30)
+		info.timeout_secs = 30;
 	info.timeout_secs_ah_idle = info.timeout_secs;
 	info.keepalive_timeout = 30;
 	if (s->tls_cert) {
@@ -450,6 +437,22 @@ int alyx__svc_init(alyx__svc *t, alyx__err *err)
 	if (!t->vh)
 		return alyx__err_set(err, ALYX_E_INTERNAL, NULL,
 				     "HTTP server vhost missing");
+	t->vh_plain = t->vh;
+	if (s->tls_cert) {
+		/* WebSocket hand-overs of TLS connections arrive as the
+		 * relay's plaintext (tls.c): a vhost without TLS. */
+		struct lws_context_creation_info pinfo = info;
+		pinfo.vhost_name = "alyx-plain";
+		pinfo.options &= ~(uint64_t)(LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
+					     LWS_SERVER_OPTION_LIBEV);
+		pinfo.ssl_cert_filepath = NULL;
+		pinfo.ssl_private_key_filepath = NULL;
+		pinfo.alpn = NULL;
+		t->vh_plain = lws_create_vhost(t->ctx, &pinfo);
+		if (!t->vh_plain)
+			return alyx__err_set(err, ALYX_E_NOMEM, NULL,
+					     "cannot create the plain vhost");
+	}
 	lws_sock_file_fd_type fd;
 	fd.filefd = t->listen_fd;
 	t->listen_wsi = lws_adopt_descriptor_vhost(t->vh,
@@ -478,6 +481,7 @@ void *alyx__svc_main(void *arg)
 	pass_end(t);
 	alyx__ws_svc_end(t);
 	alyx__front_end(t);
+	alyx__tls_end(t);
 	/* Closing every connection releases its request (and orphans any
 	 * job the writer still holds). */
 	lws_context_destroy(t->ctx);
@@ -504,6 +508,7 @@ void alyx__svc_destroy(alyx__svc *t)
 	if (t->ctx) {
 		alyx__ws_svc_end(t);
 		alyx__front_end(t);
+	alyx__tls_end(t);
 		lws_context_destroy(t->ctx);
 		t->ctx = NULL;
 	}
@@ -532,6 +537,8 @@ void alyx__svc_destroy(alyx__svc *t)
 	t->h1_rx = NULL;
 	alyx__free(t->h1_rearm);
 	t->h1_rearm = NULL;
+	alyx__free(t->tls_rearm);
+	t->tls_rearm = NULL;
 	t->h1_rearm_n = t->h1_rearm_cap = 0;
 	alyx__tokcache_free(t->tok);
 	t->tok = NULL;

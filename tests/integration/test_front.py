@@ -15,12 +15,13 @@ import json
 import os
 import re
 import socket
+import ssl
 import time
 import uuid
 
 import pytest
 
-from conftest import SLOW, Server, make_project
+from conftest import SLOW, Server, make_project, tls_cert, tls_server
 from wsclient import WS, GUID
 
 MAX_BODY = 65536
@@ -42,11 +43,30 @@ RID_GENERATED = re.compile(r"^[0-9a-f]{16}-[0-9a-f]{6,}$")
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory):
-    s = Server(make_project(tmp_path_factory.mktemp("front"), CONFIG))
-    yield s
-    assert s.stop() == 0
+@pytest.fixture(scope="module", params=["plain", "tls"])
+def srv(request, tmp_path_factory):
+    """The same server on plain HTTP and on TLS (tls.c relays TLS to the
+    same front): every case runs on both."""
+    tmp = tmp_path_factory.mktemp("front")
+    if request.param == "plain":
+        s = Server(make_project(tmp, CONFIG))
+        s.wrap = lambda sock: sock
+        s.ssl_ctx = None
+        yield s
+        assert s.stop() == 0
+        return
+    cert, key = tls_cert(tmp)
+    proj = make_project(tmp, CONFIG.replace(
+        "  host: 127.0.0.1\n", "  host: 127.0.0.1\n  tls:\n    cert: %s\n"
+        "    key: %s\n" % (cert, key)))
+    s, ctx = tls_server(proj, cert)
+    s.wrap = lambda sock: ctx.wrap_socket(sock)
+    s.ssl_ctx = ctx
+    try:
+        s.wait_ready()
+        yield s
+    finally:
+        assert s.stop() == 0
 
 
 # ---- helpers ----
@@ -55,7 +75,7 @@ def connect(srv, timeout=5):
     s = socket.create_connection((srv.host, srv.port),
                                  timeout=timeout * SLOW)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return s
+    return srv.wrap(s)
 
 
 def req(method, path, body=None, headers=None, version="1.1"):
@@ -845,7 +865,7 @@ def test_absurd_body_is_answered_before_close(srv):
                 k = min(left, len(chunk))
                 s.sendall(chunk[:k])
                 left -= k
-        except (BrokenPipeError, ConnectionResetError):
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             pass    # the server may stop reading after a while
         st, h, data, _ = r.response()
         check_error(st, h, data, 413, "TOO_LARGE", closing=True)
@@ -1129,19 +1149,23 @@ def test_chunked_body_trickled_past_the_timeout(srv):
                   b"Content-Type: application/json\r\n"
                   b"Transfer-Encoding: chunked\r\n\r\n1\r\n{\r\n")
         s.setblocking(False)
+        # A TLS socket that would block raises SSLWant*Error.
+        busy = (BlockingIOError, ssl.SSLWantReadError,
+                ssl.SSLWantWriteError)
         while not closed and time.time() - t0 < 4 * TIMEOUT_S * SLOW:
             time.sleep(0.3)
             try:
                 s.sendall(b"1\r\n \r\n")
-            except (BlockingIOError, BrokenPipeError, ConnectionResetError):
+            except busy + (BrokenPipeError, ConnectionResetError,
+                           ssl.SSLError):
                 pass
             try:
                 chunk = s.recv(1 << 16)
                 got += chunk
                 closed = not chunk
-            except BlockingIOError:
+            except busy:
                 pass
-            except ConnectionResetError:
+            except (ConnectionResetError, ssl.SSLError):
                 closed = True
     finally:
         s.close()
@@ -1198,7 +1222,7 @@ def ws_works(srv, ws):
 
 
 def test_websocket_first_request(srv):
-    ws = WS(srv.host, srv.port, timeout=10 * SLOW)
+    ws = WS(srv.host, srv.port, tls=srv.ssl_ctx, timeout=10 * SLOW)
     try:
         ws_works(srv, ws)
     finally:
@@ -1321,7 +1345,7 @@ def small_window_socket(srv):
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     s.settimeout(10 * SLOW)
     s.connect((srv.host, srv.port))
-    return s
+    return srv.wrap(s)
 
 
 # 200 x ~34 KB of OpenAPI document: more than the socket buffers hold
