@@ -67,8 +67,6 @@ struct alyx__h1c {
 	bool eof;		/* the client sent FIN */
 	bool paused;		/* POLLIN off */
 	bool lingering;		/* write side shut; reading to EOF */
-	bool rearm;		/* in the thread's list of connections to ask
-				 * POLLOUT for after the loop pass */
 	uint8_t dl_kind;
 	int64_t deadline_us;
 	alyx__req req;
@@ -124,10 +122,7 @@ static void conn_free(h1c *c)
 		alyx__req_cleanup(t, &c->req);	/* orphans a queued job */
 		c->active = false;
 	}
-	if (c->rearm)
-		for (int i = 0; i < t->h1_rearm_n; i++)
-			if (t->h1_rearm[i] == c)
-				t->h1_rearm[i] = NULL;
+	alyx__svc_writable_forget(t, c->wsi);
 	if (c->prev)
 		c->prev->next = c->next;
 	else if (t->h1_conns == c)
@@ -145,47 +140,17 @@ static void conn_free(h1c *c)
 		- 1, memory_order_relaxed);
 }
 
-/*
- * Asks lws to report the socket writable.  Not from inside the
- * RAW_WRITEABLE_FILE callback: the raw-file role clears POLLOUT after that
- * callback returns, which would undo the request; there the connection
- * goes on the thread's list, asked for when the loop pass ends
- * (alyx__front_pass_end).
- */
+/* Asks lws to report the socket writable; from inside the connection's
+ * own WRITEABLE callback, at the end of the loop pass
+ * (alyx__svc_writable_later). */
 static void want_writable(h1c *c)
 {
 	alyx__svc *t = c->t;
 
-	if (!t->h1_in_wcb) {
+	if (t->h1_in_wcb)
+		alyx__svc_writable_later(t, c->wsi);
+	else
 		lws_callback_on_writable(c->wsi);
-		return;
-	}
-	if (c->rearm)
-		return;
-	if (t->h1_rearm_n == t->h1_rearm_cap) {
-		int cap = t->h1_rearm_cap ? 2 * t->h1_rearm_cap : 16;
-		h1c **n = alyx__realloc(t->h1_rearm, (size_t)cap * sizeof(*n));
-		if (!n) {
-			lws_callback_on_writable(c->wsi);	/* best effort */
-			return;
-		}
-		t->h1_rearm = (struct alyx__h1c **)n;
-		t->h1_rearm_cap = cap;
-	}
-	t->h1_rearm[t->h1_rearm_n++] = c;
-	c->rearm = true;
-}
-
-void alyx__front_pass_end(alyx__svc *t)
-{
-	for (int i = 0; i < t->h1_rearm_n; i++) {
-		h1c *c = t->h1_rearm[i];
-		if (c) {
-			c->rearm = false;
-			lws_callback_on_writable(c->wsi);
-		}
-	}
-	t->h1_rearm_n = 0;
 }
 
 static void pause_rx(h1c *c, bool pause)
@@ -198,26 +163,43 @@ static void pause_rx(h1c *c, bool pause)
 
 /* ---- output ---- */
 
+long alyx__send_now(int fd, const char *p, size_t n)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t k = send(fd, p + done, n - done, MSG_NOSIGNAL);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			return -1;
+		}
+		done += (size_t)k;
+	}
+	return (long)done;
+}
+
 /* Sends what waits in pend; 1 when all of it is out, 0 when some is
  * left (POLLOUT asked for), -1 on a failed socket. */
 static int flush(h1c *c)
 {
-	while (c->pend_off < c->pend.len) {
-		ssize_t k = send(c->fd, c->pend.data + c->pend_off,
-				 c->pend.len - c->pend_off, MSG_NOSIGNAL);
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				want_writable(c);
-				return 0;
-			}
+	if (c->pend_off < c->pend.len) {
+		long k = alyx__send_now(c->fd, c->pend.data + c->pend_off,
+					c->pend.len - c->pend_off);
+		if (k < 0)
 			return -1;
+		if (k) {
+			c->pend_off += (size_t)k;
+			c->dl_kind = DL_SEND;
+			c->deadline_us = now_us() +
+				(int64_t)c->t->srv->timeout_ms * 1000;
 		}
-		c->pend_off += (size_t)k;
-		c->dl_kind = DL_SEND;
-		c->deadline_us = now_us() +
-				 (int64_t)c->t->srv->timeout_ms * 1000;
+		if (c->pend_off < c->pend.len) {
+			want_writable(c);
+			return 0;
+		}
 	}
 	alyx__buf_reset(&c->pend);
 	c->pend_off = 0;
@@ -238,29 +220,19 @@ static int conn_send(h1c *c, const char *p, size_t n)
 		alyx__buf_add(&c->pend, p, n);	/* behind what waits */
 		return c->pend.err ? -1 : 0;
 	}
-	while (n) {
-		ssize_t k = send(c->fd, p, n, MSG_NOSIGNAL);
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				return -1;
-			k = 0;
-		}
-		p += k;
-		n -= (size_t)k;
-		if (n && !k) {
-			alyx__buf_reset(&c->pend);
-			c->pend_off = 0;
-			alyx__buf_add(&c->pend, p, n);
-			if (c->pend.err)
-				return -1;
-			c->dl_kind = DL_SEND;
-			c->deadline_us = now_us() +
-				(int64_t)c->t->srv->timeout_ms * 1000;
-			want_writable(c);
-			return 0;
-		}
+	long k = alyx__send_now(c->fd, p, n);
+	if (k < 0)
+		return -1;
+	if ((size_t)k < n) {
+		alyx__buf_reset(&c->pend);
+		c->pend_off = 0;
+		alyx__buf_add(&c->pend, p + k, n - (size_t)k);
+		if (c->pend.err)
+			return -1;
+		c->dl_kind = DL_SEND;
+		c->deadline_us = now_us() +
+			(int64_t)c->t->srv->timeout_ms * 1000;
+		want_writable(c);
 	}
 	return 0;
 }
@@ -919,7 +891,7 @@ int alyx__front_cb(struct lws *wsi, enum lws_callback_reasons reason,
 void alyx__front_end(alyx__svc *t)
 {
 	lws_sul_cancel(&t->h1_sul);
-	t->h1_rearm_n = 0;
+	t->rearm_n = 0;
 }
 
 /* ---- the request as the router reads it ---- */

@@ -203,14 +203,14 @@ typedef struct alyx__svc {
 	struct alyx__h1c *h1_conns;
 	char *h1_rx;		/* receive buffer */
 	lws_sorted_usec_list_t h1_sul;	/* deadline sweep */
-	struct alyx__h1c **h1_rearm;	/* POLLOUT to ask for at pass end */
-	int h1_rearm_n, h1_rearm_cap;
 	bool h1_in_wcb;		/* inside a front WRITEABLE callback */
+	/* raw-file wsis to ask POLLOUT for at the end of the loop pass
+	 * (alyx__svc_writable_later) */
+	struct lws **rearm;
+	int rearm_n, rearm_cap;
 	/* TLS connections relayed to the front (tls.c) */
 	struct lws_vhost *vh_plain;	/* WebSocket hand-overs: vh without
 					 * TLS when the server has it */
-	struct alyx__tlsc **tls_rearm;	/* POLLOUT to ask for at pass end */
-	int tls_rearm_n, tls_rearm_cap;
 	char *tls_tx;		/* LWS_PRE + one read of the front's output */
 } alyx__svc;
 
@@ -362,8 +362,9 @@ int alyx__front_cb(struct lws *wsi, enum lws_callback_reasons reason,
 		   void *user, void *in, size_t len);
 /* Before the thread's context goes: stops the deadline sweep. */
 void alyx__front_end(alyx__svc *t);
-/* At the end of every loop pass. */
-void alyx__front_pass_end(alyx__svc *t);
+/* Sends what the non-blocking socket takes of p[0..n) now: how many
+ * bytes (fewer when it would block), or -1 when the socket failed. */
+long alyx__send_now(int fd, const char *p, size_t n);
 
 /* tls.c: TLS connections, terminated by libwebsockets on a raw socket and
  * relayed in plaintext to the front through a socketpair. */
@@ -373,10 +374,17 @@ int alyx__tls_adopt(alyx__svc *t, int fd, const char *ip);
 /* The "alyx-tls" protocol's callback (both ends of the relay). */
 int alyx__tls_cb(struct lws *wsi, enum lws_callback_reasons reason,
 		 void *user, void *in, size_t len);
-/* At the end of every loop pass. */
-void alyx__tls_pass_end(alyx__svc *t);
 /* Before the thread's context goes. */
 void alyx__tls_end(alyx__svc *t);
+
+/*
+ * POLLOUT for a raw-file wsi asked for inside its own WRITEABLE callback:
+ * lws's raw-file role clears POLLOUT after that callback returns, which
+ * would undo the request, so it is asked for when the loop pass ends.
+ * forget: the wsi is closing (drops it from the list).
+ */
+void alyx__svc_writable_later(alyx__svc *t, struct lws *wsi);
+void alyx__svc_writable_forget(alyx__svc *t, struct lws *wsi);
 /* A front request's method (M_OTHER when none was read) and raw path
  * ("" when none was read; at most 255 bytes, valid until the next call
  * on this thread). */

@@ -327,13 +327,36 @@ static void lws_log_setup(void)
 	lws_set_log_level(LLL_ERR, lws_log_emit);
 }
 
+void alyx__svc_writable_later(alyx__svc *t, struct lws *wsi)
+{
+	if (t->rearm_n == t->rearm_cap) {
+		int cap = t->rearm_cap ? 2 * t->rearm_cap : 16;
+		struct lws **n = alyx__realloc(t->rearm,
+					       (size_t)cap * sizeof(*n));
+		if (!n) {
+			lws_callback_on_writable(wsi);	/* best effort */
+			return;
+		}
+		t->rearm = n;
+		t->rearm_cap = cap;
+	}
+	t->rearm[t->rearm_n++] = wsi;
+}
+
+void alyx__svc_writable_forget(alyx__svc *t, struct lws *wsi)
+{
+	for (int i = 0; i < t->rearm_n; i++)
+		if (t->rearm[i] == wsi)
+			t->rearm[i] = NULL;
+}
+
 static void pass_end(alyx__svc *t)
 {
 	skip_buflist_drain = false;
-	if (t->h1_rearm_n)
-		alyx__front_pass_end(t);
-	if (t->tls_rearm_n)
-		alyx__tls_pass_end(t);
+	for (int i = 0; i < t->rearm_n; i++)
+		if (t->rearm[i])
+			lws_callback_on_writable(t->rearm[i]);
+	t->rearm_n = 0;
 	if (t->in_read_pass) {
 		alyx__read_pass_end(t->srv->a);
 		t->in_read_pass = false;
@@ -535,11 +558,9 @@ void alyx__svc_destroy(alyx__svc *t)
 	t->frag = NULL;
 	alyx__free(t->h1_rx);
 	t->h1_rx = NULL;
-	alyx__free(t->h1_rearm);
-	t->h1_rearm = NULL;
-	alyx__free(t->tls_rearm);
-	t->tls_rearm = NULL;
-	t->h1_rearm_n = t->h1_rearm_cap = 0;
+	alyx__free(t->rearm);
+	t->rearm = NULL;
+	t->rearm_n = t->rearm_cap = 0;
 	alyx__tokcache_free(t->tok);
 	t->tok = NULL;
 	alyx__buf_free(&t->out);

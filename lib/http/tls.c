@@ -22,6 +22,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+
 #include "http/http.h"
 
 #define RELAY_CHUNK (64 * 1024)	/* one read of the front's output */
@@ -36,19 +38,12 @@ struct alyx__tlsc {
 	size_t to_front_off;
 	bool front_eof;		/* the front closed or shut its side */
 	bool tls_paused;	/* client input paused (to_front is full) */
-	bool rearm;		/* in the thread's pass-end POLLOUT list */
 };
 
 typedef struct alyx__tlsc tlsc;
 
 static void relay_free(tlsc *c)
 {
-	alyx__svc *t = c->t;
-
-	if (c->rearm)
-		for (int i = 0; i < t->tls_rearm_n; i++)
-			if (t->tls_rearm[i] == c)
-				t->tls_rearm[i] = NULL;
 	alyx__buf_free(&c->to_front);
 	alyx__free(c);
 }
@@ -61,15 +56,22 @@ static void close_tls(tlsc *c)
 				LWS_TO_KILL_ASYNC);
 }
 
-/* The front is done and its output is out: the client's bytes are read
- * and dropped for up to LINGER_S more (a close with unread input would
- * reset the connection and could destroy the last reply before the
- * client reads it: front.c lingers the same way), then it closes. */
+/* The front is done and its output is out.  The client is told so at
+ * once (TLS close_notify, then the socket's write side shut: the end of
+ * its reply), and its bytes are read and dropped for up to LINGER_S more
+ * (a close with unread input would reset the connection and could destroy
+ * the last reply before the client reads it: front.c lingers the same
+ * way), then it closes; sooner when the client closes. */
 #define LINGER_S 2
 static void linger_tls(tlsc *c)
 {
-	if (c->tls)
-		lws_set_timeout(c->tls, PENDING_TIMEOUT_CLOSE_SEND, LINGER_S);
+	if (!c->tls)
+		return;
+	SSL *ssl = lws_get_ssl(c->tls);
+	if (ssl)
+		SSL_shutdown(ssl);	/* non-blocking: best effort */
+	shutdown(lws_get_socket_fd(c->tls), SHUT_WR);
+	lws_set_timeout(c->tls, PENDING_TIMEOUT_CLOSE_SEND, LINGER_S);
 }
 
 static void close_pair(tlsc *c)
@@ -79,64 +81,31 @@ static void close_pair(tlsc *c)
 				LWS_TO_KILL_ASYNC);
 }
 
-/* POLLOUT on the pair.  Inside its own WRITEABLE_FILE callback the raw-
- * file role would clear it again (front.c, want_writable): then it is
- * asked for at the end of the loop pass. */
+/* POLLOUT on the pair (inside its own WRITEABLE_FILE callback, asked
+ * for at the end of the loop pass: service.c). */
 static void pair_writable(tlsc *c, bool in_wcb)
 {
-	alyx__svc *t = c->t;
-
-	if (!in_wcb) {
+	if (in_wcb)
+		alyx__svc_writable_later(c->t, c->pair);
+	else
 		lws_callback_on_writable(c->pair);
-		return;
-	}
-	if (c->rearm)
-		return;
-	if (t->tls_rearm_n == t->tls_rearm_cap) {
-		int cap = t->tls_rearm_cap ? 2 * t->tls_rearm_cap : 16;
-		tlsc **n = alyx__realloc(t->tls_rearm,
-					 (size_t)cap * sizeof(*n));
-		if (!n) {
-			lws_callback_on_writable(c->pair);	/* best effort */
-			return;
-		}
-		t->tls_rearm = n;
-		t->tls_rearm_cap = cap;
-	}
-	t->tls_rearm[t->tls_rearm_n++] = c;
-	c->rearm = true;
-}
-
-void alyx__tls_pass_end(alyx__svc *t)
-{
-	for (int i = 0; i < t->tls_rearm_n; i++) {
-		tlsc *c = t->tls_rearm[i];
-		if (c) {
-			c->rearm = false;
-			if (c->pair)
-				lws_callback_on_writable(c->pair);
-		}
-	}
-	t->tls_rearm_n = 0;
 }
 
 /* Moves waiting client bytes to the front's end.  -1: the front's end is
  * gone. */
 static int to_front(tlsc *c, bool in_wcb)
 {
-	while (c->to_front_off < c->to_front.len) {
-		ssize_t k = send(c->fd, c->to_front.data + c->to_front_off,
-				 c->to_front.len - c->to_front_off,
-				 MSG_NOSIGNAL);
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				return -1;
+	if (c->to_front_off < c->to_front.len) {
+		long k = alyx__send_now(c->fd, c->to_front.data +
+					c->to_front_off,
+					c->to_front.len - c->to_front_off);
+		if (k < 0)
+			return -1;
+		c->to_front_off += (size_t)k;
+		if (c->to_front_off < c->to_front.len) {
 			pair_writable(c, in_wcb);
 			return 0;
 		}
-		c->to_front_off += (size_t)k;
 	}
 	alyx__buf_reset(&c->to_front);
 	c->to_front_off = 0;
@@ -157,18 +126,11 @@ static int from_client(tlsc *c, const char *p, size_t n)
 	if (c->front_eof || !c->pair)
 		return 0;	/* the front is done with this connection */
 	if (c->to_front_off >= c->to_front.len) {
-		while (n) {
-			ssize_t k = send(c->fd, p, n, MSG_NOSIGNAL);
-			if (k < 0) {
-				if (errno == EINTR)
-					continue;
-				if (errno != EAGAIN && errno != EWOULDBLOCK)
-					return -1;
-				break;
-			}
-			p += k;
-			n -= (size_t)k;
-		}
+		long k = alyx__send_now(c->fd, p, n);
+		if (k < 0)
+			return -1;
+		p += k;
+		n -= (size_t)k;
 		if (!n)
 			return 0;
 		pair_writable(c, false);
@@ -326,6 +288,7 @@ int alyx__tls_cb(struct lws *wsi, enum lws_callback_reasons reason,
 		if (!c)
 			return 0;
 		lws_set_opaque_user_data(wsi, NULL);
+		alyx__svc_writable_forget(c->t, wsi);
 		c->pair = NULL;
 		c->front_eof = true;
 		if (!c->tls) {
@@ -342,7 +305,6 @@ int alyx__tls_cb(struct lws *wsi, enum lws_callback_reasons reason,
 
 void alyx__tls_end(alyx__svc *t)
 {
-	t->tls_rearm_n = 0;
 	alyx__free(t->tls_tx);
 	t->tls_tx = NULL;
 }
