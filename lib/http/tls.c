@@ -239,18 +239,14 @@ int alyx__tls_cb(struct lws *wsi, enum lws_callback_reasons reason,
 
 	(void)user;
 	switch (reason) {
-	case LWS_CALLBACK_RAW_ADOPT:
 	case LWS_CALLBACK_RAW_RX:	/* decrypted client bytes */
 		/* lws bounds the handshake, and then the wait for the first
 		 * bytes after it, by the context's timeout_secs (the keep-
-		 * alive idle time, service.c), and never clears that for a
-		 * raw socket: it would end a busy connection.  From the first
-		 * bytes on, the front's deadlines bound the connection. */
-		if (reason == LWS_CALLBACK_RAW_ADOPT) {
-			lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
-			return 0;
-		}
-		if (c && !c->front_eof)	/* not while lingering */
+		 * alive idle time with TLS, service.c), and never clears that
+		 * for a raw socket: it would end a busy connection.  From the
+		 * first bytes on, the front's deadlines bound the connection
+		 * (and a lingering one keeps its own). */
+		if (c && !c->front_eof)
 			lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
 		if (!c || from_client(c, in, len) < 0)
 			return -1;
