@@ -466,8 +466,9 @@ int alyx__svc_init(alyx__svc *t, alyx__err *err)
 		 * relay's plaintext (tls.c): a vhost without TLS. */
 		struct lws_context_creation_info pinfo = info;
 		pinfo.vhost_name = "alyx-plain";
-		pinfo.options &= ~(uint64_t)(LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
-					     LWS_SERVER_OPTION_LIBEV);
+		pinfo.options &= ~(uint64_t)
+			(LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
+			 LWS_SERVER_OPTION_LIBEV);
 		pinfo.ssl_cert_filepath = NULL;
 		pinfo.ssl_private_key_filepath = NULL;
 		pinfo.alpn = NULL;
@@ -531,7 +532,7 @@ void alyx__svc_destroy(alyx__svc *t)
 	if (t->ctx) {
 		alyx__ws_svc_end(t);
 		alyx__front_end(t);
-	alyx__tls_end(t);
+		alyx__tls_end(t);
 		lws_context_destroy(t->ctx);
 		t->ctx = NULL;
 	}

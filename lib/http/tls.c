@@ -32,7 +32,7 @@
 struct alyx__tlsc {
 	alyx__svc *t;
 	struct lws *tls;	/* the client's connection; NULL once closed */
-	struct lws *pair;	/* this end of the socketpair; NULL once closed */
+	struct lws *pair;	/* our end of the socketpair; NULL once closed */
 	int fd;			/* ... its descriptor */
 	alyx_buf to_front;	/* client bytes the pair has not taken */
 	size_t to_front_off;
