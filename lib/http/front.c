@@ -261,20 +261,21 @@ static const char *hv(const h1c *c, int hh, size_t *len)
 static void refuse(h1c *c, int status, const char *msg, const char *part,
 		   const char *name, size_t name_len)
 {
-	static const char *const codes[][2] = {
-		{"400", "BAD_REQUEST"}, {"408", "TIMEOUT"},
-		{"414", "URI_TOO_LONG"}, {"431", "HEADERS_TOO_LARGE"},
-		{"500", "OUT_OF_MEMORY"}, {"501", "NOT_IMPLEMENTED"},
-		{"505", "HTTP_VERSION_NOT_SUPPORTED"},
+	static const struct {
+		int status;
+		const char *code;
+	} codes[] = {
+		{400, "BAD_REQUEST"}, {408, "TIMEOUT"},
+		{414, "URI_TOO_LONG"}, {431, "HEADERS_TOO_LARGE"},
+		{500, "OUT_OF_MEMORY"}, {501, "NOT_IMPLEMENTED"},
+		{505, "HTTP_VERSION_NOT_SUPPORTED"},
 	};
 	const char *code = "BAD_REQUEST";
-	char st[4];
 	alyx_buf det;
 
-	snprintf(st, sizeof(st), "%d", status);
 	for (size_t i = 0; i < ALYX_ARRAY_LEN(codes); i++)
-		if (!strcmp(codes[i][0], st))
-			code = codes[i][1];
+		if (codes[i].status == status)
+			code = codes[i].code;
 	alyx__buf_init(&det, 0);
 	if (part) {
 		alyx__buf_adds(&det, "{\"part\":");

@@ -56,33 +56,14 @@ size_t alyx__h1_head_end(const char *p, size_t n, size_t *scan)
 	return 0;
 }
 
+/* The method token by the router's own names (M_* order). */
 static int method_of(const char *m, size_t n)
 {
-	switch (n) {
-	case 3:
-		if (!memcmp(m, "GET", 3))
-			return M_GET;
-		if (!memcmp(m, "PUT", 3))
-			return M_PUT;
-		break;
-	case 4:
-		if (!memcmp(m, "POST", 4))
-			return M_POST;
-		if (!memcmp(m, "HEAD", 4))
-			return M_HEAD;
-		break;
-	case 5:
-		if (!memcmp(m, "PATCH", 5))
-			return M_PATCH;
-		break;
-	case 6:
-		if (!memcmp(m, "DELETE", 6))
-			return M_DELETE;
-		break;
-	case 7:
-		if (!memcmp(m, "OPTIONS", 7))
-			return M_OPTIONS;
-		break;
+	for (int k = 0; k < M_OTHER; k++) {
+		const char *s = alyx__method_name(k);
+
+		if (strlen(s) == n && !memcmp(s, m, n))
+			return k;
 	}
 	return M_OTHER;
 }
