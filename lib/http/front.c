@@ -353,8 +353,19 @@ static int hand_over(h1c *c, const char *rest, size_t rest_len)
 	struct lws *w = lws_adopt_socket_vhost_readbuf(t->vh_plain, fd2,
 						       b.data, b.len);
 	alyx__buf_free(&b);
-	if (w)
+	if (w) {
 		alyx__svc_conn_adopted(t, w, c->ip);
+	} else {
+		/* lws refused the handshake or ran out of memory: the client
+		 * sees a close, the log says why. */
+		alyx__buf_init(&b, 0);
+		alyx__log_begin(t->srv, &b, "warn",
+				"websocket handshake dropped");
+		alyx__log_kv(t->srv, &b, "ip", c->ip);
+		alyx__log_end(t->srv, &b);
+		alyx__srv_log(t->srv, t, ALYX_LOG_WARN, &b);
+		alyx__buf_free(&b);
+	}
 	/* This descriptor number now names /dev/null, so lws's close of the
 	 * raw connection leaves the socket to its new owner. */
 	int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);

@@ -477,6 +477,15 @@ int alyx__svc_init(alyx__svc *t, alyx__err *err)
 			return alyx__err_set(err, ALYX_E_NOMEM, NULL,
 					     "cannot create the plain vhost");
 	}
+	/* lws finishes a context's start (its protocols' init, which a
+	 * WebSocket upgrade needs) from a timer of its first loop pass;
+	 * a handshake handed over before that is dropped.  Finish it here,
+	 * before the listener can accept anything into this context. */
+	lws_state_manager_t *mgr = lws_system_get_state_manager(t->ctx);
+	if (!mgr || (lws_state_transition_steps(mgr, LWS_SYSTATE_OPERATIONAL),
+		     mgr->state != LWS_SYSTATE_OPERATIONAL))
+		return alyx__err_set(err, ALYX_E_INTERNAL, NULL,
+				     "the HTTP server context did not start");
 	lws_sock_file_fd_type fd;
 	fd.filefd = t->listen_fd;
 	t->listen_wsi = lws_adopt_descriptor_vhost(t->vh,

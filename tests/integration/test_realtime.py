@@ -689,6 +689,47 @@ def test_event_loops(tmp_path, loop):
         assert s.stop() == 0
 
 
+@pytest.mark.parametrize("loop", ["poll", "ev"])
+def test_websockets_at_once_after_start(tmp_path, loop):
+    # Each service thread's context must be ready for a WebSocket upgrade
+    # before it can accept a connection: handshakes sent the moment the
+    # port is announced, before any HTTP request, and spread over four
+    # contexts, all get "connected" (a context not yet started once
+    # dropped them with no log line).
+    s = Server(make_project(tmp_path, config=CONFIG, schema=SCHEMA,
+                            rules="blog"),
+               args=["--loop", loop, "--threads", "4"], wait=False)
+    try:
+        deadline = time.time() + 20 * SLOW
+        while s.port is None and time.time() < deadline:
+            for rec in s.log_records():
+                if rec.get("msg") == "listening":
+                    s.port = int(rec["port"])
+            time.sleep(0.005)
+        assert s.port, s.lines()
+        results = [None] * 8
+
+        def one(i):
+            try:
+                ws = connect(s)
+                results[i] = ws.request({"id": i, "type": "ping"})["type"]
+                ws.close()
+            except Exception as e:  # reported below, with the log
+                results[i] = repr(e)
+
+        threads = [threading.Thread(target=one, args=(i,))
+                   for i in range(len(results))]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert results == ["pong"] * len(results), s.lines()[-20:]
+        assert not [r for r in s.log_records()
+                    if r.get("msg") == "websocket handshake dropped"]
+    finally:
+        assert s.stop() == 0
+
+
 @pytest.mark.skipif(not shutil.which("openssl"), reason="no openssl CLI")
 def test_tls_websocket(tmp_path):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
