@@ -689,6 +689,18 @@ def test_event_loops(tmp_path, loop):
         assert s.stop() == 0
 
 
+def wait_port(s):
+    """The port from the "listening" line of a server started with
+    wait=False, without any request to it; returns the start deadline."""
+    deadline = time.time() + 20 * SLOW
+    while s.port is None and time.time() < deadline:
+        for rec in s.log_records():
+            if rec.get("msg") == "listening":
+                s.port = int(rec["port"])
+        time.sleep(0.005)
+    return deadline
+
+
 @pytest.mark.parametrize("loop", ["poll", "ev"])
 def test_websockets_at_once_after_start(tmp_path, loop):
     # Each service thread's context must be ready for a WebSocket upgrade
@@ -700,12 +712,7 @@ def test_websockets_at_once_after_start(tmp_path, loop):
                             rules="blog"),
                args=["--loop", loop, "--threads", "4"], wait=False)
     try:
-        deadline = time.time() + 20 * SLOW
-        while s.port is None and time.time() < deadline:
-            for rec in s.log_records():
-                if rec.get("msg") == "listening":
-                    s.port = int(rec["port"])
-            time.sleep(0.005)
+        wait_port(s)
         assert s.port, s.lines()
         results = [None] * 8
 
@@ -748,12 +755,7 @@ def test_tls_websocket(tmp_path):
     ctx = ssl.create_default_context(cafile=str(cert))
     ctx.check_hostname = False
     try:
-        deadline = time.time() + 20 * SLOW
-        while s.port is None and time.time() < deadline:
-            for rec in s.log_records():
-                if rec.get("msg") == "listening":
-                    s.port = int(rec["port"])
-            time.sleep(0.05)
+        deadline = wait_port(s)
         ws = None
         while ws is None and time.time() < deadline:
             try:
