@@ -42,6 +42,11 @@
 enum dl_kind { DL_NONE, DL_IDLE, DL_REQUEST, DL_SEND, DL_LINGER };
 
 struct alyx__h1c {
+	uint8_t kind;		/* ALYX_TLSW_FRONT: first (tls.c) */
+	bool tls;		/* wsi is lws's TLS socket (fd its descriptor),
+				 * not a raw descriptor of ours */
+	bool handed;		/* a TLS connection now relayed to a
+				 * WebSocket (tls.c) */
 	struct alyx__h1c *prev, *next;	/* the thread's connections */
 	alyx__svc *t;
 	struct lws *wsi;
@@ -81,7 +86,9 @@ static int64_t now_us(void)
 
 /* ---- connections ---- */
 
-int alyx__front_adopt(alyx__svc *t, int fd, const char *ip)
+/* tls: lws terminates TLS on the socket (tls.c) and the front reads and
+ * writes the plaintext through it. */
+static int adopt(alyx__svc *t, int fd, const char *ip, bool tls)
 {
 	h1c *c = alyx__calloc(1, sizeof(*c));
 	lws_sock_file_fd_type sfd;
@@ -90,6 +97,8 @@ int alyx__front_adopt(alyx__svc *t, int fd, const char *ip)
 		close(fd);
 		return -1;
 	}
+	c->kind = ALYX_TLSW_FRONT;
+	c->tls = tls;
 	c->t = t;
 	c->fd = fd;
 	snprintf(c->ip, sizeof(c->ip), "%s", ip ? ip : "");
@@ -97,9 +106,17 @@ int alyx__front_adopt(alyx__svc *t, int fd, const char *ip)
 	alyx__buf_init(&c->head, 0);
 	alyx__buf_init(&c->args, 0);
 	alyx__buf_init(&c->pend, 0);
-	sfd.filefd = fd;
-	c->wsi = lws_adopt_descriptor_vhost(t->vh, LWS_ADOPT_RAW_FILE_DESC, sfd,
-					    "alyx-h1", NULL);
+	if (tls) {
+		sfd.sockfd = fd;
+		c->wsi = lws_adopt_descriptor_vhost(t->vh, LWS_ADOPT_SOCKET |
+						    LWS_ADOPT_ALLOW_SSL, sfd,
+						    "alyx-tls", NULL);
+	} else {
+		sfd.filefd = fd;
+		c->wsi = lws_adopt_descriptor_vhost(t->vh,
+						    LWS_ADOPT_RAW_FILE_DESC,
+						    sfd, "alyx-h1", NULL);
+	}
 	if (!c->wsi) {	/* lws closed fd */
 		alyx__free(c);
 		return -1;
@@ -112,6 +129,16 @@ int alyx__front_adopt(alyx__svc *t, int fd, const char *ip)
 	c->dl_kind = DL_IDLE;
 	c->deadline_us = now_us() + IDLE_US;
 	return 0;
+}
+
+int alyx__front_adopt(alyx__svc *t, int fd, const char *ip)
+{
+	return adopt(t, fd, ip, false);
+}
+
+int alyx__front_adopt_tls(alyx__svc *t, int fd, const char *ip)
+{
+	return adopt(t, fd, ip, true);
 }
 
 static void conn_free(h1c *c)
@@ -181,13 +208,27 @@ long alyx__send_now(int fd, const char *p, size_t n)
 	return (long)done;
 }
 
+/* What the connection takes of p[0..n) now (fewer bytes when it would
+ * block), or -1.  With TLS, lws takes a chunk while it holds none of the
+ * client's output, and POLLOUT is asked for while it holds some: the
+ * connection's output is out when pend is empty and lws holds none. */
+static long conn_out(h1c *c, const char *p, size_t n)
+{
+	if (!c->tls)
+		return alyx__send_now(c->fd, p, n);
+	long k = alyx__tls_write(c->t, c->wsi, p, n);
+	if (k >= 0 && lws_partial_buffered(c->wsi))
+		want_writable(c);
+	return k;
+}
+
 /* Sends what waits in pend; 1 when all of it is out, 0 when some is
  * left (POLLOUT asked for), -1 on a failed socket. */
 static int flush(h1c *c)
 {
 	if (c->pend_off < c->pend.len) {
-		long k = alyx__send_now(c->fd, c->pend.data + c->pend_off,
-					c->pend.len - c->pend_off);
+		long k = conn_out(c, c->pend.data + c->pend_off,
+				  c->pend.len - c->pend_off);
 		if (k < 0)
 			return -1;
 		if (k) {
@@ -220,7 +261,7 @@ static int conn_send(h1c *c, const char *p, size_t n)
 		alyx__buf_add(&c->pend, p, n);	/* behind what waits */
 		return c->pend.err ? -1 : 0;
 	}
-	long k = alyx__send_now(c->fd, p, n);
+	long k = conn_out(c, p, n);
 	if (k < 0)
 		return -1;
 	if ((size_t)k < n) {
@@ -336,28 +377,35 @@ static int hand_over(h1c *c, const char *rest, size_t rest_len)
 {
 	alyx__svc *t = c->t;
 	alyx_buf b;
-	int fd2 = fcntl(c->fd, F_DUPFD_CLOEXEC, 0);
+	struct lws *w = NULL;
 
-	if (fd2 < 0)
-		return -1;
+	t->ws_answered = false;
 	alyx__buf_init(&b, 0);
 	alyx__buf_add(&b, c->head.data, c->h.head_len);
 	alyx__buf_add(&b, rest, rest_len);
 	if (b.err) {
 		alyx__buf_free(&b);
-		close(fd2);
 		return -1;
 	}
-	/* The plain vhost: a TLS connection's bytes here are the relay's
-	 * plaintext (tls.c). */
-	struct lws *w = lws_adopt_socket_vhost_readbuf(t->vh_plain, fd2,
-						       b.data, b.len);
+	if (c->tls) {
+		/* lws keeps the TLS socket; its plaintext is relayed to the
+		 * WebSocket from now on, and this connection lets go of it
+		 * (alyx__front_tls_cb). */
+		c->handed = !alyx__tls_hand_over(t, c->wsi, b.data, b.len,
+						 &w);
+	} else {
+		int fd2 = fcntl(c->fd, F_DUPFD_CLOEXEC, 0);
+		if (fd2 >= 0)
+			w = lws_adopt_socket_vhost_readbuf(t->vh_plain, fd2,
+							   b.data, b.len);
+	}
 	alyx__buf_free(&b);
 	if (w) {
 		alyx__svc_conn_adopted(t, w, c->ip);
-	} else {
-		/* lws refused the handshake or ran out of memory: the client
-		 * sees a close, the log says why. */
+	} else if (!t->ws_answered) {
+		/* lws dropped the handshake (or it could not be handed over):
+		 * the client sees a close, the log says so.  A refusal was
+		 * answered and logged as a request (ws.c). */
 		alyx__buf_init(&b, 0);
 		alyx__log_begin(t->srv, &b, "warn",
 				"websocket handshake dropped");
@@ -366,6 +414,8 @@ static int hand_over(h1c *c, const char *rest, size_t rest_len)
 		alyx__srv_log(t->srv, t, ALYX_LOG_WARN, &b);
 		alyx__buf_free(&b);
 	}
+	if (c->tls)
+		return -1;
 	/* This descriptor number now names /dev/null, so lws's close of the
 	 * raw connection leaves the socket to its new owner. */
 	int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -753,7 +803,8 @@ static int drive(h1c *c, const char *p, size_t n, bool from_in)
  * -1 to close now. */
 static int settle(h1c *c)
 {
-	bool waiting = c->active || c->pend_off < c->pend.len;
+	bool waiting = c->active || c->pend_off < c->pend.len ||
+		       (c->tls && lws_partial_buffered(c->wsi));
 
 	if (c->close_after && !waiting) {
 		if (c->lingering)
@@ -763,7 +814,10 @@ static int settle(h1c *c)
 		/* Write side shut, read to EOF (bounded): a close with
 		 * unread input would reset the connection and could destroy
 		 * the reply before the client reads it. */
-		shutdown(c->fd, SHUT_WR);
+		if (c->tls)
+			alyx__tls_shut(c->wsi);
+		else
+			shutdown(c->fd, SHUT_WR);
 		c->lingering = true;
 		alyx__buf_free(&c->in);
 		alyx__buf_init(&c->in, 0);
@@ -779,6 +833,23 @@ static int settle(h1c *c)
 	bool full = c->in.len >= c->t->srv->max_header + RX_CHUNK;
 	pause_rx(c, c->eof || (waiting && full));
 	return 0;
+}
+
+/* The client's next k bytes (k > 0).  Returns -1 to close. */
+static int on_bytes(h1c *c, const char *p, size_t k)
+{
+	if (c->in.len) {
+		/* Behind bytes kept from before (a partial head, or requests
+		 * waiting behind one that is not finished). */
+		alyx__buf_add(&c->in, p, k);
+		if (c->in.err)
+			return -1;
+		if (drive(c, c->in.data, c->in.len, true) < 0)
+			return -1;
+	} else if (drive(c, p, k, false) < 0) {
+		return -1;
+	}
+	return settle(c);
 }
 
 static int on_readable(h1c *c)
@@ -807,18 +878,7 @@ static int on_readable(h1c *c)
 			return -1;
 		return settle(c);
 	}
-	if (c->in.len) {
-		/* Behind bytes kept from before (a partial head, or requests
-		 * waiting behind one that is not finished). */
-		alyx__buf_add(&c->in, t->h1_rx, (size_t)k);
-		if (c->in.err)
-			return -1;
-		if (drive(c, c->in.data, c->in.len, true) < 0)
-			return -1;
-	} else if (drive(c, t->h1_rx, (size_t)k, false) < 0) {
-		return -1;
-	}
-	return settle(c);
+	return on_bytes(c, t->h1_rx, (size_t)k);
 }
 
 static int on_writeable(h1c *c)
@@ -838,6 +898,16 @@ static int on_writeable(h1c *c)
 	if (drive(c, c->in.data, c->in.len, true) < 0)
 		return -1;
 	return settle(c);
+}
+
+static int writeable_cb(h1c *c)
+{
+	alyx__svc *t = c->t;
+
+	t->h1_in_wcb = true;
+	int n = on_writeable(c);
+	t->h1_in_wcb = false;
+	return n;
 }
 
 static void sweep(lws_sorted_usec_list_t *sul)
@@ -878,16 +948,9 @@ int alyx__front_cb(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_RAW_RX_FILE:
 		c = lws_get_opaque_user_data(wsi);
 		return c ? on_readable(c) : -1;
-	case LWS_CALLBACK_RAW_WRITEABLE_FILE: {
-		int n;
+	case LWS_CALLBACK_RAW_WRITEABLE_FILE:
 		c = lws_get_opaque_user_data(wsi);
-		if (!c)
-			return -1;
-		t->h1_in_wcb = true;
-		n = on_writeable(c);
-		t->h1_in_wcb = false;
-		return n;
-	}
+		return c ? writeable_cb(c) : -1;
 	case LWS_CALLBACK_RAW_CLOSE_FILE:
 		c = lws_get_opaque_user_data(wsi);
 		if (c) {
@@ -898,6 +961,45 @@ int alyx__front_cb(struct lws *wsi, enum lws_callback_reasons reason,
 	default:
 		return 0;
 	}
+}
+
+int alyx__front_tls_cb(struct lws *wsi, enum lws_callback_reasons reason,
+		       void *conn, void *in, size_t len)
+{
+	h1c *c = conn;
+	int n;
+
+	switch (reason) {
+	case LWS_CALLBACK_RAW_RX:	/* decrypted client bytes */
+		if (c->lingering)
+			return 0;	/* dropped, up to the linger deadline */
+		/* lws bounds the handshake, and then the wait for the first
+		 * bytes after it, by the context's timeout_secs (the keep-
+		 * alive idle time with TLS, service.c), and never clears that
+		 * for a raw socket: it would end a busy connection.  From the
+		 * first bytes on, the front's deadlines bound it. */
+		lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+		n = len ? on_bytes(c, in, len) : 0;
+		break;
+	case LWS_CALLBACK_RAW_WRITEABLE:
+		n = writeable_cb(c);
+		break;
+	case LWS_CALLBACK_RAW_CLOSE:
+		/* The client closed (lws reads no half-closed TLS), or the
+		 * connection ended. */
+		lws_set_opaque_user_data(wsi, NULL);
+		conn_free(c);
+		return 0;
+	default:
+		return 0;
+	}
+	if (n < 0 && c->handed) {
+		/* The socket is the relay's now (hand_over): a request that
+		 * finished in either callback can have a handshake behind it. */
+		conn_free(c);
+		return 0;
+	}
+	return n;
 }
 
 void alyx__front_end(alyx__svc *t)

@@ -208,10 +208,12 @@ typedef struct alyx__svc {
 	 * (alyx__svc_writable_later) */
 	struct lws **rearm;
 	int rearm_n, rearm_cap;
-	/* TLS connections relayed to the front (tls.c) */
+	/* TLS connections (tls.c) */
 	struct lws_vhost *vh_plain;	/* WebSocket hand-overs: vh without
 					 * TLS when the server has it */
-	char *tls_tx;		/* LWS_PRE + one read of the front's output */
+	char *tls_tx;		/* LWS_PRE + one chunk of output to lws */
+	bool ws_answered;	/* a handshake being handed over was refused
+				 * with an answer (ws.c) */
 } alyx__svc;
 
 /* ---- the server ---- */
@@ -362,16 +364,39 @@ int alyx__front_cb(struct lws *wsi, enum lws_callback_reasons reason,
 		   void *user, void *in, size_t len);
 /* Before the thread's context goes: stops the deadline sweep. */
 void alyx__front_end(alyx__svc *t);
+/* The same for an accepted socket of a TLS server: lws terminates TLS
+ * on it ("alyx-tls" protocol, tls.c). */
+int alyx__front_adopt_tls(alyx__svc *t, int fd, const char *ip);
+/* alyx__tls_cb's events for a TLS wsi that carries the front's connection
+ * `conn`. */
+int alyx__front_tls_cb(struct lws *wsi, enum lws_callback_reasons reason,
+		       void *conn, void *in, size_t len);
 /* Sends what the non-blocking socket takes of p[0..n) now: how many
  * bytes (fewer when it would block), or -1 when the socket failed. */
 long alyx__send_now(int fd, const char *p, size_t n);
 
 /* tls.c: TLS connections, terminated by libwebsockets on a raw socket and
- * relayed in plaintext to the front through a socketpair. */
+ * served by the front; a WebSocket's plaintext is relayed through a
+ * socketpair.  The first byte of what an "alyx-tls" wsi carries: */
+enum { ALYX_TLSW_FRONT = 1, ALYX_TLSW_RELAY = 2 };
 /* Takes an accepted socket of a TLS server; -1 when it could not (the
  * socket is closed). */
 int alyx__tls_adopt(alyx__svc *t, int fd, const char *ip);
-/* The "alyx-tls" protocol's callback (both ends of the relay). */
+/* Encrypts to the client what lws takes of p[0..n) now: a chunk while it
+ * holds none of the client's output, else 0; -1 when the connection
+ * failed. */
+long alyx__tls_write(alyx__svc *t, struct lws *wsi, const char *p, size_t n);
+/* TLS close_notify, then the socket's write side shut. */
+void alyx__tls_shut(struct lws *wsi);
+/* Relays the TLS connection `tls` to a WebSocket from now on: lws takes
+ * p[0..n) (the handshake and what followed it) on the WebSocket's end,
+ * whose wsi goes to *ws (NULL when lws refused or dropped it: the relay
+ * still carries a refusal's answer, then closes).  0: the relay owns the
+ * connection; -1: nothing changed (the caller closes). */
+int alyx__tls_hand_over(alyx__svc *t, struct lws *tls, const char *p,
+			size_t n, struct lws **ws);
+/* The "alyx-tls" protocol's callback (the front's TLS connections, both
+ * ends of a relay). */
 int alyx__tls_cb(struct lws *wsi, enum lws_callback_reasons reason,
 		 void *user, void *in, size_t len);
 /* Before the thread's context goes. */

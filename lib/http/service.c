@@ -113,7 +113,7 @@ static void accept_ready(alyx__svc *t)
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		/* alyx's own front (front.c) serves every connection;
-		 * with TLS, through lws's TLS and a relay (tls.c). */
+		 * with TLS, the plaintext of lws's TLS (tls.c). */
 		conn ip;
 		conn_ip(&ip, &sa, salen);
 		if ((s->tls_cert ? alyx__tls_adopt(t, fd, ip.ip)

@@ -4,18 +4,23 @@
  *
  * libwebsockets terminates TLS on the accepted socket, adopted as a raw
  * socket with TLS ("alyx-tls" protocol): it does the handshake and hands
- * over decrypted bytes, and encrypts what is written to it.  This file
- * relays those bytes through a socketpair whose other end front.c serves
- * exactly like an accepted TCP connection: the same parser, the same
- * answers to malformed HTTP, chunked bodies, pipelining, deadlines and
- * WebSocket hand-over (to a vhost without TLS: the bytes on the pair are
- * plaintext).
+ * over decrypted bytes, and encrypts what is written to it.  The front
+ * serves those bytes directly (alyx__front_tls_cb): the same parser, the
+ * same answers to malformed HTTP, chunked bodies, pipelining and
+ * deadlines as a plain connection.
  *
- * Per connection, two wsis share one relay: `tls` (the client's socket)
- * and `pair` (this side of the socketpair, a raw file descriptor).  Bytes
- * the front's end has not taken yet wait in `to_front`; past RELAY_MAX
- * the client's input is paused.  Output from the front is read only while
- * libwebsockets has none of the client's output buffered.
+ * A WebSocket handshake cannot move the TLS socket to lws's WebSocket
+ * role, so from then on this file relays the plaintext through a
+ * socketpair whose other end lws serves as a WebSocket on a vhost without
+ * TLS.  Per relayed connection, two wsis share one relay: `tls` (the
+ * client's socket) and `pair` (this side of the socketpair, a raw file
+ * descriptor).  Bytes the WebSocket's end has not taken yet wait in
+ * `to_front`; past RELAY_MAX the client's input is paused.  Output from
+ * the WebSocket is read only while libwebsockets has none of the client's
+ * output buffered.
+ *
+ * The wsis of the "alyx-tls" protocol carry either the front's
+ * connection or a relay: the first byte of each says which.
  */
 #include <errno.h>
 #include <string.h>
@@ -26,25 +31,26 @@
 
 #include "http/http.h"
 
-#define RELAY_CHUNK (64 * 1024)	/* one read of the front's output */
-#define RELAY_MAX (1024 * 1024)	/* client bytes waiting for the front */
+#define RELAY_CHUNK (64 * 1024)	/* one chunk of output to lws */
+#define RELAY_MAX (1024 * 1024)	/* client bytes waiting for the pair */
 
 struct alyx__tlsc {
+	uint8_t kind;		/* ALYX_TLSW_RELAY: first */
 	alyx__svc *t;
 	struct lws *tls;	/* the client's connection; NULL once closed */
 	struct lws *pair;	/* our end of the socketpair; NULL once closed */
 	int fd;			/* ... its descriptor */
-	alyx_buf to_front;	/* client bytes the pair has not taken */
-	size_t to_front_off;
-	bool front_eof;		/* the front closed or shut its side */
-	bool tls_paused;	/* client input paused (to_front is full) */
+	alyx_buf to_ws;	/* client bytes the pair has not taken */
+	size_t to_ws_off;
+	bool ws_eof;		/* the front closed or shut its side */
+	bool tls_paused;	/* client input paused (to_ws is full) */
 };
 
 typedef struct alyx__tlsc tlsc;
 
 static void relay_free(tlsc *c)
 {
-	alyx__buf_free(&c->to_front);
+	alyx__buf_free(&c->to_ws);
 	alyx__free(c);
 }
 
@@ -56,7 +62,7 @@ static void close_tls(tlsc *c)
 				LWS_TO_KILL_ASYNC);
 }
 
-/* The front is done and its output is out.  The client is told so at
+/* The WebSocket is done and its output is out.  The client is told so at
  * once (TLS close_notify, then the socket's write side shut: the end of
  * its reply), and its bytes are read and dropped for up to LINGER_S more
  * (a close with unread input would reset the connection and could destroy
@@ -67,10 +73,7 @@ static void linger_tls(tlsc *c)
 {
 	if (!c->tls)
 		return;
-	SSL *ssl = lws_get_ssl(c->tls);
-	if (ssl)
-		SSL_shutdown(ssl);	/* non-blocking: best effort */
-	shutdown(lws_get_socket_fd(c->tls), SHUT_WR);
+	alyx__tls_shut(c->tls);
 	lws_set_timeout(c->tls, PENDING_TIMEOUT_CLOSE_SEND, LINGER_S);
 }
 
@@ -91,27 +94,27 @@ static void pair_writable(tlsc *c, bool in_wcb)
 		lws_callback_on_writable(c->pair);
 }
 
-/* Moves waiting client bytes to the front's end.  -1: the front's end is
+/* Moves waiting client bytes to the WebSocket's end.  -1: the WebSocket's end is
  * gone. */
-static int to_front(tlsc *c, bool in_wcb)
+static int to_ws(tlsc *c, bool in_wcb)
 {
-	if (c->to_front_off < c->to_front.len) {
-		long k = alyx__send_now(c->fd, c->to_front.data +
-					c->to_front_off,
-					c->to_front.len - c->to_front_off);
+	if (c->to_ws_off < c->to_ws.len) {
+		long k = alyx__send_now(c->fd, c->to_ws.data +
+					c->to_ws_off,
+					c->to_ws.len - c->to_ws_off);
 		if (k < 0)
 			return -1;
-		c->to_front_off += (size_t)k;
-		if (c->to_front_off < c->to_front.len) {
+		c->to_ws_off += (size_t)k;
+		if (c->to_ws_off < c->to_ws.len) {
 			pair_writable(c, in_wcb);
 			return 0;
 		}
 	}
-	alyx__buf_reset(&c->to_front);
-	c->to_front_off = 0;
-	if (c->to_front.cap > 4 * RELAY_CHUNK) {
-		alyx__buf_free(&c->to_front);
-		alyx__buf_init(&c->to_front, 0);
+	alyx__buf_reset(&c->to_ws);
+	c->to_ws_off = 0;
+	if (c->to_ws.cap > 4 * RELAY_CHUNK) {
+		alyx__buf_free(&c->to_ws);
+		alyx__buf_init(&c->to_ws, 0);
 	}
 	if (c->tls_paused && c->tls) {
 		c->tls_paused = false;
@@ -120,12 +123,12 @@ static int to_front(tlsc *c, bool in_wcb)
 	return 0;
 }
 
-/* Client bytes, decrypted: straight to the front's end, or queued. */
+/* Client bytes, decrypted: straight to the WebSocket's end, or queued. */
 static int from_client(tlsc *c, const char *p, size_t n)
 {
-	if (c->front_eof || !c->pair)
-		return 0;	/* the front is done with this connection */
-	if (c->to_front_off >= c->to_front.len) {
+	if (c->ws_eof || !c->pair)
+		return 0;	/* the WebSocket is done with this connection */
+	if (c->to_ws_off >= c->to_ws.len) {
 		long k = alyx__send_now(c->fd, p, n);
 		if (k < 0)
 			return -1;
@@ -135,18 +138,18 @@ static int from_client(tlsc *c, const char *p, size_t n)
 			return 0;
 		pair_writable(c, false);
 	}
-	alyx__buf_add(&c->to_front, p, n);
-	if (c->to_front.err)
+	alyx__buf_add(&c->to_ws, p, n);
+	if (c->to_ws.err)
 		return -1;
-	if (c->to_front.len - c->to_front_off > RELAY_MAX && !c->tls_paused) {
+	if (c->to_ws.len - c->to_ws_off > RELAY_MAX && !c->tls_paused) {
 		c->tls_paused = true;
 		lws_rx_flow_control(c->tls, 0);
 	}
 	return 0;
 }
 
-/* The front's output: read while lws holds none of the client's. */
-static int from_front(tlsc *c)
+/* The WebSocket's output: read while lws holds none of the client's. */
+static int from_ws(tlsc *c)
 {
 	alyx__svc *t = c->t;
 
@@ -167,9 +170,9 @@ static int from_front(tlsc *c)
 		k = 0;
 	}
 	if (k == 0) {
-		/* The front closed, or shut its side after its last reply:
-		 * the client's connection ends once that reply is out. */
-		c->front_eof = true;
+		/* The WebSocket ended (lws closed its end): the client's
+		 * connection ends once its last bytes are out. */
+		c->ws_eof = true;
 		if (lws_partial_buffered(c->tls))
 			lws_callback_on_writable(c->tls);
 		else
@@ -189,64 +192,86 @@ static int from_front(tlsc *c)
 
 int alyx__tls_adopt(alyx__svc *t, int fd, const char *ip)
 {
+	return alyx__front_adopt_tls(t, fd, ip);
+}
+
+long alyx__tls_write(alyx__svc *t, struct lws *wsi, const char *p, size_t n)
+{
+	if (lws_partial_buffered(wsi))
+		return 0;
+	if (!t->tls_tx && !(t->tls_tx = alyx__malloc(LWS_PRE + RELAY_CHUNK)))
+		return -1;
+	if (n > RELAY_CHUNK)
+		n = RELAY_CHUNK;
+	unsigned char *b = (unsigned char *)t->tls_tx + LWS_PRE;
+	memcpy(b, p, n);
+	return lws_write(wsi, b, n, LWS_WRITE_RAW) < 0 ? -1 : (long)n;
+}
+
+void alyx__tls_shut(struct lws *wsi)
+{
+	SSL *ssl = lws_get_ssl(wsi);
+
+	if (ssl)
+		SSL_shutdown(ssl);	/* non-blocking: best effort */
+	shutdown(lws_get_socket_fd(wsi), SHUT_WR);
+}
+
+int alyx__tls_hand_over(alyx__svc *t, struct lws *tls, const char *p,
+			size_t n, struct lws **ws)
+{
 	int sv[2];
 	tlsc *c = alyx__calloc(1, sizeof(*c));
 	lws_sock_file_fd_type sfd;
 
+	*ws = NULL;
 	if (!c || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
 			     SOCK_CLOEXEC, 0, sv) < 0) {
 		alyx__free(c);
-		close(fd);
 		return -1;
 	}
+	c->kind = ALYX_TLSW_RELAY;
 	c->t = t;
 	c->fd = sv[1];
-	alyx__buf_init(&c->to_front, 0);
-	/* This end first: the client's bytes need somewhere to go. */
+	alyx__buf_init(&c->to_ws, 0);
 	sfd.filefd = sv[1];
 	c->pair = lws_adopt_descriptor_vhost(t->vh, LWS_ADOPT_RAW_FILE_DESC,
 					     sfd, "alyx-tls", NULL);
 	if (!c->pair) {	/* lws closed sv[1] */
 		close(sv[0]);
-		close(fd);
-		alyx__free(c);
+		relay_free(c);
 		return -1;
 	}
 	lws_set_opaque_user_data(c->pair, c);
-	sfd.sockfd = fd;
-	c->tls = lws_adopt_descriptor_vhost(t->vh, LWS_ADOPT_SOCKET |
-					    LWS_ADOPT_ALLOW_SSL, sfd,
-					    "alyx-tls", NULL);
-	if (!c->tls) {	/* lws closed fd */
-		close(sv[0]);
-		close_pair(c);	/* frees c when it closes */
-		return -1;
-	}
-	lws_set_opaque_user_data(c->tls, c);
-	/* The front serves the other end like an accepted socket. */
-	if (alyx__front_adopt(t, sv[0], ip) < 0) {	/* sv[0] closed */
-		close_tls(c);
-		close_pair(c);
-		return -1;
-	}
+	c->tls = tls;
+	lws_set_opaque_user_data(tls, c);
+	/* The WebSocket's end, with the bytes read so far: lws answers the
+	 * handshake at once, into the pair, and the relay carries the
+	 * answer to the client.  When lws closes that end (a refused
+	 * handshake: NULL) the relay still carries what it wrote, then
+	 * reads the pair's end and closes the client's connection. */
+	*ws = lws_adopt_socket_vhost_readbuf(t->vh_plain, sv[0], p, n);
 	return 0;
 }
 
 int alyx__tls_cb(struct lws *wsi, enum lws_callback_reasons reason,
 		 void *user, void *in, size_t len)
 {
-	tlsc *c = lws_get_opaque_user_data(wsi);
+	void *u = lws_get_opaque_user_data(wsi);
+	tlsc *c = u;
 
 	(void)user;
+	if (u && *(const uint8_t *)u == ALYX_TLSW_FRONT)
+		return alyx__front_tls_cb(wsi, reason, u, in, len);
 	switch (reason) {
 	case LWS_CALLBACK_RAW_RX:	/* decrypted client bytes */
 		/* lws bounds the handshake, and then the wait for the first
 		 * bytes after it, by the context's timeout_secs (the keep-
 		 * alive idle time with TLS, service.c), and never clears that
 		 * for a raw socket: it would end a busy connection.  From the
-		 * first bytes on, the front's deadlines bound the connection
-		 * (and a lingering one keeps its own). */
-		if (c && !c->front_eof)
+		 * first bytes on, the WebSocket's own limits bound it (and a
+		 * lingering one keeps its own). */
+		if (c && !c->ws_eof)
 			lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
 		if (!c || from_client(c, in, len) < 0)
 			return -1;
@@ -255,17 +280,17 @@ int alyx__tls_cb(struct lws *wsi, enum lws_callback_reasons reason,
 						 * drained */
 		if (!c)
 			return -1;
-		if (c->front_eof) {
+		if (c->ws_eof) {
 			linger_tls(c);	/* the last reply is out */
 			return 0;
 		}
 		if (c->pair)
 			lws_rx_flow_control(c->pair, 1);
 		return 0;
-	case LWS_CALLBACK_RAW_RX_FILE:	/* the front's output */
-		return c ? from_front(c) : -1;
+	case LWS_CALLBACK_RAW_RX_FILE:	/* the WebSocket's output */
+		return c ? from_ws(c) : -1;
 	case LWS_CALLBACK_RAW_WRITEABLE_FILE:
-		if (!c || to_front(c, true) < 0)
+		if (!c || to_ws(c, true) < 0)
 			return -1;
 		return 0;
 	case LWS_CALLBACK_RAW_CLOSE:
@@ -277,7 +302,7 @@ int alyx__tls_cb(struct lws *wsi, enum lws_callback_reasons reason,
 			relay_free(c);
 			return 0;
 		}
-		/* The client is gone: the front sees its end close. */
+		/* The client is gone: the WebSocket sees its end close. */
 		close_pair(c);
 		return 0;
 	case LWS_CALLBACK_RAW_CLOSE_FILE:
@@ -286,7 +311,7 @@ int alyx__tls_cb(struct lws *wsi, enum lws_callback_reasons reason,
 		lws_set_opaque_user_data(wsi, NULL);
 		alyx__svc_writable_forget(c->t, wsi);
 		c->pair = NULL;
-		c->front_eof = true;
+		c->ws_eof = true;
 		if (!c->tls) {
 			relay_free(c);
 			return 0;

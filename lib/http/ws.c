@@ -1183,6 +1183,7 @@ static int reject(alyx__svc *t, alyx__req *r, int status, int code,
 	r->closing = true;
 	alyx__reply_error_h(t, r, status, alyx_errname(code), msg, NULL,
 			    extra);
+	t->ws_answered = true;	/* lws closes it: not a drop (front.c) */
 	return -1;
 }
 

@@ -1272,6 +1272,31 @@ def test_websocket_pipelined_behind_a_request(srv, first):
     alive(srv)
 
 
+@pytest.mark.parametrize("path,status", [
+    ("/api/collections/users", 404),      # WebSocket only at /api/realtime
+    ("/api/realtime?token=not-a-token", 401),
+])
+def test_websocket_refused_handshake_is_answered(srv, path, status):
+    """A handshake refused after the hand-over gets its JSON error, then
+    the connection closes (over TLS the relay carries the answer of an
+    end lws has already closed); nothing is logged as dropped."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    r, s = exchange(srv, (
+        "GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n" % (path, key)).encode())
+    try:
+        st, h, body, _ = r.response()
+        assert st == status, (st, body)
+        check_error(st, h, body, status, json.loads(body)["error"]["code"])
+        assert r.closed()
+    finally:
+        s.close()
+    alive(srv)
+    assert not [x for x in srv.log_records()
+                if x.get("msg") == "websocket handshake dropped"]
+
+
 def test_upgrade_without_connection_upgrade_is_426(srv):
     data = (b"GET /api/realtime HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
             b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
