@@ -379,9 +379,6 @@ long alyx__send_now(int fd, const char *p, size_t n);
  * served by the front; a WebSocket's plaintext is relayed through a
  * socketpair.  The first byte of what an "alyx-tls" wsi carries: */
 enum { ALYX_TLSW_FRONT = 1, ALYX_TLSW_RELAY = 2 };
-/* Takes an accepted socket of a TLS server; -1 when it could not (the
- * socket is closed). */
-int alyx__tls_adopt(alyx__svc *t, int fd, const char *ip);
 /* Encrypts to the client what lws takes of p[0..n) now: a chunk while it
  * holds none of the client's output, else 0; -1 when the connection
  * failed. */

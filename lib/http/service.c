@@ -116,7 +116,7 @@ static void accept_ready(alyx__svc *t)
 		 * with TLS, the plaintext of lws's TLS (tls.c). */
 		conn ip;
 		conn_ip(&ip, &sa, salen);
-		if ((s->tls_cert ? alyx__tls_adopt(t, fd, ip.ip)
+		if ((s->tls_cert ? alyx__front_adopt_tls(t, fd, ip.ip)
 				 : alyx__front_adopt(t, fd, ip.ip)) < 0)
 			continue;	/* fd closed */
 		alyx__ctr_add(&t->metrics.accepted, 1);

@@ -40,9 +40,9 @@ struct alyx__tlsc {
 	struct lws *tls;	/* the client's connection; NULL once closed */
 	struct lws *pair;	/* our end of the socketpair; NULL once closed */
 	int fd;			/* ... its descriptor */
-	alyx_buf to_ws;	/* client bytes the pair has not taken */
+	alyx_buf to_ws;		/* client bytes the pair has not taken */
 	size_t to_ws_off;
-	bool ws_eof;		/* the front closed or shut its side */
+	bool ws_eof;		/* the WebSocket's end closed */
 	bool tls_paused;	/* client input paused (to_ws is full) */
 };
 
@@ -94,13 +94,12 @@ static void pair_writable(tlsc *c, bool in_wcb)
 		lws_callback_on_writable(c->pair);
 }
 
-/* Moves waiting client bytes to the WebSocket's end.  -1: the WebSocket's end is
+/* Moves waiting client bytes to the WebSocket's end.  -1: that end is
  * gone. */
 static int to_ws(tlsc *c, bool in_wcb)
 {
 	if (c->to_ws_off < c->to_ws.len) {
-		long k = alyx__send_now(c->fd, c->to_ws.data +
-					c->to_ws_off,
+		long k = alyx__send_now(c->fd, c->to_ws.data + c->to_ws_off,
 					c->to_ws.len - c->to_ws_off);
 		if (k < 0)
 			return -1;
@@ -188,11 +187,6 @@ static int from_ws(tlsc *c)
 		lws_callback_on_writable(c->tls);
 	}
 	return 0;
-}
-
-int alyx__tls_adopt(alyx__svc *t, int fd, const char *ip)
-{
-	return alyx__front_adopt_tls(t, fd, ip);
 }
 
 long alyx__tls_write(alyx__svc *t, struct lws *wsi, const char *p, size_t n)
