@@ -971,8 +971,11 @@ int alyx__front_tls_cb(struct lws *wsi, enum lws_callback_reasons reason,
 
 	switch (reason) {
 	case LWS_CALLBACK_RAW_RX:	/* decrypted client bytes */
-		if (c->lingering)
-			return 0;	/* dropped, up to the linger deadline */
+		/* Dropped while lingering (up to the linger deadline), and
+		 * once the sweep has condemned the connection: clearing lws's
+		 * timeout below would cancel its kill. */
+		if (c->lingering || c->dl_kind == DL_NONE)
+			return 0;
 		/* lws bounds the handshake, and then the wait for the first
 		 * bytes after it, by the context's timeout_secs (the keep-
 		 * alive idle time with TLS, service.c), and never clears that

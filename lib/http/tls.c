@@ -259,14 +259,9 @@ int alyx__tls_cb(struct lws *wsi, enum lws_callback_reasons reason,
 		return alyx__front_tls_cb(wsi, reason, u, in, len);
 	switch (reason) {
 	case LWS_CALLBACK_RAW_RX:	/* decrypted client bytes */
-		/* lws bounds the handshake, and then the wait for the first
-		 * bytes after it, by the context's timeout_secs (the keep-
-		 * alive idle time with TLS, service.c), and never clears that
-		 * for a raw socket: it would end a busy connection.  From the
-		 * first bytes on, the WebSocket's own limits bound it (and a
-		 * lingering one keeps its own). */
-		if (c && !c->ws_eof)
-			lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+		/* lws's handshake timeout was cleared when the front read the
+		 * first bytes (alyx__front_tls_cb): a timeout set on this wsi
+		 * now is the relay's own kill or linger, and stands. */
 		if (!c || from_client(c, in, len) < 0)
 			return -1;
 		return 0;
