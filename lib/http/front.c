@@ -117,7 +117,11 @@ static int adopt(alyx__svc *t, int fd, const char *ip, bool tls)
 						    LWS_ADOPT_RAW_FILE_DESC,
 						    sfd, "alyx-h1", NULL);
 	}
-	if (!c->wsi) {	/* lws closed fd */
+	if (!c->wsi) {
+		/* lws 4.1 closes a socket it failed to adopt, never a raw
+		 * descriptor. */
+		if (!tls)
+			close(fd);
 		alyx__free(c);
 		return -1;
 	}

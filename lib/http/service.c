@@ -491,8 +491,8 @@ int alyx__svc_init(alyx__svc *t, alyx__err *err)
 	t->listen_wsi = lws_adopt_descriptor_vhost(t->vh,
 		LWS_ADOPT_RAW_FILE_DESC, fd, "alyx-listen", NULL);
 	if (!t->listen_wsi) {
-		/* lws closed the descriptor. */
-		t->listen_fd = -1;
+		/* lws 4.1 leaves a raw descriptor it failed to adopt open:
+		 * alyx__svc_destroy closes it. */
 		return alyx__err_set(err, ALYX_E_NOMEM, NULL,
 				     "cannot adopt the listening socket");
 	}

@@ -231,8 +231,9 @@ int alyx__tls_hand_over(alyx__svc *t, struct lws *tls, const char *p,
 	sfd.filefd = sv[1];
 	c->pair = lws_adopt_descriptor_vhost(t->vh, LWS_ADOPT_RAW_FILE_DESC,
 					     sfd, "alyx-tls", NULL);
-	if (!c->pair) {	/* lws closed sv[1] */
+	if (!c->pair) {	/* a raw descriptor lws failed to adopt stays open */
 		close(sv[0]);
+		close(sv[1]);
 		relay_free(c);
 		return -1;
 	}
