@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import re
+import select
 import socket
 import ssl
 import time
@@ -1341,6 +1342,34 @@ def test_half_head_is_dropped_within_the_timeout(srv):
             r.buf = got
             st, h, body, _ = r.response()
             check_error(st, h, body, 408, "TIMEOUT", closing=True)
+    finally:
+        s.close()
+    alive(srv)
+
+
+def test_trickled_head_is_cut_at_the_deadline(srv):
+    """A head sent a byte every 5 ms, never finished, is cut at
+    request_timeout.  Over TLS each read clears lws's own timeout, through
+    which the sweep also kills: a byte landing between the two must not
+    revive the connection (a narrow window this test did not hit in 6
+    runs before the fix; it checks the deadline holds under a trickle)."""
+    s = connect(srv, timeout=10)
+    t0 = time.time()
+    limit = TIMEOUT_S + 1 + 2 * SLOW    # the sweep runs once a second
+    try:
+        s.sendall(b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        cut = False
+        while not cut and time.time() - t0 < limit + 2:
+            try:
+                s.sendall(b"a")
+                ready = s.pending() if srv.ssl_ctx else 0
+                if ready or select.select([s], [], [], 0.005)[0]:
+                    cut = not s.recv(65536)     # a 408 may come first
+            except OSError:     # reset, broken pipe
+                cut = True
+        elapsed = time.time() - t0
+        assert cut, "still open after %.1f s" % elapsed
+        assert TIMEOUT_S - 0.5 <= elapsed < limit, elapsed
     finally:
         s.close()
     alive(srv)
