@@ -300,21 +300,28 @@ static int need(const char *v, const char *what, alyx__err *err)
 /* ---- raw SQL ---- */
 
 /* Trusted code may read and write rows, not change the schema, the
- * transaction or the connection. */
+ * transaction or the connection, and not write alyx's own tables
+ * (`_alyx_*`: accounts, tokens, the change feed, migrations).  The
+ * change feed's triggers write them on its behalf (a4: the trigger).
+ * ud: where the name of a refused internal table goes. */
 static int authorize(void *ud, int op, const char *a1, const char *a2,
 		     const char *a3, const char *a4)
 {
-	(void)ud;
-	(void)a1;
+	char *denied = ud;
+
 	(void)a2;
 	(void)a3;
-	(void)a4;
 	switch (op) {
 	case SQLITE_DELETE:
 	case SQLITE_INSERT:
+	case SQLITE_UPDATE:
+		if (!a4 && a1 && !sqlite3_strnicmp(a1, "_alyx_", 6)) {
+			snprintf(denied, 64, "%s", a1);
+			return SQLITE_DENY;
+		}
+		return SQLITE_OK;
 	case SQLITE_READ:
 	case SQLITE_SELECT:
-	case SQLITE_UPDATE:
 	case SQLITE_FUNCTION:
 	case SQLITE_RECURSIVE:
 		return SQLITE_OK;
@@ -327,15 +334,21 @@ static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st,
 		   alyx__err *err)
 {
 	const char *tail = NULL;
+	char denied[64] = "";
 	int rc;
 
 	*st = NULL;
-	sqlite3_set_authorizer(db, authorize, NULL);
+	sqlite3_set_authorizer(db, authorize, denied);
 	rc = sqlite3_prepare_v2(db, sql, -1, st, &tail);
 	sqlite3_set_authorizer(db, NULL, NULL);
 	if (rc != SQLITE_OK || !*st) {
 		sqlite3_finalize(*st);
 		*st = NULL;
+		if (denied[0])
+			return alyx__err_set(err, ALYX_E_BADQUERY, NULL,
+					     "raw SQL: %s is one of alyx's own "
+					     "tables, written by alyx alone",
+					     denied);
 		return alyx__err_set(err, ALYX_E_BADQUERY, NULL,
 				     "raw SQL: %s", rc == SQLITE_OK ?
 				     "empty statement" : sqlite3_errmsg(db));

@@ -569,6 +569,7 @@ TEST(internal_api_refuses_bad_requests)
 		int route;
 		const char *body;
 		int rc;
+		const char *msg;	/* in the message, when set */
 	} cases[] = {
 		{ALYX__FN_DB_QUERY, "[1]", ALYX_E_BADJSON},
 		{ALYX__FN_DB_QUERY, "{\"id\":\"x\"}", ALYX_E_BADJSON},
@@ -589,6 +590,23 @@ TEST(internal_api_refuses_bad_requests)
 		{ALYX__FN_DB_EXEC, "{\"sql\":\"COMMIT\"}", ALYX_E_BADQUERY},
 		{ALYX__FN_DB_EXEC, "{\"sql\":\"CREATE TABLE t(x)\"}",
 		 ALYX_E_BADQUERY},
+		/* alyx's own tables: written by alyx (and its triggers)
+		 * alone, in any spelling. */
+		{ALYX__FN_DB_EXEC, "{\"sql\":\"INSERT INTO _alyx_changes"
+		 "(collection,operation,doc_id,timestamp) VALUES "
+		 "('posts','INSERT','x','t')\"}", ALYX_E_BADQUERY,
+		 "one of alyx's own tables"},
+		{ALYX__FN_DB_EXEC, "{\"sql\":\"DELETE FROM main._ALYX_CHANGES\"}",
+		 ALYX_E_BADQUERY,
+		 "one of alyx's own tables"},
+		{ALYX__FN_DB_EXEC, "{\"sql\":\"UPDATE _alyx_migrations SET "
+		 "version = version\"}", ALYX_E_BADQUERY,
+		 "one of alyx's own tables"},
+		{ALYX__FN_DB_EXEC, "{\"sql\":\"WITH x(n) AS (SELECT 1) "
+		 "INSERT OR REPLACE INTO \\\"_alyx_changes\\\"(collection,"
+		 "operation,doc_id,timestamp) SELECT 'p','INSERT','x','t' "
+		 "FROM x\"}", ALYX_E_BADQUERY,
+		 "one of alyx's own tables"},
 		{ALYX__FN_DB_EXEC, "{\"sql\":\"SELECT ?\",\"params\":[]}",
 		 ALYX_E_BADQUERY},
 		{ALYX__FN_DB_EXEC, "{\"sql\":\"SELECT ?\",\"params\":5}",
@@ -622,12 +640,22 @@ TEST(internal_api_refuses_bad_requests)
 	for (i = 0; i < ALYX_ARRAY_LEN(cases); i++) {
 		int rc = run_one(a, inv, cases[i].route, cases[i].body, &an);
 
-		if (rc != cases[i].rc)
+		if (rc != cases[i].rc ||
+		    (cases[i].msg && !strstr(an.msg, cases[i].msg)))
 			TH_FAIL("%s: %d (%s), expected %d", cases[i].body, rc,
 				an.msg, cases[i].rc);
 	}
 	/* Nothing was written; the writer is free. */
 	ASSERT_EQ(count_posts(a), 0);
+	/* The refusal names the table; reading it is allowed. */
+	ASSERT_EQ(run_one(a, inv, ALYX__FN_DB_EXEC,
+			  "{\"sql\":\"DELETE FROM _alyx_changes\"}", &an),
+		  ALYX_E_BADQUERY);
+	ASSERT_CONTAINS(an.msg, "_alyx_changes is one of alyx's own tables");
+	ASSERT_OK(run_one(a, inv, ALYX__FN_DB_EXEC,
+			  "{\"sql\":\"SELECT count(*) AS n FROM "
+			  "_alyx_changes\"}", &an));
+	ASSERT_CONTAINS(an.body, "\"n\":");
 	/* A transaction: begin twice, a call outside it, commit. */
 	ASSERT_OK(run_one(a, inv, ALYX__FN_DB_TX, "{\"op\":\"begin\"}", &an));
 	ASSERT_CONTAINS(an.body, "\"tx\":\"tx_1\"");
