@@ -299,6 +299,8 @@ static int need(const char *v, const char *what, alyx__err *err)
 
 /* ---- raw SQL ---- */
 
+#define DENIED_MAX 64	/* a refused table's name, cut */
+
 /* Trusted code may read and write rows, not change the schema, the
  * transaction or the connection, and not write alyx's own tables
  * (`_alyx_*`: accounts, tokens, the change feed, migrations).  The
@@ -316,7 +318,7 @@ static int authorize(void *ud, int op, const char *a1, const char *a2,
 	case SQLITE_INSERT:
 	case SQLITE_UPDATE:
 		if (!a4 && a1 && !sqlite3_strnicmp(a1, "_alyx_", 6)) {
-			snprintf(denied, 64, "%s", a1);
+			snprintf(denied, DENIED_MAX, "%s", a1);
 			return SQLITE_DENY;
 		}
 		return SQLITE_OK;
@@ -334,7 +336,7 @@ static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st,
 		   alyx__err *err)
 {
 	const char *tail = NULL;
-	char denied[64] = "";
+	char denied[DENIED_MAX] = "";
 	int rc;
 
 	*st = NULL;
