@@ -84,6 +84,13 @@ static int64_t now_us(void)
 	return (int64_t)lws_now_usecs();
 }
 
+/* The connection's next deadline: `kind`, `us` from now. */
+static void deadline(h1c *c, enum dl_kind kind, int64_t us)
+{
+	c->dl_kind = (uint8_t)kind;
+	c->deadline_us = now_us() + us;
+}
+
 /* ---- connections ---- */
 
 /* tls: lws terminates TLS on the socket (tls.c) and the front reads and
@@ -130,8 +137,7 @@ static int adopt(alyx__svc *t, int fd, const char *ip, bool tls)
 	if (c->next)
 		c->next->prev = c;
 	t->h1_conns = c;
-	c->dl_kind = DL_IDLE;
-	c->deadline_us = now_us() + IDLE_US;
+	deadline(c, DL_IDLE, IDLE_US);
 	return 0;
 }
 
@@ -237,24 +243,18 @@ static int flush(h1c *c)
 			return -1;
 		if (k) {
 			c->pend_off += (size_t)k;
-			c->dl_kind = DL_SEND;
-			c->deadline_us = now_us() +
-				(int64_t)c->t->srv->timeout_ms * 1000;
+			deadline(c, DL_SEND,
+				 (int64_t)c->t->srv->timeout_ms * 1000);
 		}
 		if (c->pend_off < c->pend.len) {
 			want_writable(c);
 			return 0;
 		}
 	}
-	alyx__buf_reset(&c->pend);
+	alyx__buf_trim(&c->pend, 4 * RX_CHUNK);	/* a huge reply's buffer */
 	c->pend_off = 0;
-	if (c->pend.cap > 4 * RX_CHUNK) {	/* a huge reply's buffer */
-		alyx__buf_free(&c->pend);
-		alyx__buf_init(&c->pend, 0);
-	}
 	if (c->dl_kind == DL_SEND) {
-		c->dl_kind = DL_IDLE;
-		c->deadline_us = now_us() + IDLE_US;
+		deadline(c, DL_IDLE, IDLE_US);
 	}
 	return 1;
 }
@@ -274,9 +274,8 @@ static int conn_send(h1c *c, const char *p, size_t n)
 		alyx__buf_add(&c->pend, p + k, n - (size_t)k);
 		if (c->pend.err)
 			return -1;
-		c->dl_kind = DL_SEND;
-		c->deadline_us = now_us() +
-			(int64_t)c->t->srv->timeout_ms * 1000;
+		deadline(c, DL_SEND,
+			 (int64_t)c->t->srv->timeout_ms * 1000);
 		want_writable(c);
 	}
 	return 0;
@@ -644,8 +643,7 @@ static void finish(h1c *c)
 	/* The next request's time starts at its own first byte; a reply
 	 * still leaving keeps its own deadline. */
 	if (c->pend_off >= c->pend.len) {
-		c->dl_kind = DL_IDLE;
-		c->deadline_us = now_us() + IDLE_US;
+		deadline(c, DL_IDLE, IDLE_US);
 	}
 	/* A body the router did not read is skipped (or, when absurdly
 	 * large, the connection closes: the router marked it closing). */
@@ -727,17 +725,14 @@ static long run(h1c *c, const char *p, size_t n)
 		if (used == n) {
 			/* finish() has set it when a request just ended. */
 			if (c->dl_kind != DL_IDLE) {
-				c->dl_kind = DL_IDLE;
-				c->deadline_us = now_us() + IDLE_US;
+				deadline(c, DL_IDLE, IDLE_US);
 			}
 			c->scan = 0;
 			return (long)used;
 		}
 		if (c->dl_kind != DL_REQUEST) {
 			/* The first byte of a request: its time starts. */
-			c->dl_kind = DL_REQUEST;
-			c->deadline_us = now_us() +
-					 (int64_t)s->timeout_ms * 1000;
+			deadline(c, DL_REQUEST, (int64_t)s->timeout_ms * 1000);
 		}
 		size_t end = alyx__h1_head_end(p + used, n - used, &c->scan);
 		if (!end) {
@@ -796,10 +791,8 @@ static int drive(h1c *c, const char *p, size_t n, bool from_in)
 		if (c->in.err)
 			return -1;
 	}
-	if (!c->in.len && c->in.cap > 16 * 1024) {
-		alyx__buf_free(&c->in);
-		alyx__buf_init(&c->in, 0);
-	}
+	if (!c->in.len && c->in.cap > 16 * 1024)	/* no call per request */
+		alyx__buf_trim(&c->in, 16 * 1024);
 	return 0;
 }
 
@@ -823,10 +816,8 @@ static int settle(h1c *c)
 		else
 			shutdown(c->fd, SHUT_WR);
 		c->lingering = true;
-		alyx__buf_free(&c->in);
-		alyx__buf_init(&c->in, 0);
-		c->dl_kind = DL_LINGER;
-		c->deadline_us = now_us() + LINGER_US;
+		alyx__buf_trim(&c->in, 0);
+		deadline(c, DL_LINGER, LINGER_US);
 		pause_rx(c, false);
 		return 0;
 	}

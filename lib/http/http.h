@@ -204,8 +204,8 @@ typedef struct alyx__svc {
 	char *h1_rx;		/* receive buffer */
 	lws_sorted_usec_list_t h1_sul;	/* deadline sweep */
 	bool h1_in_wcb;		/* inside a front WRITEABLE callback */
-	/* raw-file wsis to ask POLLOUT for at the end of the loop pass
-	 * (alyx__svc_writable_later) */
+	/* wsis of ours (raw files, TLS raw sockets) to ask POLLOUT for at
+	 * the end of the loop pass (alyx__svc_writable_later) */
 	struct lws **rearm;
 	int rearm_n, rearm_cap;
 	/* TLS connections (tls.c) */
@@ -400,9 +400,10 @@ int alyx__tls_cb(struct lws *wsi, enum lws_callback_reasons reason,
 void alyx__tls_end(alyx__svc *t);
 
 /*
- * POLLOUT for a raw-file wsi asked for inside its own WRITEABLE callback:
- * lws's raw-file role clears POLLOUT after that callback returns, which
- * would undo the request, so it is asked for when the loop pass ends.
+ * POLLOUT for a raw wsi of ours asked for inside its own WRITEABLE
+ * callback: lws's raw-file role clears POLLOUT after that callback
+ * returns, which would undo the request, so it is asked for when the loop
+ * pass ends (the front's TLS sockets go the same way).
  * forget: the wsi is closing (drops it from the list).
  */
 void alyx__svc_writable_later(alyx__svc *t, struct lws *wsi);

@@ -109,12 +109,8 @@ static int to_ws(tlsc *c, bool in_wcb)
 			return 0;
 		}
 	}
-	alyx__buf_reset(&c->to_ws);
+	alyx__buf_trim(&c->to_ws, 4 * RELAY_CHUNK);
 	c->to_ws_off = 0;
-	if (c->to_ws.cap > 4 * RELAY_CHUNK) {
-		alyx__buf_free(&c->to_ws);
-		alyx__buf_init(&c->to_ws, 0);
-	}
 	if (c->tls_paused && c->tls) {
 		c->tls_paused = false;
 		lws_rx_flow_control(c->tls, 1);

@@ -33,6 +33,16 @@ void alyx__buf_reset(alyx_buf *b)
 		b->data[0] = '\0';
 }
 
+void alyx__buf_trim(alyx_buf *b, size_t keep)
+{
+	if (b->cap > keep) {
+		alyx__free(b->data);
+		b->data = NULL;
+		b->cap = 0;
+	}
+	alyx__buf_reset(b);
+}
+
 bool alyx__buf_grow(alyx_buf *b, size_t extra)
 {
 	size_t need, ncap;

@@ -50,6 +50,9 @@ typedef struct alyx_buf {
 void alyx__buf_init(alyx_buf *b, size_t max);
 void alyx__buf_free(alyx_buf *b);
 void alyx__buf_reset(alyx_buf *b);	/* len = 0, keeps memory and err=OK */
+/* alyx__buf_reset, and the memory released when more than `keep` bytes
+ * are allocated (a buffer that once held something large). */
+void alyx__buf_trim(alyx_buf *b, size_t keep);
 /* Makes room for `extra` more bytes (and the NUL); false (and b->err set)
  * past the cap or out of memory. */
 bool alyx__buf_grow(alyx_buf *b, size_t extra);

@@ -19,6 +19,31 @@ TEST(buf_cap_is_sticky)
 	alyx__buf_free(&b);
 }
 
+/* Trimming empties the buffer and clears its error; memory past `keep`
+ * is released, memory within it kept. */
+TEST(buf_trim_keeps_small_memory)
+{
+	alyx_buf b;
+	char *kept;
+
+	alyx__buf_init(&b, 4);
+	alyx__buf_adds(&b, "abc");
+	kept = b.data;
+	alyx__buf_trim(&b, 1024);
+	ASSERT(b.data == kept && b.len == 0);
+	ASSERT_STR_EQ(b.data, "");
+	alyx__buf_adds(&b, "12345");		/* over the cap */
+	ASSERT_EQ(b.err, ALYX_E_TOOBIG);
+	alyx__buf_trim(&b, 0);
+	ASSERT(b.data == NULL && b.cap == 0 && b.len == 0);
+	ASSERT_EQ(b.err, ALYX_OK);
+	alyx__buf_adds(&b, "wxyz");		/* the cap still holds */
+	ASSERT_STR_EQ(b.data, "wxyz");
+	alyx__buf_addc(&b, '!');
+	ASSERT_EQ(b.err, ALYX_E_TOOBIG);
+	alyx__buf_free(&b);
+}
+
 /* A reservation is a hint: room and a terminated empty string when it
  * can be had; otherwise the buffer as it was, its error included. */
 TEST(buf_reserve_is_a_hint)
