@@ -214,7 +214,13 @@ void alyx__link_free(alyx__link *l);
  * answers the same either way. */
 int alyx__auth_request_link(struct alyx *a, bool reset, const char *json,
 			    size_t len, const char *ip, alyx__link **out);
-/* POSTs the link's payload to auth.email.webhook (no-op without one). */
+/* "v1,<base64 HMAC-SHA256 of id.ts.body>" appended to out: a Standard
+ * Webhooks signature under the klen-byte key. */
+int alyx__webhook_sign(const unsigned char *key, size_t klen,
+		       const char *id, int64_t ts, const char *body,
+		       alyx_buf *out);
+/* POSTs the link's payload to auth.email.webhook (no-op without one),
+ * signed when auth.email.webhook_secret is set. */
 int alyx__link_send(const alyx__config *cfg, const alyx__link *l,
 		    alyx__err *err);
 /* The answer of a link request: {"message":...}. */

@@ -10,6 +10,8 @@
  */
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "auth/auth.h"
 #include "core/handle.h"
 #include "doc/doc.h"
@@ -242,22 +244,96 @@ const char *alyx__link_accepted(void)
 	return "{\"message\":\"" ACCEPTED_MSG "\"}";
 }
 
+int alyx__webhook_sign(const unsigned char *key, size_t klen,
+		       const char *id, int64_t ts, const char *body,
+		       alyx_buf *out)
+{
+	unsigned char md[32];
+	alyx_buf m;
+	int rc;
+
+	alyx__buf_init(&m, 0);
+	alyx__buf_addf(&m, "%s.%lld.", id, (long long)ts);
+	alyx__buf_adds(&m, body);
+	rc = m.err ? ALYX_E_NOMEM :
+	     alyx__hmac_sha256(key, klen, m.data, m.len, md) ? ALYX_OK :
+							       ALYX_E_INTERNAL;
+	alyx__buf_free(&m);
+	if (rc != ALYX_OK)
+		return rc;
+	alyx__buf_adds(out, "v1,");
+	alyx__base64_enc(out, md, sizeof(md));
+	OPENSSL_cleanse(md, sizeof(md));
+	return out->err ? ALYX_E_NOMEM : ALYX_OK;
+}
+
+/* The Standard Webhooks headers of one POST when a secret is configured:
+ * webhook-id (msg_ and 32 random hex digits), webhook-timestamp (Unix
+ * seconds) and webhook-signature, each a NUL-ended line in `b` at the
+ * offsets put in at[]. */
+static int sign_headers(const alyx__config *cfg, const char *body,
+			alyx_buf *b, size_t at[3], alyx__err *err)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char rnd[16];
+	char id[4 + 32 + 1] = "msg_";
+	int64_t ts = alyx__now_ms() / 1000;
+	size_t i;
+	int rc;
+
+	if (!alyx__random(rnd, sizeof(rnd)))
+		return alyx__err_set(err, ALYX_E_INTERNAL, NULL,
+				     "no random bytes for the webhook id");
+	for (i = 0; i < sizeof(rnd); i++) {
+		id[4 + 2 * i] = hex[rnd[i] >> 4];
+		id[5 + 2 * i] = hex[rnd[i] & 15];
+	}
+	id[sizeof(id) - 1] = '\0';
+	at[0] = b->len;
+	alyx__buf_addf(b, "webhook-id: %s", id);
+	alyx__buf_addc(b, '\0');
+	at[1] = b->len;
+	alyx__buf_addf(b, "webhook-timestamp: %lld", (long long)ts);
+	alyx__buf_addc(b, '\0');
+	at[2] = b->len;
+	alyx__buf_adds(b, "webhook-signature: ");
+	rc = alyx__webhook_sign(cfg->auth.email.webhook_key,
+				cfg->auth.email.webhook_key_len, id, ts, body,
+				b);
+	if (rc == ALYX_OK && b->err)
+		rc = ALYX_E_NOMEM;
+	if (rc != ALYX_OK)
+		return alyx__err_set(err, rc, NULL, rc == ALYX_E_NOMEM ?
+				     "out of memory" :
+				     "the webhook signature failed");
+	return ALYX_OK;
+}
+
 int alyx__link_send(const alyx__config *cfg, const alyx__link *l,
 		    alyx__err *err)
 {
-	static const char *const hdrs[] = {
+	const char *hdrs[6] = {
 		"Content-Type: application/json", "Accept: */*", NULL
 	};
 	long status = 0;
-	alyx_buf resp;
-	int rc;
+	alyx_buf resp, sig;
+	size_t at[3];
+	int rc = ALYX_OK;
 
 	if (!cfg->auth.email.webhook)
 		return ALYX_OK;
 	alyx__buf_init(&resp, 64 * 1024);
-	rc = alyx__fetch("POST", cfg->auth.email.webhook, hdrs, l->payload,
-			 cfg->auth.email.webhook_timeout_ms, &status, &resp,
-			 err);
+	alyx__buf_init(&sig, 0);
+	if (cfg->auth.email.webhook_key) {
+		rc = sign_headers(cfg, l->payload, &sig, at, err);
+		/* The lines' offsets hold: sig is not written again. */
+		for (size_t i = 0; rc == ALYX_OK && i < 3; i++)
+			hdrs[2 + i] = sig.data + at[i];
+	}
+	if (rc == ALYX_OK)
+		rc = alyx__fetch("POST", cfg->auth.email.webhook, hdrs,
+				 l->payload, cfg->auth.email.webhook_timeout_ms,
+				 &status, &resp, err);
 	if (rc == ALYX_E_TOOBIG) {	/* we do not read the answer */
 		alyx__err_clear(err);
 		rc = ALYX_OK;
@@ -267,6 +343,7 @@ int alyx__link_send(const alyx__config *cfg, const alyx__link *l,
 		rc = alyx__err_set(err, ALYX_E_UNAVAILABLE, NULL,
 				   "the email webhook answered HTTP %ld",
 				   status);
+	alyx__buf_free(&sig);
 	alyx__buf_free(&resp);
 	return rc;
 }

@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 
 #include <cyaml/cyaml.h>
+#include <openssl/crypto.h>
 #include <yaml.h>
 
 #include "core/config.h"
@@ -158,8 +159,8 @@ typedef struct raw_oauth {
 	char *redirect_url, *frontend_url, *timeout, *state_ttl;
 } raw_oauth;
 typedef struct raw_email {
-	char *webhook, *webhook_timeout, *verify_url, *reset_url,
-		*verify_ttl, *reset_ttl;
+	char *webhook, *webhook_timeout, *webhook_secret, *verify_url,
+		*reset_url, *verify_ttl, *reset_ttl;
 } raw_email;
 typedef struct raw_rate {
 	char *login, *register_, *password_reset;
@@ -279,6 +280,7 @@ static const cyaml_schema_field_t oauth_f[] = {
 static const cyaml_schema_field_t email_f[] = {
 	STR("webhook", raw_email, webhook),
 	STR("webhook_timeout", raw_email, webhook_timeout),
+	STR("webhook_secret", raw_email, webhook_secret),
 	STR("verify_url", raw_email, verify_url),
 	STR("reset_url", raw_email, reset_url),
 	STR("verify_ttl", raw_email, verify_ttl),
@@ -1209,6 +1211,37 @@ static void empty_is_unset(char **s)
 	}
 }
 
+/* auth.email.webhook_secret: the Standard Webhooks form, whsec_ and the
+ * base64 of 24 to 64 key bytes (what its libraries take on the receiving
+ * side), decoded once here. */
+static void webhook_key(tctx *t, const char *s, unsigned char **key,
+			size_t *len)
+{
+	static const char pre[] = "whsec_";
+	size_t n = strlen(s);
+
+	if (strncmp(s, pre, sizeof(pre) - 1)) {
+		t->rc = verr(t->l, "auth.email.webhook_secret", "expected "
+			     "whsec_ and the base64 of 24 to 64 random bytes "
+			     "(e.g. whsec_$(openssl rand -base64 32))");
+		return;
+	}
+	s += sizeof(pre) - 1;
+	n -= sizeof(pre) - 1;
+	errno = 0;
+	if (!alyx__base64_dec(s, n, key, len)) {
+		if (errno == ENOMEM)
+			t->rc = ALYX_E_NOMEM;
+		else
+			t->rc = verr(t->l, "auth.email.webhook_secret",
+				     "the text after whsec_ is not base64");
+		return;
+	}
+	if (*len < 24 || *len > 64)
+		t->rc = verr(t->l, "auth.email.webhook_secret", "must hold 24 "
+			     "to 64 key bytes (it holds %zu)", *len);
+}
+
 static void type_auth(tctx *t, const raw_auth *r)
 {
 	static const raw_auth none;
@@ -1294,6 +1327,11 @@ static void type_auth(tctx *t, const raw_auth *r)
 	    strncmp(a->email.webhook, "https://", 8))
 		t->rc = verr(t->l, "auth.email.webhook", "expected an http:// "
 			     "or https:// URL, got '%.64s'", a->email.webhook);
+	set_str(t, &a->email.webhook_secret, em->webhook_secret, NULL);
+	empty_is_unset(&a->email.webhook_secret);
+	if (t->rc == ALYX_OK && a->email.webhook_secret)
+		webhook_key(t, a->email.webhook_secret, &a->email.webhook_key,
+			    &a->email.webhook_key_len);
 	get_rate(t, "auth.rate_limit.login", rl->login, 5, 60000,
 		 &a->rate_limit.login);
 	get_rate(t, "auth.rate_limit.register", rl->register_, 3, 60000,
@@ -1602,6 +1640,11 @@ void alyx__config_free(alyx__config *c)
 	alyx__free(c->auth.oauth.redirect_url);
 	alyx__free(c->auth.oauth.frontend_url);
 	alyx__free(c->auth.email.webhook);
+	alyx__free(c->auth.email.webhook_secret);
+	if (c->auth.email.webhook_key)
+		OPENSSL_cleanse(c->auth.email.webhook_key,
+				c->auth.email.webhook_key_len);
+	alyx__free(c->auth.email.webhook_key);
 	alyx__free(c->auth.email.verify_url);
 	alyx__free(c->auth.email.reset_url);
 	alyx__free(c->functions.dir);
@@ -1790,6 +1833,9 @@ char *alyx__config_to_json(const alyx__config *c, bool mask)
 	if (c->auth.email.webhook)
 		jstr(&b, &f, "webhook", c->auth.email.webhook);
 	jint(&b, &f, "webhook_timeout", c->auth.email.webhook_timeout_ms);
+	if (c->auth.email.webhook_secret)
+		jsecret(&b, &f, "webhook_secret", c->auth.email.webhook_secret,
+			mask);
 	jstr(&b, &f, "verify_url", c->auth.email.verify_url);
 	jstr(&b, &f, "reset_url", c->auth.email.reset_url);
 	jint(&b, &f, "verify_ttl", c->auth.email.verify_ttl_ms);

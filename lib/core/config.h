@@ -99,6 +99,11 @@ typedef struct alyx__config {
 			char *webhook;		/* NULL: links go to the dev
 						 * log only */
 			int64_t webhook_timeout_ms;	/* 5s */
+			/* whsec_<base64>: the key that signs each POST
+			 * (Standard Webhooks); NULL: unsigned */
+			char *webhook_secret;
+			unsigned char *webhook_key;	/* decoded */
+			size_t webhook_key_len;
 			char *verify_url;	/* "/verify-email" */
 			char *reset_url;	/* "/reset-password" */
 			int64_t verify_ttl_ms;	/* 24h */

@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include "util.h"
@@ -162,6 +164,17 @@ void alyx__sha256_hex(const void *p, size_t n, char out[65])
 		out[i * 2 + 1] = hex[md[i] & 15];
 	}
 	out[64] = '\0';
+}
+
+bool alyx__hmac_sha256(const void *key, size_t klen, const void *p,
+		       size_t n, unsigned char out[32])
+{
+	unsigned int mdlen = 0;
+
+	if (klen > INT_MAX)
+		return false;
+	return HMAC(EVP_sha256(), key, (int)klen, p, n, out, &mdlen) &&
+	       mdlen == 32;
 }
 
 static const char b64[] =

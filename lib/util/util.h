@@ -179,6 +179,10 @@ bool alyx__uuid_valid(const char *s, size_t n);
 bool alyx__random(void *p, size_t n);
 /* Lower-case hex SHA-256 of n bytes (65 bytes). */
 void alyx__sha256_hex(const void *p, size_t n, char out[65]);
+/* HMAC-SHA256 of n bytes under a klen-byte key into out; false on an
+ * OpenSSL failure. */
+bool alyx__hmac_sha256(const void *key, size_t klen, const void *p,
+		       size_t n, unsigned char out[32]);
 /* Standard base64 with padding.  Decode accepts no whitespace; returns
  * false on bad input.  Decode output is alyx__malloc'd. */
 void alyx__base64_enc(alyx_buf *b, const void *p, size_t n);

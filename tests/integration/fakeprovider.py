@@ -10,7 +10,8 @@ Endpoints, under /github and /google:
                     Google with 400
   GET  /user (github), /userinfo (google), /user/emails (github)
                     the profile set in `users[provider]` for the token
-  POST /hook        records an email webhook body in `hooks`
+  POST /hook        records an email webhook (body, raw bytes, headers) in
+                    `hooks`
 `mode[provider]` switches failures on: "token500", "slow" (sleeps past
 alyx's timeout), "garbage" (non-JSON token answer).
 """
@@ -81,8 +82,10 @@ class Fake:
                 if self.path == "/hook":
                     with fake.lock:
                         fake.hooks.append(
-                            {"body": json.loads(raw),
-                             "content_type": self.headers["Content-Type"]})
+                            {"body": json.loads(raw), "raw": raw,
+                             "content_type": self.headers["Content-Type"],
+                             "headers": {k.lower(): v for k, v in
+                                         self.headers.items()}})
                     return self.send(fake.hook_status, {})
                 if rest == "token":
                     return fake.token(self, prov,

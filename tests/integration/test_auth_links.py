@@ -2,6 +2,10 @@
 expiring, single-use tokens; links to a webhook (a fake receiver on
 loopback) or, in dev mode, to the log; no user enumeration; the
 password_reset rate limit; reset revokes sessions."""
+import base64
+import hashlib
+import hmac
+import re
 import sqlite3
 import time
 import urllib.parse
@@ -90,6 +94,8 @@ def test_verification_flow(srv, fake):
     assert "message" in body
     hook = hook_for(fake, "vera@example.com", "email_verification")
     assert hook["content_type"] == "application/json"
+    # No webhook_secret configured: nothing is signed.
+    assert not any(k.startswith("webhook-") for k in hook["headers"])
     b = hook["body"]
     assert b["user_id"] == reg["user"]["id"]
     assert b["link"].startswith("https://app.test/verify?token=")
@@ -306,6 +312,73 @@ def test_configured_rate_and_failing_webhook(tmp_path, fake):
     finally:
         fake.hook_status = 200
         assert s.stop() == 0
+
+
+# The Standard Webhooks form of a secret: whsec_ and base64 key bytes.
+HOOK_KEY = bytes(range(7, 39))
+HOOK_SECRET = "whsec_" + base64.b64encode(HOOK_KEY).decode()
+
+
+def standard_webhooks_verify(key, hook, tolerance=300):
+    """What a receiver does (standardwebhooks.com): the three headers,
+    the timestamp near now, HMAC-SHA256 of id.timestamp.raw-body under the
+    key, compared in constant time with each v1 signature."""
+    h = hook["headers"]
+    mid, ts, sigs = (h["webhook-id"], h["webhook-timestamp"],
+                     h["webhook-signature"])
+    assert abs(time.time() - int(ts)) <= tolerance, ts
+    mac = hmac.new(key, mid.encode() + b"." + ts.encode() + b"." +
+                   hook["raw"], hashlib.sha256).digest()
+    want = "v1," + base64.b64encode(mac).decode()
+    return any(hmac.compare_digest(want, s) for s in sigs.split(" "))
+
+
+def test_webhook_is_signed_with_the_configured_secret(tmp_path, fake):
+    """auth.email.webhook_secret signs every POST the Standard Webhooks
+    way: a fresh webhook-id per message, the send time, and a signature
+    over id, time and the exact body that the key verifies and another
+    key or a changed body does not."""
+    proj = make_project(tmp_path, config(
+        fake.url, "    webhook_secret: %s\n" % HOOK_SECRET))
+    s = Server(proj)
+    try:
+        register(s, "signed@example.com")
+        for path in ("/api/auth/request-verification",
+                     "/api/auth/request-password-reset"):
+            st, _, _ = s.json("POST", path, {"email": "signed@example.com"})
+            assert st == 202
+        hooks = [hook_for(fake, "signed@example.com", kind)
+                 for kind in ("email_verification", "password_reset")]
+        ids = set()
+        for hook in hooks:
+            h = hook["headers"]
+            assert re.fullmatch(r"msg_[0-9a-f]{32}", h["webhook-id"]), h
+            assert re.fullmatch(r"v1,[A-Za-z0-9+/]{43}=",
+                                h["webhook-signature"]), h
+            ids.add(h["webhook-id"])
+            assert standard_webhooks_verify(HOOK_KEY, hook)
+            assert not standard_webhooks_verify(b"x" * 32, hook)
+            forged = dict(hook, raw=hook["raw"].replace(b"signed@",
+                                                        b"signer@"))
+            assert not standard_webhooks_verify(HOOK_KEY, forged)
+        assert len(ids) == 2
+        # The secret never reaches the log.
+        assert base64.b64encode(HOOK_KEY).decode() not in "\n".join(
+            s.lines())
+    finally:
+        assert s.stop() == 0
+
+
+def test_bad_webhook_secret_stops_the_start(tmp_path, fake):
+    """A secret that is not whsec_ and base64 is a config error at start:
+    a non-zero exit naming the key, nothing served."""
+    proj = make_project(tmp_path, config(
+        fake.url, "    webhook_secret: not-a-standard-secret\n"))
+    s = Server(proj, wait=False)
+    rc = s.proc.wait(timeout=20 * SLOW)
+    out = "\n".join(s.lines())
+    assert rc != 0
+    assert "auth.email.webhook_secret" in out and "whsec_" in out, out
 
 
 def test_dev_mode_link_goes_to_the_log(tmp_path):

@@ -147,6 +147,36 @@ static double now_ms(void)
 	return clock_ms(CLOCK_MONOTONIC);
 }
 
+/* ---- email webhooks ---- */
+
+/* The example of the Standard Webhooks documents: secret
+ * whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw, the id and timestamp below and
+ * the body {"test": 2432232314}. */
+TEST(webhook_signature_standard_example)
+{
+	unsigned char *key;
+	size_t klen;
+	alyx_buf b;
+
+	ASSERT(alyx__base64_dec("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", 32, &key,
+				&klen));
+	alyx__buf_init(&b, 0);
+	ASSERT_EQ(alyx__webhook_sign(key, klen, "msg_p5jXN8AQM9LWM0D4loKWxJek",
+				     1614265330, "{\"test\": 2432232314}", &b),
+		  ALYX_OK);
+	ASSERT_STR_EQ(b.data, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+	/* Another body, id or time signs differently. */
+	alyx__buf_free(&b);
+	alyx__buf_init(&b, 0);
+	ASSERT_EQ(alyx__webhook_sign(key, klen, "msg_p5jXN8AQM9LWM0D4loKWxJek",
+				     1614265331, "{\"test\": 2432232314}", &b),
+		  ALYX_OK);
+	ASSERT(strcmp(b.data, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
+	       != 0);
+	alyx__buf_free(&b);
+	alyx__free(key);
+}
+
 /* ---- passwords ---- */
 
 TEST(argon2id_hash_and_verify)

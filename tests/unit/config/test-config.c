@@ -213,7 +213,8 @@ TEST(every_section)
 		"    frontend_url: https://app.example/signed-in\n"
 		"    timeout: 3s\n    state_ttl: 5m\n"
 		"  email: {webhook: 'http://127.0.0.1:9/hook', webhook_timeout: "
-		"2s, verify_url: 'https://app.example/v', reset_url: "
+		"2s, webhook_secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw, "
+		"verify_url: 'https://app.example/v', reset_url: "
 		"'https://app.example/r', verify_ttl: 2h, reset_ttl: 15m}\n"
 		"  rate_limit: {login: 10/hour, register: 1/second, "
 		"password_reset: 2/day}\n"
@@ -265,6 +266,10 @@ TEST(every_section)
 	ASSERT_EQ(c->auth.oauth.state_ttl_ms, 300000);
 	ASSERT_STR_EQ(c->auth.email.webhook, "http://127.0.0.1:9/hook");
 	ASSERT_EQ(c->auth.email.webhook_timeout_ms, 2000);
+	ASSERT_STR_EQ(c->auth.email.webhook_secret,
+		      "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+	ASSERT_EQ(c->auth.email.webhook_key_len, 24);
+	ASSERT(memcmp(c->auth.email.webhook_key, "\x31\xf2\x90\xf6", 4) == 0);
 	ASSERT_STR_EQ(c->auth.email.verify_url, "https://app.example/v");
 	ASSERT_STR_EQ(c->auth.email.reset_url, "https://app.example/r");
 	ASSERT_EQ(c->auth.email.verify_ttl_ms, 7200000);
@@ -409,6 +414,15 @@ TEST(err_bad_values)
 		   ALYX_E_CONFIG, 3, 13, "set both client_id and client_secret");
 	expect_err("auth:\n  email: {webhook: ftp://x}\n", ALYX_E_CONFIG, 2,
 		   20, "auth.email.webhook: expected an http:// or https://");
+	expect_err("auth:\n  email: {webhook_secret: plain-text-secret}\n",
+		   ALYX_E_CONFIG, 2, 27, "auth.email.webhook_secret: expected "
+		   "whsec_ and the base64 of 24 to 64 random bytes");
+	expect_err("auth:\n  email: {webhook_secret: whsec_a$b=}\n",
+		   ALYX_E_CONFIG, 2, 27, "auth.email.webhook_secret: the text "
+		   "after whsec_ is not base64");
+	expect_err("auth:\n  email: {webhook_secret: whsec_c2hvcnQ=}\n",
+		   ALYX_E_CONFIG, 2, 27, "auth.email.webhook_secret: must hold "
+		   "24 to 64 key bytes (it holds 5)");
 	expect_err("auth: {enabled: sometimes}\n", ALYX_E_CONFIG, 1, 17,
 		   "auth.enabled: expected true or false");
 	expect_err("auth: {oauth: {timeout: 1ms}}\n", ALYX_E_CONFIG, 1, 25,
@@ -497,11 +511,15 @@ TEST(json_masks_secrets)
 {
 	alyx__config *c = load_ok(
 		"auth:\n  jwt: {secret: 0123456789abcdef0123456789abcdef}\n"
-		"  oauth: {github: {client_id: id1, client_secret: sec1}}\n");
+		"  oauth: {github: {client_id: id1, client_secret: sec1}}\n"
+		"  email: {webhook_secret: "
+		"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}\n");
 	char *j = alyx__config_to_json(c, true), *u;
 
 	ASSERT(strstr(j, "0123456789abcdef") == NULL);
 	ASSERT(strstr(j, "sec1") == NULL);
+	ASSERT(strstr(j, "MfKQ9r8G") == NULL);
+	ASSERT_CONTAINS(j, "\"webhook_secret\":\"********\"");
 	ASSERT_CONTAINS(j, "\"jwt\":{\"secret\":\"********\",\"access_ttl\":"
 			"900000,");
 	ASSERT_CONTAINS(j, "\"client_id\":\"id1\",\"client_secret\":"
@@ -515,6 +533,7 @@ TEST(json_masks_secrets)
 	u = alyx__config_to_json(c, false);
 	ASSERT_CONTAINS(u, "\"secret\":\"0123456789abcdef0123456789abcdef\"");
 	ASSERT_CONTAINS(u, "\"client_secret\":\"sec1\"");
+	ASSERT_CONTAINS(u, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
 	alyx__free(j);
 	alyx__free(u);
 	alyx__config_free(c);
