@@ -518,15 +518,17 @@ static void sub_end(wsconn *c, size_t i)
 	c->subs[i] = c->subs[--c->n_subs];
 }
 
-/* Ends every subscription with an error (token expired or revoked). */
-static void end_all(wsconn *c, const char *code, const char *msg)
+/* Ends every subscription with an error (token expired or revoked, the
+ * account changed). */
+static void end_all(wsconn *c, const char *code, const char *msg,
+		    const char *details)
 {
 	while (c->n_subs) {
 		char id[32];
 
 		memcpy(id, c->subs[c->n_subs - 1].id, sizeof(id));
 		sub_end(c, c->n_subs - 1);
-		send_error(c, NULL, code, msg, NULL, id);
+		send_error(c, NULL, code, msg, details, id);
 	}
 }
 
@@ -1041,6 +1043,39 @@ static int on_receive(wsconn *c, struct lws *wsi, const void *in, size_t len)
 	return 0;
 }
 
+/* Whether the rules see the same caller in x and y: what an account can
+ * change (role, email, verified) under a token that stays valid. */
+static bool same_identity(const alyx_ctx *x, const alyx_ctx *y)
+{
+	return same_user(x, y) && x->verified == y->verified &&
+	       !strcmp(x->role ? x->role : "", y->role ? y->role : "") &&
+	       !strcmp(x->email ? x->email : "", y->email ? y->email : "");
+}
+
+/* The token check found the account changed: the connection takes the
+ * new context (its next subscriptions see it), and the subscriptions made
+ * under the old one end with AUTH_CHANGED, whose details say who the
+ * connection is now: the client subscribes again. */
+static void account_changed(wsconn *c, alyx_ctx *ctx)
+{
+	alyx_buf d;
+
+	set_ip(ctx, c->wsi);
+	alyx_ctx_free(c->ctx);
+	c->ctx = ctx;
+	if (!c->n_subs)
+		return;
+	alyx__buf_init(&d, 0);
+	alyx__buf_addc(&d, '{');
+	user_json(&d, ctx);
+	alyx__buf_adds(&d, ",\"verified\":");
+	alyx__json_bool(&d, ctx->verified);
+	alyx__buf_addc(&d, '}');
+	end_all(c, "AUTH_CHANGED", "the account's role, email or verified "
+		"flag changed: subscribe again", d.err ? NULL : d.data);
+	alyx__buf_free(&d);
+}
+
 /* Timed work of one connection: idle close, keepalive, token expiry. */
 static void sweep_conn(struct alyx__ws *w, wsconn *c, int64_t mono,
 		       int64_t now)
@@ -1069,18 +1104,21 @@ static void sweep_conn(struct alyx__ws *w, wsconn *c, int64_t mono,
 		c->expired = true;
 		end_all(c, alyx_errname(ALYX_E_UNAUTHORIZED),
 			"the token expired: send an auth message with a new "
-			"token and subscribe again");
+			"token and subscribe again", NULL);
 	} else if (now >= c->recheck_ms) {
 		alyx_ctx *ctx = NULL;
 
 		c->recheck_ms = now + c->t->srv->ws->token_ms;
 		if (alyx_ctx_from_token(a, c->token, &ctx) == ALYX_OK) {
-			alyx_ctx_free(ctx);
+			if (same_identity(ctx, c->ctx))
+				alyx_ctx_free(ctx);
+			else
+				account_changed(c, ctx);
 		} else if (alyx_errcode(a) == ALYX_E_UNAUTHORIZED) {
 			c->expired = true;
 			end_all(c, alyx_errname(ALYX_E_UNAUTHORIZED),
 				"the token is no longer valid (revoked or its "
-				"account is gone)");
+				"account is gone)", NULL);
 		}
 	}
 }

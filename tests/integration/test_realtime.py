@@ -901,6 +901,68 @@ def test_revoked_account_ends_subscriptions(tmp_path):
         assert s.stop() == 0
 
 
+def test_role_change_ends_subscriptions_made_under_the_old_one(tmp_path):
+    """An account's role changes under a token that stays valid: at the
+    connection's next token check its subscriptions end with AUTH_CHANGED
+    (subscription_id, details with who it is now), and what it subscribes
+    to next sees the new role, both ways. Without subscriptions the
+    connection just takes the new role."""
+    s = start(tmp_path, config=AUTH_CONFIG.replace(
+        "  max_message: 8kb\n", "  max_message: 8kb\n  token_check: 200ms\n")
+        % "15m")
+    try:
+        for i in range(3):
+            create(s, "vault", {"body": "secret %d" % i})
+        tok, uid = register(s, "promoted@example.com")
+        ws = connect(s, headers={"Authorization": "Bearer " + tok})
+        # vault has no read rule: only admins read it.
+        v = View(subscribe(ws, "u", "vault"))
+        assert v.docs == {}
+        other_process(s, "UPDATE _alyx_users SET role = 'admin' WHERE id = ?",
+                      (uid,))
+        m = ws.recv(timeout=10 * SLOW)
+        assert m["type"] == "error", m
+        p = m["payload"]
+        assert p["code"] == "AUTH_CHANGED" and p["subscription_id"] == v.sid
+        assert p["details"] == {"user_id": uid, "role": "admin",
+                                "verified": False}, p
+        v = View(subscribe(ws, "a", "vault"))
+        assert sorted(d["body"] for d in v.docs.values()) == [
+            "secret 0", "secret 1", "secret 2"]
+        # Deltas flow under the new role.
+        create(s, "vault", {"body": "secret 3"})
+        pump(ws, {v.sid: v}, lambda: len(v.docs) == 4, timeout=10)
+        # Demoted again: the admin's view ends; a new one is empty.
+        other_process(s, "UPDATE _alyx_users SET role = 'user' WHERE id = ?",
+                      (uid,))
+        m = ws.recv(timeout=10 * SLOW)
+        while m["type"] == "delta":     # one already on its way
+            m = ws.recv(timeout=10 * SLOW)
+        assert m["type"] == "error" and \
+            m["payload"]["code"] == "AUTH_CHANGED", m
+        assert m["payload"]["details"]["role"] == "user"
+        assert View(subscribe(ws, "u2", "vault")).docs == {}
+        ws.close()
+        # No subscription open: no message, the next subscribe sees it.
+        ws = connect(s, headers={"Authorization": "Bearer " + tok})
+        other_process(s, "UPDATE _alyx_users SET role = 'admin' WHERE id = ?",
+                      (uid,))
+        deadline = time.time() + 10 * SLOW
+        while True:
+            v = View(subscribe(ws, "p", "vault"))
+            if len(v.docs) == 4:
+                break
+            assert v.docs == {} and time.time() < deadline
+            ws.request({"id": "x", "type": "unsubscribe",
+                        "payload": {"subscription_id": v.sid}})
+            time.sleep(0.1)
+        with pytest.raises(TimeoutError):
+            ws.recv(timeout=0.5)
+        ws.close()
+    finally:
+        assert s.stop() == 0
+
+
 # ---- limits and keepalive -----------------------------------------------
 
 def test_slow_consumer(tmp_path):
