@@ -73,11 +73,27 @@ static const char internal_tables_sql[] =
 /* SQL expressions that fill a new NOT NULL column of a rebuilt table whose
  * default is `now` or `auto` (the document layer fills them on writes). */
 #define SQL_NOW "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
-#define SQL_UUID                                                        \
-	"lower(hex(randomblob(4))||'-'||hex(randomblob(2))||'-4'||"     \
-	"substr(hex(randomblob(2)),2)||'-'||"                           \
-	"substr('89ab',1+(abs(random())%4),1)||"                        \
-	"substr(hex(randomblob(2)),2)||'-'||hex(randomblob(6)))"
+#define SQL_UUID "_alyx_uuid7()"
+
+/* _alyx_uuid7(): the automatic id of documents (a version-7 UUID, in
+ * the order rows are copied), defined on the connection only while a
+ * rebuild's copy runs. */
+static void sql_uuid7(sqlite3_context *cx, int argc, sqlite3_value **argv)
+{
+	char id[37];
+
+	(void)argc;
+	(void)argv;
+	alyx__uuid_v7_pooled(id);
+	sqlite3_result_text(cx, id, 36, SQLITE_TRANSIENT);
+}
+
+static int uuid7_fn(sqlite3 *db, bool on)
+{
+	return sqlite3_create_function_v2(db, "_alyx_uuid7", 0, SQLITE_UTF8,
+					  NULL, on ? sql_uuid7 : NULL, NULL,
+					  NULL, NULL);
+}
 
 int alyx__ddl_exec(sqlite3 *db, const char *sql, const char *what,
 		   alyx__err *err)
@@ -953,7 +969,12 @@ static int rebuild(sqlite3 *db, const alyx__collection *oc,
 		rc = alyx__err_set(err, ALYX_E_NOMEM, NULL, "out of memory");
 		goto out;
 	}
+	if (uuid7_fn(db, true) != SQLITE_OK) {
+		rc = alyx__conn_err(db, sqlite3_errcode(db), what, err);
+		goto out;
+	}
 	rc = alyx__ddl_exec(db, sql.data, what, err);
+	uuid7_fn(db, false);
 	if (rc != ALYX_OK)
 		goto out;
 	alyx__buf_reset(&sql);

@@ -238,9 +238,16 @@ TEST(add_fields_keep_every_row)
 	/* NOT NULL `now`/`auto` columns are filled for existing rows */
 	ASSERT_EQ(q_int(db, "SELECT count(*) FROM posts WHERE edited_at LIKE "
 			"'____-__-__T__:__:__.___Z'"), NROWS);
+	/* ... `auto` with the documents' own version-7 ids, increasing in
+	 * the rows' order, and the copy's function gone afterwards. */
 	ASSERT_EQ(q_int(db, "SELECT count(DISTINCT ref) FROM posts WHERE "
-			"length(ref) = 36 AND substr(ref, 15, 1) = '4'"),
+			"length(ref) = 36 AND substr(ref, 15, 1) = '7' AND "
+			"substr(ref, 20, 1) IN ('8', '9', 'a', 'b')"),
 		  NROWS);
+	ASSERT_EQ(q_int(db, "SELECT count(*) FROM posts a JOIN posts b ON "
+			"b.rowid = a.rowid + 1 WHERE b.ref <= a.ref"), 0);
+	ASSERT(sqlite3_exec(db, "SELECT _alyx_uuid7()", NULL, NULL, NULL) ==
+	       SQLITE_ERROR);
 	ASSERT(has_object(db, "index", "posts_by_author_time"));
 	check_triggers_write(db);
 	alyx__free(before);
