@@ -14,6 +14,7 @@ void alyx__fail_alloc_after(long n)
 	atomic_store(&fail_after, n);
 }
 
+/* An injected failure sets errno as a failing malloc() does. */
 static bool should_fail(void)
 {
 	long n = atomic_load(&fail_after);
@@ -21,7 +22,10 @@ static bool should_fail(void)
 	if (n <= 0)
 		return false;
 	n = atomic_fetch_sub(&fail_after, 1);
-	return n == 1;
+	if (n != 1)
+		return false;
+	errno = ENOMEM;
+	return true;
 }
 
 void *alyx__malloc(size_t n)

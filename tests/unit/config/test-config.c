@@ -479,6 +479,8 @@ TEST(allocation_failures)
 	path = write_cfg("server:\n  host: ${ALYX_T_HOST}\n  cors: {origins: "
 			 "[a, b]}\nauth:\n  oauth:\n    github: {client_id: "
 			 "x, client_secret: y, scopes: [s1, s2]}\n"
+			 "  email: {webhook_secret: "
+			 "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}\n"
 			 "dev: {generate: [go]}\n");
 	ASSERT_EQ(alyx__config_load(path, &c, &err), ALYX_OK);
 	want = alyx__config_to_json(c, false);
