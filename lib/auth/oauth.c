@@ -153,8 +153,11 @@ static int states_cap(alyx *a, alyx__err *err)
 	return rc;
 }
 
-ALYX_API int alyx_auth_oauth_start(alyx *a, const char *name,
-				   const char *redirect_uri, char **out)
+/* A sign-in's start: the state row and the provider's URL; with an
+ * address (the HTTP route), counted against auth.rate_limit.oauth first,
+ * so that one client cannot fill the states' cap. */
+int alyx__oauth_start(alyx *a, const char *name, const char *redirect_uri,
+		      const char *ip, char **out)
 {
 	const alyx__oauth_provider *p = NULL;
 	alyx__err err = {0};
@@ -171,6 +174,9 @@ ALYX_API int alyx_auth_oauth_start(alyx *a, const char *name,
 	rc = alyx__auth_begin(a, out, &err);
 	if (rc == ALYX_OK)
 		rc = find_provider(a->cfg, name, &p, &err);
+	if (rc == ALYX_OK && ip && *ip)
+		rc = alyx__auth_rate(a, "oauth", &a->cfg->auth.rate_limit.oauth,
+				     ip, NULL, &err);
 	if (rc != ALYX_OK)
 		goto out;
 	ruri = alyx__oauth_redirect_uri(a->cfg, name, redirect_uri);
@@ -244,6 +250,12 @@ out:
 	alyx__free(ruri);
 	alyx__buf_free(&b);
 	return alyx__finish(a, &err);
+}
+
+ALYX_API int alyx_auth_oauth_start(alyx *a, const char *name,
+				   const char *redirect_uri, char **out)
+{
+	return alyx__oauth_start(a, name, redirect_uri, NULL, out);
 }
 
 /* ---- callback ---- */

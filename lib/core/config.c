@@ -163,7 +163,7 @@ typedef struct raw_email {
 		*reset_url, *verify_ttl, *reset_ttl;
 } raw_email;
 typedef struct raw_rate {
-	char *login, *register_, *password_reset;
+	char *login, *register_, *password_reset, *oauth;
 } raw_rate;
 typedef struct raw_auth {
 	char *enabled;
@@ -291,6 +291,7 @@ static const cyaml_schema_field_t rate_f[] = {
 	STR("login", raw_rate, login),
 	STR("register", raw_rate, register_),
 	STR("password_reset", raw_rate, password_reset),
+	STR("oauth", raw_rate, oauth),
 	CYAML_FIELD_END
 };
 static const cyaml_schema_field_t auth_f[] = {
@@ -1338,6 +1339,8 @@ static void type_auth(tctx *t, const raw_auth *r)
 		 &a->rate_limit.register_);
 	get_rate(t, "auth.rate_limit.password_reset", rl->password_reset, 3,
 		 3600000, &a->rate_limit.password_reset);
+	get_rate(t, "auth.rate_limit.oauth", rl->oauth, 10, 60000,
+		 &a->rate_limit.oauth);
 }
 
 static void type_runtime(tctx *t, const char *lang, const raw_runtime *r,
@@ -1845,6 +1848,7 @@ char *alyx__config_to_json(const alyx__config *c, bool mask)
 	jrate(&b, &f, "login", &c->auth.rate_limit.login);
 	jrate(&b, &f, "register", &c->auth.rate_limit.register_);
 	jrate(&b, &f, "password_reset", &c->auth.rate_limit.password_reset);
+	jrate(&b, &f, "oauth", &c->auth.rate_limit.oauth);
 	alyx__buf_adds(&b, "}}");
 
 	jkey(&b, &top, "functions");

@@ -113,6 +113,8 @@ typedef struct alyx__config {
 			alyx__rate login;	   /* 5/minute */
 			alyx__rate register_;	   /* 3/minute */
 			alyx__rate password_reset; /* 3/hour */
+			alyx__rate oauth;	   /* 10/minute: sign-in
+						    * starts per address */
 		} rate_limit;
 	} auth;
 	struct {

@@ -188,9 +188,11 @@ static int h_oauth_start(alyx__svc *t, alyx__req *r)
 	char *fallback = callback_url(t, r), *out = NULL, *hdr = NULL;
 	const cJSON *url;
 	cJSON *j = NULL;
+	char ip[64];
 	int rc, n;
 
-	rc = alyx_auth_oauth_start(a, r->coll, fallback, &out);
+	rc = alyx__oauth_start(a, r->coll, fallback,
+			       alyx__req_peer(r, ip, sizeof(ip)), &out);
 	alyx__free(fallback);
 	if (rc != ALYX_OK)
 		return auth_error(t, r);

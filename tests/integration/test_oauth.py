@@ -18,7 +18,7 @@ SECRET = "oauth-test-secret-0123456789abcdefghij"
 PW = "Correct-Horse-9"
 
 
-def config(fake_url, extra=""):
+def config(fake_url, extra="", oauth_rate="1000/minute"):
     return DEFAULT_CONFIG + """\
 auth:
   jwt:
@@ -26,6 +26,7 @@ auth:
   rate_limit:
     register: 1000/minute
     login: 1000/minute
+    oauth: %(rate)s
   oauth:
     timeout: 1s
 %(extra)s    github:
@@ -41,7 +42,7 @@ auth:
       auth_url: %(u)s/google/authorize
       token_url: %(u)s/google/token
       userinfo_url: %(u)s/google/userinfo
-""" % {"secret": SECRET, "u": fake_url, "extra": extra}
+""" % {"secret": SECRET, "u": fake_url, "extra": extra, "rate": oauth_rate}
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +151,38 @@ def test_unknown_provider(srv):
     st, _, err = srv.json("GET", "/api/auth/oauth/gitlab/callback?code=x"
                           "&state=y")
     assert st == 404 and err["error"]["code"] == "NOT_FOUND"
+
+
+def test_sign_in_starts_are_rate_limited_per_address(tmp_path, fake):
+    """auth.rate_limit.oauth counts sign-in starts per client address (each
+    stores a state): past it, 429 RATE_LIMITED with Retry-After and no
+    state stored; a callback is not counted, an unknown provider is not
+    counted; the other provider shares the address's budget."""
+    s = Server(make_project(tmp_path, config(fake.url,
+                                             oauth_rate="2/minute")))
+    try:
+        st, _, _ = s.json("GET", "/api/auth/oauth/gitlab")
+        assert st == 404
+        start(s, "github")
+        start(s, "google")
+        db = sqlite3.connect(str(s.proj / "data" / "alyx.db"))
+        n = db.execute("SELECT count(*) FROM _alyx_auth_tokens WHERE "
+                       "kind='oauth'").fetchone()[0]
+        assert n == 2
+        st, h, body = s.json("GET", "/api/auth/oauth/github")
+        assert st == 429, body
+        assert body["error"]["code"] == "RATE_LIMITED", body
+        assert 0 < int(h["retry-after"]) <= 60
+        assert "location" not in h
+        assert db.execute("SELECT count(*) FROM _alyx_auth_tokens WHERE "
+                          "kind='oauth'").fetchone()[0] == n
+        db.close()
+        # A callback (here with a bad state) is answered as before.
+        st, _, body = s.json("GET", "/api/auth/oauth/github/callback?"
+                             "code=c&state=nope")
+        assert st == 401, body
+    finally:
+        assert s.stop() == 0
 
 
 def test_new_user_from_github(srv, fake):

@@ -106,6 +106,8 @@ static void check_defaults(const alyx__config *c)
 	ASSERT_EQ(c->auth.rate_limit.login.window_ms, 60000);
 	ASSERT_EQ(c->auth.rate_limit.register_.count, 3);
 	ASSERT_EQ(c->auth.rate_limit.password_reset.window_ms, 3600000);
+	ASSERT_EQ(c->auth.rate_limit.oauth.count, 10);
+	ASSERT_EQ(c->auth.rate_limit.oauth.window_ms, 60000);
 	ASSERT(c->auth.enabled);
 	ASSERT(c->auth.email.webhook == NULL);
 	ASSERT_EQ(c->auth.email.webhook_timeout_ms, 5000);
@@ -217,7 +219,7 @@ TEST(every_section)
 		"verify_url: 'https://app.example/v', reset_url: "
 		"'https://app.example/r', verify_ttl: 2h, reset_ttl: 15m}\n"
 		"  rate_limit: {login: 10/hour, register: 1/second, "
-		"password_reset: 2/day}\n"
+		"password_reset: 2/day, oauth: 30/hour}\n"
 		"functions:\n"
 		"  runner: container\n  sandbox: none\n  dir: fns\n"
 		"  node: {min_warm: 0, max_instances: 3, idle_timeout: 2m, "
@@ -278,6 +280,8 @@ TEST(every_section)
 	ASSERT_EQ(c->auth.rate_limit.login.window_ms, 3600000);
 	ASSERT_EQ(c->auth.rate_limit.register_.window_ms, 1000);
 	ASSERT_EQ(c->auth.rate_limit.password_reset.window_ms, 86400000);
+	ASSERT_EQ(c->auth.rate_limit.oauth.count, 30);
+	ASSERT_EQ(c->auth.rate_limit.oauth.window_ms, 3600000);
 	ASSERT_STR_EQ(c->functions.runner, "container");
 	ASSERT_STR_EQ(c->functions.dir, "fns");
 	ASSERT_EQ(c->functions.node.min_warm, 0);
