@@ -181,7 +181,8 @@ typedef struct raw_container {
 	char *pids_limit, *start_timeout, *user;
 } raw_container;
 typedef struct raw_functions {
-	char *enabled, *dir, *runner, *sandbox, *container_socket;
+	char *enabled, *dir, *runner, *sandbox, *container_socket,
+		*transaction_timeout;
 	raw_container *container;
 	raw_runtime *node, *python;
 } raw_functions;
@@ -325,6 +326,7 @@ static const cyaml_schema_field_t functions_f[] = {
 	STR("runner", raw_functions, runner),
 	STR("sandbox", raw_functions, sandbox),
 	STR("container_socket", raw_functions, container_socket),
+	STR("transaction_timeout", raw_functions, transaction_timeout),
 	MAP("container", raw_functions, container, container_f),
 	MAP("node", raw_functions, node, runtime_f),
 	MAP("python", raw_functions, python, runtime_f),
@@ -1422,6 +1424,19 @@ static void type_rest(tctx *t, const raw_top *r)
 			100, 30000);
 		set_str(t, &c->functions.container.user, ct->user, "");
 	}
+	/* A function's transaction holds the writer: other processes'
+	 * writers wait for it up to the busy timeout, so it may not be
+	 * longer. */
+	c->functions.tx_timeout_ms = get_duration(t,
+		"functions.transaction_timeout", f->transaction_timeout, 100,
+		5000);
+	if (t->rc == ALYX_OK &&
+	    c->functions.tx_timeout_ms > c->database.busy_timeout_ms)
+		t->rc = verr(t->l, "functions.transaction_timeout", "%lld ms "
+			     "is more than database.busy_timeout_ms (%lld): "
+			     "other writers would give up waiting for it",
+			     (long long)c->functions.tx_timeout_ms,
+			     (long long)c->database.busy_timeout_ms);
 	type_runtime(t, "node", f->node, &c->functions.node);
 	type_runtime(t, "python", f->python, &c->functions.python);
 
@@ -1859,6 +1874,7 @@ char *alyx__config_to_json(const alyx__config *c, bool mask)
 	jstr(&b, &f, "runner", c->functions.runner);
 	jstr(&b, &f, "sandbox", c->functions.sandbox);
 	jstr(&b, &f, "container_socket", c->functions.container_socket);
+	jint(&b, &f, "transaction_timeout", c->functions.tx_timeout_ms);
 	jkey(&b, &f, "container");
 	g = true;
 	alyx__buf_addc(&b, '{');

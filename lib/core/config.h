@@ -123,6 +123,9 @@ typedef struct alyx__config {
 		char *runner;		/* "process" or "container" */
 		char *sandbox;		/* "auto", "bwrap" or "none" */
 		char *container_socket;	/* /var/run/docker.sock */
+		int64_t tx_timeout_ms;	/* 5 s: a function's transaction
+					 * waits and stays open at most
+					 * this long */
 		struct {
 			int pids_limit;		/* 128 per container */
 			int64_t start_timeout_ms; /* 30 s */

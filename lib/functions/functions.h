@@ -121,10 +121,6 @@ alyx__fn_logbook *alyx__fn_logbook_of(struct alyx__fn *fn);
  * callback), so a transaction stays on one thread and one writer
  * connection. */
 
-/* A transaction may stay open this long (then it is rolled back); also
- * the longest wait for the database writer when it begins. */
-#define ALYX__FN_TX_MS 5000
-
 enum {
 	ALYX__FN_DB_QUERY,	/* /internal/v1/db/query */
 	ALYX__FN_DB_EXEC,	/* /internal/v1/db/exec */

@@ -9,7 +9,7 @@
  * the invocation and run by the same loop (woken through an eventfd).
  * So a transaction is one SQLite write transaction on the handle's writer
  * connection (alyx__group_open), held by one thread from begin to
- * commit, and bounded by ALYX__FN_TX_MS.
+ * commit, and bounded by functions.transaction_timeout.
  */
 #include <errno.h>
 #include <limits.h>
@@ -25,6 +25,7 @@
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
 
+#include "core/config.h"
 #include "core/handle.h"
 #include "functions/functions.h"
 
@@ -665,7 +666,7 @@ static int update_exprs(alyx *a, const char *coll, const char *id,
 	int rc = ALYX_OK;
 
 	if (own)
-		rc = alyx__group_open(a, ALYX__FN_TX_MS, err);
+		rc = alyx__group_open(a, a->cfg->functions.tx_timeout_ms, err);
 	if (rc != ALYX_OK)
 		return rc;
 	rc = eval_exprs(a, coll, id, data, err);
@@ -821,8 +822,9 @@ static void tx_expire(alyx__fn_inv *inv)
 static int tx_expired_error(alyx__fn_inv *inv, alyx__err *err)
 {
 	return alyx__err_set(err, ALYX_E_TIMEOUT, NULL,
-			     "transaction %s was open longer than %d ms and "
-			     "was rolled back", inv->tx_id, ALYX__FN_TX_MS);
+			     "transaction %s was open longer than %lld ms and "
+			     "was rolled back", inv->tx_id,
+			     (long long)inv->a->cfg->functions.tx_timeout_ms);
 }
 
 /* The "tx" of a request must name the open transaction; a request
@@ -862,15 +864,17 @@ static int db_tx(alyx__fn_inv *inv, const cJSON *body, char **out,
 			return alyx__err_set(err, ALYX_E_MISUSE, NULL,
 					     "transaction %s is already open",
 					     inv->tx_id);
-		rc = alyx__group_open(inv->a, ALYX__FN_TX_MS, err);
+		int64_t ms = inv->a->cfg->functions.tx_timeout_ms;
+
+		rc = alyx__group_open(inv->a, ms, err);
 		if (rc != ALYX_OK)
 			return rc;
 		inv->tx = TX_OPEN;
 		snprintf(inv->tx_id, sizeof(inv->tx_id), "tx_%lld",
 			 (long long)++inv->tx_seq);
-		inv->tx_deadline = alyx__mono_ms() + ALYX__FN_TX_MS;
-		*out = alyx__asprintf("{\"tx\":\"%s\",\"timeout_ms\":%d}",
-				      inv->tx_id, ALYX__FN_TX_MS);
+		inv->tx_deadline = alyx__mono_ms() + ms;
+		*out = alyx__asprintf("{\"tx\":\"%s\",\"timeout_ms\":%lld}",
+				      inv->tx_id, (long long)ms);
 	} else if (!strcmp(op, "commit") || !strcmp(op, "rollback")) {
 		bool commit = !strcmp(op, "commit");
 

@@ -133,6 +133,7 @@ static void check_defaults(const alyx__config *c)
 	ASSERT_STR_EQ(c->functions.container_socket, "/var/run/docker.sock");
 	ASSERT_EQ(c->functions.container.pids_limit, 128);
 	ASSERT_EQ(c->functions.container.start_timeout_ms, 30000);
+	ASSERT_EQ(c->functions.tx_timeout_ms, 5000);
 	ASSERT_STR_EQ(c->functions.container.user, "");
 	ASSERT_STR_EQ(c->functions.node.image, "alyx-node:local");
 	ASSERT_STR_EQ(c->functions.python.image, "alyx-python:local");
@@ -222,6 +223,7 @@ TEST(every_section)
 		"password_reset: 2/day, oauth: 30/hour}\n"
 		"functions:\n"
 		"  runner: container\n  sandbox: none\n  dir: fns\n"
+		"  transaction_timeout: 100ms\n"
 		"  node: {min_warm: 0, max_instances: 3, idle_timeout: 2m, "
 		"exec_timeout: 5s, memory_limit: 512mb, cpu_limit: 0.5, "
 		"image: my/node:20}\n"
@@ -295,6 +297,7 @@ TEST(every_section)
 	ASSERT_STR_EQ(c->functions.container_socket, "/run/podman.sock");
 	ASSERT_EQ(c->functions.container.pids_limit, 64);
 	ASSERT_EQ(c->functions.container.start_timeout_ms, 5000);
+	ASSERT_EQ(c->functions.tx_timeout_ms, 100);
 	ASSERT_STR_EQ(c->functions.container.user, "65534:65534");
 	ASSERT_EQ(c->functions.python.max_instances, 10);
 	ASSERT_EQ(c->realtime.poll_interval_ms, 20);
@@ -402,6 +405,12 @@ TEST(err_bad_values)
 		   "expected one of process, container, got 'docker'");
 	expect_err("functions:\n  container: {pids_limit: 2}\n", ALYX_E_CONFIG,
 		   2, 27, "functions.container.pids_limit");
+	expect_err("functions:\n  transaction_timeout: 6s\n", ALYX_E_CONFIG,
+		   2, 24, "functions.transaction_timeout: 6000 ms is more than "
+		   "database.busy_timeout_ms (5000)");
+	expect_err("database: {busy_timeout_ms: 10000}\nfunctions:\n"
+		   "  transaction_timeout: 50ms\n", ALYX_E_CONFIG, 3, 24,
+		   "functions.transaction_timeout: expected a duration");
 	expect_err("functions:\n  container: {start_timeout: 1ms}\n",
 		   ALYX_E_CONFIG, 2, 30, "functions.container.start_timeout: "
 		   "expected a duration like 500ms, 30s, 15m, 2h or 7d (at "

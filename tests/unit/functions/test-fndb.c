@@ -338,9 +338,17 @@ static void concurrent_transactions(alyx *a)
 	ASSERT_OK(h2.rc);
 }
 
+/* functions.transaction_timeout of the transaction tests (5 s by
+ * default). */
+#define TX_MS 1500
+
 static void transactions(const char *file, const char *code, bool bound)
 {
-	alyx *a = db_project();
+	alyx *a = db_project_cfg(
+		"functions:\n"
+		"  transaction_timeout: 1500ms\n"
+		"  node: {min_warm: 0, max_instances: 2, exec_timeout: 10s}\n"
+		"  python: {min_warm: 0, max_instances: 2, exec_timeout: 10s}\n");
 	cJSON *res, *out;
 	char in[96];
 
@@ -388,7 +396,7 @@ static void transactions(const char *file, const char *code, bool bound)
 		spit("functions/tx.yaml", "timeout: 12s\n");
 		spit("functions/touch.txt", "x");	/* rescan now */
 		snprintf(in, sizeof(in), "{\"mode\":\"bound\",\"ms\":%d}",
-			 ALYX__FN_TX_MS + 400);
+			 TX_MS + 400);
 		ASSERT_OK(call(a, NULL, "tx", in, &res));
 		out = output(res);
 		ASSERT_STR_EQ(str(out, "code"), "TIMEOUT");
