@@ -238,11 +238,11 @@ int alyx__auth_insert_account(struct alyx *a, const char *uid,
 			      const char *email, bool verified,
 			      const cJSON *fields, alyx__err *err);
 
+/* ---- OAuth (oauth.c) ---- */
 /* alyx_auth_oauth_start with the client's address (NULL: not counted):
  * RATELIMIT past auth.rate_limit.oauth sign-in starts per address. */
 int alyx__oauth_start(struct alyx *a, const char *name,
 		      const char *redirect_uri, const char *ip, char **out);
-/* ---- OAuth (oauth.c) ---- */
 /* auth.oauth.redirect_url with {provider} replaced, else a copy of
  * `fallback` (NULL if that is NULL too). */
 char *alyx__oauth_redirect_uri(const alyx__config *cfg, const char *name,

@@ -1425,12 +1425,13 @@ static void type_rest(tctx *t, const raw_top *r)
 		set_str(t, &c->functions.container.user, ct->user, "");
 	}
 	/* A function's transaction holds the writer: other processes'
-	 * writers wait for it up to the busy timeout, so it may not be
-	 * longer. */
+	 * writers wait for it up to the busy timeout, so a bound set here
+	 * may not be longer (the default stays 5 s whatever the busy
+	 * timeout, as before the setting existed). */
 	c->functions.tx_timeout_ms = get_duration(t,
 		"functions.transaction_timeout", f->transaction_timeout, 100,
 		5000);
-	if (t->rc == ALYX_OK &&
+	if (t->rc == ALYX_OK && f->transaction_timeout &&
 	    c->functions.tx_timeout_ms > c->database.busy_timeout_ms)
 		t->rc = verr(t->l, "functions.transaction_timeout", "%lld ms "
 			     "is more than database.busy_timeout_ms (%lld): "

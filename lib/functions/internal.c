@@ -860,12 +860,12 @@ static int db_tx(alyx__fn_inv *inv, const cJSON *body, char **out,
 	if (rc != ALYX_OK)
 		return rc;
 	if (!strcmp(op, "begin")) {
+		int64_t ms = inv->a->cfg->functions.tx_timeout_ms;
+
 		if (inv->tx == TX_OPEN)
 			return alyx__err_set(err, ALYX_E_MISUSE, NULL,
 					     "transaction %s is already open",
 					     inv->tx_id);
-		int64_t ms = inv->a->cfg->functions.tx_timeout_ms;
-
 		rc = alyx__group_open(inv->a, ms, err);
 		if (rc != ALYX_OK)
 			return rc;

@@ -408,6 +408,13 @@ TEST(err_bad_values)
 	expect_err("functions:\n  transaction_timeout: 6s\n", ALYX_E_CONFIG,
 		   2, 24, "functions.transaction_timeout: 6000 ms is more than "
 		   "database.busy_timeout_ms (5000)");
+	/* Unset, the bound stays 5 s whatever the busy timeout. */
+	{
+		alyx__config *c = load_ok("database: {busy_timeout_ms: 0}\n");
+
+		ASSERT_EQ(c->functions.tx_timeout_ms, 5000);
+		alyx__config_free(c);
+	}
 	expect_err("database: {busy_timeout_ms: 10000}\nfunctions:\n"
 		   "  transaction_timeout: 50ms\n", ALYX_E_CONFIG, 3, 24,
 		   "functions.transaction_timeout: expected a duration");
