@@ -8,6 +8,7 @@
  * Alyx sends no email: a link goes to the configured webhook (or, from
  * the server in dev mode, to the log).
  */
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -268,40 +269,28 @@ int alyx__webhook_sign(const unsigned char *key, size_t klen,
 }
 
 /* The Standard Webhooks headers of one POST when a secret is configured:
- * webhook-id (msg_ and 32 random hex digits), webhook-timestamp (Unix
- * seconds) and webhook-signature, each a NUL-ended line in `b` at the
- * offsets put in at[]. */
+ * `id` and `ts` the webhook-id (msg_ and 32 random hex digits) and
+ * webhook-timestamp (Unix seconds) lines, `sig` the webhook-signature
+ * line. */
 static int sign_headers(const alyx__config *cfg, const char *body,
-			alyx_buf *b, size_t at[3], alyx__err *err)
+			char id[64], char ts[48], alyx_buf *sig,
+			alyx__err *err)
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned char rnd[16];
-	char id[4 + 32 + 1] = "msg_";
-	int64_t ts = alyx__now_ms() / 1000;
-	size_t i;
+	char mid[4 + 32 + 1] = "msg_";
+	int64_t now = alyx__now_ms() / 1000;
 	int rc;
 
 	if (!alyx__random(rnd, sizeof(rnd)))
 		return alyx__err_set(err, ALYX_E_INTERNAL, NULL,
 				     "no random bytes for the webhook id");
-	for (i = 0; i < sizeof(rnd); i++) {
-		id[4 + 2 * i] = hex[rnd[i] >> 4];
-		id[5 + 2 * i] = hex[rnd[i] & 15];
-	}
-	id[sizeof(id) - 1] = '\0';
-	at[0] = b->len;
-	alyx__buf_addf(b, "webhook-id: %s", id);
-	alyx__buf_addc(b, '\0');
-	at[1] = b->len;
-	alyx__buf_addf(b, "webhook-timestamp: %lld", (long long)ts);
-	alyx__buf_addc(b, '\0');
-	at[2] = b->len;
-	alyx__buf_adds(b, "webhook-signature: ");
+	alyx__hex(rnd, sizeof(rnd), mid + 4);
+	snprintf(id, 64, "webhook-id: %s", mid);
+	snprintf(ts, 48, "webhook-timestamp: %lld", (long long)now);
+	alyx__buf_adds(sig, "webhook-signature: ");
 	rc = alyx__webhook_sign(cfg->auth.email.webhook_key,
-				cfg->auth.email.webhook_key_len, id, ts, body,
-				b);
-	if (rc == ALYX_OK && b->err)
-		rc = ALYX_E_NOMEM;
+				cfg->auth.email.webhook_key_len, mid, now,
+				body, sig);
 	if (rc != ALYX_OK)
 		return alyx__err_set(err, rc, NULL, rc == ALYX_E_NOMEM ?
 				     "out of memory" :
@@ -315,9 +304,9 @@ int alyx__link_send(const alyx__config *cfg, const alyx__link *l,
 	const char *hdrs[6] = {
 		"Content-Type: application/json", "Accept: */*", NULL
 	};
+	char id[64], ts[48];
 	long status = 0;
 	alyx_buf resp, sig;
-	size_t at[3];
 	int rc = ALYX_OK;
 
 	if (!cfg->auth.email.webhook)
@@ -325,10 +314,10 @@ int alyx__link_send(const alyx__config *cfg, const alyx__link *l,
 	alyx__buf_init(&resp, 64 * 1024);
 	alyx__buf_init(&sig, 0);
 	if (cfg->auth.email.webhook_key) {
-		rc = sign_headers(cfg, l->payload, &sig, at, err);
-		/* The lines' offsets hold: sig is not written again. */
-		for (size_t i = 0; rc == ALYX_OK && i < 3; i++)
-			hdrs[2 + i] = sig.data + at[i];
+		rc = sign_headers(cfg, l->payload, id, ts, &sig, err);
+		hdrs[2] = id;
+		hdrs[3] = ts;
+		hdrs[4] = sig.data;
 	}
 	if (rc == ALYX_OK)
 		rc = alyx__fetch("POST", cfg->auth.email.webhook, hdrs,

@@ -131,10 +131,8 @@ static bool ct_equal(const char *a, const char *b, size_t n)
 int alyx__fn_inv_begin(alyx *a, const alyx__fn_def *d, int64_t ttl_ms,
 		       alyx__fn_inv **out, alyx__err *err)
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned char rnd[32];
 	alyx__fn_inv *inv;
-	size_t i;
 
 	(void)d;
 	*out = NULL;
@@ -144,10 +142,7 @@ int alyx__fn_inv_begin(alyx *a, const alyx__fn_def *d, int64_t ttl_ms,
 	inv = alyx__calloc(1, sizeof(*inv));
 	if (!inv)
 		return alyx__err_set(err, ALYX_E_NOMEM, NULL, "out of memory");
-	for (i = 0; i < sizeof(rnd); i++) {
-		inv->secret[2 * i] = hex[rnd[i] >> 4];
-		inv->secret[2 * i + 1] = hex[rnd[i] & 15];
-	}
+	alyx__hex(rnd, sizeof(rnd), inv->secret);
 	inv->a = a;
 	inv->expires = alyx__mono_ms() + ttl_ms;
 	inv->wake = thread_wake_fd();

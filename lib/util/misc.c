@@ -152,18 +152,26 @@ bool alyx__uuid_valid(const char *s, size_t n)
 	return true;
 }
 
-void alyx__sha256_hex(const void *p, size_t n, char out[65])
+void alyx__hex(const void *p, size_t n, char *out)
 {
 	static const char hex[] = "0123456789abcdef";
+	const unsigned char *s = p;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		out[i * 2] = hex[s[i] >> 4];
+		out[i * 2 + 1] = hex[s[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+void alyx__sha256_hex(const void *p, size_t n, char out[65])
+{
 	unsigned char md[32];
-	unsigned int mdlen = 0, i;
+	unsigned int mdlen = 0;
 
 	EVP_Digest(p, n, md, &mdlen, EVP_sha256(), NULL);
-	for (i = 0; i < 32; i++) {
-		out[i * 2] = hex[md[i] >> 4];
-		out[i * 2 + 1] = hex[md[i] & 15];
-	}
-	out[64] = '\0';
+	alyx__hex(md, 32, out);
 }
 
 bool alyx__hmac_sha256(const void *key, size_t klen, const void *p,

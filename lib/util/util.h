@@ -177,6 +177,8 @@ void alyx__uuid_v7_pooled(char out[37]);
 bool alyx__uuid_valid(const char *s, size_t n);
 /* Random bytes from OpenSSL; false on failure. */
 bool alyx__random(void *p, size_t n);
+/* The n bytes at p as 2n lower-case hex digits and a NUL at out. */
+void alyx__hex(const void *p, size_t n, char *out);
 /* Lower-case hex SHA-256 of n bytes (65 bytes). */
 void alyx__sha256_hex(const void *p, size_t n, char out[65]);
 /* HMAC-SHA256 of n bytes under a klen-byte key into out; false on an
